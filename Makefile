@@ -1,0 +1,112 @@
+# mobileclip.c build.
+#   make            library build/libmobileclip.a and CLI build/mobileclip
+#   make test       every test (fixture parity, kernels, hostile files under ASan/UBSan)
+#   make fuzz       bounded fuzzing of the file parsers (clang libFuzzer)
+#   make bench      the benchmark figures
+# Switches: OPENMP=0|1 (default 1), BLAS=openblas (default none), CUDA=1, MPI=1, DEBUG=1.
+
+CC      ?= gcc
+OPENMP  ?= 1
+BLAS    ?=
+PREFIX  ?= /usr/local
+SHAREDIR ?= $(PREFIX)/share/mobileclip
+
+B := build
+PKGS := libpng libjpeg zlib libutf8proc libpcre2-8 libwebp libwebpdemux libcurl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+OPT ?= -O2
+ifdef DEBUG
+OPT := -O0
+endif
+CFLAGS_BASE := -std=gnu11 $(OPT) -g -Wall -Wextra -Wno-unused-parameter -Wshadow -fno-strict-aliasing \
+               -Iinclude -Isrc $(PKG_CFLAGS) -DMC_SHARE_DIR='"$(SHAREDIR)"'
+LIBS := $(PKG_LIBS) -lm -lpthread
+ifeq ($(OPENMP),1)
+CFLAGS_BASE += -fopenmp
+LIBS += -fopenmp
+endif
+ifeq ($(BLAS),openblas)
+CFLAGS_BASE += -DMC_USE_OPENBLAS $(shell pkg-config --cflags openblas 2>/dev/null)
+LIBS += $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+endif
+CFLAGS := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
+
+# SIMD kernels are compiled per file with their own target flags and picked at run time.
+SIMD_FLAGS_avx2   := -mavx2 -mfma -mf16c
+SIMD_FLAGS_avx512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx2 -mfma -mf16c
+
+LIB_SRC  := $(sort $(wildcard src/*.c))
+CLI_SRC  := $(sort $(wildcard cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TESTS    := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
+
+define obj_rule
+$(1)/%.o: src/%.c $$(wildcard include/*.h src/*.h) | $(1)
+	$$(CC) $$(CFLAGS) $(2) $$(if $$(findstring _avx512,$$*),$$(SIMD_FLAGS_avx512),$$(if $$(findstring _avx2,$$*),$$(SIMD_FLAGS_avx2))) -c $$< -o $$@
+endef
+
+LIB_OBJ := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRC))
+$(eval $(call obj_rule,$(B)/obj,))
+
+all: $(B)/libmobileclip.a $(B)/mobileclip
+
+$(B)/obj $(B)/cli $(B)/tests $(B)/san $(B)/fuzz:
+	mkdir -p $@
+
+$(B)/libmobileclip.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/cli/%.o: cli/%.c $(wildcard cli/*.h include/*.h) | $(B)/cli
+	$(CC) $(CFLAGS) -Icli -c $< -o $@
+
+$(B)/mobileclip: $(patsubst cli/%.c,$(B)/cli/%.o,$(CLI_SRC)) $(B)/libmobileclip.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
+
+$(B)/tests/%: tests/%.c tests/test.h $(B)/libmobileclip.a | $(B)/tests
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(B)/libmobileclip.a $(LIBS)
+
+# Sanitizer build of the library and of the parser tests (ASan + UBSan).
+SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+SAN_TESTS_SRC := $(filter tests/test_json.c tests/test_checkpoint.c tests/test_hostile.c tests/test_tokenizer.c tests/test_image.c tests/test_npy.c,$(TEST_SRC))
+SAN_TESTS := $(patsubst tests/%.c,$(B)/san/%,$(SAN_TESTS_SRC))
+SAN_OBJ := $(patsubst src/%.c,$(B)/san/obj/%.o,$(LIB_SRC))
+$(B)/san/obj:
+	mkdir -p $@
+$(B)/san/obj/%.o: src/%.c $(wildcard include/*.h src/*.h) | $(B)/san/obj
+	$(CC) $(CFLAGS) $(SAN_FLAGS) $(if $(findstring _avx512,$*),$(SIMD_FLAGS_avx512),$(if $(findstring _avx2,$*),$(SIMD_FLAGS_avx2))) -c $< -o $@
+$(B)/san/libmobileclip.a: $(SAN_OBJ)
+	rm -f $@ && ar rcs $@ $^
+$(B)/san/%: tests/%.c tests/test.h $(B)/san/libmobileclip.a | $(B)/san
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -Itests -o $@ $< $(B)/san/libmobileclip.a $(LIBS)
+
+tests: $(TESTS) $(SAN_TESTS) $(B)/mobileclip
+
+test: tests
+	@bash tests/run_tests.sh $(TESTS) -- $(SAN_TESTS)
+
+# Fuzzing: clang's libFuzzer over the parsers, FUZZ_SECONDS each (bounded).
+FUZZ_SECONDS ?= 30
+FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_BIN := $(patsubst fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
+$(B)/fuzz/%: fuzz/%.c $(LIB_SRC) | $(B)/fuzz
+	clang -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -Iinclude -Isrc $(PKG_CFLAGS) \
+	  -DMC_SHARE_DIR='"$(SHAREDIR)"' -o $@ $< $(filter-out %_avx2.c %_avx512.c,$(LIB_SRC)) $(PKG_LIBS) -lm -lpthread
+fuzz: $(FUZZ_BIN)
+	@bash fuzz/run_fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+
+bench: $(B)/mobileclip
+	@bash bench/run_bench.sh
+
+install: all
+	install -d $(PREFIX)/bin $(PREFIX)/lib $(PREFIX)/include $(SHAREDIR)
+	install -m 755 $(B)/mobileclip $(PREFIX)/bin/
+	install -m 644 $(B)/libmobileclip.a $(PREFIX)/lib/
+	install -m 644 include/mobileclip.h $(PREFIX)/include/
+
+clean:
+	rm -rf $(B)
+
+.PHONY: all test tests fuzz bench install clean
+.SECONDARY:

@@ -1,0 +1,61 @@
+/*
+ * cli.h - shared pieces of the mobileclip command-line tool: the command
+ * table, the option parser (options may come before or after positional
+ * arguments; "--" ends options) and error printing.
+ */
+#ifndef MC_CLI_H
+#define MC_CLI_H
+
+#include "mobileclip.h"
+
+#include <stdio.h>
+
+typedef struct cli_opt {
+    const char *name;     /* long name without "--", e.g. "vocab" */
+    char short_name;      /* e.g. 'm', or 0 */
+    int takes_value;      /* 1: "--vocab F" or "--vocab=F" */
+    int repeatable;       /* 1: may be given several times */
+    const char *help;     /* "FILE  the BPE vocabulary" */
+} cli_opt;
+
+#define CLI_MAX_VALUES 64
+
+typedef struct cli_args {
+    const cli_opt *opts;
+    int n_opts;
+    int count[64];                        /* times each option was seen */
+    const char *value[64][CLI_MAX_VALUES];/* values, in order */
+    const char **pos;                     /* positional arguments */
+    int n_pos;
+} cli_args;
+
+/* Parses argv[1..argc) (argv[0] is the command name).  Prints an error and
+ * returns nonzero on an unknown option or a missing value; "--help"/"-h" sets
+ * *want_help. */
+int cli_parse(int argc, char **argv, const cli_opt *opts, int n_opts, cli_args *out,
+              int *want_help);
+void cli_args_free(cli_args *a);
+int cli_has(const cli_args *a, const char *name);
+const char *cli_get(const cli_args *a, const char *name);          /* last value or NULL */
+int cli_get_all(const cli_args *a, const char *name, const char ***values);
+/* Prints "usage" then the option table. */
+void cli_print_help(FILE *f, const char *usage, const char *about, const cli_opt *opts, int n_opts);
+/* Prints "mobileclip: <message>" to stderr for err and returns 1. */
+int cli_error(const mc_error *err);
+int cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Parses "a,b,c" into 3 floats. */
+int cli_parse_floats3(const char *s, float out[3]);
+int cli_parse_int(const char *s, int *out);
+
+typedef struct cli_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);   /* argv[0] is the command name */
+} cli_command;
+
+/* Commands, one file each (cli/cmd_*.c). */
+int cmd_tokenize(int argc, char **argv);
+int cmd_preprocess(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+
+#endif

@@ -1,0 +1,35 @@
+/*
+ * main.c - the mobileclip command-line tool: dispatches to one command per
+ * file (cli/cmd_*.c).  The CLI prints and exits; the library never does.
+ */
+#include "cli.h"
+
+#include <string.h>
+
+static const cli_command commands[] = {
+    {"tokenize", "print the CLIP token ids of texts", cmd_tokenize},
+    {"preprocess", "decode, resize, crop and normalise an image into a .npy tensor", cmd_preprocess},
+    {"info", "open and validate a model; print its format, config and sizes", cmd_info},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "mobileclip %s - MobileCLIP and MobileCLIP2 in C\n\n"
+               "usage: mobileclip COMMAND [options] [arguments]\n\ncommands:\n", mc_version());
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n'mobileclip COMMAND --help' describes a command.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { usage(stderr); return 2; }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) { printf("mobileclip %s\n", mc_version()); return 0; }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "mobileclip: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,298 @@
+/*
+ * mobileclip.h - the public interface of mobileclip.c.
+ *
+ * mobileclip.c runs MobileCLIP and MobileCLIP2 image-text models (and trains
+ * them) from the released checkpoints, with no Python.  This header is the only
+ * one a user includes; it is also the manual.
+ *
+ * Conventions
+ *   - Every function that can fail returns an mc_status and, when given a
+ *     non-NULL mc_error*, fills it with the status and a message naming the
+ *     file, tensor or option at fault.  MC_OK is 0.
+ *   - The library never prints and never exits.
+ *   - Objects are opaque.  A loaded mc_model is read-only after load and may be
+ *     shared by any number of threads; each thread uses its own mc_context
+ *     (scratch buffers, last error).
+ *   - Every "params" struct has a *_default_params() constructor: take the
+ *     defaults and change what you need, so that new fields keep old code
+ *     working.
+ *   - Arrays are row-major float32 unless said otherwise; images are CHW.
+ */
+#ifndef MOBILECLIP_H
+#define MOBILECLIP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MC_VERSION_MAJOR 0
+#define MC_VERSION_MINOR 1
+#define MC_VERSION_PATCH 0
+#define MC_VERSION_STRING "0.1.0"
+
+/* ------------------------------------------------------------------------ */
+/* Status codes and errors                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef enum mc_status {
+    MC_OK = 0,
+    MC_ERR_INVALID_ARG,     /* a caller passed a bad argument or option */
+    MC_ERR_IO,              /* a file could not be opened, read or written */
+    MC_ERR_FORMAT,          /* a file is malformed, truncated or hostile */
+    MC_ERR_UNSUPPORTED,     /* valid input that this version does not handle */
+    MC_ERR_MISSING_TENSOR,  /* a checkpoint lacks a tensor the model needs */
+    MC_ERR_UNEXPECTED_TENSOR, /* a checkpoint holds a tensor the model does not use */
+    MC_ERR_SHAPE,           /* a tensor has the wrong shape or dtype */
+    MC_ERR_NOMEM,           /* an allocation failed or a size overflowed */
+    MC_ERR_IMAGE,           /* an image could not be decoded */
+    MC_ERR_TOKENIZER,       /* the vocabulary is missing or malformed */
+    MC_ERR_CONFIG,          /* a model configuration is missing or invalid */
+    MC_ERR_NETWORK,         /* a download failed */
+    MC_ERR_CHECKSUM,        /* a downloaded file does not match its checksum */
+    MC_ERR_NOT_FOUND,       /* a named model, file or entry does not exist */
+    MC_ERR_INTERNAL,        /* a bug: please report it */
+    MC_STATUS_COUNT
+} mc_status;
+
+#define MC_ERROR_MESSAGE_MAX 1024
+
+typedef struct mc_error {
+    mc_status status;
+    char message[MC_ERROR_MESSAGE_MAX];
+} mc_error;
+
+/* A fixed English description of a status code ("invalid argument", ...). */
+const char *mc_status_string(mc_status status);
+
+/* Resets an error record to MC_OK and an empty message. */
+void mc_error_clear(mc_error *err);
+
+/* The library version, MC_VERSION_STRING at build time. */
+const char *mc_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Checkpoints and tensors (read-only view of a file's tensors)             */
+/* ------------------------------------------------------------------------ */
+
+typedef enum mc_dtype {
+    MC_DTYPE_F32 = 0,
+    MC_DTYPE_F16,
+    MC_DTYPE_BF16,
+    MC_DTYPE_F64,
+    MC_DTYPE_I64,
+    MC_DTYPE_I32,
+    MC_DTYPE_I16,
+    MC_DTYPE_I8,
+    MC_DTYPE_U8,
+    MC_DTYPE_BOOL,
+    MC_DTYPE_COUNT
+} mc_dtype;
+
+#define MC_MAX_DIMS 8
+
+typedef enum mc_file_format {
+    MC_FORMAT_UNKNOWN = 0,
+    MC_FORMAT_TORCH_ZIP,    /* torch.save zip archive: .pt, .pth, .bin */
+    MC_FORMAT_SAFETENSORS   /* .safetensors */
+} mc_file_format;
+
+/* One tensor of a checkpoint.  data is contiguous row-major in dtype, and
+ * stays valid while the mc_checkpoint that returned it is open. */
+typedef struct mc_tensor_info {
+    const char *name;
+    mc_dtype dtype;
+    int ndim;
+    int64_t shape[MC_MAX_DIMS];
+    int64_t numel;
+    size_t nbytes;
+    const void *data;
+} mc_tensor_info;
+
+typedef struct mc_checkpoint mc_checkpoint;
+
+/* Opens a checkpoint of any supported format (decided by content, not by
+ * name): a torch.save zip (the state dict may be wrapped in a dict under
+ * "state_dict", "model" or "module.*" prefixes) or a safetensors file
+ * (memory-mapped).  Untrusted input is safe: every length and offset is
+ * checked, and a pickle may only name the globals a state dict needs. */
+mc_status mc_checkpoint_open(const char *path, mc_checkpoint **out, mc_error *err);
+void mc_checkpoint_close(mc_checkpoint *ckpt);
+mc_file_format mc_checkpoint_format(const mc_checkpoint *ckpt);
+size_t mc_checkpoint_count(const mc_checkpoint *ckpt);
+/* i-th tensor, in the file's order; NULL when out of range. */
+const mc_tensor_info *mc_checkpoint_tensor(const mc_checkpoint *ckpt, size_t i);
+/* Tensor by exact name; NULL when absent. */
+const mc_tensor_info *mc_checkpoint_find(const mc_checkpoint *ckpt, const char *name);
+/* safetensors "__metadata__" value for key, or NULL. */
+const char *mc_checkpoint_metadata(const mc_checkpoint *ckpt, const char *key);
+
+const char *mc_dtype_name(mc_dtype dtype);   /* "F32", "F16", ... */
+size_t mc_dtype_size(mc_dtype dtype);        /* bytes per element */
+
+/* ------------------------------------------------------------------------ */
+/* Tokenizer (CLIP byte-level BPE)                                           */
+/* ------------------------------------------------------------------------ */
+
+#define MC_CONTEXT_LENGTH 77
+#define MC_TOKEN_SOT 49406
+#define MC_TOKEN_EOT 49407
+#define MC_VOCAB_FILENAME "bpe_simple_vocab_16e6.txt.gz"
+#define MC_VOCAB_ENV "MOBILECLIP_VOCAB"
+
+typedef struct mc_tokenizer mc_tokenizer;
+
+/* Loads the BPE merges file (gzip or plain text).  vocab_path may be NULL:
+ * then mc_tokenizer_find_vocab(NULL, ...) decides. */
+mc_status mc_tokenizer_load(const char *vocab_path, mc_tokenizer **out, mc_error *err);
+void mc_tokenizer_free(mc_tokenizer *tok);
+
+/* Finds the vocabulary file.  Search order: $MOBILECLIP_VOCAB; the folder of
+ * near_path (a model file or folder) when non-NULL; ./bpe_simple_vocab_16e6.txt.gz;
+ * the install's share folder (MC_SHARE_DIR at build time).  Writes the path. */
+mc_status mc_tokenizer_find_vocab(const char *near_path, char *path_out, size_t path_cap,
+                                  mc_error *err);
+
+/* Tokenizes one UTF-8 text exactly as the reference does (ftfy.fix_text,
+ * HTML unescape, whitespace cleaning, lower case, CLIP regex, BPE):
+ * writes context_length ids: SOT, tokens, EOT, zero padding; truncated so that
+ * EOT stays last.  Invalid UTF-8 is an MC_ERR_INVALID_ARG. */
+mc_status mc_tokenizer_encode(const mc_tokenizer *tok, const char *text, int context_length,
+                              int32_t *ids_out, mc_error *err);
+
+/* The text the cleaning steps produce (before the regex and BPE); malloc'd,
+ * the caller frees it.  For tests and debugging. */
+mc_status mc_tokenizer_clean(const char *text, char **out, mc_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Images and preprocessing                                                  */
+/* ------------------------------------------------------------------------ */
+
+typedef enum mc_interp {
+    MC_INTERP_BILINEAR = 0,
+    MC_INTERP_BICUBIC
+} mc_interp;
+
+typedef enum mc_resize_mode {
+    MC_RESIZE_SHORTEST = 0,  /* shortest side to size, then centre crop */
+    MC_RESIZE_SQUASH         /* both sides to size, no crop */
+} mc_resize_mode;
+
+/* 8-bit RGB, row-major HWC, owned by the struct (free with mc_image_free). */
+typedef struct mc_image {
+    int width;
+    int height;
+    uint8_t *rgb;
+} mc_image;
+
+typedef struct mc_preprocess_params {
+    int size;                   /* output side, e.g. 256 */
+    mc_interp interp;
+    mc_resize_mode resize_mode;
+    float mean[3];
+    float std[3];
+    int apply_exif;             /* 1: honour EXIF orientation (default) */
+} mc_preprocess_params;
+
+/* size 256, bilinear, shortest, mean 0, std 1, apply_exif 1 (MobileCLIP v1). */
+mc_preprocess_params mc_preprocess_default_params(void);
+
+/* Decodes JPEG, PNG or WebP into RGB as Pillow's open(f).convert("RGB")
+ * does (L, LA, P, RGBA, CMYK, 16-bit).  apply_exif rotates/flips by the EXIF
+ * orientation tag as ImageOps.exif_transpose does. */
+mc_status mc_image_load(const char *path, int apply_exif, mc_image *out, mc_error *err);
+mc_status mc_image_load_memory(const void *data, size_t len, int apply_exif, mc_image *out,
+                               mc_error *err);
+void mc_image_free(mc_image *img);
+
+/* torchvision Resize(size) with Pillow's antialiased resampling, then
+ * CenterCrop(size) (or squash): the uint8 pixels before ToTensor. */
+mc_status mc_image_resize_crop(const mc_image *in, int size, mc_interp interp,
+                               mc_resize_mode mode, mc_image *out, mc_error *err);
+
+/* ToTensor and Normalize: out is float32 [3, h, w]. */
+void mc_image_to_tensor(const mc_image *img, const float mean[3], const float std[3],
+                        float *out);
+
+/* The whole pipeline from a file: out is float32 [3, size, size]. */
+mc_status mc_image_preprocess_file(const char *path, const mc_preprocess_params *params,
+                                   float *out, mc_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Models                                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef struct mc_model mc_model;
+typedef struct mc_context mc_context;
+
+typedef struct mc_model_params {
+    const char *config_path;  /* config.json / open_clip_config.json; NULL: beside the model */
+    const char *model_name;   /* official name when the config must be built in; NULL: guess */
+    const char *vocab_path;   /* tokenizer vocabulary; NULL: mc_tokenizer_find_vocab */
+    int load_image_tower;     /* 1 (default) */
+    int load_text_tower;      /* 1 (default) */
+    int reparameterize;       /* 1 (default): fold train-time branches at load */
+} mc_model_params;
+
+mc_model_params mc_model_default_params(void);
+
+/* Loads a model from a checkpoint file or a folder that holds one. */
+mc_status mc_model_load(const char *path, const mc_model_params *params, mc_model **out,
+                        mc_error *err);
+void mc_model_free(mc_model *model);
+
+typedef struct mc_model_info {
+    const char *family;       /* "mobileclip" (v1 repo layout) or "open_clip" */
+    const char *image_arch;   /* "mci0" ... "fastvit_mci4", "vit_b16", ... */
+    const char *text_arch;    /* "mct", "base", "open_clip" */
+    mc_file_format format;
+    int image_size;
+    int embed_dim;
+    int context_length;
+    int64_t n_tensors;
+    int64_t n_params;
+    int64_t n_params_image;
+    int64_t n_params_text;
+    mc_preprocess_params preprocess;
+    float logit_scale;        /* exp of the stored parameter */
+} mc_model_info;
+
+void mc_model_get_info(const mc_model *model, mc_model_info *info);
+/* The model's tokenizer (loaded with the model when the text tower is). */
+const mc_tokenizer *mc_model_tokenizer(const mc_model *model);
+
+typedef struct mc_context_params {
+    int n_threads;            /* 0: one per core */
+    int max_batch;            /* activations are planned for this batch (default 1, grows) */
+} mc_context_params;
+
+mc_context_params mc_context_default_params(void);
+mc_status mc_context_new(const mc_model *model, const mc_context_params *params,
+                         mc_context **out, mc_error *err);
+void mc_context_free(mc_context *ctx);
+/* The last error raised through this context. */
+const mc_error *mc_context_last_error(const mc_context *ctx);
+
+/* pixels: float32 [n, 3, S, S] preprocessed; out: float32 [n, embed_dim]. */
+mc_status mc_encode_image(mc_context *ctx, const float *pixels, int n, int normalize, float *out);
+/* tokens: int32 [n, context_length]; out: float32 [n, embed_dim]. */
+mc_status mc_encode_text(mc_context *ctx, const int32_t *tokens, int n, int normalize, float *out);
+
+/* ------------------------------------------------------------------------ */
+/* .npy files (float32, little-endian, C order)                              */
+/* ------------------------------------------------------------------------ */
+
+/* Writes data as a .npy array of the given shape (atomically: temp + rename). */
+mc_status mc_npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape,
+                           mc_error *err);
+/* Reads a float32 (or float64, converted) .npy; *data is malloc'd. */
+mc_status mc_npy_read_f32(const char *path, float **data, int *ndim, int64_t shape[MC_MAX_DIMS],
+                          mc_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MOBILECLIP_H */

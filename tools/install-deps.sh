@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Debian packages mobileclip.c needs to build and test.
+# Run as root (or with sudo).  Safe to run again.
+set -euo pipefail
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+PKGS="build-essential pkg-config clang libclang-rt-14-dev
+      zlib1g-dev libpng-dev libjpeg62-turbo-dev libwebp-dev
+      libutf8proc-dev libpcre2-dev libcurl4-openssl-dev libomp-dev"
+missing=""
+for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
