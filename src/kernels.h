@@ -1,0 +1,90 @@
+/*
+ * kernels.h - the numeric kernels every model block is built from.
+ *
+ * Each kernel has a plain scalar reference version (kernels_ref.c, suffix
+ * _ref) that is the oracle for its fast versions (SIMD, threaded).  The
+ * unsuffixed entry points dispatch to the fastest version the CPU supports;
+ * tests compare the two on odd sizes.
+ *
+ * Layouts: feature maps are NCHW float32; sequences are [rows, dim] row-major.
+ * Linear weights are [out, in] (PyTorch nn.Linear); conv weights are
+ * [cout, cin/groups, kh, kw] (PyTorch nn.Conv2d).
+ */
+#ifndef MC_KERNELS_H
+#define MC_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum mc_act {
+    MC_ACT_NONE = 0,
+    MC_ACT_RELU,
+    MC_ACT_GELU,        /* exact: 0.5 x (1 + erf(x / sqrt 2)) */
+    MC_ACT_GELU_TANH,   /* tanh approximation */
+    MC_ACT_QUICK_GELU,  /* x sigmoid(1.702 x) */
+    MC_ACT_SIGMOID
+} mc_act;
+
+typedef struct mc_conv2d_desc {
+    int cin, cout;
+    int kh, kw;
+    int sh, sw;     /* stride */
+    int ph, pw;     /* zero padding */
+    int groups;
+} mc_conv2d_desc;
+
+static inline int mc_conv_out(int in, int k, int s, int p) { return (in + 2 * p - k) / s + 1; }
+
+/* Applies act to x[0..n) in place. */
+void mc_act_apply(float *x, size_t n, mc_act act);
+void mc_act_apply_ref(float *x, size_t n, mc_act act);
+
+/* y[m, n] = act(x[m, k] . w[n, k]^T + b[n]);  b may be NULL. */
+void mc_linear(const float *x, const float *w, const float *b, int m, int k, int n, float *y, mc_act act);
+void mc_linear_ref(const float *x, const float *w, const float *b, int m, int k, int n, float *y, mc_act act);
+
+/* c[m, n] = alpha * op(a) . op(b) + beta * c, row-major with leading dimensions;
+ * op(a) = a[m, k] (ta = 0) or a[k, m]^T (ta = 1); op(b) = b[k, n] or b[n, k]^T. */
+void mc_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+             const float *b, int ldb, float beta, float *c, int ldc);
+void mc_gemm_ref(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                 const float *b, int ldb, float beta, float *c, int ldc);
+
+/* y[n, cout, oh, ow] = act(conv(x[n, cin, h, w], w) + b);  b may be NULL. */
+void mc_conv2d(const mc_conv2d_desc *d, const float *w, const float *b, const float *x, int n,
+               int h, int wd, float *y, mc_act act);
+void mc_conv2d_ref(const mc_conv2d_desc *d, const float *w, const float *b, const float *x, int n,
+                   int h, int wd, float *y, mc_act act);
+
+/* LayerNorm over the last dim of x[rows, dim]; g, b may be NULL (no affine). */
+void mc_layernorm(const float *x, int rows, int dim, const float *g, const float *b, float eps,
+                  float *y);
+void mc_layernorm_ref(const float *x, int rows, int dim, const float *g, const float *b, float eps,
+                      float *y);
+
+/* LayerNorm over channels of NCHW x (timm LayerNorm2d): per (n, h, w). */
+void mc_layernorm_nchw(const float *x, int n, int c, int hw, const float *g, const float *b,
+                       float eps, float *y);
+void mc_layernorm_nchw_ref(const float *x, int n, int c, int hw, const float *g, const float *b,
+                           float eps, float *y);
+
+/* Softmax over each row of x[rows, cols] in place. */
+void mc_softmax_rows(float *x, int rows, int cols);
+void mc_softmax_rows_ref(float *x, int rows, int cols);
+
+/* Multi-head scaled dot-product attention for one sequence.
+ * q, k, v: [t, heads * hd] with row stride ld (elements); out: [t, heads * hd]
+ * (row stride heads * hd).  causal: position i attends to j <= i.
+ * scratch: at least t * t floats. */
+void mc_attention(const float *q, const float *k, const float *v, int ld, int t, int heads, int hd,
+                  int causal, float *out, float *scratch);
+void mc_attention_ref(const float *q, const float *k, const float *v, int ld, int t, int heads,
+                      int hd, int causal, float *out, float *scratch);
+
+/* Kernel set in use ("scalar", "avx2", "avx512"), chosen once at first use. */
+const char *mc_kernels_name(void);
+/* Thread count used by the kernels (0 = one per core). */
+void mc_kernels_set_threads(int n);
+int mc_kernels_get_threads(void);
+
+#endif /* MC_KERNELS_H */

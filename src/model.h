@@ -1,0 +1,49 @@
+/*
+ * model.h - internal structure of a loaded model: an image tower and a text
+ * tower behind small interfaces, their weights in one arena, and the pieces
+ * (config, tokenizer, logit scale) the public API exposes.
+ *
+ * A tower is read-only after load.  Its forward pass runs in a caller-given
+ * workspace of tower->workspace_floats(tower, n) floats (planned once per batch
+ * size by the context) and allocates nothing.
+ */
+#ifndef MC_MODEL_H
+#define MC_MODEL_H
+
+#include "kernels.h"
+#include "mc_internal.h"
+#include "weights.h"
+
+typedef struct mc_image_tower mc_image_tower;
+struct mc_image_tower {
+    const char *arch;        /* "mci0", "fastvit_mci3", "vit_b16", ... */
+    int image_size;          /* input side */
+    int out_dim;             /* embedding dim after projection */
+    int64_t n_params;
+    void *impl;              /* the architecture's own struct (weights point into the arena) */
+    /* pixels [n, 3, S, S] -> out [n, out_dim] (before L2 normalisation) */
+    mc_status (*forward)(const mc_image_tower *t, float *ws, const float *pixels, int n, float *out,
+                         mc_error *err);
+    size_t (*workspace_floats)(const mc_image_tower *t, int n);
+    void (*destroy)(mc_image_tower *t);   /* frees impl (not the arena); may be NULL */
+};
+
+typedef struct mc_text_tower mc_text_tower;
+struct mc_text_tower {
+    const char *arch;        /* "mct", "base", "open_clip" */
+    int context_length;
+    int vocab_size;
+    int out_dim;
+    int64_t n_params;
+    void *impl;
+    /* tokens [n, context_length] -> out [n, out_dim] (before L2 normalisation) */
+    mc_status (*forward)(const mc_text_tower *t, float *ws, const int32_t *tokens, int n, float *out,
+                         mc_error *err);
+    size_t (*workspace_floats)(const mc_text_tower *t, int n);
+    void (*destroy)(mc_text_tower *t);
+};
+
+/* L2-normalises each row of x[n, d] in place (as F.normalize, eps 1e-12). */
+void mc_l2_normalize_rows(float *x, int n, int d);
+
+#endif /* MC_MODEL_H */

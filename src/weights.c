@@ -1,0 +1,205 @@
+/*
+ * weights.c - the weight arena and the name binder (see weights.h).
+ */
+#include "weights.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct mc_arena_chunk {
+    mc_arena_chunk *next;
+    size_t size, used;
+    unsigned char *mem;
+};
+
+#define MC_ARENA_CHUNK (16u << 20)
+
+void *mc_arena_alloc(mc_arena *a, size_t bytes) {
+    size_t need;
+    if (!mc_size_add(bytes, 63, &need)) return NULL;
+    need &= ~(size_t)63;
+    if (need == 0) need = 64;
+    mc_arena_chunk *c = a->head;
+    if (!c || c->size - c->used < need) {
+        size_t sz = need > MC_ARENA_CHUNK ? need : MC_ARENA_CHUNK;
+        c = calloc(1, sizeof *c);
+        if (!c) return NULL;
+        c->mem = aligned_alloc(64, sz);
+        if (!c->mem) { free(c); return NULL; }
+        c->size = sz;
+        c->next = a->head;
+        a->head = c;
+    }
+    void *p = c->mem + c->used;
+    c->used += need;
+    a->total += need;
+    memset(p, 0, need);
+    return p;
+}
+
+float *mc_arena_floats(mc_arena *a, size_t n) {
+    size_t bytes;
+    if (!mc_size_mul(n, sizeof(float), &bytes)) return NULL;
+    return mc_arena_alloc(a, bytes);
+}
+
+void mc_arena_free(mc_arena *a) {
+    mc_arena_chunk *c = a->head;
+    while (c) {
+        mc_arena_chunk *n = c->next;
+        free(c->mem);
+        free(c);
+        c = n;
+    }
+    a->head = NULL;
+    a->total = 0;
+}
+
+mc_status mc_binder_init(mc_binder *b, const mc_checkpoint *ckpt, const char *path, mc_arena *arena,
+                         mc_error *err) {
+    memset(b, 0, sizeof *b);
+    b->ckpt = ckpt;
+    b->path = path;
+    b->arena = arena;
+    b->err = err;
+    b->used = calloc(mc_checkpoint_count(ckpt) + 1, 1);
+    if (!b->used) return b->status = mc_fail(err, MC_ERR_NOMEM, "%s: out of memory", path);
+    return MC_OK;
+}
+
+void mc_binder_free(mc_binder *b) {
+    free(b->used);
+    b->used = NULL;
+}
+
+static long find_index(const mc_binder *b, const char *name) {
+    size_t n = mc_checkpoint_count(b->ckpt);
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(mc_checkpoint_tensor(b->ckpt, i)->name, name)) return (long)i;
+    return -1;
+}
+
+const mc_tensor_info *mc_binder_peek(const mc_binder *b, const char *fmt, ...) {
+    char name[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    return mc_checkpoint_find(b->ckpt, name);
+}
+
+static void fmt_shape(char *buf, size_t cap, int ndim, const int64_t *shape) {
+    size_t n = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < ndim && n < cap; i++)
+        n += (size_t)snprintf(buf + n, cap - n, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (n < cap) snprintf(buf + n, cap - n, "]");
+}
+
+static float *bind_v(mc_binder *b, int optional, int ndim, const int64_t *shape, const char *fmt,
+                     va_list ap) {
+    if (b->status != MC_OK) return NULL;
+    char name[512];
+    vsnprintf(name, sizeof name, fmt, ap);
+    long idx = find_index(b, name);
+    if (idx < 0) {
+        if (optional) return NULL;
+        b->status = mc_fail(b->err, MC_ERR_MISSING_TENSOR, "%s: missing tensor '%s'", b->path, name);
+        return NULL;
+    }
+    const mc_tensor_info *t = mc_checkpoint_tensor(b->ckpt, (size_t)idx);
+    int same = t->ndim == ndim;
+    for (int i = 0; same && i < ndim; i++) same = t->shape[i] == shape[i];
+    if (!same) {
+        char got[160], want[160];
+        fmt_shape(got, sizeof got, t->ndim, t->shape);
+        fmt_shape(want, sizeof want, ndim, shape);
+        b->status = mc_fail(b->err, MC_ERR_SHAPE, "%s: tensor '%s' has shape %s, expected %s", b->path,
+                            name, got, want);
+        return NULL;
+    }
+    if (t->dtype != MC_DTYPE_F32 && t->dtype != MC_DTYPE_F16 && t->dtype != MC_DTYPE_BF16 &&
+        t->dtype != MC_DTYPE_F64) {
+        b->status = mc_fail(b->err, MC_ERR_SHAPE, "%s: tensor '%s' has dtype %s, expected a float type",
+                            b->path, name, mc_dtype_name(t->dtype));
+        return NULL;
+    }
+    float *dst = mc_arena_floats(b->arena, (size_t)t->numel);
+    if (!dst) {
+        b->status = mc_fail(b->err, MC_ERR_NOMEM, "%s: out of memory binding '%s'", b->path, name);
+        return NULL;
+    }
+    mc_convert_to_f32(t->dtype, t->data, (size_t)t->numel, dst);
+    b->used[idx] = 1;
+    b->n_params += t->numel;
+    return dst;
+}
+
+float *mc_bind(mc_binder *b, int ndim, const int64_t *shape, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    float *r = bind_v(b, 0, ndim, shape, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+float *mc_bind_opt(mc_binder *b, int ndim, const int64_t *shape, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    float *r = bind_v(b, 1, ndim, shape, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+float *mc_bind1(mc_binder *b, int64_t d0, const char *fmt, ...) {
+    int64_t s[1] = {d0};
+    va_list ap;
+    va_start(ap, fmt);
+    float *r = bind_v(b, 0, 1, s, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+float *mc_bind2(mc_binder *b, int64_t d0, int64_t d1, const char *fmt, ...) {
+    int64_t s[2] = {d0, d1};
+    va_list ap;
+    va_start(ap, fmt);
+    float *r = bind_v(b, 0, 2, s, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+float *mc_bind4(mc_binder *b, int64_t d0, int64_t d1, int64_t d2, int64_t d3, const char *fmt, ...) {
+    int64_t s[4] = {d0, d1, d2, d3};
+    va_list ap;
+    va_start(ap, fmt);
+    float *r = bind_v(b, 0, 4, s, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+void mc_binder_skip(mc_binder *b, const char *fmt, ...) {
+    char name[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    long idx = find_index(b, name);
+    if (idx >= 0) b->used[idx] = 1;
+}
+
+mc_status mc_binder_finish(mc_binder *b, const char *const *prefixes) {
+    if (b->status != MC_OK) return b->status;
+    size_t n = mc_checkpoint_count(b->ckpt);
+    for (size_t i = 0; i < n; i++) {
+        if (b->used[i]) continue;
+        const char *name = mc_checkpoint_tensor(b->ckpt, i)->name;
+        int match = prefixes == NULL;
+        for (const char *const *p = prefixes; p && *p && !match; p++)
+            match = !strncmp(name, *p, strlen(*p));
+        if (match)
+            return b->status = mc_fail(b->err, MC_ERR_UNEXPECTED_TENSOR,
+                                       "%s: unexpected tensor '%s' (not used by the model)", b->path, name);
+    }
+    return MC_OK;
+}
