@@ -3,6 +3,7 @@
 #   make test       every test (fixture parity, kernels, hostile files under ASan/UBSan)
 #   make fuzz       bounded fuzzing of the file parsers (clang libFuzzer)
 #   make bench      the benchmark figures
+#   make bench-kernels  kernel GFLOP/s (ours vs scalar vs OpenBLAS with BLAS=openblas)
 # Switches: OPENMP=0|1 (default 1), BLAS=openblas (default none), CUDA=1, MPI=1, DEBUG=1.
 
 CC      ?= gcc
@@ -99,6 +100,12 @@ fuzz: $(FUZZ_BIN)
 bench: $(B)/mobileclip
 	@bash bench/run_bench.sh
 
+# Kernel benchmark (GFLOP/s per shape); with BLAS=openblas B=build-blas it also times OpenBLAS.
+$(B)/bench_kernels: bench/bench_kernels.c $(B)/libmobileclip.a
+	$(CC) $(CFLAGS) -o $@ $< $(B)/libmobileclip.a $(LIBS)
+bench-kernels: $(B)/bench_kernels
+	$(B)/bench_kernels $(BENCH_THREADS)
+
 install: all
 	install -d $(PREFIX)/bin $(PREFIX)/lib $(PREFIX)/include $(SHAREDIR)
 	install -m 755 $(B)/mobileclip $(PREFIX)/bin/
@@ -108,5 +115,5 @@ install: all
 clean:
 	rm -rf $(B)
 
-.PHONY: all test tests fuzz bench install clean
+.PHONY: all test tests fuzz bench bench-kernels install clean
 .SECONDARY:
