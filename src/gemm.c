@@ -38,11 +38,11 @@ float *mc_scratch(int slot, size_t floats) {
 int mc_threads_for(double flops) {
 #ifdef _OPENMP
     if (omp_in_parallel()) return 1;
-    if (flops < 4e5) return 1;
+    if (flops < 4e6) return 1;
     int nt = mc_kernels_get_threads();
     if (nt <= 0) nt = omp_get_max_threads();
-    /* at least ~200 kflop per thread */
-    int cap = (int)(flops / 2e5);
+    /* at least ~2 Mflop per thread: fork/join costs microseconds */
+    int cap = (int)(flops / 2e6);
     if (cap < 1) cap = 1;
     return nt < cap ? nt : cap;
 #else

@@ -86,7 +86,9 @@ static inline vf v_sigmoid(vf x) {
 static inline vf v_gelu(vf x) {
     vf z = _mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752f));
     vf az = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), z);
-    vf t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(az, _mm256_set1_ps(0.5f), _mm256_set1_ps(1.0f)));
+    vf den = _mm256_fmadd_ps(az, _mm256_set1_ps(0.5f), _mm256_set1_ps(1.0f));
+    vf t = _mm256_rcp_ps(den);   /* + one Newton step: ~23 bits */
+    t = _mm256_mul_ps(t, _mm256_fnmadd_ps(den, t, _mm256_set1_ps(2.0f)));
     vf p = _mm256_set1_ps(0.17087277f);
     p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.82215223f));
     p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.48851587f));
@@ -121,34 +123,49 @@ static inline vf v_act(vf x, mc_act act) {
     }
 }
 
-/* x[0..n) = act(x + br + bcol[j]) (bcol may be NULL); the act switch is hoisted. */
-#define ROW_LOOP(ACT_EXPR)                                                               \
+/* x[0..n) = act(x + br + bcol[j]) (bcol may be NULL); the act switch is
+ * hoisted and four vectors go per step so the long polynomial chains of
+ * independent vectors overlap. */
+#define ROW_LOOP(ACT)                                                                    \
     do {                                                                                 \
         int j = 0;                                                                       \
-        for (; j + 8 <= n; j += 8) {                                                     \
-            vf v = _mm256_add_ps(_mm256_loadu_ps(x + j), vbr);                           \
-            if (bcol) v = _mm256_add_ps(v, _mm256_loadu_ps(bcol + j));                   \
-            v = ACT_EXPR;                                                                \
-            _mm256_storeu_ps(x + j, v);                                                  \
+        for (; j + 32 <= n; j += 32) {                                                   \
+            vf v0 = _mm256_add_ps(_mm256_loadu_ps(x + j), vbr);                          \
+            vf v1 = _mm256_add_ps(_mm256_loadu_ps(x + j + 8), vbr);                      \
+            vf v2 = _mm256_add_ps(_mm256_loadu_ps(x + j + 16), vbr);                     \
+            vf v3 = _mm256_add_ps(_mm256_loadu_ps(x + j + 24), vbr);                     \
+            if (bcol) {                                                                  \
+                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(bcol + j));                       \
+                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(bcol + j + 8));                   \
+                v2 = _mm256_add_ps(v2, _mm256_loadu_ps(bcol + j + 16));                  \
+                v3 = _mm256_add_ps(v3, _mm256_loadu_ps(bcol + j + 24));                  \
+            }                                                                            \
+            _mm256_storeu_ps(x + j, ACT(v0));                                            \
+            _mm256_storeu_ps(x + j + 8, ACT(v1));                                        \
+            _mm256_storeu_ps(x + j + 16, ACT(v2));                                       \
+            _mm256_storeu_ps(x + j + 24, ACT(v3));                                       \
         }                                                                                \
-        if (j < n) {                                                                     \
+        for (; j < n; j += 8) {                                                          \
             __m256i m = tail_mask(n - j);                                                \
             vf v = _mm256_add_ps(_mm256_maskload_ps(x + j, m), vbr);                     \
             if (bcol) v = _mm256_add_ps(v, _mm256_maskload_ps(bcol + j, m));             \
-            v = ACT_EXPR;                                                                \
-            _mm256_maskstore_ps(x + j, m, v);                                            \
+            _mm256_maskstore_ps(x + j, m, ACT(v));                                       \
         }                                                                                \
     } while (0)
+
+#define A_RELU(v) _mm256_max_ps(v, _mm256_setzero_ps())
+#define A_QGELU(v) _mm256_mul_ps(v, v_sigmoid(_mm256_mul_ps(v, _mm256_set1_ps(1.702f))))
+#define A_NONE(v) (v)
 
 static void row_bias_act(float *x, int n, float br, const float *bcol, mc_act act) {
     vf vbr = _mm256_set1_ps(br);
     switch (act) {
-    case MC_ACT_RELU: ROW_LOOP(_mm256_max_ps(v, _mm256_setzero_ps())); break;
-    case MC_ACT_GELU: ROW_LOOP(v_gelu(v)); break;
-    case MC_ACT_GELU_TANH: ROW_LOOP(v_gelu_tanh(v)); break;
-    case MC_ACT_QUICK_GELU: ROW_LOOP(_mm256_mul_ps(v, v_sigmoid(_mm256_mul_ps(v, _mm256_set1_ps(1.702f))))); break;
-    case MC_ACT_SIGMOID: ROW_LOOP(v_sigmoid(v)); break;
-    default: ROW_LOOP(v); break;
+    case MC_ACT_RELU: ROW_LOOP(A_RELU); break;
+    case MC_ACT_GELU: ROW_LOOP(v_gelu); break;
+    case MC_ACT_GELU_TANH: ROW_LOOP(v_gelu_tanh); break;
+    case MC_ACT_QUICK_GELU: ROW_LOOP(A_QGELU); break;
+    case MC_ACT_SIGMOID: ROW_LOOP(v_sigmoid); break;
+    default: ROW_LOOP(A_NONE); break;
     }
 }
 
