@@ -192,7 +192,11 @@ int main(int argc, char **argv) {
         /* ratios of every shape to the best */
         mc_conv2d_desc dw7 = {64, 64, 7, 7, 1, 1, 3, 3, 64}, dw3s2 = {128, 128, 3, 3, 2, 2, 1, 1, 128};
         mc_conv2d_desc pw = {64, 192, 1, 1, 1, 1, 0, 0, 1}, stem = {3, 64, 3, 3, 2, 2, 1, 1, 1};
+        mc_conv2d_desc dw3 = {64, 64, 3, 3, 1, 1, 1, 1, 64}, dw7s2 = {64, 64, 7, 7, 2, 2, 3, 3, 64};
         bench_conv("depthwise_7x7", dw7, 64, 64, MC_ACT_NONE, nt);
+        bench_conv("depthwise_3x3", dw3, 64, 64, MC_ACT_NONE, nt);
+        bench_conv("depthwise_7x7_s2", dw7s2, 64, 64, MC_ACT_NONE, nt);
+        bench_conv("depthwise_3x3_s2", dw3s2, 64, 64, MC_ACT_NONE, nt);
         bench_conv("depthwise_3x3_s2", dw3s2, 64, 64, MC_ACT_GELU, nt);
         bench_conv("1x1_bias_gelu", pw, 64, 64, MC_ACT_GELU, nt);
         bench_conv("stem_3x3_s2_im2col", stem, 256, 256, MC_ACT_GELU, nt);

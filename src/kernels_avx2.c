@@ -211,12 +211,30 @@ static void dw_avx2(const float *x, int h, int w, const float *k, const mc_conv2
             memset(dst, 0, (size_t)jlo * sizeof(float));
             if (sw == 1) {
                 memcpy(dst + jlo, src + jlo, (size_t)(jhi - jlo) * sizeof(float));
+            } else if (sw == 2) {
+                int j = jlo;
+                for (; j + 8 <= jhi; j += 8) {   /* even elements of 16 */
+                    vf lo = _mm256_loadu_ps(src + 2 * j), hi8 = _mm256_loadu_ps(src + 2 * j + 8);
+                    vf ev = _mm256_shuffle_ps(lo, hi8, 0x88);   /* 0 2 8 10 | 4 6 12 14 */
+                    ev = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), 0xd8));
+                    _mm256_storeu_ps(dst + j, ev);
+                }
+                for (; j < jhi; j++) dst[j] = src[(size_t)j * 2];
             } else {
                 for (int j = jlo; j < jhi; j++) dst[j] = src[(size_t)j * sw];
             }
             memset(dst + jhi, 0, (wq - (size_t)jhi) * sizeof(float));
         }
     }
+    /* tap kx reads scratch + toff[kx] + row offset + ox */
+    size_t toff[64];
+    if (kw > 64) {   /* wider than any real kernel: portable path */
+        mc_kset ps;
+        mc_kset_portable(&ps);
+        ps.dw(x, h, w, k, d, bias, act, y, scratch);
+        return;
+    }
+    for (int kx = 0; kx < kw; kx++) toff[kx] = (size_t)(kx % sw) * plane + (size_t)(kx / sw);
     const vf vb = _mm256_set1_ps(bias);
     for (int oy = 0; oy < oh; oy++) {
         float *yr = y + (size_t)oy * ow;
@@ -227,7 +245,7 @@ static void dw_avx2(const float *x, int h, int w, const float *k, const mc_conv2
                 const float *kr = k + ky * kw;
                 size_t roff = (size_t)(oy * sh + ky) * wq + ox;
                 for (int kx = 0; kx < kw; kx++) {
-                    const float *src = scratch + (size_t)(kx % sw) * plane + roff + kx / sw;
+                    const float *src = scratch + toff[kx] + roff;
                     vf wv = _mm256_broadcast_ss(kr + kx);
                     a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(src), a0);
                     a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(src + 8), a1);
@@ -248,13 +266,13 @@ static void dw_avx2(const float *x, int h, int w, const float *k, const mc_conv2
                 int kx = 0;
                 for (; kx + 1 < kw; kx += 2) {
                     a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(kr + kx),
-                                         _mm256_loadu_ps(scratch + (size_t)(kx % sw) * plane + roff + kx / sw), a0);
+                                         _mm256_loadu_ps(scratch + toff[kx] + roff), a0);
                     a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(kr + kx + 1),
-                                         _mm256_loadu_ps(scratch + (size_t)((kx + 1) % sw) * plane + roff + (kx + 1) / sw), a1);
+                                         _mm256_loadu_ps(scratch + toff[kx + 1] + roff), a1);
                 }
                 if (kx < kw)
                     a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(kr + kx),
-                                         _mm256_loadu_ps(scratch + (size_t)(kx % sw) * plane + roff + kx / sw), a0);
+                                         _mm256_loadu_ps(scratch + toff[kx] + roff), a0);
             }
             a0 = _mm256_add_ps(a0, a1);
             if (ox + 8 <= ow) _mm256_storeu_ps(yr + ox, a0);
