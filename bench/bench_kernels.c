@@ -20,6 +20,8 @@
 
 #ifdef _OPENMP
 #include <omp.h>
+#else
+#pragma GCC diagnostic ignored "-Wunknown-pragmas"
 #endif
 #ifdef MC_USE_OPENBLAS
 #include <cblas.h>

@@ -16,6 +16,8 @@
 
 #ifdef _OPENMP
 #include <omp.h>
+#else
+#pragma GCC diagnostic ignored "-Wunknown-pragmas"
 #endif
 
 static int g_threads;
@@ -35,8 +37,12 @@ static int level_of(const char *name) {
 static void kernels_init(void) {
     mc_kset_portable(&g_sets[0]);
     g_level = mc_cpu_level();
+#ifdef MC_NO_SIMD   /* builds without the per-file SIMD objects (fuzzing) */
+    g_level = 0;
+#else
     if (g_level >= 1) mc_kset_avx2(&g_sets[1]);
     if (g_level >= 2) mc_kset_avx512(&g_sets[2]);
+#endif
     int want = level_of(getenv("MC_KERNELS"));
     int lvl = (want >= 0 && want <= g_level) ? want : g_level;
     g_cur = &g_sets[lvl];
