@@ -5,7 +5,8 @@
  * ours vs the portable scalar set vs the reference loops vs OpenBLAS (when
  * built with BLAS=openblas), and peak_ratio against the best SGEMM figure of
  * the same run; also this machine's FMA peak and a few non-GEMM kernels.
- * Usage: bench_kernels [threads...]   (default: 1 and all cores)
+ * Usage: bench_kernels [threads...]   (default: 1 and all cores); the thread
+ * count is capped for small problems exactly as mc_gemm caps it.
  */
 #include "gemm.h"
 #include "kernels.h"
@@ -78,6 +79,8 @@ static mc_kset g_best, g_port;
 static double g_peak;
 
 static double gemm_gflops(int which, int ta, int tb, int m, int n, int k, int nt) {
+    mc_kernels_set_threads(nt);
+    nt = mc_threads_for(2.0 * m * n * k);   /* what mc_gemm would use (small sizes: 1) */
     gemm_ctx g = {ta, tb, m, n, k, nt, which, which == 1 ? &g_port : &g_best, NULL, NULL, NULL};
     g.a = buf((size_t)m * k), g.b = buf((size_t)k * n), g.c = buf((size_t)m * n);
 #ifdef MC_USE_OPENBLAS

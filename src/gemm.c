@@ -128,7 +128,10 @@ static void gemm_block(const mc_kset *ks, int ta, int tb, int m0, int m1, int n0
                 for (int ir = 0; ir < mc; ir += MR) {
                     int mr = mc - ir < MR ? mc - ir : MR;
                     const float *src = ta ? a + (size_t)pc * lda + ic + ir : a + (size_t)(ic + ir) * lda + pc;
-                    pack_a(ta, src, lda, mr, MR, kc, ap + (size_t)ir * kc);
+                    if (!ta && ks->pack_a_rows)
+                        ks->pack_a_rows(src, lda, mr, MR, kc, ap + (size_t)ir * kc);
+                    else
+                        pack_a(ta, src, lda, mr, MR, kc, ap + (size_t)ir * kc);
                 }
                 for (int jr = 0; jr < nc; jr += NR) {
                     int nr = nc - jr < NR ? nc - jr : NR;
@@ -320,6 +323,7 @@ void mc_kset_portable(mc_kset *ks) {
     ks->mr = P_MR, ks->nr = P_NR;
     ks->mc = 64, ks->kc = 256, ks->nc = 1024;
     ks->ukr = ukr_portable;
+    ks->pack_a_rows = NULL;
     ks->epi = epi_portable;
     ks->dw = dw_portable;
     ks->act = mc_act_apply_ref;

@@ -31,6 +31,9 @@ typedef struct mc_kset {
     int mr, nr;          /* micro-tile */
     int mc, kc, nc;      /* cache blocks (mc multiple of mr, nc multiple of nr) */
     mc_ukr_fn ukr;
+    /* Packs rows [0, mr) of row-major a (row stride lda) over kc columns into
+     * an MR-row panel, zero padded; NULL: the portable packer. */
+    void (*pack_a_rows)(const float *a, int lda, int mr, int MR, int kc, float *dst);
     mc_epi_fn epi;
     mc_dw_fn dw;
     void (*act)(float *x, size_t n, mc_act act);
@@ -46,6 +49,9 @@ typedef struct mc_kset {
 void mc_kset_portable(mc_kset *ks);
 int mc_kset_avx2(mc_kset *ks);
 int mc_kset_avx512(mc_kset *ks);
+
+/* The AVX2 A-panel packer (also used by the AVX-512 set). */
+void mc_pack_a_rows_avx2(const float *a, int lda, int mr, int MR, int kc, float *dst);
 
 /* CPU features: 2 = AVX-512F/BW/VL/DQ usable, 1 = AVX2+FMA usable, 0 = neither. */
 int mc_cpu_level(void);

@@ -28,6 +28,52 @@ typedef __m256 vf;
 #define VSET1 _mm256_set1_ps
 #include "gemm_ukr.h"
 
+/* ---- packing A (rows of a row-major matrix) into MR-row panels ----
+ * 8 rows x 8 columns at a time through an in-register transpose; rows past
+ * mr read as zero.  Masked stores are avoided (slow on some cores). */
+static inline void transpose8(vf r[8]) {
+    vf t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    vf t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    vf t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    vf t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    vf u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xee);
+    vf u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xee);
+    vf u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xee);
+    vf u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xee);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20), r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20), r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31), r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31), r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+void mc_pack_a_rows_avx2(const float *a, int lda, int mr, int MR, int kc, float *dst) {
+    if (MR > 16) {   /* not a shape the kernel sets use */
+        for (int p = 0; p < kc; p++)
+            for (int i = 0; i < MR; i++) dst[(size_t)p * MR + i] = i < mr ? a[(size_t)i * lda + p] : 0.0f;
+        return;
+    }
+    int p = 0;
+    for (; p + 8 <= kc; p += 8) {
+        vf r[2][8];
+        int ng = (MR + 7) / 8;
+        for (int gi = 0; gi < ng; gi++) {
+            for (int i = 0; i < 8; i++) {
+                int row = gi * 8 + i;
+                r[gi][i] = row < mr ? _mm256_loadu_ps(a + (size_t)row * lda + p) : _mm256_setzero_ps();
+            }
+            transpose8(r[gi]);
+        }
+        /* 8-wide stores in ascending order: a short last group spills into
+         * the next column's first rows, which the next store overwrites (the
+         * panel buffer has slack after its end). */
+        float *d = dst + (size_t)p * MR;
+        for (int q = 0; q < 8; q++)
+            for (int gi = 0; gi < ng; gi++) _mm256_storeu_ps(d + (size_t)q * MR + gi * 8, r[gi][q]);
+    }
+    for (; p < kc; p++)
+        for (int i = 0; i < MR; i++) dst[(size_t)p * MR + i] = i < mr ? a[(size_t)i * lda + p] : 0.0f;
+}
+
 /* ---- vector math ---- */
 
 static inline __m256i tail_mask(int rem) {
@@ -385,6 +431,7 @@ int mc_kset_avx2(mc_kset *ks) {
     ks->mr = 6, ks->nr = 16;
     ks->mc = 6 * 20, ks->kc = 256, ks->nc = 16 * 128;
     ks->ukr = ukr_avx2_6x16;
+    ks->pack_a_rows = mc_pack_a_rows_avx2;
     ks->epi = epi_avx2;
     ks->dw = dw_avx2;
     ks->act = act_avx2;

@@ -217,6 +217,50 @@ static void test_attention(void) {
         }
 }
 
+/* The AVX-512 set's geometry (14 x 32 tiles, its cache blocks, the AVX2 A
+ * packer) cannot run here without AVX-512; drive the same blocked driver
+ * with a plain C micro-kernel of that shape instead. */
+static void ukr_c_14x32(int kc, const float *a, const float *b, float *c, size_t ldc, float alpha,
+                        float beta) {
+    float acc[14][32] = {{0}};
+    for (int p = 0; p < kc; p++, a += 14, b += 32)
+        for (int i = 0; i < 14; i++)
+            for (int j = 0; j < 32; j++) acc[i][j] += a[i] * b[j];
+    for (int i = 0; i < 14; i++)
+        for (int j = 0; j < 32; j++) {
+            float *cv = c + i * ldc + j;
+            *cv = beta == 0 ? alpha * acc[i][j] : alpha * acc[i][j] + beta * *cv;
+        }
+}
+
+static void test_geometry_14x32(void) {
+    mc_kset ks;
+    mc_kset_portable(&ks);
+    ks.mr = 14, ks.nr = 32, ks.mc = 14 * 12, ks.kc = 256, ks.nc = 32 * 64;
+    ks.ukr = ukr_c_14x32;
+    mc_kset best = *mc_kset_get();
+    if (best.pack_a_rows) ks.pack_a_rows = best.pack_a_rows;
+    static const int sz[][3] = {{1, 1, 1}, {14, 32, 8}, {15, 33, 9}, {37, 65, 129}, {200, 70, 300}, {13, 2100, 20}};
+    for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int nt = 1; nt <= 2; nt++) {
+                    int m = sz[i][0], n = sz[i][1], k = sz[i][2];
+                    int lda = ta ? m : k, ldb = tb ? k : n;
+                    float *a = rand_buf((size_t)m * k, 1), *b = rand_buf((size_t)k * n, 1), *c1 = rand_buf((size_t)m * n, 1);
+                    float *c2 = malloc((size_t)m * n * sizeof(float)), *bias = rand_buf(m, 1);
+                    memcpy(c2, c1, (size_t)m * n * sizeof(float));
+                    mc_gemm_ref(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 0.25f, c1, n);
+                    for (int r = 0; r < m; r++)
+                        for (int j = 0; j < n; j++) c1[(size_t)r * n + j] += bias[r];
+                    mc_act_apply_ref(c1, (size_t)m * n, MC_ACT_GELU);
+                    mc_gemm_ex(&ks, nt, ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 0.25f, c2, n, bias, NULL, MC_ACT_GELU);
+                    double e = rel_err(c2, c1, (size_t)m * n);
+                    CHECK(e <= TOL, "[14x32 geometry t%d] ta=%d tb=%d m=%d n=%d k=%d: err %g", nt, ta, tb, m, n, k, e);
+                    free(a), free(b), free(c1), free(c2), free(bias);
+                }
+}
+
 int main(void) {
     const char *best = mc_kernels_name();
     int lvl = mc_cpu_level();
@@ -240,6 +284,7 @@ int main(void) {
         }
     }
     mc_kernels_force(NULL);
+    test_geometry_14x32();
     mc_kernels_set_threads(0);
     CHECK(mc_kernels_get_threads() == 0, "threads 0 = all cores");
     return test_summary("test_kernels");
