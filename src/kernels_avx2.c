@@ -106,14 +106,13 @@ static inline vf v_exp(vf x) {
                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     vf r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
     r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    vf p = _mm256_set1_ps(1.0f / 5040);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    /* Estrin's scheme: short dependency chains (these run latency-bound) */
+    vf r2 = _mm256_mul_ps(r, r), r4 = _mm256_mul_ps(r2, r2);
+    vf p01 = _mm256_add_ps(r, _mm256_set1_ps(1.0f));
+    vf p23 = _mm256_fmadd_ps(r, _mm256_set1_ps(1.0f / 6), _mm256_set1_ps(0.5f));
+    vf p45 = _mm256_fmadd_ps(r, _mm256_set1_ps(1.0f / 120), _mm256_set1_ps(1.0f / 24));
+    vf p67 = _mm256_fmadd_ps(r, _mm256_set1_ps(1.0f / 5040), _mm256_set1_ps(1.0f / 720));
+    vf p = _mm256_fmadd_ps(_mm256_fmadd_ps(p67, r2, p45), r4, _mm256_fmadd_ps(p23, r2, p01));
     __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     vf y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
     y = _mm256_andnot_ps(under, y);
@@ -135,16 +134,14 @@ static inline vf v_gelu(vf x) {
     vf den = _mm256_fmadd_ps(az, _mm256_set1_ps(0.5f), _mm256_set1_ps(1.0f));
     vf t = _mm256_rcp_ps(den);   /* + one Newton step: ~23 bits */
     t = _mm256_mul_ps(t, _mm256_fnmadd_ps(den, t, _mm256_set1_ps(2.0f)));
-    vf p = _mm256_set1_ps(0.17087277f);
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.82215223f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.48851587f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.13520398f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.27886807f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.18628806f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.09678418f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.37409196f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.00002368f));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.26551223f));
+    vf t2 = _mm256_mul_ps(t, t), t4 = _mm256_mul_ps(t2, t2), t8 = _mm256_mul_ps(t4, t4);
+    vf p01 = _mm256_fmadd_ps(t, _mm256_set1_ps(1.00002368f), _mm256_set1_ps(-1.26551223f));
+    vf p23 = _mm256_fmadd_ps(t, _mm256_set1_ps(0.09678418f), _mm256_set1_ps(0.37409196f));
+    vf p45 = _mm256_fmadd_ps(t, _mm256_set1_ps(0.27886807f), _mm256_set1_ps(-0.18628806f));
+    vf p67 = _mm256_fmadd_ps(t, _mm256_set1_ps(1.48851587f), _mm256_set1_ps(-1.13520398f));
+    vf p89 = _mm256_fmadd_ps(t, _mm256_set1_ps(0.17087277f), _mm256_set1_ps(-0.82215223f));
+    vf q03 = _mm256_fmadd_ps(p23, t2, p01), q47 = _mm256_fmadd_ps(p67, t2, p45);
+    vf p = _mm256_fmadd_ps(p89, t8, _mm256_fmadd_ps(q47, t4, q03));
     vf r = _mm256_mul_ps(t, v_exp(_mm256_fnmadd_ps(az, az, p)));   /* erfc(|z|) */
     vf pos = _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_GE_OQ);
     vf e = _mm256_blendv_ps(r, _mm256_sub_ps(_mm256_set1_ps(2.0f), r), pos);
@@ -191,7 +188,12 @@ static inline vf v_act(vf x, mc_act act) {
             _mm256_storeu_ps(x + j + 16, ACT(v2));                                       \
             _mm256_storeu_ps(x + j + 24, ACT(v3));                                       \
         }                                                                                \
-        for (; j < n; j += 8) {                                                          \
+        for (; j + 8 <= n; j += 8) {                                                     \
+            vf v = _mm256_add_ps(_mm256_loadu_ps(x + j), vbr);                           \
+            if (bcol) v = _mm256_add_ps(v, _mm256_loadu_ps(bcol + j));                   \
+            _mm256_storeu_ps(x + j, ACT(v));                                             \
+        }                                                                                \
+        if (j < n) {                                                                     \
             __m256i m = tail_mask(n - j);                                                \
             vf v = _mm256_add_ps(_mm256_maskload_ps(x + j, m), vbr);                     \
             if (bcol) v = _mm256_add_ps(v, _mm256_maskload_ps(bcol + j, m));             \
@@ -215,9 +217,26 @@ static void row_bias_act(float *x, int n, float br, const float *bcol, mc_act ac
     }
 }
 
-static void epi_avx2(float *c, size_t ldc, int mr, int nr, const float *brow, const float *bcol,
+/* The epilogue over a tile: one switch, then the rows (no call per row). */
+#define EPI_ROWS(ACT)                                                                    \
+    do {                                                                                 \
+        for (int i = 0; i < mr; i++) {                                                   \
+            float *x = c + i * ldc;                                                      \
+            vf vbr = _mm256_set1_ps(brow ? brow[i] : 0.0f);                              \
+            ROW_LOOP(ACT);                                                               \
+        }                                                                                \
+    } while (0)
+
+static void epi_avx2(float *c, size_t ldc, int mr, int n, const float *brow, const float *bcol,
                      mc_act act) {
-    for (int i = 0; i < mr; i++) row_bias_act(c + i * ldc, nr, brow ? brow[i] : 0.0f, bcol, act);
+    switch (act) {
+    case MC_ACT_RELU: EPI_ROWS(A_RELU); break;
+    case MC_ACT_GELU: EPI_ROWS(v_gelu); break;
+    case MC_ACT_GELU_TANH: EPI_ROWS(v_gelu_tanh); break;
+    case MC_ACT_QUICK_GELU: EPI_ROWS(A_QGELU); break;
+    case MC_ACT_SIGMOID: EPI_ROWS(v_sigmoid); break;
+    default: EPI_ROWS(A_NONE); break;
+    }
 }
 
 static void act_avx2(float *x, size_t n, mc_act act) {
