@@ -161,20 +161,23 @@ static void gemm_block(const mc_kset *ks, int ta, int tb, int m0, int m1, int n0
     }
 }
 
-/* Picks a tm x tn grid of threads over the tiles minimizing the padded work per thread. */
+/* Splits C into a tm x tn grid of chunks (whole micro-tiles) handed to nt
+ * threads dynamically, so a thread that is descheduled or slow delays only
+ * its current chunk.  Cost in micro-tile units: the busiest thread's compute
+ * plus the redundant packing (A re-packed per column chunk, B per row chunk;
+ * one packed B panel costs about two tile products). */
 static void split_grid(int nt, int mt, int ntl, int *tm, int *tn) {
     double best = -1;
-    *tm = 1, *tn = nt;
-    for (int a = 1; a <= nt; a++) {
-        if (nt % a) continue;
-        int b = nt / a;
-        if (a > mt || b > ntl) continue;
-        double w = (double)((mt + a - 1) / a) * ((ntl + b - 1) / b);
-        /* packing redundancy: A is packed b times, B a times */
-        w += 0.05 * (mt * (double)(b - 1) + ntl * (double)(a - 1));
-        if (best < 0 || w < best) best = w, *tm = a, *tn = b;
-    }
-    if (best < 0) *tm = 1, *tn = 1;
+    int cmax = 4 * nt;
+    *tm = 1, *tn = 1;
+    for (int a = 1; a <= mt && a <= cmax; a++)
+        for (int b = 1; b <= ntl && a * b <= cmax; b++) {
+            if (a * b < nt && !(a == mt && b == ntl)) continue;
+            double rounds = (double)((a * b + nt - 1) / nt);
+            double w = rounds * ((mt + a - 1) / a) * (double)((ntl + b - 1) / b);
+            w += ((double)mt * (b - 1) + 2.0 * ntl * (a - 1)) / nt;
+            if (best < 0 || w < best - 1e-9) best = w, *tm = a, *tn = b;
+        }
 }
 
 void mc_gemm_ex(const mc_kset *ks, int nthreads, int ta, int tb, int m, int n, int k, float alpha,
@@ -193,30 +196,22 @@ void mc_gemm_ex(const mc_kset *ks, int nthreads, int ta, int tb, int m, int n, i
     int nt = nthreads < 1 ? 1 : nthreads;
     int tm = 1, tn = 1;
     if (nt > 1) split_grid(nt, mt, ntl, &tm, &tn);
-    nt = tm * tn;
-    if (nt <= 1) {
+    int chunks = tm * tn;
+    if (chunks <= 1 || nt <= 1) {
         gemm_block(ks, ta, tb, 0, m, 0, n, k, alpha, a, lda, b, ldb, beta, c, ldc, brow, bcol, act);
         return;
     }
-#ifdef _OPENMP
-#pragma omp parallel num_threads(nt)
-    {
-        int id = omp_get_thread_num(), cnt = omp_get_num_threads();
-        if (cnt == nt) {
-            int im = id / tn, in = id % tn;
-            int m0 = (int)((long)mt * im / tm) * ks->mr, m1 = (int)((long)mt * (im + 1) / tm) * ks->mr;
-            int n0 = (int)((long)ntl * in / tn) * ks->nr, n1 = (int)((long)ntl * (in + 1) / tn) * ks->nr;
-            if (m1 > m) m1 = m;
-            if (n1 > n) n1 = n;
-            if (m0 < m1 && n0 < n1)
-                gemm_block(ks, ta, tb, m0, m1, n0, n1, k, alpha, a, lda, b, ldb, beta, c, ldc, brow, bcol, act);
-        } else if (id == 0) {
-            gemm_block(ks, ta, tb, 0, m, 0, n, k, alpha, a, lda, b, ldb, beta, c, ldc, brow, bcol, act);
-        }
+    if (nt > chunks) nt = chunks;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    for (int id = 0; id < chunks; id++) {
+        int im = id / tn, in = id % tn;
+        int m0 = (int)((long)mt * im / tm) * ks->mr, m1 = (int)((long)mt * (im + 1) / tm) * ks->mr;
+        int n0 = (int)((long)ntl * in / tn) * ks->nr, n1 = (int)((long)ntl * (in + 1) / tn) * ks->nr;
+        if (m1 > m) m1 = m;
+        if (n1 > n) n1 = n;
+        if (m0 < m1 && n0 < n1)
+            gemm_block(ks, ta, tb, m0, m1, n0, n1, k, alpha, a, lda, b, ldb, beta, c, ldc, brow, bcol, act);
     }
-#else
-    gemm_block(ks, ta, tb, 0, m, 0, n, k, alpha, a, lda, b, ldb, beta, c, ldc, brow, bcol, act);
-#endif
 }
 
 int mc_gemm_blas(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
