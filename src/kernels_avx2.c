@@ -94,160 +94,28 @@ static inline float hmax(vf v) {
     return _mm_cvtss_f32(s);
 }
 
-/* exp(x): range reduction x = n ln2 + r, |r| <= ln2 / 2, degree-7 Taylor
- * polynomial (truncation < 1e-8 relative), 2^n built in the exponent field.
- * Below -87.34 gives 0, NaN stays NaN. */
-static inline vf v_exp(vf x) {
-    const vf lo = _mm256_set1_ps(-87.33654f), hi = _mm256_set1_ps(88.37626f);
-    vf nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
-    vf under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
-    vf xc = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
-    vf n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
-                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    vf r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), xc);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    /* Estrin's scheme: short dependency chains (these run latency-bound) */
-    vf r2 = _mm256_mul_ps(r, r), r4 = _mm256_mul_ps(r2, r2);
-    vf p01 = _mm256_add_ps(r, _mm256_set1_ps(1.0f));
-    vf p23 = _mm256_fmadd_ps(r, _mm256_set1_ps(1.0f / 6), _mm256_set1_ps(0.5f));
-    vf p45 = _mm256_fmadd_ps(r, _mm256_set1_ps(1.0f / 120), _mm256_set1_ps(1.0f / 24));
-    vf p67 = _mm256_fmadd_ps(r, _mm256_set1_ps(1.0f / 5040), _mm256_set1_ps(1.0f / 720));
-    vf p = _mm256_fmadd_ps(_mm256_fmadd_ps(p67, r2, p45), r4, _mm256_fmadd_ps(p23, r2, p01));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    vf y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-    y = _mm256_andnot_ps(under, y);
-    return _mm256_blendv_ps(y, _mm256_add_ps(x, x), nan);
-}
-
-static inline vf v_sigmoid(vf x) {
-    const vf one = _mm256_set1_ps(1.0f);
-    return _mm256_div_ps(one, _mm256_add_ps(one, v_exp(_mm256_sub_ps(_mm256_setzero_ps(), x))));
-}
-
-/* GELU(x) = x/2 * erfc(-x / sqrt 2), erfc from the Chebyshev-fitted form
- * erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z/2), z >= 0, whose fractional
- * error is below 1.2e-7 for all z; erfc(-z) = 2 - erfc(z).  No cancellation
- * for negative x, where the output is small. */
-static inline vf v_gelu(vf x) {
-    vf z = _mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752f));
-    vf az = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), z);
-    vf den = _mm256_fmadd_ps(az, _mm256_set1_ps(0.5f), _mm256_set1_ps(1.0f));
-    vf t = _mm256_rcp_ps(den);   /* + one Newton step: ~23 bits */
-    t = _mm256_mul_ps(t, _mm256_fnmadd_ps(den, t, _mm256_set1_ps(2.0f)));
-    vf t2 = _mm256_mul_ps(t, t), t4 = _mm256_mul_ps(t2, t2), t8 = _mm256_mul_ps(t4, t4);
-    vf p01 = _mm256_fmadd_ps(t, _mm256_set1_ps(1.00002368f), _mm256_set1_ps(-1.26551223f));
-    vf p23 = _mm256_fmadd_ps(t, _mm256_set1_ps(0.09678418f), _mm256_set1_ps(0.37409196f));
-    vf p45 = _mm256_fmadd_ps(t, _mm256_set1_ps(0.27886807f), _mm256_set1_ps(-0.18628806f));
-    vf p67 = _mm256_fmadd_ps(t, _mm256_set1_ps(1.48851587f), _mm256_set1_ps(-1.13520398f));
-    vf p89 = _mm256_fmadd_ps(t, _mm256_set1_ps(0.17087277f), _mm256_set1_ps(-0.82215223f));
-    vf q03 = _mm256_fmadd_ps(p23, t2, p01), q47 = _mm256_fmadd_ps(p67, t2, p45);
-    vf p = _mm256_fmadd_ps(p89, t8, _mm256_fmadd_ps(q47, t4, q03));
-    vf r = _mm256_mul_ps(t, v_exp(_mm256_fnmadd_ps(az, az, p)));   /* erfc(|z|) */
-    vf pos = _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_GE_OQ);
-    vf e = _mm256_blendv_ps(r, _mm256_sub_ps(_mm256_set1_ps(2.0f), r), pos);
-    return _mm256_mul_ps(_mm256_mul_ps(x, _mm256_set1_ps(0.5f)), e);
-}
-
-/* 0.5 x (1 + tanh u) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3). */
-static inline vf v_gelu_tanh(vf x) {
-    vf x2 = _mm256_mul_ps(x, x);
-    vf u = _mm256_mul_ps(x, _mm256_fmadd_ps(x2, _mm256_set1_ps(0.044715f), _mm256_set1_ps(1.0f)));
-    return _mm256_mul_ps(x, v_sigmoid(_mm256_mul_ps(u, _mm256_set1_ps(2.0f * 0.7978845608028654f))));
-}
-
-static inline vf v_act(vf x, mc_act act) {
-    switch (act) {
-    case MC_ACT_RELU: return _mm256_max_ps(x, _mm256_setzero_ps());
-    case MC_ACT_GELU: return v_gelu(x);
-    case MC_ACT_GELU_TANH: return v_gelu_tanh(x);
-    case MC_ACT_QUICK_GELU: return _mm256_mul_ps(x, v_sigmoid(_mm256_mul_ps(x, _mm256_set1_ps(1.702f))));
-    case MC_ACT_SIGMOID: return v_sigmoid(x);
-    default: return x;
-    }
-}
-
-/* x[0..n) = act(x + br + bcol[j]) (bcol may be NULL); the act switch is
- * hoisted and four vectors go per step so the long polynomial chains of
- * independent vectors overlap. */
-#define ROW_LOOP(ACT)                                                                    \
-    do {                                                                                 \
-        int j = 0;                                                                       \
-        for (; j + 32 <= n; j += 32) {                                                   \
-            vf v0 = _mm256_add_ps(_mm256_loadu_ps(x + j), vbr);                          \
-            vf v1 = _mm256_add_ps(_mm256_loadu_ps(x + j + 8), vbr);                      \
-            vf v2 = _mm256_add_ps(_mm256_loadu_ps(x + j + 16), vbr);                     \
-            vf v3 = _mm256_add_ps(_mm256_loadu_ps(x + j + 24), vbr);                     \
-            if (bcol) {                                                                  \
-                v0 = _mm256_add_ps(v0, _mm256_loadu_ps(bcol + j));                       \
-                v1 = _mm256_add_ps(v1, _mm256_loadu_ps(bcol + j + 8));                   \
-                v2 = _mm256_add_ps(v2, _mm256_loadu_ps(bcol + j + 16));                  \
-                v3 = _mm256_add_ps(v3, _mm256_loadu_ps(bcol + j + 24));                  \
-            }                                                                            \
-            _mm256_storeu_ps(x + j, ACT(v0));                                            \
-            _mm256_storeu_ps(x + j + 8, ACT(v1));                                        \
-            _mm256_storeu_ps(x + j + 16, ACT(v2));                                       \
-            _mm256_storeu_ps(x + j + 24, ACT(v3));                                       \
-        }                                                                                \
-        for (; j + 8 <= n; j += 8) {                                                     \
-            vf v = _mm256_add_ps(_mm256_loadu_ps(x + j), vbr);                           \
-            if (bcol) v = _mm256_add_ps(v, _mm256_loadu_ps(bcol + j));                   \
-            _mm256_storeu_ps(x + j, ACT(v));                                             \
-        }                                                                                \
-        if (j < n) {                                                                     \
-            __m256i m = tail_mask(n - j);                                                \
-            vf v = _mm256_add_ps(_mm256_maskload_ps(x + j, m), vbr);                     \
-            if (bcol) v = _mm256_add_ps(v, _mm256_maskload_ps(bcol + j, m));             \
-            _mm256_maskstore_ps(x + j, m, ACT(v));                                       \
-        }                                                                                \
-    } while (0)
-
-#define A_RELU(v) _mm256_max_ps(v, _mm256_setzero_ps())
-#define A_QGELU(v) _mm256_mul_ps(v, v_sigmoid(_mm256_mul_ps(v, _mm256_set1_ps(1.702f))))
-#define A_NONE(v) (v)
-
-static void row_bias_act(float *x, int n, float br, const float *bcol, mc_act act) {
-    vf vbr = _mm256_set1_ps(br);
-    switch (act) {
-    case MC_ACT_RELU: ROW_LOOP(A_RELU); break;
-    case MC_ACT_GELU: ROW_LOOP(v_gelu); break;
-    case MC_ACT_GELU_TANH: ROW_LOOP(v_gelu_tanh); break;
-    case MC_ACT_QUICK_GELU: ROW_LOOP(A_QGELU); break;
-    case MC_ACT_SIGMOID: ROW_LOOP(v_sigmoid); break;
-    default: ROW_LOOP(A_NONE); break;
-    }
-}
-
-/* The epilogue over a tile: one switch, then the rows (no call per row). */
-#define EPI_ROWS(ACT)                                                                    \
-    do {                                                                                 \
-        for (int i = 0; i < mr; i++) {                                                   \
-            float *x = c + i * ldc;                                                      \
-            vf vbr = _mm256_set1_ps(brow ? brow[i] : 0.0f);                              \
-            ROW_LOOP(ACT);                                                               \
-        }                                                                                \
-    } while (0)
-
-static void epi_avx2(float *c, size_t ldc, int mr, int n, const float *brow, const float *bcol,
-                     mc_act act) {
-    switch (act) {
-    case MC_ACT_RELU: EPI_ROWS(A_RELU); break;
-    case MC_ACT_GELU: EPI_ROWS(v_gelu); break;
-    case MC_ACT_GELU_TANH: EPI_ROWS(v_gelu_tanh); break;
-    case MC_ACT_QUICK_GELU: EPI_ROWS(A_QGELU); break;
-    case MC_ACT_SIGMOID: EPI_ROWS(v_sigmoid); break;
-    default: EPI_ROWS(A_NONE); break;
-    }
-}
-
-static void act_avx2(float *x, size_t n, mc_act act) {
-    if (act == MC_ACT_NONE) return;
-    while (n > 0) {
-        int chunk = n > (1u << 30) ? (1 << 30) : (int)n;
-        row_bias_act(x, chunk, 0.0f, NULL, act);
-        x += chunk;
-        n -= (size_t)chunk;
-    }
-}
+#define VM __m256
+#define VTM __m256i
+#define VADD _mm256_add_ps
+#define VSUB _mm256_sub_ps
+#define VDIV _mm256_div_ps
+#define VMAX _mm256_max_ps
+#define VMIN _mm256_min_ps
+#define VFNMA _mm256_fnmadd_ps
+#define VABS(x) _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x)
+#define VRCP _mm256_rcp_ps
+#define VROUND(x) _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define VEXP2I(n) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))
+#define VCMP_LT(a, b) _mm256_cmp_ps(a, b, _CMP_LT_OQ)
+#define VCMP_GE(a, b) _mm256_cmp_ps(a, b, _CMP_GE_OQ)
+#define VCMP_UNORD(a) _mm256_cmp_ps(a, a, _CMP_UNORD_Q)
+#define VSEL(m, f, t) _mm256_blendv_ps(f, t, m)      /* m ? t : f */
+#define VTAIL tail_mask
+#define VLOAD_TAIL(p, m) _mm256_maskload_ps(p, m)
+#define VSTORE_TAIL(p, m, v) _mm256_maskstore_ps(p, m, v)
+#define EPI_NAME epi_avx2
+#define ACT_NAME act_avx2
+#include "kernels_vec.h"
 
 /* ---- depthwise convolution of one plane ----
  * The input is copied once into sw zero-padded planes split by column phase:
@@ -343,7 +211,7 @@ static void dw_avx2(const float *x, int h, int w, const float *k, const mc_conv2
             if (ox + 8 <= ow) _mm256_storeu_ps(yr + ox, a0);
             else _mm256_maskstore_ps(yr + ox, tail_mask(ow - ox), a0);
         }
-        if (act != MC_ACT_NONE) row_bias_act(yr, ow, 0.0f, NULL, act);
+        if (act != MC_ACT_NONE) epi_avx2(yr, 0, 1, ow, NULL, NULL, act);
     }
 }
 

@@ -1,7 +1,8 @@
 /*
  * kernels_avx512.c - the AVX-512 kernel set: the same SGEMM micro-kernel as
- * the AVX2 set (gemm_ukr.h) at 14 x 32 with zmm registers; every other
- * kernel is the AVX2 one.  Compiled with AVX-512 flags; selected only when
+ * the AVX2 set (gemm_ukr.h) at 14 x 32 with zmm registers, and the same
+ * vector math / bias + activation epilogue (kernels_vec.h) at 16 lanes;
+ * every other kernel is the AVX2 one.  Compiled with AVX-512 flags; selected only when
  * mc_cpu_level() reports AVX-512 with OS support.
  */
 #include "gemm.h"
@@ -21,11 +22,37 @@
 #define VSET1 _mm512_set1_ps
 #include "gemm_ukr.h"
 
+/* ---- vector math and epilogue (kernels_vec.h) at 16 lanes ---- */
+#define VM __mmask16
+#define VTM __mmask16
+#define VADD _mm512_add_ps
+#define VSUB _mm512_sub_ps
+#define VDIV _mm512_div_ps
+#define VMAX _mm512_max_ps
+#define VMIN _mm512_min_ps
+#define VFNMA _mm512_fnmadd_ps
+#define VABS _mm512_abs_ps
+#define VRCP _mm512_rcp14_ps
+#define VROUND(x) _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define VEXP2I(n) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23))
+#define VCMP_LT(a, b) _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ)
+#define VCMP_GE(a, b) _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ)
+#define VCMP_UNORD(a) _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q)
+#define VSEL(m, f, t) _mm512_mask_blend_ps(m, f, t)   /* m ? t : f */
+#define VTAIL(rem) ((__mmask16)((1u << (rem)) - 1u))
+#define VLOAD_TAIL(p, m) _mm512_maskz_loadu_ps(m, p)
+#define VSTORE_TAIL(p, m, v) _mm512_mask_storeu_ps(p, m, v)
+#define EPI_NAME epi_avx512
+#define ACT_NAME act_avx512
+#include "kernels_vec.h"
+
 int mc_kset_avx512(mc_kset *ks) {
     mc_kset_avx2(ks);
     ks->name = "avx512";
     ks->mr = 14, ks->nr = 32;
     ks->mc = 14 * 12, ks->kc = 256, ks->nc = 32 * 64;
     ks->ukr = ukr_avx512_14x32;
+    ks->epi = epi_avx512;
+    ks->act = act_avx512;
     return 1;
 }

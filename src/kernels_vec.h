@@ -1,0 +1,131 @@
+/*
+ * kernels_vec.h - vector math and the bias + activation epilogue, written
+ * once over a vector type and included by kernels_avx2.c (ymm) and
+ * kernels_avx512.c (zmm), so both sets run the same code.  The includer
+ * defines the vector operations used below (V* macros: VF vector, VM
+ * compare mask, VTM tail mask, VW lanes) and EPI_NAME / ACT_NAME.
+ */
+
+/* exp(x): range reduction x = n ln2 + r, |r| <= ln2 / 2, degree-7 Taylor
+ * polynomial (truncation < 1e-8 relative) evaluated with Estrin's scheme
+ * (short dependency chains), 2^n built in the exponent field.  Below -87.34
+ * gives 0, NaN stays NaN. */
+static inline VF v_exp(VF x) {
+    const VF lo = VSET1(-87.33654f), hi = VSET1(88.37626f);
+    VM nan = VCMP_UNORD(x);
+    VM under = VCMP_LT(x, lo);
+    VF xc = VMIN(VMAX(x, lo), hi);
+    VF n = VROUND(VMUL(xc, VSET1(1.44269504088896341f)));
+    VF r = VFNMA(n, VSET1(0.693359375f), xc);
+    r = VFNMA(n, VSET1(-2.12194440e-4f), r);
+    VF r2 = VMUL(r, r), r4 = VMUL(r2, r2);
+    VF p01 = VADD(r, VSET1(1.0f));
+    VF p23 = VFMA(r, VSET1(1.0f / 6), VSET1(0.5f));
+    VF p45 = VFMA(r, VSET1(1.0f / 120), VSET1(1.0f / 24));
+    VF p67 = VFMA(r, VSET1(1.0f / 5040), VSET1(1.0f / 720));
+    VF p = VFMA(VFMA(p67, r2, p45), r4, VFMA(p23, r2, p01));
+    VF y = VMUL(p, VEXP2I(n));
+    y = VSEL(under, y, VZERO());
+    return VSEL(nan, y, VADD(x, x));
+}
+
+static inline VF v_sigmoid(VF x) {
+    const VF one = VSET1(1.0f);
+    return VDIV(one, VADD(one, v_exp(VSUB(VZERO(), x))));
+}
+
+/* GELU(x) = x/2 * erfc(-x / sqrt 2), erfc from the Chebyshev-fitted form
+ * erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z/2), z >= 0, whose fractional
+ * error is below 1.2e-7 for all z; erfc(-z) = 2 - erfc(z).  No cancellation
+ * for negative x, where the output is small. */
+static inline VF v_gelu(VF x) {
+    VF z = VMUL(x, VSET1(0.70710678118654752f));
+    VF az = VABS(z);
+    VF den = VFMA(az, VSET1(0.5f), VSET1(1.0f));
+    VF t = VRCP(den);   /* + one Newton step */
+    t = VMUL(t, VFNMA(den, t, VSET1(2.0f)));
+    VF t2 = VMUL(t, t), t4 = VMUL(t2, t2), t8 = VMUL(t4, t4);
+    VF p01 = VFMA(t, VSET1(1.00002368f), VSET1(-1.26551223f));
+    VF p23 = VFMA(t, VSET1(0.09678418f), VSET1(0.37409196f));
+    VF p45 = VFMA(t, VSET1(0.27886807f), VSET1(-0.18628806f));
+    VF p67 = VFMA(t, VSET1(1.48851587f), VSET1(-1.13520398f));
+    VF p89 = VFMA(t, VSET1(0.17087277f), VSET1(-0.82215223f));
+    VF q03 = VFMA(p23, t2, p01), q47 = VFMA(p67, t2, p45);
+    VF p = VFMA(p89, t8, VFMA(q47, t4, q03));
+    VF r = VMUL(t, v_exp(VFNMA(az, az, p)));   /* erfc(|z|) */
+    VM pos = VCMP_GE(z, VZERO());
+    VF e = VSEL(pos, r, VSUB(VSET1(2.0f), r));
+    return VMUL(VMUL(x, VSET1(0.5f)), e);
+}
+
+/* 0.5 x (1 + tanh u) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3). */
+static inline VF v_gelu_tanh(VF x) {
+    VF x2 = VMUL(x, x);
+    VF u = VMUL(x, VFMA(x2, VSET1(0.044715f), VSET1(1.0f)));
+    return VMUL(x, v_sigmoid(VMUL(u, VSET1(2.0f * 0.7978845608028654f))));
+}
+
+/* x[0..n) = act(x + br + bcol[j]) (bcol may be NULL); four vectors per step
+ * so the polynomial chains of independent vectors overlap. */
+#define ROW_LOOP(ACT)                                                                    \
+    do {                                                                                 \
+        int j = 0;                                                                       \
+        for (; j + 4 * VW <= n; j += 4 * VW) {                                           \
+            VF v0 = VADD(VLOAD(x + j), vbr), v1 = VADD(VLOAD(x + j + VW), vbr);          \
+            VF v2 = VADD(VLOAD(x + j + 2 * VW), vbr), v3 = VADD(VLOAD(x + j + 3 * VW), vbr); \
+            if (bcol) {                                                                  \
+                v0 = VADD(v0, VLOAD(bcol + j)), v1 = VADD(v1, VLOAD(bcol + j + VW));     \
+                v2 = VADD(v2, VLOAD(bcol + j + 2 * VW));                                 \
+                v3 = VADD(v3, VLOAD(bcol + j + 3 * VW));                                 \
+            }                                                                            \
+            VSTORE(x + j, ACT(v0)), VSTORE(x + j + VW, ACT(v1));                         \
+            VSTORE(x + j + 2 * VW, ACT(v2)), VSTORE(x + j + 3 * VW, ACT(v3));            \
+        }                                                                                \
+        for (; j + VW <= n; j += VW) {                                                   \
+            VF v = VADD(VLOAD(x + j), vbr);                                              \
+            if (bcol) v = VADD(v, VLOAD(bcol + j));                                      \
+            VSTORE(x + j, ACT(v));                                                       \
+        }                                                                                \
+        if (j < n) {                                                                     \
+            VTM m = VTAIL(n - j);                                                        \
+            VF v = VADD(VLOAD_TAIL(x + j, m), vbr);                                      \
+            if (bcol) v = VADD(v, VLOAD_TAIL(bcol + j, m));                              \
+            VSTORE_TAIL(x + j, m, ACT(v));                                               \
+        }                                                                                \
+    } while (0)
+
+#define A_RELU(v) VMAX(v, VZERO())
+#define A_QGELU(v) VMUL(v, v_sigmoid(VMUL(v, VSET1(1.702f))))
+#define A_NONE(v) (v)
+
+/* One switch, then the rows of the tile. */
+#define EPI_ROWS(ACT)                                                                    \
+    do {                                                                                 \
+        for (int i = 0; i < mr; i++) {                                                   \
+            float *x = c + i * ldc;                                                      \
+            VF vbr = VSET1(brow ? brow[i] : 0.0f);                                       \
+            ROW_LOOP(ACT);                                                               \
+        }                                                                                \
+    } while (0)
+
+static void EPI_NAME(float *c, size_t ldc, int mr, int n, const float *brow, const float *bcol,
+                     mc_act act) {
+    switch (act) {
+    case MC_ACT_RELU: EPI_ROWS(A_RELU); break;
+    case MC_ACT_GELU: EPI_ROWS(v_gelu); break;
+    case MC_ACT_GELU_TANH: EPI_ROWS(v_gelu_tanh); break;
+    case MC_ACT_QUICK_GELU: EPI_ROWS(A_QGELU); break;
+    case MC_ACT_SIGMOID: EPI_ROWS(v_sigmoid); break;
+    default: EPI_ROWS(A_NONE); break;
+    }
+}
+
+static void ACT_NAME(float *x, size_t n, mc_act act) {
+    if (act == MC_ACT_NONE) return;
+    while (n > 0) {
+        int chunk = n > (1u << 30) ? (1 << 30) : (int)n;
+        EPI_NAME(x, 0, 1, chunk, NULL, NULL, act);
+        x += chunk;
+        n -= (size_t)chunk;
+    }
+}
