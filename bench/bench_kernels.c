@@ -174,6 +174,25 @@ static void bench_conv(const char *label, mc_conv2d_desc d, int h, int w, mc_act
     free(c.x), free(c.wt), free(c.b), free(c.y);
 }
 
+typedef struct {
+    int m, k, n;
+    float *x, *w, *b, *y;
+} lin_ctx;
+
+static void run_linear(void *p) {
+    lin_ctx *l = p;
+    mc_linear(l->x, l->w, l->b, l->m, l->k, l->n, l->y, MC_ACT_NONE);
+}
+
+static void bench_linear(int m, int k, int n, int nt) {
+    lin_ctx l = {m, k, n, buf((size_t)m * k), buf((size_t)n * k), buf(n), buf((size_t)m * n)};
+    mc_kernels_set_threads(nt);
+    double t = time_min(run_linear, &l);
+    printf("linear m=%d k=%d n=%d threads=%d set=%s time=%.4f ms %.1f GFLOP/s peak_ratio=%.2f\n", m, k, n, nt,
+           mc_kernels_name(), t * 1e3, 2.0 * m * k * n / t * 1e-9, 2.0 * m * k * n / t * 1e-9 / g_peak);
+    free(l.x), free(l.w), free(l.b), free(l.y);
+}
+
 int main(int argc, char **argv) {
     int ncores = 1;
 #ifdef _OPENMP
@@ -215,6 +234,9 @@ int main(int argc, char **argv) {
         mc_conv2d_desc dw7 = {64, 64, 7, 7, 1, 1, 3, 3, 64}, dw3s2 = {128, 128, 3, 3, 2, 2, 1, 1, 128};
         mc_conv2d_desc pw = {64, 192, 1, 1, 1, 1, 0, 0, 1}, stem = {3, 64, 3, 3, 2, 2, 1, 1, 1};
         mc_conv2d_desc dw3 = {64, 64, 3, 3, 1, 1, 1, 1, 64}, dw7s2 = {64, 64, 7, 7, 2, 2, 3, 3, 64};
+        bench_linear(1, 512, 512, nt);
+        bench_linear(1, 1024, 512, nt);
+        bench_linear(77, 512, 2048, nt);
         bench_conv("depthwise_7x7", dw7, 64, 64, MC_ACT_NONE, nt);
         bench_conv("depthwise_3x3", dw3, 64, 64, MC_ACT_NONE, nt);
         bench_conv("depthwise_7x7_s2", dw7s2, 64, 64, MC_ACT_NONE, nt);

@@ -109,7 +109,7 @@ static void gemm_block(const mc_kset *ks, int ta, int tb, int m0, int m1, int n0
     int kc_max = k < KC ? k : KC;
     int nc_max = (n1 - n0) < NC ? (n1 - n0) : NC;
     int mc_max = (m1 - m0) < MC ? (m1 - m0) : MC;
-    float *bp = mc_scratch(MC_SCRATCH_PACK_B, (size_t)kc_max * ((nc_max + NR - 1) / NR) * NR);
+    float *bp = mc_scratch(MC_SCRATCH_PACK_B, (size_t)kc_max * ((nc_max + NR - 1) / NR) * NR + (size_t)MR * NR);
     float *ap = mc_scratch(MC_SCRATCH_PACK_A, (size_t)kc_max * ((mc_max + MR - 1) / MR) * MR + (size_t)MR * NR);
     float tmp[64 * 64] __attribute__((aligned(64)));
     for (int jc = n0; jc < n1; jc += NC) {
@@ -121,7 +121,10 @@ static void gemm_block(const mc_kset *ks, int ta, int tb, int m0, int m1, int n0
             for (int jr = 0; jr < nc; jr += NR) {
                 int nr = nc - jr < NR ? nc - jr : NR;
                 const float *src = tb ? b + (size_t)(jc + jr) * ldb + pc : b + (size_t)pc * ldb + jc + jr;
-                pack_b(tb, src, ldb, nr, NR, kc, bp + (size_t)jr * kc);
+                if (tb && ks->pack_a_rows)   /* B^T rows are panel columns: same transpose */
+                    ks->pack_a_rows(src, ldb, nr, NR, kc, bp + (size_t)jr * kc);
+                else
+                    pack_b(tb, src, ldb, nr, NR, kc, bp + (size_t)jr * kc);
             }
             for (int ic = m0; ic < m1; ic += MC) {
                 int mc = m1 - ic < MC ? m1 - ic : MC;
@@ -319,6 +322,7 @@ void mc_kset_portable(mc_kset *ks) {
     ks->mc = 64, ks->kc = 256, ks->nc = 1024;
     ks->ukr = ukr_portable;
     ks->pack_a_rows = NULL;
+    ks->gemv = NULL;
     ks->epi = epi_portable;
     ks->dw = dw_portable;
     ks->act = mc_act_apply_ref;

@@ -32,9 +32,12 @@ typedef struct mc_kset {
     int mc, kc, nc;      /* cache blocks (mc multiple of mr, nc multiple of nr) */
     mc_ukr_fn ukr;
     /* Packs rows [0, mr) of row-major a (row stride lda) over kc columns into
-     * an MR-row panel, zero padded; NULL: the portable packer. */
+     * an MR-row panel (MR <= 32), zero padded, writing up to 8 floats past
+     * the panel's end; also packs transposed B panels.  NULL: portable. */
     void (*pack_a_rows)(const float *a, int lda, int mr, int MR, int kc, float *dst);
     mc_epi_fn epi;
+    /* y[i * ldy + j] = x[i, :] . w[j, :], i < m (m small), j < n; NULL: none. */
+    void (*gemv)(const float *x, int m, int k, const float *w, int n, float *y, size_t ldy);
     mc_dw_fn dw;
     void (*act)(float *x, size_t n, mc_act act);
     void (*softmax_row)(float *x, int n);

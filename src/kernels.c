@@ -83,6 +83,18 @@ void mc_linear(const float *x, const float *w, const float *b, int m, int k, int
                mc_act act) {
     const mc_kset *ks = mc_kset_get();
     int nt = mc_threads_for(2.0 * m * n * k);
+    if (m <= 4 && k > 0 && ks->gemv) {   /* few rows: dot products on the unpacked weights */
+        int chunks = nt > 1 ? 4 * nt : 1;
+        if (chunks > n) chunks = n;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
+        for (int ci = 0; ci < chunks; ci++) {
+            int j0 = (int)((long)n * ci / chunks), j1 = (int)((long)n * (ci + 1) / chunks);
+            if (j0 >= j1) continue;
+            ks->gemv(x, m, k, w + (size_t)j0 * k, j1 - j0, y + j0, (size_t)n);
+            if (b || act != MC_ACT_NONE) ks->epi(y + j0, (size_t)n, m, j1 - j0, NULL, b ? b + j0 : NULL, act);
+        }
+        return;
+    }
     mc_gemm_ex(ks, nt, 0, 1, m, n, k, 1.0f, x, k, w, k, 0.0f, y, n, NULL, b, act);
 }
 

@@ -47,14 +47,14 @@ static inline void transpose8(vf r[8]) {
 }
 
 void mc_pack_a_rows_avx2(const float *a, int lda, int mr, int MR, int kc, float *dst) {
-    if (MR > 16) {   /* not a shape the kernel sets use */
+    if (MR > 32) {   /* not a shape the kernel sets use */
         for (int p = 0; p < kc; p++)
             for (int i = 0; i < MR; i++) dst[(size_t)p * MR + i] = i < mr ? a[(size_t)i * lda + p] : 0.0f;
         return;
     }
     int p = 0;
     for (; p + 8 <= kc; p += 8) {
-        vf r[2][8];
+        vf r[4][8];
         int ng = (MR + 7) / 8;
         for (int gi = 0; gi < ng; gi++) {
             for (int i = 0; i < 8; i++) {
@@ -115,6 +115,8 @@ static inline float hmax(vf v) {
 #define VSTORE_TAIL(p, m, v) _mm256_maskstore_ps(p, m, v)
 #define EPI_NAME epi_avx2
 #define ACT_NAME act_avx2
+#define GEMV_NAME gemv_avx2
+#define VHSUM hsum
 #include "kernels_vec.h"
 
 /* ---- depthwise convolution of one plane ----
@@ -320,6 +322,7 @@ int mc_kset_avx2(mc_kset *ks) {
     ks->ukr = ukr_avx2_6x16;
     ks->pack_a_rows = mc_pack_a_rows_avx2;
     ks->epi = epi_avx2;
+    ks->gemv = gemv_avx2;
     ks->dw = dw_avx2;
     ks->act = act_avx2;
     ks->softmax_row = softmax_row_avx2;

@@ -44,6 +44,8 @@
 #define VSTORE_TAIL(p, m, v) _mm512_mask_storeu_ps(p, m, v)
 #define EPI_NAME epi_avx512
 #define ACT_NAME act_avx512
+#define GEMV_NAME gemv_avx512
+#define VHSUM _mm512_reduce_add_ps
 #include "kernels_vec.h"
 
 int mc_kset_avx512(mc_kset *ks) {
@@ -54,5 +56,6 @@ int mc_kset_avx512(mc_kset *ks) {
     ks->ukr = ukr_avx512_14x32;
     ks->epi = epi_avx512;
     ks->act = act_avx512;
+    ks->gemv = gemv_avx512;
     return 1;
 }

@@ -3,7 +3,7 @@
  * once over a vector type and included by kernels_avx2.c (ymm) and
  * kernels_avx512.c (zmm), so both sets run the same code.  The includer
  * defines the vector operations used below (V* macros: VF vector, VM
- * compare mask, VTM tail mask, VW lanes) and EPI_NAME / ACT_NAME.
+ * compare mask, VTM tail mask, VW lanes) and EPI_NAME / ACT_NAME / GEMV_NAME.
  */
 
 /* exp(x): range reduction x = n ln2 + r, |r| <= ln2 / 2, degree-7 Taylor
@@ -127,5 +127,41 @@ static void ACT_NAME(float *x, size_t n, mc_act act) {
         EPI_NAME(x, 0, 1, chunk, NULL, NULL, act);
         x += chunk;
         n -= (size_t)chunk;
+    }
+}
+
+/* y[i * ldy + j] = x[i, :] . w[j, :] for i < m (few rows), j < n: dot products
+ * straight from the unpacked weights (packing would cost more than the
+ * product).  Rows go four at a time; missing rows repeat the last one. */
+static void GEMV_NAME(const float *x, int m, int k, const float *w, int n, float *y, size_t ldy) {
+    for (int i0 = 0; i0 < m; i0 += 4) {
+        const float *x0 = x + (size_t)i0 * k;
+        const float *x1 = x + (size_t)(i0 + 1 < m ? i0 + 1 : m - 1) * k;
+        const float *x2 = x + (size_t)(i0 + 2 < m ? i0 + 2 : m - 1) * k;
+        const float *x3 = x + (size_t)(i0 + 3 < m ? i0 + 3 : m - 1) * k;
+        for (int j = 0; j < n; j++) {
+            const float *wj = w + (size_t)j * k;
+            VF a0 = VZERO(), a1 = VZERO(), a2 = VZERO(), a3 = VZERO();
+            int p = 0;
+            for (; p + VW <= k; p += VW) {
+                VF wv = VLOAD(wj + p);
+                a0 = VFMA(VLOAD(x0 + p), wv, a0);
+                a1 = VFMA(VLOAD(x1 + p), wv, a1);
+                a2 = VFMA(VLOAD(x2 + p), wv, a2);
+                a3 = VFMA(VLOAD(x3 + p), wv, a3);
+            }
+            if (p < k) {
+                VTM tm = VTAIL(k - p);
+                VF wv = VLOAD_TAIL(wj + p, tm);
+                a0 = VFMA(VLOAD_TAIL(x0 + p, tm), wv, a0);
+                a1 = VFMA(VLOAD_TAIL(x1 + p, tm), wv, a1);
+                a2 = VFMA(VLOAD_TAIL(x2 + p, tm), wv, a2);
+                a3 = VFMA(VLOAD_TAIL(x3 + p, tm), wv, a3);
+            }
+            y[(size_t)i0 * ldy + j] = VHSUM(a0);
+            if (i0 + 1 < m) y[(size_t)(i0 + 1) * ldy + j] = VHSUM(a1);
+            if (i0 + 2 < m) y[(size_t)(i0 + 2) * ldy + j] = VHSUM(a2);
+            if (i0 + 3 < m) y[(size_t)(i0 + 3) * ldy + j] = VHSUM(a3);
+        }
     }
 }

@@ -67,7 +67,8 @@ static void test_gemm(void) {
 }
 
 static void test_linear(void) {
-    static const int sz[][3] = {{1, 7, 13}, {7, 37, 65}, {77, 64, 129}, {13, 129, 1}, {65, 13, 37}};
+    static const int sz[][3] = {{1, 7, 13}, {7, 37, 65}, {77, 64, 129}, {13, 129, 1}, {65, 13, 37},
+                                {2, 515, 77}, {4, 64, 300}, {3, 9, 1}, {5, 33, 40}, {1, 512, 700}};
     for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++)
         for (int act = MC_ACT_NONE; act <= MC_ACT_SIGMOID; act++)
             for (int hb = 0; hb < 2; hb++) {
