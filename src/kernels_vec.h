@@ -29,6 +29,22 @@ static inline VF v_exp(VF x) {
     return VSEL(nan, y, VADD(x, x));
 }
 
+/* exp(x) for x <= 0 where NaN needs no care (the caller's result is NaN
+ * anyway): below -87.34 gives ~1e-38 instead of 0. */
+static inline VF v_exp_neg(VF x) {
+    VF xc = VMAX(x, VSET1(-87.33654f));
+    VF n = VROUND(VMUL(xc, VSET1(1.44269504088896341f)));
+    VF r = VFNMA(n, VSET1(0.693359375f), xc);
+    r = VFNMA(n, VSET1(-2.12194440e-4f), r);
+    VF r2 = VMUL(r, r), r4 = VMUL(r2, r2);
+    VF p01 = VADD(r, VSET1(1.0f));
+    VF p23 = VFMA(r, VSET1(1.0f / 6), VSET1(0.5f));
+    VF p45 = VFMA(r, VSET1(1.0f / 120), VSET1(1.0f / 24));
+    VF p67 = VFMA(r, VSET1(1.0f / 5040), VSET1(1.0f / 720));
+    VF p = VFMA(VFMA(p67, r2, p45), r4, VFMA(p23, r2, p01));
+    return VMUL(p, VEXP2I(n));
+}
+
 static inline VF v_sigmoid(VF x) {
     const VF one = VSET1(1.0f);
     return VDIV(one, VADD(one, v_exp(VSUB(VZERO(), x))));
@@ -40,7 +56,7 @@ static inline VF v_sigmoid(VF x) {
  * for negative x, where the output is small. */
 static inline VF v_gelu(VF x) {
     VF z = VMUL(x, VSET1(0.70710678118654752f));
-    VF az = VABS(z);
+    VF az = VMIN(VABS(z), VSET1(16.0f));   /* erfc(16) is 0 in float; keeps t finite for inf */
     VF den = VFMA(az, VSET1(0.5f), VSET1(1.0f));
     VF t = VRCP(den);   /* + one Newton step */
     t = VMUL(t, VFNMA(den, t, VSET1(2.0f)));
@@ -52,7 +68,7 @@ static inline VF v_gelu(VF x) {
     VF p89 = VFMA(t, VSET1(0.17087277f), VSET1(-0.82215223f));
     VF q03 = VFMA(p23, t2, p01), q47 = VFMA(p67, t2, p45);
     VF p = VFMA(p89, t8, VFMA(q47, t4, q03));
-    VF r = VMUL(t, v_exp(VFNMA(az, az, p)));   /* erfc(|z|) */
+    VF r = VMUL(t, v_exp_neg(VFNMA(az, az, p)));   /* erfc(|z|); NaN x: t is NaN */
     VM pos = VCMP_GE(z, VZERO());
     VF e = VSEL(pos, r, VSUB(VSET1(2.0f), r));
     return VMUL(VMUL(x, VSET1(0.5f)), e);

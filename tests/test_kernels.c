@@ -195,6 +195,9 @@ static void test_act(void) {
     mc_act_apply(b2, big, MC_ACT_GELU);
     CHECK(rel_err(b2, b1, big) <= TOL, "[%s t%d] act gelu big", g_set, g_nt);
     free(bx), free(b1), free(b2);
+    float g[3] = {INFINITY, NAN, 1e30f};
+    mc_act_apply(g, 3, MC_ACT_GELU);
+    CHECK(g[0] == INFINITY && g[1] != g[1] && g[2] == 1e30f, "[%s] gelu(inf, nan, 1e30) = %g %g %g", g_set, g[0], g[1], g[2]);
     float nanv = NAN;
     mc_act_apply(&nanv, 1, MC_ACT_SIGMOID);
     CHECK(nanv != nanv, "[%s] sigmoid(NaN) stays NaN", g_set);
