@@ -263,7 +263,7 @@ static void epi_portable(float *c, size_t ldc, int mr, int nr, const float *brow
 
 size_t mc_dw_scratch_floats(const mc_conv2d_desc *d, int h, int w) {
     int ow = mc_conv_out(w, d->kw, d->sw, d->pw);
-    size_t rows = (size_t)h + 2 * d->ph + d->kh;
+    size_t rows = (size_t)h + 2 * d->ph + d->sh + 1;
     size_t wq = (size_t)((ow + 31) & ~31) + (size_t)(d->kw - 1) / d->sw + 16;
     return (size_t)d->sw * rows * wq + 64;
 }

@@ -124,11 +124,66 @@ static inline float hmax(vf v) {
  * plane s, row r, column j holds padded input (r, j * sw + s).  Output column
  * ox, tap kx then reads plane kx % sw at column ox + kx / sw: contiguous for
  * every stride, with no bounds tests in the inner loop. */
+/* Two output rows x nv vectors (nv = 1, 2, 4): input rows oy*sh + rr,
+ * rr < kh + sh, feed output row 0 through tap row rr and output row 1 through
+ * tap row rr - sh, so each input vector is loaded once for both rows. */
+static inline __attribute__((always_inline)) void dw_rows2(const float *base, const size_t *toff,
+                                                          const float *k, int kh, int kw, int sh,
+                                                          size_t wq, int nv, vf vb, float *y0,
+                                                          float *y1, int left) {
+    vf a0[4], a1[4];
+#pragma GCC unroll 4
+    for (int v = 0; v < nv; v++) a0[v] = vb, a1[v] = vb;
+    for (int rr = 0; rr < kh + sh; rr++) {
+        const float *rowp = base + (size_t)rr * wq;
+        int ky0 = rr, ky1 = rr - sh;
+        const float *k0 = k + ky0 * kw, *k1 = k + ky1 * kw;
+        if (ky0 < kh && ky1 >= 0) {
+            for (int kx = 0; kx < kw; kx++) {
+                const float *src = rowp + toff[kx];
+                vf w0 = _mm256_broadcast_ss(k0 + kx), w1 = _mm256_broadcast_ss(k1 + kx);
+#pragma GCC unroll 4
+                for (int v = 0; v < nv; v++) {
+                    vf in = _mm256_loadu_ps(src + 8 * v);
+                    a0[v] = _mm256_fmadd_ps(w0, in, a0[v]);
+                    a1[v] = _mm256_fmadd_ps(w1, in, a1[v]);
+                }
+            }
+        } else if (ky0 < kh) {
+            for (int kx = 0; kx < kw; kx++) {
+                const float *src = rowp + toff[kx];
+                vf w0 = _mm256_broadcast_ss(k0 + kx);
+#pragma GCC unroll 4
+                for (int v = 0; v < nv; v++) a0[v] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(src + 8 * v), a0[v]);
+            }
+        } else if (ky1 >= 0 && y1) {
+            for (int kx = 0; kx < kw; kx++) {
+                const float *src = rowp + toff[kx];
+                vf w1 = _mm256_broadcast_ss(k1 + kx);
+#pragma GCC unroll 4
+                for (int v = 0; v < nv; v++) a1[v] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(src + 8 * v), a1[v]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int v = 0; v < nv; v++) {
+        int rem = left - 8 * v;
+        if (rem >= 8) {
+            _mm256_storeu_ps(y0 + 8 * v, a0[v]);
+            if (y1) _mm256_storeu_ps(y1 + 8 * v, a1[v]);
+        } else if (rem > 0) {
+            __m256i m = tail_mask(rem);
+            _mm256_maskstore_ps(y0 + 8 * v, m, a0[v]);
+            if (y1) _mm256_maskstore_ps(y1 + 8 * v, m, a1[v]);
+        }
+    }
+}
+
 static void dw_avx2(const float *x, int h, int w, const float *k, const mc_conv2d_desc *d, float bias,
                     mc_act act, float *y, float *scratch) {
     const int kh = d->kh, kw = d->kw, sh = d->sh, sw = d->sw, ph = d->ph, pw = d->pw;
     const int oh = mc_conv_out(h, kh, sh, ph), ow = mc_conv_out(w, kw, sw, pw);
-    const int rows = h + 2 * ph;
+    const int rows = h + 2 * ph + sh;   /* + sh zero rows: read by a discarded last odd row */
     const size_t wq = (size_t)((ow + 7) & ~7) + (size_t)(kw - 1) / sw + 8;
     const size_t plane = (size_t)rows * wq;
     for (int s = 0; s < sw; s++) {
@@ -171,49 +226,17 @@ static void dw_avx2(const float *x, int h, int w, const float *k, const mc_conv2
     }
     for (int kx = 0; kx < kw; kx++) toff[kx] = (size_t)(kx % sw) * plane + (size_t)(kx / sw);
     const vf vb = _mm256_set1_ps(bias);
-    for (int oy = 0; oy < oh; oy++) {
-        float *yr = y + (size_t)oy * ow;
+    for (int oy = 0; oy < oh; oy += 2) {
+        float *y0 = y + (size_t)oy * ow, *y1 = oy + 1 < oh ? y0 + ow : NULL;
+        const float *base = scratch + (size_t)oy * sh * wq;
         int ox = 0;
-        for (; ox + 32 <= ow; ox += 32) {
-            vf a0 = vb, a1 = vb, a2 = vb, a3 = vb;
-            for (int ky = 0; ky < kh; ky++) {
-                const float *kr = k + ky * kw;
-                size_t roff = (size_t)(oy * sh + ky) * wq + ox;
-                for (int kx = 0; kx < kw; kx++) {
-                    const float *src = scratch + toff[kx] + roff;
-                    vf wv = _mm256_broadcast_ss(kr + kx);
-                    a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(src), a0);
-                    a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(src + 8), a1);
-                    a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(src + 16), a2);
-                    a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(src + 24), a3);
-                }
-            }
-            _mm256_storeu_ps(yr + ox, a0);
-            _mm256_storeu_ps(yr + ox + 8, a1);
-            _mm256_storeu_ps(yr + ox + 16, a2);
-            _mm256_storeu_ps(yr + ox + 24, a3);
+        for (; ox + 32 <= ow; ox += 32) dw_rows2(base + ox, toff, k, kh, kw, sh, wq, 4, vb, y0 + ox, y1 ? y1 + ox : NULL, ow - ox);
+        for (; ox + 16 <= ow; ox += 16) dw_rows2(base + ox, toff, k, kh, kw, sh, wq, 2, vb, y0 + ox, y1 ? y1 + ox : NULL, ow - ox);
+        for (; ox < ow; ox += 8) dw_rows2(base + ox, toff, k, kh, kw, sh, wq, 1, vb, y0 + ox, y1 ? y1 + ox : NULL, ow - ox);
+        if (act != MC_ACT_NONE) {
+            epi_avx2(y0, 0, 1, ow, NULL, NULL, act);
+            if (y1) epi_avx2(y1, 0, 1, ow, NULL, NULL, act);
         }
-        for (; ox < ow; ox += 8) {
-            vf a0 = vb, a1 = _mm256_setzero_ps();
-            for (int ky = 0; ky < kh; ky++) {
-                const float *kr = k + ky * kw;
-                size_t roff = (size_t)(oy * sh + ky) * wq + ox;
-                int kx = 0;
-                for (; kx + 1 < kw; kx += 2) {
-                    a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(kr + kx),
-                                         _mm256_loadu_ps(scratch + toff[kx] + roff), a0);
-                    a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(kr + kx + 1),
-                                         _mm256_loadu_ps(scratch + toff[kx + 1] + roff), a1);
-                }
-                if (kx < kw)
-                    a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(kr + kx),
-                                         _mm256_loadu_ps(scratch + toff[kx] + roff), a0);
-            }
-            a0 = _mm256_add_ps(a0, a1);
-            if (ox + 8 <= ow) _mm256_storeu_ps(yr + ox, a0);
-            else _mm256_maskstore_ps(yr + ox, tail_mask(ow - ox), a0);
-        }
-        if (act != MC_ACT_NONE) epi_avx2(yr, 0, 1, ow, NULL, NULL, act);
     }
 }
 

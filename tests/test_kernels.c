@@ -104,9 +104,9 @@ static void test_conv_one(int n, int cin, int cout, int groups, int kh, int kw, 
 static void test_conv(void) {
     /* depthwise */
     static const int dw[][6] = {{3, 3, 1, 1, 1, 1}, {3, 3, 2, 2, 1, 1}, {7, 7, 1, 1, 3, 3},
-                                {7, 7, 2, 2, 3, 3}, {1, 11, 1, 1, 0, 5}, {11, 1, 1, 1, 5, 0},
+                                {7, 7, 2, 2, 3, 3}, {1, 11, 1, 1, 0, 5}, {11, 1, 1, 1, 5, 0}, {1, 1, 2, 2, 0, 0},
                                 {3, 3, 1, 1, 0, 0}, {5, 5, 3, 3, 2, 2}, {3, 3, 2, 1, 1, 0}};
-    static const int hw[][2] = {{13, 17}, {9, 8}, {33, 40}, {1, 1}, {64, 5}};
+    static const int hw[][2] = {{13, 17}, {9, 8}, {33, 40}, {1, 1}, {64, 5}, {16, 16}, {8, 8}};
     for (size_t i = 0; i < sizeof dw / sizeof dw[0]; i++)
         for (size_t j = 0; j < sizeof hw / sizeof hw[0]; j++) {
             const int *q = dw[i];
