@@ -203,7 +203,7 @@ static void dw_avx2(const float *x, int h, int w, const float *k, const mc_conv2
                 memcpy(dst + jlo, src + jlo, (size_t)(jhi - jlo) * sizeof(float));
             } else if (sw == 2) {
                 int j = jlo;
-                for (; j + 8 <= jhi; j += 8) {   /* even elements of 16 */
+                for (; j + 9 <= jhi; j += 8) {   /* even elements of 16 (all 16 inside the row) */
                     vf lo = _mm256_loadu_ps(src + 2 * j), hi8 = _mm256_loadu_ps(src + 2 * j + 8);
                     vf ev = _mm256_shuffle_ps(lo, hi8, 0x88);   /* 0 2 8 10 | 4 6 12 14 */
                     ev = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), 0xd8));
