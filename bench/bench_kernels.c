@@ -193,6 +193,38 @@ static void bench_linear(int m, int k, int n, int nt) {
     free(l.x), free(l.w), free(l.b), free(l.y);
 }
 
+typedef struct {
+    int kind, a, b, c, d;   /* 0 attention (t, heads, hd, causal), 1 layernorm rows (rows, dim), 2 layernorm nchw (c, hw), 3 softmax (rows, cols) */
+    float *x, *y, *s, *g;
+    int ref;
+} misc_ctx;
+
+static void run_misc(void *p) {
+    misc_ctx *m = p;
+    switch (m->kind) {
+    case 0: {
+        int od = m->b * m->c, ld = 3 * od;
+        (m->ref ? mc_attention_ref : mc_attention)(m->x, m->x + od, m->x + 2 * od, ld, m->a, m->b, m->c, m->d, m->y, m->s);
+        break;
+    }
+    case 1: (m->ref ? mc_layernorm_ref : mc_layernorm)(m->x, m->a, m->b, m->g, m->g, 1e-5f, m->y); break;
+    case 2: (m->ref ? mc_layernorm_nchw_ref : mc_layernorm_nchw)(m->x, 1, m->a, m->b, m->g, m->g, 1e-5f, m->y); break;
+    default: (m->ref ? mc_softmax_rows_ref : mc_softmax_rows)(m->x, m->a, m->b); break;
+    }
+}
+
+static void bench_misc(const char *label, int kind, int a, int b, int c, int d, int nt) {
+    size_t n = kind == 0 ? (size_t)a * 3 * b * c : (size_t)a * b;
+    misc_ctx m = {kind, a, b, c, d, buf(n), buf(n), buf(kind == 0 ? (size_t)a * a : 1), buf(4096), 0};
+    mc_kernels_set_threads(nt);
+    double t = time_min(run_misc, &m);
+    m.ref = 1;
+    double tr = time_min(run_misc, &m);
+    printf("misc  %-24s threads=%d set=%s time=%.4f ms ref=%.4f ms speedup=%.1f\n", label, nt, mc_kernels_name(),
+           t * 1e3, tr * 1e3, tr / t);
+    free(m.x), free(m.y), free(m.s), free(m.g);
+}
+
 int main(int argc, char **argv) {
     int ncores = 1;
 #ifdef _OPENMP
@@ -234,6 +266,11 @@ int main(int argc, char **argv) {
         mc_conv2d_desc dw7 = {64, 64, 7, 7, 1, 1, 3, 3, 64}, dw3s2 = {128, 128, 3, 3, 2, 2, 1, 1, 128};
         mc_conv2d_desc pw = {64, 192, 1, 1, 1, 1, 0, 0, 1}, stem = {3, 64, 3, 3, 2, 2, 1, 1, 1};
         mc_conv2d_desc dw3 = {64, 64, 3, 3, 1, 1, 1, 1, 64}, dw7s2 = {64, 64, 7, 7, 2, 2, 3, 3, 64};
+        bench_misc("attention_t64_h16_d32", 0, 64, 16, 32, 0, nt);
+        bench_misc("attention_t77_h8_d64_causal", 0, 77, 8, 64, 1, nt);
+        bench_misc("layernorm_77x512", 1, 77, 512, 0, 0, nt);
+        bench_misc("layernorm_nchw_64x4096", 2, 64, 4096, 0, 0, nt);
+        bench_misc("softmax_1024x64", 3, 1024, 64, 0, 0, nt);
         bench_linear(1, 512, 512, nt);
         bench_linear(1, 1024, 512, nt);
         bench_linear(77, 512, 2048, nt);

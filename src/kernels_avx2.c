@@ -304,36 +304,67 @@ static void layernorm_row_avx2(const float *x, int dim, const float *g, const fl
     }
 }
 
-/* Pixels [p0, p1) of one image, 8 pixels per vector, 2 vectors at a time. */
+/* Pixels [p0, p1) of one image in chunks of 64 (8 vectors, 4 cache lines
+ * per channel row: narrower chunks thrash L1, since the channel stride is
+ * often a multiple of 4 KiB).  Two passes for mean and variance, one to write. */
 static void layernorm_nchw_avx2(const float *x, int c, int hw, int p0, int p1, const float *g,
                                 const float *b, float eps, float *y) {
     const vf ve = _mm256_set1_ps(eps), vinvc = _mm256_set1_ps(1.0f / c), one = _mm256_set1_ps(1.0f);
-    for (int p = p0; p < p1; p += 16) {
-        int r0 = p1 - p, r1 = p1 - p - 8;
-        __m256i m0 = tail_mask(r0 > 8 ? 8 : r0), m1 = tail_mask(r1 > 8 ? 8 : (r1 < 0 ? 0 : r1));
-        const float *xp = x + p;
-        float *yp = y + p;
-        vf s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-        for (int ch = 0; ch < c; ch++) {
-            s0 = _mm256_add_ps(s0, _mm256_maskload_ps(xp + (size_t)ch * hw, m0));
-            s1 = _mm256_add_ps(s1, _mm256_maskload_ps(xp + (size_t)ch * hw + 8, m1));
+    for (int p = p0; p < p1; p += 64) {
+        int left = p1 - p;
+        if (left >= 64) {
+            const float *xp = x + p;
+            float *yp = y + p;
+            vf acc[8], mu[8], rs[8];
+#pragma GCC unroll 8
+            for (int v = 0; v < 8; v++) acc[v] = _mm256_setzero_ps();
+            for (int ch = 0; ch < c; ch++) {
+                const float *r = xp + (size_t)ch * hw;
+#pragma GCC unroll 8
+                for (int v = 0; v < 8; v++) acc[v] = _mm256_add_ps(acc[v], _mm256_loadu_ps(r + 8 * v));
+            }
+#pragma GCC unroll 8
+            for (int v = 0; v < 8; v++) mu[v] = _mm256_mul_ps(acc[v], vinvc), acc[v] = _mm256_setzero_ps();
+            for (int ch = 0; ch < c; ch++) {
+                const float *r = xp + (size_t)ch * hw;
+#pragma GCC unroll 8
+                for (int v = 0; v < 8; v++) {
+                    vf dd = _mm256_sub_ps(_mm256_loadu_ps(r + 8 * v), mu[v]);
+                    acc[v] = _mm256_fmadd_ps(dd, dd, acc[v]);
+                }
+            }
+#pragma GCC unroll 8
+            for (int v = 0; v < 8; v++) rs[v] = _mm256_div_ps(one, _mm256_sqrt_ps(_mm256_fmadd_ps(acc[v], vinvc, ve)));
+            for (int ch = 0; ch < c; ch++) {
+                const float *r = xp + (size_t)ch * hw;
+                float *o = yp + (size_t)ch * hw;
+                vf gv = _mm256_set1_ps(g ? g[ch] : 1.0f), bv = _mm256_set1_ps(b ? b[ch] : 0.0f);
+#pragma GCC unroll 8
+                for (int v = 0; v < 8; v++) {
+                    vf a0 = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(r + 8 * v), mu[v]), rs[v]);
+                    _mm256_storeu_ps(o + 8 * v, _mm256_fmadd_ps(a0, gv, bv));
+                }
+            }
+            continue;
         }
-        vf mu0 = _mm256_mul_ps(s0, vinvc), mu1 = _mm256_mul_ps(s1, vinvc);
-        vf v0 = _mm256_setzero_ps(), v1 = _mm256_setzero_ps();
-        for (int ch = 0; ch < c; ch++) {
-            vf d0 = _mm256_sub_ps(_mm256_maskload_ps(xp + (size_t)ch * hw, m0), mu0);
-            vf d1 = _mm256_sub_ps(_mm256_maskload_ps(xp + (size_t)ch * hw + 8, m1), mu1);
-            v0 = _mm256_fmadd_ps(d0, d0, v0);
-            v1 = _mm256_fmadd_ps(d1, d1, v1);
-        }
-        vf rs0 = _mm256_div_ps(one, _mm256_sqrt_ps(_mm256_fmadd_ps(v0, vinvc, ve)));
-        vf rs1 = _mm256_div_ps(one, _mm256_sqrt_ps(_mm256_fmadd_ps(v1, vinvc, ve)));
-        for (int ch = 0; ch < c; ch++) {
-            vf gv = _mm256_set1_ps(g ? g[ch] : 1.0f), bv = _mm256_set1_ps(b ? b[ch] : 0.0f);
-            vf a0 = _mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(xp + (size_t)ch * hw, m0), mu0), rs0);
-            vf a1 = _mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(xp + (size_t)ch * hw + 8, m1), mu1), rs1);
-            _mm256_maskstore_ps(yp + (size_t)ch * hw, m0, _mm256_fmadd_ps(a0, gv, bv));
-            _mm256_maskstore_ps(yp + (size_t)ch * hw + 8, m1, _mm256_fmadd_ps(a1, gv, bv));
+        /* last partial chunk: one masked vector at a time */
+        for (int q = p; q < p1; q += 8) {
+            __m256i m = tail_mask(p1 - q > 8 ? 8 : p1 - q);
+            const float *xp = x + q;
+            float *yp = y + q;
+            vf s0 = _mm256_setzero_ps();
+            for (int ch = 0; ch < c; ch++) s0 = _mm256_add_ps(s0, _mm256_maskload_ps(xp + (size_t)ch * hw, m));
+            vf mu0 = _mm256_mul_ps(s0, vinvc), v0 = _mm256_setzero_ps();
+            for (int ch = 0; ch < c; ch++) {
+                vf d0 = _mm256_sub_ps(_mm256_maskload_ps(xp + (size_t)ch * hw, m), mu0);
+                v0 = _mm256_fmadd_ps(d0, d0, v0);
+            }
+            vf rs0 = _mm256_div_ps(one, _mm256_sqrt_ps(_mm256_fmadd_ps(v0, vinvc, ve)));
+            for (int ch = 0; ch < c; ch++) {
+                vf gv = _mm256_set1_ps(g ? g[ch] : 1.0f), bv = _mm256_set1_ps(b ? b[ch] : 0.0f);
+                vf a0 = _mm256_mul_ps(_mm256_sub_ps(_mm256_maskload_ps(xp + (size_t)ch * hw, m), mu0), rs0);
+                _mm256_maskstore_ps(yp + (size_t)ch * hw, m, _mm256_fmadd_ps(a0, gv, bv));
+            }
         }
     }
 }
