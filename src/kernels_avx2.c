@@ -1,10 +1,11 @@
 /*
  * kernels_avx2.c - the AVX2 + FMA kernel set: the 6 x 16 SGEMM micro-kernel
- * (gemm_ukr.h), vectorized exp / sigmoid / erfc-based GELU, activation and
- * bias epilogues, depthwise convolution on padded phase-split planes,
- * softmax and LayerNorm rows.  Compiled with -mavx2 -mfma; used only when
- * mc_cpu_level() says so (the AVX-512 set reuses everything but the GEMM
- * micro-kernel).
+ * (gemm_ukr.h), the A / transposed-B panel packer, the vector math, bias +
+ * activation epilogue and few-row dot products (kernels_vec.h at 8 lanes),
+ * depthwise convolution on padded phase-split planes, softmax and LayerNorm.
+ * Compiled with -mavx2 -mfma; used only when mc_cpu_level() says so.  The
+ * AVX-512 set replaces the micro-kernel and the kernels_vec.h parts and
+ * reuses the rest.
  */
 #include "gemm.h"
 
@@ -28,7 +29,7 @@ typedef __m256 vf;
 #define VSET1 _mm256_set1_ps
 #include "gemm_ukr.h"
 
-/* ---- packing A (rows of a row-major matrix) into MR-row panels ----
+/* ---- packing rows of a row-major matrix (A, or B^T) into MR-row panels ----
  * 8 rows x 8 columns at a time through an in-register transpose; rows past
  * mr read as zero.  Masked stores are avoided (slow on some cores). */
 static inline void transpose8(vf r[8]) {
@@ -94,6 +95,7 @@ static inline float hmax(vf v) {
     return _mm_cvtss_f32(s);
 }
 
+/* ---- vector math, epilogue, dot products (kernels_vec.h) at 8 lanes ---- */
 #define VM __m256
 #define VTM __m256i
 #define VADD _mm256_add_ps
