@@ -105,7 +105,6 @@ static inline float hmax(vf v) {
 #define VMIN _mm256_min_ps
 #define VFNMA _mm256_fnmadd_ps
 #define VABS(x) _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x)
-#define VRCP _mm256_rcp_ps
 #define VROUND(x) _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 #define VEXP2I(n) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))
 #define VCMP_LT(a, b) _mm256_cmp_ps(a, b, _CMP_LT_OQ)

@@ -32,7 +32,6 @@
 #define VMIN _mm512_min_ps
 #define VFNMA _mm512_fnmadd_ps
 #define VABS _mm512_abs_ps
-#define VRCP _mm512_rcp14_ps
 #define VROUND(x) _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 #define VEXP2I(n) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23))
 #define VCMP_LT(a, b) _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ)

@@ -58,8 +58,7 @@ static inline VF v_gelu(VF x) {
     VF z = VMUL(x, VSET1(0.70710678118654752f));
     VF az = VMIN(VABS(z), VSET1(16.0f));   /* erfc(16) is 0 in float; keeps t finite for inf */
     VF den = VFMA(az, VSET1(0.5f), VSET1(1.0f));
-    VF t = VRCP(den);   /* + one Newton step */
-    t = VMUL(t, VFNMA(den, t, VSET1(2.0f)));
+    VF t = VDIV(VSET1(1.0f), den);
     VF t2 = VMUL(t, t), t4 = VMUL(t2, t2), t8 = VMUL(t4, t4);
     VF p01 = VFMA(t, VSET1(1.00002368f), VSET1(-1.26551223f));
     VF p23 = VFMA(t, VSET1(0.09678418f), VSET1(0.37409196f));
