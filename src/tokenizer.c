@@ -165,6 +165,14 @@ static mc_status read_gz(const char *path, char **out, size_t *len, mc_error *er
         if (r == 0) break;
         n += (size_t)r;
     }
+    int zerr = Z_OK;
+    const char *zmsg = gzerror(f, &zerr);
+    if (zerr != Z_OK && zerr != Z_STREAM_END) {
+        mc_fail(err, MC_ERR_TOKENIZER, "%s: corrupt gzip data in the vocabulary: %s", path, zmsg);
+        free(buf);
+        gzclose(f);
+        return MC_ERR_TOKENIZER;
+    }
     gzclose(f);
     buf[n] = 0;
     *out = buf;
@@ -511,7 +519,11 @@ mc_status mc_tokenizer_clean_n(const char *text, size_t len, char **out, mc_erro
 }
 
 mc_status mc_tokenizer_clean(const char *text, char **out, mc_error *err) {
-    return mc_tokenizer_clean_n(text, text ? strlen(text) : 0, out, err);
+    if (!text) {
+        if (out) *out = NULL;
+        return mc_fail(err, MC_ERR_INVALID_ARG, "mc_tokenizer_clean: text is NULL");
+    }
+    return mc_tokenizer_clean_n(text, strlen(text), out, err);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -610,5 +622,6 @@ mc_status mc_tokenizer_encode_n(const mc_tokenizer *tok, const char *text, size_
 
 mc_status mc_tokenizer_encode(const mc_tokenizer *tok, const char *text, int context_length,
                               int32_t *ids_out, mc_error *err) {
-    return mc_tokenizer_encode_n(tok, text, text ? strlen(text) : 0, context_length, ids_out, err);
+    if (!text) return mc_fail(err, MC_ERR_INVALID_ARG, "mc_tokenizer_encode: text is NULL");
+    return mc_tokenizer_encode_n(tok, text, strlen(text), context_length, ids_out, err);
 }
