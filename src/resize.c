@@ -11,8 +11,9 @@
  *   - the horizontal pass runs first (only when the width changes) into an
  *     8-bit buffer, then the vertical pass (only when the height changes);
  *   - each sum starts at 1 << 21 and is clipped to 0..255 after >> 22.
- * Only the output pixels that survive the centre crop are computed; each
- * output pixel depends on its own coefficients only, so this is exact.
+ * Only the output pixels (and coefficients) that survive the centre crop are
+ * computed; each output pixel depends on its own coefficients only, so this
+ * is exact.
  */
 #include "mc_internal.h"
 
@@ -25,8 +26,9 @@
 
 typedef struct rs_coeffs {
     int ksize;        /* coefficients stored per output position */
-    int *bounds;      /* [out_size][2]: first input index, number of taps */
-    int32_t *k;       /* [out_size][ksize] fixed-point weights */
+    int first;        /* output position of entry 0 */
+    int *bounds;      /* [n][2]: first input index, number of taps */
+    int32_t *k;       /* [n][ksize] fixed-point weights */
 } rs_coeffs;
 
 static double rs_bilinear(double x) {
@@ -50,9 +52,10 @@ static void rs_coeffs_free(rs_coeffs *c) {
     c->k = NULL;
 }
 
-/* Pillow's precompute_coeffs + normalize_coeffs_8bpc for the box [0, in_size). */
-static mc_status rs_coeffs_make(int in_size, int out_size, mc_interp interp, rs_coeffs *c,
-                                mc_error *err) {
+/* Pillow's precompute_coeffs + normalize_coeffs_8bpc for the box [0, in_size),
+ * for the output positions o0 <= xx < o1 of out_size. */
+static mc_status rs_coeffs_make(int in_size, int out_size, int o0, int o1, mc_interp interp,
+                                rs_coeffs *c, mc_error *err) {
     double (*filter)(double) = interp == MC_INTERP_BICUBIC ? rs_bicubic : rs_bilinear;
     double support0 = interp == MC_INTERP_BICUBIC ? 2.0 : 1.0;
     double scale = (double)in_size / out_size;
@@ -61,16 +64,17 @@ static mc_status rs_coeffs_make(int in_size, int out_size, mc_interp interp, rs_
     int ksize = (int)ceil(support) * 2 + 1;
     memset(c, 0, sizeof *c);
     c->ksize = ksize;
-    c->bounds = mc_malloc_array((size_t)out_size * 2, sizeof(int));
-    c->k = mc_malloc_array((size_t)out_size * (size_t)ksize, sizeof(int32_t));
+    c->first = o0;
+    c->bounds = mc_malloc_array((size_t)(o1 - o0) * 2, sizeof(int));
+    c->k = mc_malloc_array((size_t)(o1 - o0) * (size_t)ksize, sizeof(int32_t));
     double *w = mc_malloc_array((size_t)ksize, sizeof(double));
     if (!c->bounds || !c->k || !w) {
         free(w);
         rs_coeffs_free(c);
         return mc_fail(err, MC_ERR_NOMEM, "resize: out of memory for %d x %d coefficients",
-                       out_size, ksize);
+                       o1 - o0, ksize);
     }
-    for (int xx = 0; xx < out_size; xx++) {
+    for (int xx = o0; xx < o1; xx++) {
         double center = (xx + 0.5) * scale;
         double ww = 0.0, ss = 1.0 / filterscale;
         int xmin = (int)(center - support + 0.5);
@@ -84,15 +88,15 @@ static mc_status rs_coeffs_make(int in_size, int out_size, mc_interp interp, rs_
             w[x] = filter((x + xmin - center + 0.5) * ss);
             ww += w[x];
         }
-        int32_t *k = c->k + (size_t)xx * ksize;
+        int32_t *k = c->k + (size_t)(xx - o0) * ksize;
         for (int x = 0; x < ksize; x++) {
             double v = 0.0;
             if (x < xmax) v = ww != 0.0 ? w[x] / ww : w[x];
             k[x] = v < 0 ? (int32_t)(-0.5 + v * (1 << RS_PRECISION_BITS))
                          : (int32_t)(0.5 + v * (1 << RS_PRECISION_BITS));
         }
-        c->bounds[xx * 2] = xmin;
-        c->bounds[xx * 2 + 1] = xmax;
+        c->bounds[(xx - o0) * 2] = xmin;
+        c->bounds[(xx - o0) * 2 + 1] = xmax;
     }
     free(w);
     return MC_OK;
@@ -134,16 +138,16 @@ static mc_status rs_resample_window(const mc_image *in, int rw, int rh, mc_inter
     if (cx1 <= cx0 || cy1 <= cy0) return MC_OK;
     const int cw = cx1 - cx0;
 
-    if (need_h && (st = rs_coeffs_make(w, rw, interp, &hc, err)) != MC_OK) goto fail;
-    if (need_v && (st = rs_coeffs_make(h, rh, interp, &vc, err)) != MC_OK) goto fail;
+    if (need_h && (st = rs_coeffs_make(w, rw, cx0, cx1, interp, &hc, err)) != MC_OK) goto fail;
+    if (need_v && (st = rs_coeffs_make(h, rh, cy0, cy1, interp, &vc, err)) != MC_OK) goto fail;
 
     /* Source rows the vertical pass reads. */
     int r0, r1;
     if (need_v) {
-        r0 = vc.bounds[cy0 * 2];
+        r0 = vc.bounds[0];
         r1 = r0;
         for (int yy = cy0; yy < cy1; yy++) {
-            int a = vc.bounds[yy * 2], b = a + vc.bounds[yy * 2 + 1];
+            int a = vc.bounds[(yy - cy0) * 2], b = a + vc.bounds[(yy - cy0) * 2 + 1];
             if (a < r0) r0 = a;
             if (b > r1) r1 = b;
         }
@@ -164,8 +168,8 @@ static mc_status rs_resample_window(const mc_image *in, int rw, int rh, mc_inter
             continue;
         }
         for (int xx = cx0; xx < cx1; xx++) {
-            int xmin = hc.bounds[xx * 2], n = hc.bounds[xx * 2 + 1];
-            const int32_t *k = hc.k + (size_t)xx * hc.ksize;
+            int xmin = hc.bounds[(xx - cx0) * 2], n = hc.bounds[(xx - cx0) * 2 + 1];
+            const int32_t *k = hc.k + (size_t)(xx - cx0) * hc.ksize;
             const uint8_t *p = src + (size_t)xmin * 3;
             int32_t s0 = 1 << (RS_PRECISION_BITS - 1), s1 = s0, s2 = s0;
             for (int x = 0; x < n; x++) {
@@ -187,8 +191,8 @@ static mc_status rs_resample_window(const mc_image *in, int rw, int rh, mc_inter
             memcpy(dst, tmp + (size_t)(yy - r0) * cw * 3, (size_t)cw * 3);
             continue;
         }
-        int ymin = vc.bounds[yy * 2] - r0, n = vc.bounds[yy * 2 + 1];
-        const int32_t *k = vc.k + (size_t)yy * vc.ksize;
+        int ymin = vc.bounds[(yy - cy0) * 2] - r0, n = vc.bounds[(yy - cy0) * 2 + 1];
+        const int32_t *k = vc.k + (size_t)(yy - cy0) * vc.ksize;
         for (int c = 0; c < cw * 3; c++) {
             int32_t s = 1 << (RS_PRECISION_BITS - 1);
             const uint8_t *p = tmp + (size_t)ymin * cw * 3 + c;
@@ -252,9 +256,6 @@ mc_status mc_image_resize_crop(const mc_image *in, int size, mc_interp interp,
                        longside, shortside);
     int new_long = (int)nl;
     int rw = w <= h ? size : new_long, rh = w <= h ? new_long : size;
-    if ((int64_t)rw * size > RS_MAX_PIXELS || (int64_t)rh * size > RS_MAX_PIXELS)
-        return mc_fail(err, MC_ERR_INVALID_ARG, "resize: aspect ratio %d:%d too extreme",
-                       longside, shortside);
 
     /* CenterCrop: zero-pad (left/top get the floor half) when smaller, then
      * crop at round((dim - size) / 2) with ties to even. */
