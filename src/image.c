@@ -62,18 +62,19 @@ static mc_status img_check_size(const char *fmt, long w, long h, mc_error *err) 
 /* ------------------------------------------------------------------------ */
 
 /* Reads tag 0x0112 from IFD0 of a TIFF-structured EXIF block (optionally
- * behind "Exif\0\0").  Returns 0 when absent or unreadable. */
+ * behind "Exif\0\0").  Returns -1 when the tag is absent or the block
+ * unreadable, 0 when the tag is there but not a single number. */
 static int exif_orientation(const uint8_t *d, size_t n) {
     if (n >= 6 && !memcmp(d, "Exif\0\0", 6)) { d += 6; n -= 6; }
-    if (n < 8) return 0;
+    if (n < 8) return -1;
     int le;
     if (d[0] == 'I' && d[1] == 'I' && d[2] == 42 && d[3] == 0) le = 1;
     else if (d[0] == 'M' && d[1] == 'M' && d[2] == 0 && d[3] == 42) le = 0;
-    else return 0;
+    else return -1;
 #define EX_U16(p) (le ? (uint32_t)(p)[0] | (uint32_t)(p)[1] << 8 : (uint32_t)(p)[1] | (uint32_t)(p)[0] << 8)
 #define EX_U32(p) (le ? EX_U16(p) | EX_U16((p) + 2) << 16 : EX_U16((p) + 2) | EX_U16(p) << 16)
     uint32_t off = EX_U32(d + 4);
-    if (off > n || n - off < 2) return 0;
+    if (off > n || n - off < 2) return -1;
     uint32_t count = EX_U16(d + off);
     const uint8_t *e = d + off + 2;
     size_t room = n - off - 2;
@@ -93,7 +94,57 @@ static int exif_orientation(const uint8_t *d, size_t n) {
     }
 #undef EX_U32
 #undef EX_U16
-    return 0;
+    return -1;
+}
+
+static int hex_digit(int c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* PNG "Raw profile type exif" text (ImageMagick): lines 4.. hold the EXIF
+ * block in hex.  Returns the orientation as exif_orientation does. */
+static int raw_profile_orientation(const char *text, size_t len) {
+    size_t i = 0;
+    for (int lines = 0; lines < 3 && i < len; i++)
+        if (text[i] == '\n') lines++;
+    uint8_t *buf = malloc(len / 2 + 1);
+    if (!buf) return -1;
+    size_t n = 0;
+    int hi = -1, ok = 1;
+    for (; i < len; i++) {
+        int c = (unsigned char)text[i];
+        if (c == '\n') continue;   /* the lines are joined */
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f') {
+            if (hi >= 0) { ok = 0; break; }
+            continue;
+        }
+        int v = hex_digit(c);
+        if (v < 0) { ok = 0; break; }
+        if (hi < 0) hi = v;
+        else { buf[n++] = (uint8_t)(hi << 4 | v); hi = -1; }
+    }
+    int o = ok && hi < 0 ? exif_orientation(buf, n) : -1;
+    free(buf);
+    return o;
+}
+
+/* Pillow falls back on 'tiff:Orientation="N"' or '>N' in PNG XMP text. */
+static int xmp_orientation(const char *text, size_t len) {
+    static const char key[] = "tiff:Orientation";
+    const size_t kl = sizeof key - 1;
+    for (size_t i = 0; i + kl < len; i++) {
+        if (memcmp(text + i, key, kl)) continue;
+        size_t j = i + kl;
+        if (text[j] == '=' && j + 2 < len && text[j + 1] == '"' && text[j + 2] >= '0' &&
+            text[j + 2] <= '9')
+            return text[j + 2] - '0';
+        if (text[j] == '>' && j + 1 < len && text[j + 1] >= '0' && text[j + 1] <= '9')
+            return text[j + 1] - '0';
+    }
+    return -1;
 }
 
 /* ImageOps.exif_transpose: 2 flip left-right, 3 rotate 180, 4 flip top-bottom,
@@ -434,14 +485,38 @@ static mc_status decode_png(const uint8_t *data, size_t len, mc_image *out, int 
 
     /* Chunks after the image data (eXIf may be there); damage there is ignored. */
     if (!setjmp(png_jmpbuf(png))) png_read_end(png, info);
-    *orient = 0;
+    /* Pillow: the eXIf chunk, else an ImageMagick raw profile; when neither
+     * has the tag, XMP's tiff:Orientation. */
+    int o = -1, have_exif = 0;
 #ifdef PNG_eXIf_SUPPORTED
     {
         png_uint_32 ne = 0;
         png_bytep ex = NULL;
-        if (png_get_eXIf_1(png, info, &ne, &ex) && ex && ne) *orient = exif_orientation(ex, ne);
+        if (png_get_eXIf_1(png, info, &ne, &ex) && ex) {
+            have_exif = 1;
+            o = exif_orientation(ex, ne);
+        }
     }
 #endif
+    png_textp texts = NULL;
+    int ntext = 0;
+    png_get_text(png, info, &texts, &ntext);
+    for (int i = 0; !have_exif && i < ntext; i++) {
+        if (texts[i].key && texts[i].text && !strcmp(texts[i].key, "Raw profile type exif")) {
+            size_t tl = texts[i].compression >= PNG_ITXT_COMPRESSION_NONE ? texts[i].itxt_length
+                                                                        : texts[i].text_length;
+            have_exif = 1;
+            o = raw_profile_orientation(texts[i].text, tl);
+        }
+    }
+    for (int i = 0; o < 0 && i < ntext; i++) {
+        if (texts[i].key && texts[i].text && !strcmp(texts[i].key, "XML:com.adobe.xmp")) {
+            size_t tl = texts[i].compression >= PNG_ITXT_COMPRESSION_NONE ? texts[i].itxt_length
+                                                                        : texts[i].text_length;
+            o = xmp_orientation(texts[i].text, tl);
+        }
+    }
+    *orient = o;
     png_destroy_read_struct(&png, &info, NULL);
     out->width = w;
     out->height = h;

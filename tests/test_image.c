@@ -169,7 +169,8 @@ static void mb_flush(png_structp png) { (void)png; }
 /* Writes a PNG from packed raw rows (rowbytes each). */
 static membuf png_encode(int w, int h, int bits, int ct, int interlace, const uint8_t *raw,
                          size_t rowbytes, const png_color *pal, int npal, const uint8_t *trns,
-                         int ntrns, const uint8_t *exif, size_t nexif) {
+                         int ntrns, const uint8_t *exif, size_t nexif, png_text *texts,
+                         int ntexts) {
     membuf b = {0};
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png_create_info_struct(png);
@@ -187,6 +188,7 @@ static membuf png_encode(int w, int h, int bits, int ct, int interlace, const ui
     if (pal) png_set_PLTE(png, info, pal, npal);
     if (trns) png_set_tRNS(png, info, trns, ntrns, NULL);
     if (exif) png_set_eXIf_1(png, info, (png_uint_32)nexif, (png_bytep)exif);
+    if (texts) png_set_text(png, info, texts, ntexts);
     png_write_info(png, info);
     png_bytep *rows = malloc(sizeof(png_bytep) * (size_t)h);
     for (int y = 0; y < h; y++) rows[y] = (png_bytep)raw + (size_t)y * rowbytes;
@@ -272,7 +274,8 @@ static void test_png_formats(void) {
                 raw[y * rb + bit / 8] |= (uint8_t)(v << (8 - b - bit % 8));
                 for (int c = 0; c < 3; c++) want[(y * W + x) * 3 + c] = (uint8_t)(v * scale);
             }
-        membuf m = png_encode(W, H, b, PNG_COLOR_TYPE_GRAY, 0, raw, rb, NULL, 0, NULL, 0, NULL, 0);
+        membuf m = png_encode(W, H, b, PNG_COLOR_TYPE_GRAY, 0, raw, rb, NULL, 0, NULL, 0, NULL, 0,
+                              NULL, 0);
         CHECK(mc_image_load_memory(m.data, m.len, 1, &img, &e) == MC_OK, "gray%d: %s", b, e.message);
         char what[32];
         snprintf(what, sizeof what, "gray %d-bit", b);
@@ -290,7 +293,8 @@ static void test_png_formats(void) {
                 raw[(y * W + x) * 2 + 1] = (uint8_t)v;
                 for (int c = 0; c < 3; c++) want[(y * W + x) * 3 + c] = (uint8_t)(v > 255 ? 255 : v);
             }
-        membuf m = png_encode(W, H, 16, PNG_COLOR_TYPE_GRAY, 0, raw, W * 2, NULL, 0, NULL, 0, NULL, 0);
+        membuf m = png_encode(W, H, 16, PNG_COLOR_TYPE_GRAY, 0, raw, W * 2, NULL, 0, NULL, 0, NULL, 0,
+                              NULL, 0);
         CHECK(mc_image_load_memory(m.data, m.len, 1, &img, &e) == MC_OK, "gray16: %s", e.message);
         expect_rgb(&img, W, H, want, "gray 16-bit");
         mc_image_free(&img);
@@ -319,7 +323,7 @@ static void test_png_formats(void) {
                     }
             for (int il = 0; il < 2; il++) {
                 membuf m = png_encode(W, H, f[fi].bits, f[fi].ct, il, raw, (size_t)W * ch * bs, NULL, 0,
-                                      NULL, 0, NULL, 0);
+                                      NULL, 0, NULL, 0, NULL, 0);
                 CHECK(mc_image_load_memory(m.data, m.len, 1, &img, &e) == MC_OK, "%s: %s",
                       f[fi].what, e.message);
                 expect_rgb(&img, W, H, want, f[fi].what);
@@ -352,7 +356,7 @@ static void test_png_formats(void) {
                     want[(y * W + x) * 3 + 2] = pal[v].blue;
                 }
             membuf m = png_encode(W, H, b, PNG_COLOR_TYPE_PALETTE, pi & 1, raw, rb, pal, n, trns,
-                                  n > 4 ? 4 : n, NULL, 0);
+                                  n > 4 ? 4 : n, NULL, 0, NULL, 0);
             CHECK(mc_image_load_memory(m.data, m.len, 1, &img, &e) == MC_OK, "P%d: %s", b, e.message);
             char what[32];
             snprintf(what, sizeof what, "palette %d-bit", b);
@@ -386,7 +390,8 @@ static void test_exif_png(void) {
         for (int o = 1; o <= 8; o++) {
             uint8_t ex[128];
             size_t nex = make_exif(ex, be, o, 0);
-            membuf m = png_encode(3, 2, 8, PNG_COLOR_TYPE_RGB, 0, raw, 9, NULL, 0, NULL, 0, ex, nex);
+            membuf m = png_encode(3, 2, 8, PNG_COLOR_TYPE_RGB, 0, raw, 9, NULL, 0, NULL, 0, ex, nex,
+                                  NULL, 0);
             mc_image img;
             mc_error e;
             CHECK(mc_image_load_memory(m.data, m.len, 1, &img, &e) == MC_OK, "exif png: %s", e.message);
@@ -403,6 +408,46 @@ static void test_exif_png(void) {
             mc_image_free(&img);
             free(m.data);
         }
+    }
+    /* PNG text fallbacks: ImageMagick's raw EXIF profile, and XMP. */
+    uint8_t ex[128];
+    size_t nex = make_exif(ex, 1, 6, 1);
+    char rawprof[512];
+    int k = snprintf(rawprof, sizeof rawprof, "\nexif\n%8zu\n", nex);
+    for (size_t i = 0; i < nex; i++)
+        k += snprintf(rawprof + k, sizeof rawprof - (size_t)k, "%02x%s", ex[i], i % 36 == 35 ? "\n" : "");
+    char xmp[] = "<x:xmpmeta><rdf:Description tiff:Orientation=\"8\"/></x:xmpmeta>";
+    char xmp2[] = "<x:xmpmeta><tiff:Orientation>3</tiff:Orientation></x:xmpmeta>";
+    png_text t[3];
+    memset(t, 0, sizeof t);
+    t[0].compression = PNG_TEXT_COMPRESSION_zTXt;
+    t[0].key = "Raw profile type exif";
+    t[0].text = rawprof;
+    t[0].text_length = strlen(rawprof);
+    t[1].compression = PNG_ITXT_COMPRESSION_NONE;
+    t[1].key = "XML:com.adobe.xmp";
+    t[1].text = xmp;
+    t[1].itxt_length = strlen(xmp);
+    t[2] = t[1];
+    t[2].text = xmp2;
+    t[2].itxt_length = strlen(xmp2);
+    struct { png_text *t; int n; int want; const char *what; } cases[] = {
+        {&t[0], 1, 6, "raw profile"}, {&t[1], 1, 8, "XMP attribute"}, {&t[2], 1, 3, "XMP element"},
+        {&t[0], 2, 6, "raw profile before XMP"},
+    };
+    for (int c = 0; c < 4; c++) {
+        membuf m = png_encode(3, 2, 8, PNG_COLOR_TYPE_RGB, 0, raw, 9, NULL, 0, NULL, 0, NULL, 0,
+                              cases[c].t, cases[c].n);
+        mc_image img;
+        mc_error e;
+        CHECK(mc_image_load_memory(m.data, m.len, 1, &img, &e) == MC_OK, "%s: %s", cases[c].what,
+              e.message);
+        int o = cases[c].want, w = o >= 5 ? 2 : 3, h = o >= 5 ? 3 : 2;
+        uint8_t want[18];
+        for (int i = 0; i < 6; i++) letter_rgb(orient_want[o][i], want + i * 3);
+        expect_rgb(&img, w, h, want, cases[c].what);
+        mc_image_free(&img);
+        free(m.data);
     }
 }
 
