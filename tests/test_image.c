@@ -96,6 +96,23 @@ static void test_fixture_pixels(void) {
         CHECK(bad == 0, "preprocess_file: %zu values differ", bad);
         free(out);
     }
+
+    /* Full-image resample (no window) then a manual crop gives the same pixels. */
+    t = mc_checkpoint_find(ck, "chelsea.png/256_bilinear");
+    CHECK(t != NULL, "chelsea.png/256_bilinear missing");
+    mc_image img, big;
+    if (t && mc_image_load(fixture("images/chelsea.png"), 1, &img, &e) == MC_OK) {
+        /* 451 x 300: width int(256 * 451 / 300) = 384, crop left round(64.0) = 64. */
+        st = mc_image_resample(&img, 384, 256, MC_INTERP_BILINEAR, &big, &e);
+        CHECK(st == MC_OK && big.width == 384 && big.height == 256, "resample: %s", e.message);
+        int ok = st == MC_OK;
+        const uint8_t *x = t->data;
+        for (int y = 0; ok && y < 256; y++)
+            ok = !memcmp(big.rgb + ((size_t)y * 384 + 64) * 3, x + (size_t)y * 256 * 3, 256 * 3);
+        CHECK(ok, "full resample + crop differs from the reference");
+        mc_image_free(&big);
+        mc_image_free(&img);
+    }
     mc_checkpoint_close(ck);
 }
 
