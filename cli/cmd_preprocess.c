@@ -4,13 +4,16 @@
  * float32 [3, S, S] tensor as a .npy file.
  */
 #include "cli.h"
+#include "config.h"
+
+#include <sys/stat.h>
 
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 static const cli_opt opts[] = {
-    {"model", 'm', 1, 0, "NAME  take the preprocessing of an official model (see below)"},
+    {"model", 'm', 1, 0, "MODEL take the preprocessing of a model file/folder or official name"},
     {"size", 0, 1, 0, "S     output side in pixels (default 256)"},
     {"interp", 0, 1, 0, "I     bilinear (default) or bicubic"},
     {"mean", 0, 1, 0, "a,b,c per-channel mean (default 0,0,0)"},
@@ -21,69 +24,30 @@ static const cli_opt opts[] = {
 };
 #define N_OPTS ((int)(sizeof opts / sizeof opts[0]))
 
-#define OPENAI_MEAN {0.48145466f, 0.4578275f, 0.40821073f}
-#define OPENAI_STD {0.26862954f, 0.26130258f, 0.27577711f}
-#define ZERO_MEAN {0.0f, 0.0f, 0.0f}
-#define UNIT_STD {1.0f, 1.0f, 1.0f}
-
-typedef struct model_preproc {
-    const char *name;
-    int size;
-    mc_interp interp;
-    float mean[3];
-    float std[3];
-} model_preproc;
-
-/* The image transforms of the released models. */
-static const model_preproc known_models[] = {
-    {"mobileclip_s0", 256, MC_INTERP_BILINEAR, ZERO_MEAN, UNIT_STD},
-    {"mobileclip_s1", 256, MC_INTERP_BILINEAR, ZERO_MEAN, UNIT_STD},
-    {"mobileclip_s2", 256, MC_INTERP_BILINEAR, ZERO_MEAN, UNIT_STD},
-    {"mobileclip_b", 224, MC_INTERP_BILINEAR, ZERO_MEAN, UNIT_STD},
-    {"mobileclip_blt", 224, MC_INTERP_BILINEAR, ZERO_MEAN, UNIT_STD},
-    {"MobileCLIP-S1", 256, MC_INTERP_BILINEAR, ZERO_MEAN, UNIT_STD},
-    {"MobileCLIP-S2", 256, MC_INTERP_BILINEAR, ZERO_MEAN, UNIT_STD},
-    {"MobileCLIP-B", 224, MC_INTERP_BILINEAR, ZERO_MEAN, UNIT_STD},
-    {"MobileCLIP2-S0", 256, MC_INTERP_BILINEAR, ZERO_MEAN, UNIT_STD},
-    {"MobileCLIP2-S2", 256, MC_INTERP_BILINEAR, ZERO_MEAN, UNIT_STD},
-    {"MobileCLIP2-B", 224, MC_INTERP_BILINEAR, ZERO_MEAN, UNIT_STD},
-    {"MobileCLIP2-S3", 256, MC_INTERP_BILINEAR, OPENAI_MEAN, OPENAI_STD},
-    {"MobileCLIP2-S4", 256, MC_INTERP_BILINEAR, OPENAI_MEAN, OPENAI_STD},
-    {"MobileCLIP2-L-14", 224, MC_INTERP_BICUBIC, OPENAI_MEAN, OPENAI_STD},
-};
-#define N_MODELS ((int)(sizeof known_models / sizeof known_models[0]))
-
-static const model_preproc *find_model(const char *name) {
-    for (int i = 0; i < N_MODELS; i++)
-        if (!strcasecmp(known_models[i].name, name)) return &known_models[i];
-    return NULL;
-}
-
-/*
- * MODEL CONFIG: a -m value that is not an official name is a model file or
- * folder.  Once mc_model_load is available this is where its configuration
- * decides the preprocessing:
- *     mc_model_params mp = mc_model_default_params();
- *     mp.load_text_tower = 0;
- *     mc_model *m; mc_model_info info;
- *     mc_model_load(arg, &mp, &m, err); mc_model_get_info(m, &info);
- *     *p = info.preprocess; mc_model_free(m);
- */
-static int params_from_model_path(const char *arg, mc_preprocess_params *p) {
-    (void)p;
-    return cli_errorf("'%s' is not an official model name, and reading a model's "
-                      "configuration is not available yet; use --size/--interp/--mean/--std",
-                      arg);
+/* -m: an official name (built-in configuration) or a model file or folder
+ * (its config.json / open_clip_config.json decides). */
+static int params_from_model(const char *arg, mc_preprocess_params *p) {
+    mc_config cfg;
+    mc_error err;
+    mc_error_clear(&err);
+    struct stat sb;
+    mc_status st = stat(arg, &sb) == 0 ? mc_config_resolve(arg, NULL, NULL, &cfg, NULL, 0, &err)
+                                       : mc_config_builtin(arg, &cfg, &err);
+    if (st != MC_OK) return cli_error(&err);
+    *p = cfg.preprocess;
+    return 0;
 }
 
 static void usage_models(FILE *f) {
     fprintf(f, "\nofficial model names for -m:\n");
-    for (int i = 0; i < N_MODELS; i++)
-        fprintf(f, "  %-18s %d %s, mean %g,%g,%g std %g,%g,%g\n", known_models[i].name,
-                known_models[i].size,
-                known_models[i].interp == MC_INTERP_BICUBIC ? "bicubic" : "bilinear",
-                known_models[i].mean[0], known_models[i].mean[1], known_models[i].mean[2],
-                known_models[i].std[0], known_models[i].std[1], known_models[i].std[2]);
+    for (const char *const *n = mc_config_builtin_names(); *n; n++) {
+        mc_config c;
+        if (mc_config_builtin(*n, &c, NULL) != MC_OK) continue;
+        const mc_preprocess_params *q = &c.preprocess;
+        fprintf(f, "  %-18s %d %s, mean %g,%g,%g std %g,%g,%g\n", *n, q->size,
+                q->interp == MC_INTERP_BICUBIC ? "bicubic" : "bilinear", q->mean[0], q->mean[1],
+                q->mean[2], q->std[0], q->std[1], q->std[2]);
+    }
     fprintf(f, "\nOptions given after -m override the model's values.\n");
 }
 
@@ -110,15 +74,7 @@ int cmd_preprocess(int argc, char **argv) {
     mc_preprocess_params p = mc_preprocess_default_params();
     const char *v;
     if ((v = cli_get(&a, "model"))) {
-        const model_preproc *m = find_model(v);
-        if (m) {
-            p.size = m->size;
-            p.interp = m->interp;
-            memcpy(p.mean, m->mean, sizeof p.mean);
-            memcpy(p.std, m->std, sizeof p.std);
-        } else if (params_from_model_path(v, &p) != 0) {
-            goto done;
-        }
+        if (params_from_model(v, &p) != 0) goto done;
     }
     if ((v = cli_get(&a, "size")) && (cli_parse_int(v, &p.size) != 0 || p.size < 1 || p.size > 16384)) {
         cli_errorf("--size: expected an integer in 1..16384, got '%s'", v);
