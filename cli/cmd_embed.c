@@ -355,6 +355,7 @@ int cmd_embed_image(int argc, char **argv) {
     rc = cli_embed_images(ctx, &info, &pp, &list, batch, dthreads, !cli_has(&a, "no-normalize"),
                           cli_has(&a, "strict"), !cli_has(&a, "quiet"), &emb, &rows, &n_rows);
     if (rc) goto out;
+    if (n_rows == 0) { rc = cli_errorf("embed-image: no image could be decoded"); goto out; }
     const char *outp = cli_get(&a, "output");
     if (outp) {
         if ((rc = write_npy(outp, emb, n_rows, (size_t)info.embed_dim))) goto out;

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #define BIN "build/mobileclip"
-#define S0 "models/oc_mobileclip2_s0"
+#define S0 "models/oc_mobileclip2_b"   /* ViT image tower, OpenCLIP text tower */
 
 static char tmpdir[] = "/tmp/mc-test-cli-XXXXXX";
 static char out_path[4200], err_path[4200];
