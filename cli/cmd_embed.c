@@ -169,14 +169,20 @@ int cli_embed_images(mc_context *ctx, const mc_model_info *info, const mc_prepro
             if (!j->ok[k]) {
                 if (strict) {
                     cli_progress_end(&bar);
-                    cli_errorf("%s: %s", list->paths[first + k],
-                               j->errs[k].message[0] ? j->errs[k].message : "cannot decode");
+                    if (j->errs[k].message[0] && strstr(j->errs[k].message, list->paths[first + k]))
+                        cli_errorf("%s", j->errs[k].message);
+                    else
+                        cli_errorf("%s: %s", list->paths[first + k],
+                                   j->errs[k].message[0] ? j->errs[k].message : "cannot decode");
                     rc = 1;
                     continue;
                 }
                 cli_progress_end(&bar);
-                fprintf(stderr, "mobileclip: skipping %s: %s\n", list->paths[first + k],
-                        j->errs[k].message[0] ? j->errs[k].message : "cannot decode");
+                const char *msg = j->errs[k].message[0] ? j->errs[k].message : "cannot decode";
+                if (strstr(msg, list->paths[first + k]))   /* the message names the file already */
+                    fprintf(stderr, "mobileclip: skipping %s\n", msg);
+                else
+                    fprintf(stderr, "mobileclip: skipping %s: %s\n", list->paths[first + k], msg);
                 continue;
             }
             if (good != k) memmove(j->pixels + good * plane, j->pixels + k * plane, plane * sizeof(float));
