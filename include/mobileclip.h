@@ -216,6 +216,11 @@ void mc_image_free(mc_image *img);
 mc_status mc_image_resize_crop(const mc_image *in, int size, mc_interp interp,
                                mc_resize_mode mode, mc_image *out, mc_error *err);
 
+/* Pillow's Image.resize(width, height) of an RGB image (antialiased
+ * bilinear or bicubic, bit-exact with Pillow 9.4), without crop. */
+mc_status mc_image_resample(const mc_image *in, int width, int height, mc_interp interp,
+                            mc_image *out, mc_error *err);
+
 /* ToTensor and Normalize: out is float32 [3, h, w]. */
 void mc_image_to_tensor(const mc_image *img, const float mean[3], const float std[3],
                         float *out);
