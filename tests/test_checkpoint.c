@@ -298,13 +298,11 @@ static void test_configs(void) {
         char link[sizeof dir + 32], model_pt[4096];
         snprintf(link, sizeof link, "%s/mobileclip_s0.pt", dir);
         snprintf(model_pt, sizeof model_pt, "%s", fixture("models/v1_mci_mct/model.pt"));
-        char abs[4096];
-        if (model_pt[0] != '/' && getcwd(abs, sizeof abs)) {
-            size_t al = strlen(abs);
-            snprintf(abs + al, sizeof abs - al, "/%s", model_pt);
-        } else {
+        char cwd[2048], abs[4096 + 2048 + 2];
+        if (model_pt[0] != '/' && getcwd(cwd, sizeof cwd))
+            snprintf(abs, sizeof abs, "%s/%s", cwd, model_pt);
+        else
             snprintf(abs, sizeof abs, "%s", model_pt);
-        }
         CHECK(symlink(abs, link) == 0, "symlink");
         CHECK(mc_config_resolve(link, NULL, NULL, &c, ckpt, sizeof ckpt, &err) == MC_OK && !strcmp(c.name, "mobileclip_s0"),
               "stem lookup: %s", err.message);
