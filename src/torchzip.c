@@ -918,6 +918,9 @@ mc_status mc_checkpoint_open_memory(const void *data, size_t len, const char *na
     } else if (len >= 9 && d[8] == '{') {
         ckpt->format = MC_FORMAT_SAFETENSORS;
         st = mc_safetensors_parse(ckpt, err);
+    } else if (len >= 2 && d[0] == 0x80) {
+        st = mc_fail(err, MC_ERR_UNSUPPORTED,
+                     "%s: legacy (non-zip) torch.save format; re-save it with PyTorch >= 1.6", name);
     } else {
         st = mc_fail(err, MC_ERR_FORMAT, "%s: neither a torch.save zip nor a safetensors buffer", name);
     }
