@@ -330,6 +330,13 @@ static void test_hostile_pickles(void) {
     put1(&p, '.');
     expect_fail("2M DUPs", &p);
 
+    /* values created and dropped: the value count is capped */
+    p.n = 0;
+    put1(&p, 0x80); put1(&p, 2);
+    for (size_t i = 0; i < (1u << 21); i++) { put1(&p, ']'); put1(&p, '0'); }
+    put1(&p, '}'); put1(&p, '.');
+    expect_fail_msg("2M dropped lists", &p, "pickle values");
+
     /* memo loops: a list and a dict that hold themselves, a dict of itself many times */
     p.n = 0;
     put1(&p, 0x80); put1(&p, 2);
