@@ -16,6 +16,7 @@
 #define TZ_MAX_ENTRIES     (1u << 20)          /* zip entries */
 #define TZ_MAX_PICKLE      (64u << 20)         /* data.pkl size */
 #define TZ_MAX_STACK       (1u << 20)          /* pickle stack slots */
+#define TZ_MAX_VALUES      (1u << 20)          /* pickle values (~15 per tensor; ~260 MB at most) */
 #define TZ_MAX_MARKS       1024                /* MARK nesting */
 #define TZ_MAX_MEMO        (1u << 22)          /* memo index */
 #define TZ_MAX_TENSORS     32768               /* tensors in one state dict */
@@ -216,6 +217,7 @@ typedef struct tz_vm {
     const char *path;
     const uint8_t *p, *end, *start;
     pv *all;
+    size_t n_values;
     pv **stack;
     size_t sp, stack_cap;
     size_t marks[TZ_MAX_MARKS];
@@ -238,12 +240,20 @@ static mc_status vfail(tz_vm *vm, mc_status st, const char *fmt, ...) {
 }
 
 static pv *pv_new(tz_vm *vm, pv_kind kind) {
+    if (vm->n_values >= TZ_MAX_VALUES) return NULL; /* reported as out of memory */
     pv *v = calloc(1, sizeof *v);
     if (!v) return NULL;
+    vm->n_values++;
     v->kind = kind;
     v->all_next = vm->all;
     vm->all = v;
     return v;
+}
+
+static mc_status nomem(tz_vm *vm) {
+    if (vm->n_values >= TZ_MAX_VALUES)
+        return vfail(vm, MC_ERR_FORMAT, "more than %u pickle values", TZ_MAX_VALUES);
+    return vfail(vm, MC_ERR_NOMEM, "out of memory");
 }
 
 static void vm_free(tz_vm *vm) {
@@ -261,12 +271,12 @@ static void vm_free(tz_vm *vm) {
 }
 
 static mc_status push(tz_vm *vm, pv *v) {
-    if (!v) return vfail(vm, MC_ERR_NOMEM, "out of memory");
+    if (!v) return nomem(vm);
     if (vm->sp == vm->stack_cap) {
         if (vm->stack_cap >= TZ_MAX_STACK) return vfail(vm, MC_ERR_FORMAT, "pickle stack too deep");
         size_t nc = vm->stack_cap ? vm->stack_cap * 2 : 256;
         pv **ns = realloc(vm->stack, nc * sizeof *ns);
-        if (!ns) return vfail(vm, MC_ERR_NOMEM, "out of memory");
+        if (!ns) return nomem(vm);
         vm->stack = ns;
         vm->stack_cap = nc;
     }
@@ -278,7 +288,7 @@ static mc_status item_add(tz_vm *vm, pv *c, pv *x) {
     if (c->n == c->cap) {
         size_t nc = c->cap ? c->cap * 2 : 8;
         pv **ni = realloc(c->items, nc * sizeof *ni);
-        if (!ni) return vfail(vm, MC_ERR_NOMEM, "out of memory");
+        if (!ni) return nomem(vm);
         c->items = ni;
         c->cap = nc;
     }
@@ -310,11 +320,11 @@ static mc_status need_stack(tz_vm *vm, size_t n) {
 
 static mc_status make_tuple(tz_vm *vm, size_t base) {
     pv *t = pv_new(vm, PV_TUPLE);
-    if (!t) return vfail(vm, MC_ERR_NOMEM, "out of memory");
+    if (!t) return nomem(vm);
     size_t n = vm->sp - base;
     if (n) {
         t->items = mc_malloc_array(n, sizeof *t->items);
-        if (!t->items) return vfail(vm, MC_ERR_NOMEM, "out of memory");
+        if (!t->items) return nomem(vm);
         memcpy(t->items, vm->stack + base, n * sizeof *t->items);
         t->n = t->cap = n;
     }
@@ -335,7 +345,7 @@ static mc_status push_str(tz_vm *vm, uint64_t n) {
     mc_status st = read_bytes(vm, (size_t)n, &b);
     if (st != MC_OK) return st;
     pv *v = pv_new(vm, PV_STR);
-    if (!v || !(v->s = malloc((size_t)n + 1))) return vfail(vm, MC_ERR_NOMEM, "out of memory");
+    if (!v || !(v->s = malloc((size_t)n + 1))) return nomem(vm);
     memcpy(v->s, b, (size_t)n);
     v->s[n] = 0;
     v->len = (size_t)n;
@@ -350,7 +360,7 @@ static mc_status memo_put(tz_vm *vm, uint64_t idx) {
         size_t nc = vm->memo_cap ? vm->memo_cap : 256;
         while (nc <= idx) nc *= 2;
         pv **nm = realloc(vm->memo, nc * sizeof *nm);
-        if (!nm) return vfail(vm, MC_ERR_NOMEM, "out of memory");
+        if (!nm) return nomem(vm);
         memset(nm + vm->memo_cap, 0, (nc - vm->memo_cap) * sizeof *nm);
         vm->memo = nm;
         vm->memo_cap = nc;
@@ -392,7 +402,7 @@ static mc_status push_global(tz_vm *vm, const char *mod, size_t ml, const char *
         if (strlen(globals[i].module) == ml && !memcmp(globals[i].module, mod, ml) &&
             strlen(globals[i].name) == nl && !memcmp(globals[i].name, name, nl)) {
             pv *v = pv_new(vm, PV_GLOBAL);
-            if (!v) return vfail(vm, MC_ERR_NOMEM, "out of memory");
+            if (!v) return nomem(vm);
             v->glob = globals[i].g;
             v->dtype = globals[i].dtype;
             return push(vm, v);
@@ -439,7 +449,7 @@ static mc_status persistent_load(tz_vm *vm, pv *pid, pv **out) {
         return vfail(vm, MC_ERR_FORMAT, "storage '%s' claims %lld elements but holds %zu bytes",
                      name, (long long)numel->i, len);
     pv *s = pv_new(vm, PV_STORAGE);
-    if (!s) return vfail(vm, MC_ERR_NOMEM, "out of memory");
+    if (!s) return nomem(vm);
     s->dtype = type->dtype;
     s->sdata = data;
     s->snumel = (uint64_t)numel->i;
@@ -457,7 +467,7 @@ static mc_status rebuild_tensor(tz_vm *vm, pv *args, pv **out) {
         return vfail(vm, MC_ERR_FORMAT, "tensor has %zu sizes and %zu strides (at most %d dims)",
                      size->n, stride->n, MC_MAX_DIMS);
     pv *t = pv_new(vm, PV_TENSOR);
-    if (!t) return vfail(vm, MC_ERR_NOMEM, "out of memory");
+    if (!t) return nomem(vm);
     t->storage = s;
     t->dtype = s->dtype;
     t->offset = args->items[1]->i;
@@ -500,7 +510,7 @@ static mc_status call_global(tz_vm *vm, pv *fn, pv *args, int depth, pv **out) {
     case G_ORDERED_DICT:
         if (args->n != 0) return vfail(vm, MC_ERR_FORMAT, "OrderedDict called with arguments");
         *out = pv_new(vm, PV_DICT);
-        return *out ? MC_OK : vfail(vm, MC_ERR_NOMEM, "out of memory");
+        return *out ? MC_OK : nomem(vm);
     case G_REBUILD_TENSOR_V2:
         return rebuild_tensor(vm, args, out);
     case G_REBUILD_PARAMETER:
@@ -590,7 +600,7 @@ static mc_status vm_run(tz_vm *vm, pv **result) {
             if ((st = pop_mark(vm, &base)) != MC_OK) return st;
             if (op == 'd' && (vm->sp - base) % 2) return vfail(vm, MC_ERR_FORMAT, "odd DICT items");
             pv *c = pv_new(vm, op == 'l' ? PV_LIST : PV_DICT);
-            if (!c) return vfail(vm, MC_ERR_NOMEM, "out of memory");
+            if (!c) return nomem(vm);
             for (size_t k = base; k < vm->sp && st == MC_OK; k++) st = item_add(vm, c, vm->stack[k]);
             if (st != MC_OK) return st;
             vm->sp = base;
@@ -918,6 +928,9 @@ mc_status mc_checkpoint_open_memory(const void *data, size_t len, const char *na
     } else if (len >= 9 && d[8] == '{') {
         ckpt->format = MC_FORMAT_SAFETENSORS;
         st = mc_safetensors_parse(ckpt, err);
+    } else if (len >= 2 && d[0] == 0x80) {
+        st = mc_fail(err, MC_ERR_UNSUPPORTED,
+                     "%s: legacy (non-zip) torch.save format; re-save it with PyTorch >= 1.6", name);
     } else {
         st = mc_fail(err, MC_ERR_FORMAT, "%s: neither a torch.save zip nor a safetensors buffer", name);
     }
