@@ -118,10 +118,27 @@ int cmd_info(int argc, char **argv) {
         if (dtype_seen[d]) printf(" %s", mc_dtype_name((mc_dtype)d));
     putchar('\n');
 
-    /* ---- model binding goes here ----
-     * Once the model builders exist: build the model from cfg and bind every
-     * tensor of ck to it, reporting a missing, unexpected or mis-shaped tensor
-     * by name (print the error and set rc = 1). */
+    /* Validation: build the whole model and bind every tensor of the file to it,
+     * so a missing, unexpected or mis-shaped tensor is reported by name. */
+    if (cst == MC_OK) {
+        mc_model_params mp = mc_model_default_params();
+        mp.config_path = cli_get(&a, "config");
+        mp.model_name = cli_get(&a, "name");
+        mp.load_tokenizer = 0;
+        mc_model *m = NULL;
+        if (mc_model_load(model, &mp, &m, &err) != MC_OK) {
+            printf("%-16s FAILED\n", "validation");
+            cli_error(&err);
+            rc = 1;
+        } else {
+            mc_model_info mi;
+            mc_model_get_info(m, &mi);
+            printf("%-16s ok: every tensor bound (image %" PRId64 ", text %" PRId64 " parameters)\n",
+                   "validation", mi.n_params_image, mi.n_params_text);
+            printf("%-16s %g\n", "logit scale", mi.logit_scale);
+            mc_model_free(m);
+        }
+    }
 
     if (cli_has(&a, "tensors")) {
         printf("\n");

@@ -243,6 +243,8 @@ typedef struct mc_model_params {
     int load_image_tower;     /* 1 (default) */
     int load_text_tower;      /* 1 (default) */
     int reparameterize;       /* 1 (default): fold train-time branches at load */
+    int load_tokenizer;       /* 1 (default) when the text tower is loaded: find and load the
+                                 vocabulary; 0: skip it (validation, encode_text from ids) */
 } mc_model_params;
 
 mc_model_params mc_model_default_params(void);

@@ -51,6 +51,7 @@ mc_model_params mc_model_default_params(void) {
     p.load_image_tower = 1;
     p.load_text_tower = 1;
     p.reparameterize = 1;
+    p.load_tokenizer = 1;
     return p;
 }
 
@@ -189,7 +190,7 @@ mc_status mc_model_load(const char *path, const mc_model_params *params, mc_mode
     m->n_params = b.n_params;
     mc_binder_free(&b);
     mc_checkpoint_close(ck);
-    if (st == MC_OK && p.load_text_tower) {
+    if (st == MC_OK && p.load_text_tower && p.load_tokenizer) {
         char vocab[4096];
         const char *vp = p.vocab_path;
         if (!vp) {
