@@ -658,9 +658,8 @@ mc_status mc_mci_tower_load(mc_binder *b, const mc_mci_params *p, mc_image_tower
     const int v1 = p->layout == MC_LAYOUT_V1;
     int head_dim = p->head_dim ? p->head_dim : MCI_DEFAULT_HEAD_DIM;
 
-    mc_image_tower *t = mc_arena_alloc(L.keep, sizeof *t);
     mci_net *net = mc_arena_alloc(L.keep, sizeof *net);
-    if (!t || !net) return b->status = mc_fail(b->err, MC_ERR_NOMEM, "out of memory");
+    if (!net) return b->status = mc_fail(b->err, MC_ERR_NOMEM, "out of memory");
     net->layout = p->layout;
     snprintf(net->arch, sizeof net->arch, "%s", p->arch ? p->arch : (v1 ? "mci" : "fastvit_mci"));
     snprintf(net->stem_tag, sizeof net->stem_tag, "%s", v1 ? "patch_embed" : "stem");
@@ -767,6 +766,8 @@ mc_status mc_mci_tower_load(mc_binder *b, const mc_mci_params *p, mc_image_tower
     }
     mc_arena_free(&L.scratch);
     if (failed(&L)) return b->status;
+    mc_image_tower *t = calloc(1, sizeof *t);
+    if (!t) return b->status = mc_fail(b->err, MC_ERR_NOMEM, "out of memory");
 
     net->max_map = max_map;
     net->max_scores = max_scores;
@@ -778,7 +779,7 @@ mc_status mc_mci_tower_load(mc_binder *b, const mc_mci_params *p, mc_image_tower
     t->impl = net;
     t->forward = mci_forward;
     t->workspace_floats = mci_workspace;
-    t->destroy = NULL;   /* everything lives in the arena */
+    t->destroy = NULL;   /* impl and weights live in the arena; the caller frees t */
     *out = t;
     return MC_OK;
 }

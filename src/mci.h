@@ -29,7 +29,9 @@ typedef struct mc_mci_params {
 
 /* Builds an MCi image tower from the tensors under p->prefix, binding every one of
  * them through b (weights in b->arena).  The tower's forward runs the folded network:
- * pixels [n, 3, S, S] -> features [n, out_dim] (before L2 normalisation). */
+ * pixels [n, 3, S, S] -> features [n, out_dim] (before L2 normalisation).
+ * *out is malloc'd (the caller frees it, as for every tower); its impl and all
+ * weights live in b->arena, so destroy is NULL. */
 mc_status mc_mci_tower_load(mc_binder *b, const mc_mci_params *p, mc_image_tower **out);
 
 /* Called after each named module during a traced forward: name is the module path

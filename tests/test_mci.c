@@ -143,11 +143,55 @@ static void run_case(const char *label, const char *model_rel, const char *confi
             free(out);
         }
     }
+    free(tw);
     mc_binder_free(&b);
     mc_arena_free(&arena);
 done:
     if (ck) mc_checkpoint_close(ck);
     if (exp) mc_checkpoint_close(exp);
+}
+
+/* The tower through the public API: mc_model_load (image tower only) and mc_encode_image. */
+static void run_model_case(const char *dir) {
+    char rel[256], erel[256];
+    snprintf(rel, sizeof rel, "models/%s", dir);
+    snprintf(erel, sizeof erel, "models/%s/expected.safetensors", dir);
+    mc_error err = {0};
+    mc_model_params mp = mc_model_default_params();
+    mp.load_text_tower = 0;
+    mc_model *m = NULL;
+    mc_status st = mc_model_load(fixture(rel), &mp, &m, &err);
+    CHECK(st == MC_OK && m, "%s: model load: %s", dir, err.message);
+    mc_checkpoint *exp = NULL;
+    if (m) {
+        st = mc_checkpoint_open(fixture(erel), &exp, &err);
+        CHECK(st == MC_OK, "%s: open expected: %s", dir, err.message);
+    }
+    mc_context *ctx = NULL;
+    if (m && exp) {
+        st = mc_context_new(m, NULL, &ctx, &err);
+        CHECK(st == MC_OK && ctx, "%s: context: %s", dir, err.message);
+    }
+    if (ctx) {
+        mc_model_info info;
+        mc_model_get_info(m, &info);
+        const mc_tensor_info *px = mc_checkpoint_find(exp, "pixels");
+        const mc_tensor_info *emb = mc_checkpoint_find(exp, "image_embeddings");
+        CHECK(px && emb && emb->shape[1] == info.embed_dim, "%s: expected tensors / embed dim", dir);
+        if (px && emb && emb->shape[1] == info.embed_dim) {
+            int n = (int)px->shape[0];
+            float *out = malloc((size_t)n * info.embed_dim * sizeof(float));
+            st = mc_encode_image(ctx, px->data, n, 1, out);
+            CHECK(st == MC_OK, "%s: encode: %s", dir, mc_context_last_error(ctx)->message);
+            float d = max_abs_diff(out, emb->data, (size_t)n * info.embed_dim);
+            printf("  %-10s mc_encode_image embeddings max-abs diff %.3g\n", dir, d);
+            CHECK(d <= EMB_TOL, "%s: mc_encode_image embeddings differ by %g", dir, d);
+            free(out);
+        }
+    }
+    mc_context_free(ctx);
+    if (exp) mc_checkpoint_close(exp);
+    mc_model_free(m);
 }
 
 /* A checkpoint whose tower tensors do not fit must fail with a message, not crash. */
@@ -203,6 +247,9 @@ int main(void) {
              "models/v1_mci_mct/expected.safetensors", MC_LAYOUT_V1, "image_encoder.model.");
     run_case("v1_base", "models/v1_mci_base/model.pt", "models/v1_mci_base/config.json",
              "models/v1_mci_base/expected.safetensors", MC_LAYOUT_V1, "image_encoder.model.");
+    run_model_case("oc_mobileclip2_s0");
+    run_model_case("oc_mobileclip2_s3");
+    run_model_case("v1_mci_mct");
     test_bad_params();
     return test_summary("test_mci");
 }
