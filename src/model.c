@@ -6,6 +6,7 @@
 #include "model.h"
 
 #include "config.h"
+#include "mci.h"
 #include "text.h"
 #include "vit.h"
 
@@ -102,9 +103,19 @@ static mc_status load_image(mc_binder *b, const mc_config *c, mc_image_tower **o
         return mc_vit_tower_load(b, &vp, out);
     }
     if (is_mci_arch(arch)) {
-        /* MCi towers: mc_mci_tower_load (src/mci.h) is not on this branch yet. */
-        return b->status = mc_fail(b->err, MC_ERR_UNSUPPORTED, "%s: image model '%s' (MCi) is not built yet",
-                                   b->path, arch);
+        int v1 = c->family == MC_CONFIG_FAMILY_MOBILECLIP;
+        if (!v1 && c->image_pool[0] && strcmp(c->image_pool, "avg"))
+            return b->status = mc_fail(b->err, MC_ERR_UNSUPPORTED, "%s: timm_pool '%s' for an MCi tower is not supported",
+                                       b->path, c->image_pool);
+        if (!v1 && c->image_proj[0] && strcmp(c->image_proj, "none"))
+            return b->status = mc_fail(b->err, MC_ERR_UNSUPPORTED, "%s: timm_proj '%s' for an MCi tower is not supported",
+                                       b->path, c->image_proj);
+        mc_mci_params mp = {.layout = v1 ? MC_LAYOUT_V1 : MC_LAYOUT_TIMM,
+                            .prefix = v1 ? "image_encoder.model." : "visual.trunk.",
+                            .arch = arch,
+                            .image_size = c->image_size > 0 ? c->image_size : 256};
+        *prefix = mp.prefix;
+        return mc_mci_tower_load(b, &mp, out);
     }
     return b->status = mc_fail(b->err, MC_ERR_UNSUPPORTED, "%s: image model '%s' is not supported", b->path,
                                arch[0] ? arch : "(none)");
