@@ -10,6 +10,7 @@ static const cli_command commands[] = {
     {"tokenize", "print the CLIP token ids of texts", cmd_tokenize},
     {"preprocess", "decode, resize, crop and normalise an image into a .npy tensor", cmd_preprocess},
     {"info", "open and validate a model; print its format, config and sizes", cmd_info},
+    {"train-step-check", "run a training fixture folder and compare loss, gradients, states", cmd_train_step_check},
 };
 
 static void usage(FILE *f) {
