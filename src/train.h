@@ -172,6 +172,7 @@ size_t mc_trainer_count(const mc_trainer *t);
 mc_tparam *mc_trainer_param(mc_trainer *t, size_t i);
 mc_tparam *mc_trainer_find(mc_trainer *t, const char *name);
 int mc_trainer_steps_done(const mc_trainer *t);
+void mc_trainer_set_step(mc_trainer *t, int step);
 
 /* Training state: weights and BatchNorm buffers under their own names,
  * AdamW moments under "optim.exp_avg.<name>" / "optim.exp_avg_sq.<name>",

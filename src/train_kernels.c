@@ -78,11 +78,11 @@ void mc_train_conv2d_backward(const mc_conv2d_desc *d, const float *x, int n, in
                                 if (iy < 0 || iy >= h) continue;
                                 const float *xr = xc + (size_t)iy * wd;
                                 const float *gr = go + (size_t)oy * ow;
-                                float acc = 0;
+                                double acc = 0;
                                 for (int ox = 0; ox < ow; ox++) {
                                     int ix = ox * d->sw - d->pw + kx;
                                     if (ix < 0 || ix >= wd) continue;
-                                    acc += gr[ox] * xr[ix];
+                                    acc += (double)gr[ox] * xr[ix];
                                 }
                                 s += acc;
                             }
@@ -178,14 +178,14 @@ void mc_train_bn_backward(const float *x, int n, int c, int hw, const float *g, 
         if (db) db[ch] += (float)sdy;
         if (!dx) continue;
         float gg = g ? g[ch] : 1.0f;
-        float a = (float)(sdy / cnt), bq = (float)(sdyx / cnt);
+        double a = sdy / cnt, bq = sdyx / cnt;
         for (int in = 0; in < n; in++) {
             const float *xp = x + ((size_t)in * c + ch) * hw;
             const float *gp = dy + ((size_t)in * c + ch) * hw;
             float *dp = dx + ((size_t)in * c + ch) * hw;
             for (int p = 0; p < hw; p++) {
-                float xh = (xp[p] - mu) * r;
-                dp[p] += gg * r * (gp[p] - a - xh * bq);
+                double xh = ((double)xp[p] - mu) * r;
+                dp[p] += (float)(gg * r * ((double)gp[p] - a - xh * bq));
             }
         }
     }

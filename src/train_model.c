@@ -772,6 +772,7 @@ size_t mc_trainer_count(const mc_trainer *t) { return t->np; }
 mc_tparam *mc_trainer_param(mc_trainer *t, size_t i) { return i < t->np ? &t->p[i] : NULL; }
 mc_tparam *mc_trainer_find(mc_trainer *t, const char *name) { return findp(t, "%s", name); }
 int mc_trainer_steps_done(const mc_trainer *t) { return t->step; }
+void mc_trainer_set_step(mc_trainer *t, int step) { t->step = step > 0 ? step : 0; }
 
 void mc_trainer_zero_grad(mc_trainer *t) {
     for (size_t i = 0; i < t->np; i++)
