@@ -161,10 +161,14 @@ mc_status mc_tokenizer_find_vocab(const char *near_path, char *path_out, size_t 
  * EOT stays last.  Invalid UTF-8 is an MC_ERR_INVALID_ARG. */
 mc_status mc_tokenizer_encode(const mc_tokenizer *tok, const char *text, int context_length,
                               int32_t *ids_out, mc_error *err);
+/* The same for text[0..len), which may hold NUL characters. */
+mc_status mc_tokenizer_encode_n(const mc_tokenizer *tok, const char *text, size_t len,
+                                int context_length, int32_t *ids_out, mc_error *err);
 
 /* The text the cleaning steps produce (before the regex and BPE); malloc'd,
  * the caller frees it.  For tests and debugging. */
 mc_status mc_tokenizer_clean(const char *text, char **out, mc_error *err);
+mc_status mc_tokenizer_clean_n(const char *text, size_t len, char **out, mc_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* Images and preprocessing                                                  */
@@ -211,6 +215,11 @@ void mc_image_free(mc_image *img);
  * CenterCrop(size) (or squash): the uint8 pixels before ToTensor. */
 mc_status mc_image_resize_crop(const mc_image *in, int size, mc_interp interp,
                                mc_resize_mode mode, mc_image *out, mc_error *err);
+
+/* Pillow's Image.resize(width, height) of an RGB image (antialiased
+ * bilinear or bicubic, bit-exact with Pillow 9.4), without crop. */
+mc_status mc_image_resample(const mc_image *in, int width, int height, mc_interp interp,
+                            mc_image *out, mc_error *err);
 
 /* ToTensor and Normalize: out is float32 [3, h, w]. */
 void mc_image_to_tensor(const mc_image *img, const float mean[3], const float std[3],

@@ -46,4 +46,21 @@ struct mc_text_tower {
 /* L2-normalises each row of x[n, d] in place (as F.normalize, eps 1e-12). */
 void mc_l2_normalize_rows(float *x, int n, int d);
 
+/* Export of a loaded model's weights as the engine holds them (train-time
+ * branches folded when params.reparameterize was 1), for 'mobileclip convert'.
+ * Contract (implemented by the model loader, src/model.c):
+ *   - *entries: a malloc'd array of *n tensors; names and data point into the
+ *     model (valid while it lives); the caller frees only the array.  dtype
+ *     F32; names are the loader's own, so that mc_model_load can read them back.
+ *   - *meta: a malloc'd array of *n_meta key/values (strings owned by the
+ *     model) that the loader needs to rebuild the model from that file alone:
+ *     at least "mobileclip.config" (config JSON text), "mobileclip.layout"
+ *     ("folded") and "mobileclip.model_name" when known.
+ *   - MC_ERR_UNSUPPORTED when the model cannot be exported.
+ * The CLI writes them with mc_safetensors_write after converting to the
+ * requested dtype.  (Until this lands, convert rewrites the checkpoint's
+ * original tensors with the config in the metadata.) */
+mc_status mc_model_export(const mc_model *m, mc_st_entry **entries, size_t *n, mc_meta_kv **meta,
+                          size_t *n_meta, mc_error *err);
+
 #endif /* MC_MODEL_H */
