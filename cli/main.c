@@ -10,6 +10,7 @@ static const cli_command commands[] = {
     {"tokenize", "print the CLIP token ids of texts", cmd_tokenize},
     {"preprocess", "decode, resize, crop and normalise an image into a .npy tensor", cmd_preprocess},
     {"info", "open and validate a model; print its format, config and sizes", cmd_info},
+    {"bench", "time the encoders on random inputs (built-in architectures need no download)", cmd_bench},
 };
 
 static void usage(FILE *f) {
