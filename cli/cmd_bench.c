@@ -273,8 +273,9 @@ int cmd_bench(int argc, char **argv) {
         mc_checkpoint *ck = NULL;
         if (st == MC_OK) st = mc_checkpoint_open(ckpath, &ck, &err);
         if (st == MC_OK) have_spec = mc_arch_spec_infer(ck, &cfg, &spec, NULL) == MC_OK;
+        /* the loader's binding without the tokenizer, which the encoders do not need */
+        if (st == MC_OK) st = mc_model_load_checkpoint(ck, &cfg, &mp, &m, &err);
         mc_checkpoint_close(ck);
-        if (st == MC_OK) st = mc_model_load(path, &mp, &m, &err);
         bc.label = path;
     }
     if (st != MC_OK) { cli_args_free(&a); return cli_error(&err); }
