@@ -17,16 +17,14 @@ RUNS=${RUNS:-3}
 WARMUP=${WARMUP:-1}
 BUDGET=${BUDGET:-20}
 rc=0
-first=1
 for m in $MODELS; do
   for t in $TOWERS; do
-    # the machine line (CPU, kernels, SGEMM peak) is printed once
+    # each process prints its machine line: peak_ratio is against that line's SGEMM peak
     if out=$("$BIN" bench --model "$m" --tower "$t" --batch "$BATCH" --threads "$THREADS" \
                --runs "$RUNS" --warmup "$WARMUP" --budget "$BUDGET" 2>&1); then :; else
       echo "# $m $t: failed (exit $?)"; rc=1
     fi
-    if [ $first = 1 ]; then printf '%s\n' "$out"; first=0
-    else printf '%s\n' "$out" | grep -v '^machine '; fi
+    printf '%s\n' "$out"
   done
 done
 exit $rc
