@@ -151,6 +151,9 @@ static mc_status load_text(mc_binder *b, const mc_config *c, mc_text_tower **out
     return mc_text_tower_load(b, &tp, out);
 }
 
+static mc_status model_bind(mc_model *m, const mc_checkpoint *ck, const mc_model_params *pp, mc_error *err);
+static mc_status model_load_vocab(mc_model *m, const mc_model_params *p, mc_error *err);
+
 mc_status mc_model_load(const char *path, const mc_model_params *params, mc_model **out, mc_error *err) {
     if (!path || !out) return mc_fail(err, MC_ERR_INVALID_ARG, "mc_model_load: path and out are required");
     *out = NULL;
@@ -165,6 +168,18 @@ mc_status mc_model_load(const char *path, const mc_model_params *params, mc_mode
     mc_checkpoint *ck = NULL;
     st = mc_checkpoint_open(m->ckpt_path, &ck, err);
     if (st != MC_OK) { mc_model_free(m); return st; }
+    st = model_bind(m, ck, &p, err);
+    mc_checkpoint_close(ck);
+    if (st == MC_OK && p.load_text_tower && p.load_tokenizer) st = model_load_vocab(m, &p, err);
+    if (st != MC_OK) { mc_model_free(m); return st; }
+    *out = m;
+    return MC_OK;
+}
+
+/* Binds both towers and the logit scale from an open checkpoint into m. */
+static mc_status model_bind(mc_model *m, const mc_checkpoint *ck, const mc_model_params *pp, mc_error *err) {
+    mc_model_params p = *pp;
+    mc_status st;
     m->format = mc_checkpoint_format(ck);
     m->n_tensors = (int64_t)mc_checkpoint_count(ck);
     mc_binder b;
@@ -200,16 +215,36 @@ mc_status mc_model_load(const char *path, const mc_model_params *params, mc_mode
                      m->image->out_dim, m->text->out_dim);
     m->n_params = b.n_params;
     mc_binder_free(&b);
-    mc_checkpoint_close(ck);
-    if (st == MC_OK && p.load_text_tower && p.load_tokenizer) {
-        char vocab[4096];
-        const char *vp = p.vocab_path;
-        if (!vp) {
-            st = mc_tokenizer_find_vocab(m->ckpt_path, vocab, sizeof vocab, err);
-            vp = vocab;
-        }
-        if (st == MC_OK) st = mc_tokenizer_load(vp, &m->tok, err);
+    return st;
+}
+
+static mc_status model_load_vocab(mc_model *m, const mc_model_params *p, mc_error *err) {
+    char vocab[4096];
+    const char *vp = p->vocab_path;
+    mc_status st = MC_OK;
+    if (!vp) {
+        st = mc_tokenizer_find_vocab(m->ckpt_path, vocab, sizeof vocab, err);
+        vp = vocab;
     }
+    if (st == MC_OK) st = mc_tokenizer_load(vp, &m->tok, err);
+    return st;
+}
+
+/* See model.h: the same binding as mc_model_load, from an in-memory checkpoint
+ * (the benchmark's synthetic models, src/synth.c). */
+mc_status mc_model_load_checkpoint(const mc_checkpoint *ck, const mc_config *cfg, const mc_model_params *params,
+                                   mc_model **out, mc_error *err) {
+    if (!ck || !cfg || !out) return mc_fail(err, MC_ERR_INVALID_ARG, "mc_model_load_checkpoint: ck, cfg and out are required");
+    *out = NULL;
+    mc_model_params p = params ? *params : mc_model_default_params();
+    if (!p.load_image_tower && !p.load_text_tower)
+        return mc_fail(err, MC_ERR_INVALID_ARG, "mc_model_load_checkpoint: neither tower requested");
+    mc_model *m = calloc(1, sizeof *m);
+    if (!m) return mc_fail(err, MC_ERR_NOMEM, "out of memory");
+    m->cfg = *cfg;
+    snprintf(m->ckpt_path, sizeof m->ckpt_path, "%s", ck->path ? ck->path : "<memory>");
+    mc_status st = model_bind(m, ck, &p, err);
+    if (st == MC_OK && p.load_text_tower && p.vocab_path) st = model_load_vocab(m, &p, err);
     if (st != MC_OK) { mc_model_free(m); return st; }
     *out = m;
     return MC_OK;

@@ -62,5 +62,12 @@ void mc_l2_normalize_rows(float *x, int n, int d);
  * original tensors with the config in the metadata.) */
 mc_status mc_model_export(const mc_model *m, mc_st_entry **entries, size_t *n, mc_meta_kv **meta,
                           size_t *n_meta, mc_error *err);
+/* Loads a model from an already-open checkpoint (e.g. one built in memory by
+ * src/synth.c) with a given configuration, binding the towers exactly as
+ * mc_model_load does.  The tokenizer is loaded only when params->vocab_path is
+ * set.  ck may be closed once this returns.  (src/model.c) */
+#include "config.h"
+mc_status mc_model_load_checkpoint(const mc_checkpoint *ck, const mc_config *cfg, const mc_model_params *params,
+                                   mc_model **out, mc_error *err);
 
 #endif /* MC_MODEL_H */
