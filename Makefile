@@ -3,6 +3,7 @@
 #   make test       every test (fixture parity, kernels, hostile files under ASan/UBSan)
 #   make fuzz       bounded fuzzing of the file parsers (clang libFuzzer)
 #   make bench      the benchmark figures
+#   make bench-kernels  kernel GFLOP/s (ours vs scalar vs OpenBLAS with BLAS=openblas)
 # Switches: OPENMP=0|1 (default 1), BLAS=openblas (default none), CUDA=1, MPI=1, DEBUG=1.
 
 CC      ?= gcc
@@ -91,13 +92,19 @@ FUZZ_SECONDS ?= 30
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(patsubst fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
 $(B)/fuzz/%: fuzz/%.c $(LIB_SRC) | $(B)/fuzz
-	clang -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -Iinclude -Isrc $(PKG_CFLAGS) \
+	clang -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -DMC_NO_SIMD -Iinclude -Isrc $(PKG_CFLAGS) \
 	  -DMC_SHARE_DIR='"$(SHAREDIR)"' -o $@ $< $(filter-out %_avx2.c %_avx512.c,$(LIB_SRC)) $(PKG_LIBS) -lm -lpthread
 fuzz: $(FUZZ_BIN)
 	@bash fuzz/run_fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 
 bench: $(B)/mobileclip
 	@bash bench/run_bench.sh
+
+# Kernel benchmark (GFLOP/s per shape); with BLAS=openblas B=build-blas it also times OpenBLAS.
+$(B)/bench_kernels: bench/bench_kernels.c $(B)/libmobileclip.a
+	$(CC) $(CFLAGS) -o $@ $< $(B)/libmobileclip.a $(LIBS)
+bench-kernels: $(B)/bench_kernels
+	$(B)/bench_kernels $(BENCH_THREADS)
 
 install: all
 	install -d $(PREFIX)/bin $(PREFIX)/lib $(PREFIX)/include $(SHAREDIR)
@@ -108,5 +115,5 @@ install: all
 clean:
 	rm -rf $(B)
 
-.PHONY: all test tests fuzz bench install clean
+.PHONY: all test tests fuzz bench bench-kernels install clean
 .SECONDARY:

@@ -1,45 +1,219 @@
 /*
- * kernels.c - dispatch from the kernel entry points (kernels.h) to the
- * fastest implementation the CPU supports, and the kernels' thread count.
+ * kernels.c - the kernel entry points (kernels.h): choose the kernel set once
+ * (cpuid, or MC_KERNELS=scalar|avx2|avx512 in the environment), then run
+ * GEMM-shaped work through the blocked SGEMM (gemm.c) with fused epilogues,
+ * depthwise convs through the direct plane kernel, other convs through
+ * im2col + SGEMM, attention as two SGEMMs per head around a softmax.
+ * Scratch is thread-local and grown once (no allocation per call in steady
+ * state).  Threads: OpenMP, count from mc_kernels_set_threads (0 = all).
  */
-#include "kernels.h"
+#include "gemm.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#else
+#pragma GCC diagnostic ignored "-Wunknown-pragmas"
+#endif
 
 static int g_threads;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static mc_kset g_sets[3];       /* scalar, avx2, avx512 */
+static int g_level;             /* best available */
+static const mc_kset *g_cur;
+
+static int level_of(const char *name) {
+    if (!name) return -1;
+    if (!strcmp(name, "scalar")) return 0;
+    if (!strcmp(name, "avx2")) return 1;
+    if (!strcmp(name, "avx512")) return 2;
+    return -1;
+}
+
+static void kernels_init(void) {
+    mc_kset_portable(&g_sets[0]);
+    g_level = mc_cpu_level();
+#ifdef MC_NO_SIMD   /* builds without the per-file SIMD objects (fuzzing) */
+    g_level = 0;
+#else
+    if (g_level >= 1) mc_kset_avx2(&g_sets[1]);
+    if (g_level >= 2) mc_kset_avx512(&g_sets[2]);
+#endif
+    int want = level_of(getenv("MC_KERNELS"));
+    int lvl = (want >= 0 && want <= g_level) ? want : g_level;
+    g_cur = &g_sets[lvl];
+}
+
+const mc_kset *mc_kset_get(void) {
+    pthread_once(&g_once, kernels_init);
+    return g_cur;
+}
+
+int mc_kernels_force(const char *name) {
+    pthread_once(&g_once, kernels_init);
+    int lvl = name ? level_of(name) : g_level;
+    if (lvl < 0 || lvl > g_level) return 0;
+    g_cur = &g_sets[lvl];
+    return 1;
+}
 
 void mc_kernels_set_threads(int n) { g_threads = n > 0 ? n : 0; }
 int mc_kernels_get_threads(void) { return g_threads; }
-const char *mc_kernels_name(void) { return "scalar"; }
+const char *mc_kernels_name(void) { return mc_kset_get()->name; }
 
-void mc_act_apply(float *x, size_t n, mc_act act) { mc_act_apply_ref(x, n, act); }
+void mc_act_apply(float *x, size_t n, mc_act act) {
+    if (act == MC_ACT_NONE || n == 0) return;
+    const mc_kset *ks = mc_kset_get();
+    double work = (act == MC_ACT_RELU ? 1.0 : 30.0) * (double)n;
+    int nt = mc_threads_for(work);
+    if (nt <= 1) { ks->act(x, n, act); return; }
+    size_t chunk = ((n + nt - 1) / nt + 15) & ~(size_t)15;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int t = 0; t < nt; t++) {
+        size_t s = (size_t)t * chunk;
+        if (s < n) ks->act(x + s, (n - s < chunk ? n - s : chunk), act);
+    }
+}
 
 void mc_linear(const float *x, const float *w, const float *b, int m, int k, int n, float *y,
                mc_act act) {
-    mc_linear_ref(x, w, b, m, k, n, y, act);
+    const mc_kset *ks = mc_kset_get();
+    int nt = mc_threads_for(2.0 * m * n * k);
+    mc_gemm_ex(ks, nt, 0, 1, m, n, k, 1.0f, x, k, w, k, 0.0f, y, n, NULL, b, act);
 }
 
 void mc_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
              const float *b, int ldb, float beta, float *c, int ldc) {
-    mc_gemm_ref(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    if (m <= 0 || n <= 0) return;
+    if (k > 0 && mc_gemm_blas(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
+    int nt = mc_threads_for(2.0 * m * n * (k > 0 ? k : 1));
+    mc_gemm_ex(mc_kset_get(), nt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, NULL, NULL,
+               MC_ACT_NONE);
+}
+
+/* col[(ic * kh + ky) * kw + kx][oy * ow + ox] = x[ic][oy sh - ph + ky][ox sw - pw + kx] (0 outside). */
+static void im2col(const float *x, int cin, int h, int w, const mc_conv2d_desc *d, int oh, int ow,
+                   float *col, int nt) {
+    int kk = cin * d->kh * d->kw;
+    size_t ohw = (size_t)oh * ow;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int r = 0; r < kk; r++) {
+        int kx = r % d->kw, ky = (r / d->kw) % d->kh, ic = r / (d->kw * d->kh);
+        const float *xc = x + (size_t)ic * h * w;
+        float *dst = col + (size_t)r * ohw;
+        /* valid ox: 0 <= ox sw - pw + kx < w */
+        int oxlo = 0, oxhi = ow;
+        while (oxlo < ow && oxlo * d->sw - d->pw + kx < 0) oxlo++;
+        while (oxhi > oxlo && (oxhi - 1) * d->sw - d->pw + kx >= w) oxhi--;
+        for (int oy = 0; oy < oh; oy++) {
+            float *dr = dst + (size_t)oy * ow;
+            int iy = oy * d->sh - d->ph + ky;
+            if (iy < 0 || iy >= h) { memset(dr, 0, (size_t)ow * sizeof(float)); continue; }
+            const float *sr = xc + (size_t)iy * w - d->pw + kx;
+            for (int ox = 0; ox < oxlo; ox++) dr[ox] = 0;
+            if (d->sw == 1) {
+                memcpy(dr + oxlo, sr + oxlo, (size_t)(oxhi - oxlo) * sizeof(float));
+            } else {
+                for (int ox = oxlo; ox < oxhi; ox++) dr[ox] = sr[(size_t)ox * d->sw];
+            }
+            for (int ox = oxhi; ox < ow; ox++) dr[ox] = 0;
+        }
+    }
 }
 
 void mc_conv2d(const mc_conv2d_desc *d, const float *w, const float *b, const float *x, int n,
                int h, int wd, float *y, mc_act act) {
-    mc_conv2d_ref(d, w, b, x, n, h, wd, y, act);
+    const mc_kset *ks = mc_kset_get();
+    int oh = mc_conv_out(h, d->kh, d->sh, d->ph), ow = mc_conv_out(wd, d->kw, d->sw, d->pw);
+    if (n <= 0 || oh <= 0 || ow <= 0) return;
+    int cpg_in = d->cin / d->groups, cpg_out = d->cout / d->groups;
+    size_t hw = (size_t)h * wd, ohw = (size_t)oh * ow;
+    if (cpg_in == 1 && cpg_out == 1) {          /* depthwise */
+        int total = n * d->cout, khw = d->kh * d->kw;
+        size_t sc = mc_dw_scratch_floats(d, h, wd);
+        int nt = mc_threads_for(2.0 * total * ohw * khw);
+        if (nt > total) nt = total;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+        for (int i = 0; i < total; i++) {
+            int oc = i % d->cout;
+            ks->dw(x + (size_t)i * hw, h, wd, w + (size_t)oc * khw, d, b ? b[oc] : 0.0f, act,
+                   y + (size_t)i * ohw, mc_scratch(MC_SCRATCH_CONV, sc));
+        }
+        return;
+    }
+    int kk = cpg_in * d->kh * d->kw;
+    int direct = d->kh == 1 && d->kw == 1 && d->sh == 1 && d->sw == 1 && d->ph == 0 && d->pw == 0;
+    int nt = mc_threads_for(2.0 * cpg_out * ohw * kk);
+    for (int img = 0; img < n; img++)
+        for (int g = 0; g < d->groups; g++) {
+            const float *xg = x + ((size_t)img * d->cin + (size_t)g * cpg_in) * hw;
+            const float *col = xg;
+            if (!direct) {
+                float *cb = mc_scratch(MC_SCRATCH_CONV, (size_t)kk * ohw);
+                im2col(xg, cpg_in, h, wd, d, oh, ow, cb, nt);
+                col = cb;
+            }
+            mc_gemm_ex(ks, nt, 0, 0, cpg_out, (int)ohw, kk, 1.0f, w + (size_t)g * cpg_out * kk, kk,
+                       col, (int)ohw, 0.0f, y + ((size_t)img * d->cout + (size_t)g * cpg_out) * ohw,
+                       (int)ohw, b ? b + (size_t)g * cpg_out : NULL, NULL, act);
+        }
 }
 
 void mc_layernorm(const float *x, int rows, int dim, const float *g, const float *b, float eps,
                   float *y) {
-    mc_layernorm_ref(x, rows, dim, g, b, eps, y);
+    const mc_kset *ks = mc_kset_get();
+    int nt = mc_threads_for(8.0 * rows * dim);
+    if (nt > rows) nt = rows;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int r = 0; r < rows; r++) ks->layernorm_row(x + (size_t)r * dim, dim, g, b, eps, y + (size_t)r * dim);
 }
 
 void mc_layernorm_nchw(const float *x, int n, int c, int hw, const float *g, const float *b,
                        float eps, float *y) {
-    mc_layernorm_nchw_ref(x, n, c, hw, g, b, eps, y);
+    const mc_kset *ks = mc_kset_get();
+    int chunks = (hw + 63) / 64;
+    int total = n * chunks;
+    int nt = mc_threads_for(8.0 * n * c * hw);
+    if (nt > total) nt = total;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int i = 0; i < total; i++) {
+        int img = i / chunks, p0 = (i % chunks) * 64, p1 = p0 + 64 < hw ? p0 + 64 : hw;
+        size_t off = (size_t)img * c * hw;
+        ks->layernorm_nchw(x + off, c, hw, p0, p1, g, b, eps, y + off);
+    }
 }
 
-void mc_softmax_rows(float *x, int rows, int cols) { mc_softmax_rows_ref(x, rows, cols); }
+void mc_softmax_rows(float *x, int rows, int cols) {
+    const mc_kset *ks = mc_kset_get();
+    int nt = mc_threads_for(30.0 * rows * cols);
+    if (nt > rows) nt = rows;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int r = 0; r < rows; r++) ks->softmax_row(x + (size_t)r * cols, cols);
+}
 
 void mc_attention(const float *q, const float *k, const float *v, int ld, int t, int heads, int hd,
                   int causal, float *out, float *scratch) {
-    mc_attention_ref(q, k, v, ld, t, heads, hd, causal, out, scratch);
+    const mc_kset *ks = mc_kset_get();
+    float scale = 1.0f / sqrtf((float)hd);
+    int od = heads * hd;
+    int nt = mc_threads_for(4.0 * t * t * hd * heads);
+    if (nt > heads) nt = heads;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int h = 0; h < heads; h++) {
+        float *s = nt > 1 ? mc_scratch(MC_SCRATCH_ATTN, (size_t)t * t) : scratch;
+        mc_gemm_ex(ks, 1, 0, 1, t, t, hd, scale, q + h * hd, ld, k + h * hd, ld, 0.0f, s, t, NULL,
+                   NULL, MC_ACT_NONE);
+        for (int i = 0; i < t; i++) {
+            float *sr = s + (size_t)i * t;
+            if (causal)
+                for (int j = i + 1; j < t; j++) sr[j] = -INFINITY;
+            ks->softmax_row(sr, t);
+        }
+        mc_gemm_ex(ks, 1, 0, 0, t, hd, t, 1.0f, s, t, v + h * hd, ld, 0.0f, out + h * hd, od, NULL,
+                   NULL, MC_ACT_NONE);
+    }
 }

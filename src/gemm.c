@@ -1,0 +1,328 @@
+/*
+ * gemm.c - the blocked, packed SGEMM driver (cache blocks MC/KC/NC, packing
+ * of A into MR-row panels and B into NR-column panels, edge tiles, fused
+ * bias + activation epilogue, OpenMP split of C over threads), the portable
+ * C kernel set, thread-local scratch and the optional cblas hook.
+ */
+#include "gemm.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#else
+#pragma GCC diagnostic ignored "-Wunknown-pragmas"
+#endif
+#ifdef MC_USE_OPENBLAS
+#include <cblas.h>
+#endif
+
+/* ---- thread-local scratch ---- */
+
+static __thread float *tl_buf[MC_SCRATCH_N];
+static __thread size_t tl_cap[MC_SCRATCH_N];
+
+float *mc_scratch(int slot, size_t floats) {
+    if (floats > tl_cap[slot]) {
+        size_t cap = floats + floats / 4 + 64;
+        cap = (cap + 15) & ~(size_t)15;
+        float *p = aligned_alloc(64, cap * sizeof(float));
+        if (!p) abort();
+        free(tl_buf[slot]);
+        tl_buf[slot] = p;
+        tl_cap[slot] = cap;
+    }
+    return tl_buf[slot];
+}
+
+int mc_threads_for(double flops) {
+#ifdef _OPENMP
+    if (omp_in_parallel()) return 1;
+    if (flops < 4e6) return 1;
+    int nt = mc_kernels_get_threads();
+    if (nt <= 0) nt = omp_get_max_threads();
+    /* at least ~2 Mflop per thread: fork/join costs microseconds */
+    int cap = (int)(flops / 2e6);
+    if (cap < 1) cap = 1;
+    return nt < cap ? nt : cap;
+#else
+    (void)flops;
+    return 1;
+#endif
+}
+
+/* ---- packing ---- */
+
+/* A(i, p) = ta ? a[p * lda + i] : a[i * lda + p]; panel of mr <= MR rows, zero padded. */
+static void pack_a(int ta, const float *a, int lda, int mr, int MR, int kc, float *dst) {
+    if (ta) {
+        for (int p = 0; p < kc; p++) {
+            const float *src = a + (size_t)p * lda;
+            int i = 0;
+            for (; i < mr; i++) dst[i] = src[i];
+            for (; i < MR; i++) dst[i] = 0;
+            dst += MR;
+        }
+    } else {
+        for (int i = 0; i < mr; i++) {
+            const float *src = a + (size_t)i * lda;
+            for (int p = 0; p < kc; p++) dst[(size_t)p * MR + i] = src[p];
+        }
+        for (int i = mr; i < MR; i++)
+            for (int p = 0; p < kc; p++) dst[(size_t)p * MR + i] = 0;
+    }
+}
+
+/* B(p, j) = tb ? b[j * ldb + p] : b[p * ldb + j]; panel of nr <= NR columns, zero padded. */
+static void pack_b(int tb, const float *b, int ldb, int nr, int NR, int kc, float *dst) {
+    if (!tb) {
+        if (nr == NR) {
+            for (int p = 0; p < kc; p++) memcpy(dst + (size_t)p * NR, b + (size_t)p * ldb, NR * sizeof(float));
+        } else {
+            for (int p = 0; p < kc; p++) {
+                const float *src = b + (size_t)p * ldb;
+                int j = 0;
+                for (; j < nr; j++) dst[j] = src[j];
+                for (; j < NR; j++) dst[j] = 0;
+                dst += NR;
+            }
+        }
+    } else {
+        for (int j = 0; j < nr; j++) {
+            const float *src = b + (size_t)j * ldb;
+            for (int p = 0; p < kc; p++) dst[(size_t)p * NR + j] = src[p];
+        }
+        for (int j = nr; j < NR; j++)
+            for (int p = 0; p < kc; p++) dst[(size_t)p * NR + j] = 0;
+    }
+}
+
+/* ---- the serial blocked product over C rows [m0, m1) and columns [n0, n1) ---- */
+
+static void gemm_block(const mc_kset *ks, int ta, int tb, int m0, int m1, int n0, int n1, int k,
+                       float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+                       float *c, int ldc, const float *brow, const float *bcol, mc_act act) {
+    const int MR = ks->mr, NR = ks->nr, MC = ks->mc, KC = ks->kc, NC = ks->nc;
+    int has_epi = brow || bcol || act != MC_ACT_NONE;
+    int kc_max = k < KC ? k : KC;
+    int nc_max = (n1 - n0) < NC ? (n1 - n0) : NC;
+    int mc_max = (m1 - m0) < MC ? (m1 - m0) : MC;
+    float *bp = mc_scratch(MC_SCRATCH_PACK_B, (size_t)kc_max * ((nc_max + NR - 1) / NR) * NR);
+    float *ap = mc_scratch(MC_SCRATCH_PACK_A, (size_t)kc_max * ((mc_max + MR - 1) / MR) * MR + (size_t)MR * NR);
+    float tmp[64 * 64] __attribute__((aligned(64)));
+    for (int jc = n0; jc < n1; jc += NC) {
+        int nc = n1 - jc < NC ? n1 - jc : NC;
+        for (int pc = 0; pc < k; pc += KC) {
+            int kc = k - pc < KC ? k - pc : KC;
+            int last = pc + kc >= k;
+            float beff = pc == 0 ? beta : 1.0f;
+            for (int jr = 0; jr < nc; jr += NR) {
+                int nr = nc - jr < NR ? nc - jr : NR;
+                const float *src = tb ? b + (size_t)(jc + jr) * ldb + pc : b + (size_t)pc * ldb + jc + jr;
+                pack_b(tb, src, ldb, nr, NR, kc, bp + (size_t)jr * kc);
+            }
+            for (int ic = m0; ic < m1; ic += MC) {
+                int mc = m1 - ic < MC ? m1 - ic : MC;
+                for (int ir = 0; ir < mc; ir += MR) {
+                    int mr = mc - ir < MR ? mc - ir : MR;
+                    const float *src = ta ? a + (size_t)pc * lda + ic + ir : a + (size_t)(ic + ir) * lda + pc;
+                    if (!ta && ks->pack_a_rows)
+                        ks->pack_a_rows(src, lda, mr, MR, kc, ap + (size_t)ir * kc);
+                    else
+                        pack_a(ta, src, lda, mr, MR, kc, ap + (size_t)ir * kc);
+                }
+                for (int jr = 0; jr < nc; jr += NR) {
+                    int nr = nc - jr < NR ? nc - jr : NR;
+                    const float *bpan = bp + (size_t)jr * kc;
+                    for (int ir = 0; ir < mc; ir += MR) {
+                        int mr = mc - ir < MR ? mc - ir : MR;
+                        float *ct = c + (size_t)(ic + ir) * ldc + jc + jr;
+                        const float *apan = ap + (size_t)ir * kc;
+                        if (mr == MR && nr == NR) {
+                            ks->ukr(kc, apan, bpan, ct, (size_t)ldc, alpha, beff);
+                        } else {
+                            ks->ukr(kc, apan, bpan, tmp, (size_t)NR, alpha, 0.0f);
+                            for (int i = 0; i < mr; i++)
+                                for (int j = 0; j < nr; j++) {
+                                    float *cv = ct + (size_t)i * ldc + j;
+                                    float t = tmp[i * NR + j];
+                                    *cv = beff == 0 ? t : t + beff * *cv;
+                                }
+                        }
+                        if (last && has_epi)
+                            ks->epi(ct, (size_t)ldc, mr, nr, brow ? brow + ic + ir : NULL,
+                                    bcol ? bcol + jc + jr : NULL, act);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Splits C into a tm x tn grid of chunks (whole micro-tiles) handed to nt
+ * threads dynamically, so a thread that is descheduled or slow delays only
+ * its current chunk.  Cost in micro-tile units: the busiest thread's compute
+ * plus the redundant packing (A re-packed per column chunk, B per row chunk;
+ * one packed B panel costs about two tile products). */
+static void split_grid(int nt, int mt, int ntl, int *tm, int *tn) {
+    double best = -1;
+    int cmax = 4 * nt;
+    *tm = 1, *tn = 1;
+    for (int a = 1; a <= mt && a <= cmax; a++)
+        for (int b = 1; b <= ntl && a * b <= cmax; b++) {
+            if (a * b < nt && !(a == mt && b == ntl)) continue;
+            double rounds = (double)((a * b + nt - 1) / nt);
+            double w = rounds * ((mt + a - 1) / a) * (double)((ntl + b - 1) / b);
+            w += ((double)mt * (b - 1) + 2.0 * ntl * (a - 1)) / nt;
+            if (best < 0 || w < best - 1e-9) best = w, *tm = a, *tn = b;
+        }
+}
+
+void mc_gemm_ex(const mc_kset *ks, int nthreads, int ta, int tb, int m, int n, int k, float alpha,
+                const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc,
+                const float *brow, const float *bcol, mc_act act) {
+    if (m <= 0 || n <= 0) return;
+    if (k <= 0) {
+        for (int i = 0; i < m; i++) {
+            float *ci = c + (size_t)i * ldc;
+            for (int j = 0; j < n; j++) ci[j] = beta == 0 ? 0 : beta * ci[j];
+            if (brow || bcol || act != MC_ACT_NONE) ks->epi(ci, (size_t)ldc, 1, n, brow ? brow + i : NULL, bcol, act);
+        }
+        return;
+    }
+    int mt = (m + ks->mr - 1) / ks->mr, ntl = (n + ks->nr - 1) / ks->nr;
+    int nt = nthreads < 1 ? 1 : nthreads;
+    int tm = 1, tn = 1;
+    if (nt > 1) split_grid(nt, mt, ntl, &tm, &tn);
+    int chunks = tm * tn;
+    if (chunks <= 1 || nt <= 1) {
+        gemm_block(ks, ta, tb, 0, m, 0, n, k, alpha, a, lda, b, ldb, beta, c, ldc, brow, bcol, act);
+        return;
+    }
+    if (nt > chunks) nt = chunks;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    for (int id = 0; id < chunks; id++) {
+        int im = id / tn, in = id % tn;
+        int m0 = (int)((long)mt * im / tm) * ks->mr, m1 = (int)((long)mt * (im + 1) / tm) * ks->mr;
+        int n0 = (int)((long)ntl * in / tn) * ks->nr, n1 = (int)((long)ntl * (in + 1) / tn) * ks->nr;
+        if (m1 > m) m1 = m;
+        if (n1 > n) n1 = n;
+        if (m0 < m1 && n0 < n1)
+            gemm_block(ks, ta, tb, m0, m1, n0, n1, k, alpha, a, lda, b, ldb, beta, c, ldc, brow, bcol, act);
+    }
+}
+
+int mc_gemm_blas(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                 const float *b, int ldb, float beta, float *c, int ldc) {
+#ifdef MC_USE_OPENBLAS
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n,
+                k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return 1;
+#else
+    (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda, (void)b;
+    (void)ldb, (void)beta, (void)c, (void)ldc;
+    return 0;
+#endif
+}
+
+/* ---- portable C kernel set (any CPU; the compiler vectorizes what it can) ---- */
+
+#define P_MR 4
+#define P_NR 8
+
+static void ukr_portable(int kc, const float *a, const float *b, float *c, size_t ldc, float alpha,
+                         float beta) {
+    float acc[P_MR][P_NR] = {{0}};
+    for (int p = 0; p < kc; p++) {
+        for (int i = 0; i < P_MR; i++)
+            for (int j = 0; j < P_NR; j++) acc[i][j] += a[i] * b[j];
+        a += P_MR;
+        b += P_NR;
+    }
+    for (int i = 0; i < P_MR; i++)
+        for (int j = 0; j < P_NR; j++) {
+            float *cv = c + (size_t)i * ldc + j;
+            *cv = beta == 0 ? alpha * acc[i][j] : alpha * acc[i][j] + beta * *cv;
+        }
+}
+
+static void epi_portable(float *c, size_t ldc, int mr, int nr, const float *brow, const float *bcol,
+                         mc_act act) {
+    for (int i = 0; i < mr; i++) {
+        float *ci = c + (size_t)i * ldc;
+        float br = brow ? brow[i] : 0;
+        for (int j = 0; j < nr; j++) ci[j] += br + (bcol ? bcol[j] : 0);
+        mc_act_apply_ref(ci, (size_t)nr, act);
+    }
+}
+
+size_t mc_dw_scratch_floats(const mc_conv2d_desc *d, int h, int w) {
+    int ow = mc_conv_out(w, d->kw, d->sw, d->pw);
+    size_t rows = (size_t)h + 2 * d->ph + d->kh;
+    size_t wq = (size_t)((ow + 31) & ~31) + (size_t)(d->kw - 1) / d->sw + 16;
+    return (size_t)d->sw * rows * wq + 64;
+}
+
+static void dw_portable(const float *x, int h, int w, const float *k, const mc_conv2d_desc *d,
+                        float bias, mc_act act, float *y, float *scratch) {
+    (void)scratch;
+    int oh = mc_conv_out(h, d->kh, d->sh, d->ph), ow = mc_conv_out(w, d->kw, d->sw, d->pw);
+    for (int oy = 0; oy < oh; oy++) {
+        float *yr = y + (size_t)oy * ow;
+        for (int ox = 0; ox < ow; ox++) {
+            float s = 0;
+            for (int ky = 0; ky < d->kh; ky++) {
+                int iy = oy * d->sh - d->ph + ky;
+                if (iy < 0 || iy >= h) continue;
+                for (int kx = 0; kx < d->kw; kx++) {
+                    int ix = ox * d->sw - d->pw + kx;
+                    if (ix < 0 || ix >= w) continue;
+                    s += x[(size_t)iy * w + ix] * k[ky * d->kw + kx];
+                }
+            }
+            yr[ox] = s + bias;
+        }
+        mc_act_apply_ref(yr, (size_t)ow, act);
+    }
+}
+
+static void softmax_row_portable(float *x, int n) { mc_softmax_rows_ref(x, 1, n); }
+
+static void layernorm_row_portable(const float *x, int dim, const float *g, const float *b,
+                                   float eps, float *y) {
+    mc_layernorm_ref(x, 1, dim, g, b, eps, y);
+}
+
+static void layernorm_nchw_portable(const float *x, int c, int hw, int p0, int p1, const float *g,
+                                    const float *b, float eps, float *y) {
+    for (int p = p0; p < p1; p++) {
+        double mean = 0, var = 0;
+        for (int ch = 0; ch < c; ch++) mean += x[(size_t)ch * hw + p];
+        mean /= c;
+        for (int ch = 0; ch < c; ch++) { double dd = x[(size_t)ch * hw + p] - mean; var += dd * dd; }
+        var /= c;
+        float rstd = (float)(1.0 / sqrt(var + eps)), fm = (float)mean;
+        for (int ch = 0; ch < c; ch++) {
+            float v = (x[(size_t)ch * hw + p] - fm) * rstd;
+            if (g) v *= g[ch];
+            if (b) v += b[ch];
+            y[(size_t)ch * hw + p] = v;
+        }
+    }
+}
+
+void mc_kset_portable(mc_kset *ks) {
+    ks->name = "scalar";
+    ks->mr = P_MR, ks->nr = P_NR;
+    ks->mc = 64, ks->kc = 256, ks->nc = 1024;
+    ks->ukr = ukr_portable;
+    ks->pack_a_rows = NULL;
+    ks->epi = epi_portable;
+    ks->dw = dw_portable;
+    ks->act = mc_act_apply_ref;
+    ks->softmax_row = softmax_row_portable;
+    ks->layernorm_row = layernorm_row_portable;
+    ks->layernorm_nchw = layernorm_nchw_portable;
+}

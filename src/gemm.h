@@ -1,0 +1,87 @@
+/*
+ * gemm.h - internals of the fast kernels: the per-CPU kernel set (micro-kernel
+ * and vector helpers filled in by kernels_avx2.c / kernels_avx512.c / the
+ * portable C set in gemm.c), the blocked SGEMM driver, CPU detection and the
+ * thread-local scratch buffers.  Not part of the kernel interface (kernels.h).
+ */
+#ifndef MC_GEMM_H
+#define MC_GEMM_H
+
+#include "kernels.h"
+
+#include <stddef.h>
+
+/* C[mr x nr tile] = alpha * A_panel . B_panel + beta * C (beta == 0: C not read).
+ * a: kc x MR packed (MR values per k step), b: kc x NR packed. */
+typedef void (*mc_ukr_fn)(int kc, const float *a, const float *b, float *c, size_t ldc,
+                          float alpha, float beta);
+
+/* Bias + activation over an mr x nr tile of c (row stride ldc): c[i][j] +=
+ * brow[i] (if brow) + bcol[j] (if bcol), then act. */
+typedef void (*mc_epi_fn)(float *c, size_t ldc, int mr, int nr, const float *brow,
+                          const float *bcol, mc_act act);
+
+/* Depthwise conv of one channel plane x[h, w] with kernel k[kh, kw] into
+ * y[oh, ow], plus bias, then act.  scratch: mc_dw_scratch_floats() floats. */
+typedef void (*mc_dw_fn)(const float *x, int h, int w, const float *k, const mc_conv2d_desc *d,
+                         float bias, mc_act act, float *y, float *scratch);
+
+typedef struct mc_kset {
+    const char *name;
+    int mr, nr;          /* micro-tile */
+    int mc, kc, nc;      /* cache blocks (mc multiple of mr, nc multiple of nr) */
+    mc_ukr_fn ukr;
+    /* Packs rows [0, mr) of row-major a (row stride lda) over kc columns into
+     * an MR-row panel, zero padded; NULL: the portable packer. */
+    void (*pack_a_rows)(const float *a, int lda, int mr, int MR, int kc, float *dst);
+    mc_epi_fn epi;
+    mc_dw_fn dw;
+    void (*act)(float *x, size_t n, mc_act act);
+    void (*softmax_row)(float *x, int n);
+    void (*layernorm_row)(const float *x, int dim, const float *g, const float *b, float eps,
+                          float *y);
+    /* LayerNorm over c channels for pixels [p0, p1) of one NCHW image. */
+    void (*layernorm_nchw)(const float *x, int c, int hw, int p0, int p1, const float *g,
+                           const float *b, float eps, float *y);
+} mc_kset;
+
+/* Kernel sets.  avx2/avx512 fill *ks and return 1 (0 when not compiled in). */
+void mc_kset_portable(mc_kset *ks);
+int mc_kset_avx2(mc_kset *ks);
+int mc_kset_avx512(mc_kset *ks);
+
+/* The AVX2 A-panel packer (also used by the AVX-512 set). */
+void mc_pack_a_rows_avx2(const float *a, int lda, int mr, int MR, int kc, float *dst);
+
+/* CPU features: 2 = AVX-512F/BW/VL/DQ usable, 1 = AVX2+FMA usable, 0 = neither. */
+int mc_cpu_level(void);
+
+/* The kernel set in use (chosen once), and a switch for tests and benchmarks:
+ * mc_kernels_force("scalar" | "avx2" | "avx512" | NULL = best); returns 0 when
+ * that set is not available on this CPU. */
+const mc_kset *mc_kset_get(void);
+int mc_kernels_force(const char *name);
+
+/* Scratch owned by the calling thread, grown on demand, never shrunk (no
+ * allocation per call in steady state).  Slots keep callers' uses apart. */
+enum { MC_SCRATCH_PACK_A, MC_SCRATCH_PACK_B, MC_SCRATCH_CONV, MC_SCRATCH_ATTN, MC_SCRATCH_N };
+float *mc_scratch(int slot, size_t floats);
+
+/* Threads for a kernel call: the set count (0 = all cores), 1 inside a
+ * parallel region or when work (flops) is too small to share. */
+int mc_threads_for(double flops);
+
+/* Blocked SGEMM (same contract as mc_gemm) with an optional fused epilogue:
+ * brow[m] added per row, bcol[n] per column, then act (after alpha/beta). */
+void mc_gemm_ex(const mc_kset *ks, int nthreads, int ta, int tb, int m, int n, int k, float alpha,
+                const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc,
+                const float *brow, const float *bcol, mc_act act);
+
+/* cblas_sgemm when built with BLAS=openblas; returns 0 (does nothing) otherwise. */
+int mc_gemm_blas(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                 const float *b, int ldb, float beta, float *c, int ldc);
+
+/* Floats of scratch a depthwise plane needs (padded, phase-split input). */
+size_t mc_dw_scratch_floats(const mc_conv2d_desc *d, int h, int w);
+
+#endif /* MC_GEMM_H */

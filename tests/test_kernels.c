@@ -1,0 +1,291 @@
+/*
+ * test_kernels.c - every fast kernel against its scalar _ref oracle on odd
+ * sizes, transposes, alpha/beta, conv strides/paddings/groups, for each
+ * kernel set this CPU can run (the portable "scalar" set and the best SIMD
+ * set) and for 1 and 2 threads.
+ */
+#include "test.h"
+
+#include "gemm.h"
+#include "kernels.h"
+
+#include <stdint.h>
+
+static uint32_t rng = 12345;
+static float frand(void) {   /* uniform [-1, 1) */
+    rng = rng * 1664525u + 1013904223u;
+    return (float)((rng >> 8) * (1.0 / 8388608.0)) - 1.0f;
+}
+static float *rand_buf(size_t n, float scale) {
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    for (size_t i = 0; i < n; i++) p[i] = frand() * scale;
+    return p;
+}
+
+/* max |got - ref| relative to max(1, max |ref|). */
+static double rel_err(const float *got, const float *ref, size_t n) {
+    double md = 0, mr = 1;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - ref[i]);
+        if (d != d) return INFINITY;
+        if (d > md) md = d;
+        if (fabs(ref[i]) > mr) mr = fabs(ref[i]);
+    }
+    return md / mr;
+}
+
+static const char *g_set;
+static int g_nt;
+#define TOL 1e-5
+
+static void test_gemm_one(int ta, int tb, int m, int n, int k, float alpha, float beta, int pad) {
+    int lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
+    size_t asz = (size_t)(ta ? k : m) * lda, bsz = (size_t)(tb ? n : k) * ldb, csz = (size_t)m * ldc;
+    float *a = rand_buf(asz, 1), *b = rand_buf(bsz, 1), *c0 = rand_buf(csz, 1);
+    float *c1 = malloc(csz * sizeof(float)), *c2 = malloc(csz * sizeof(float));
+    memcpy(c1, c0, csz * sizeof(float));
+    memcpy(c2, c0, csz * sizeof(float));
+    mc_gemm_ref(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c1, ldc);
+    mc_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c2, ldc);
+    double e = rel_err(c2, c1, csz);
+    CHECK(e <= TOL, "[%s t%d] gemm ta=%d tb=%d m=%d n=%d k=%d alpha=%g beta=%g pad=%d: err %g", g_set,
+          g_nt, ta, tb, m, n, k, alpha, beta, pad, e);
+    free(a), free(b), free(c0), free(c1), free(c2);
+}
+
+static void test_gemm(void) {
+    static const int sz[][3] = {{1, 1, 1},    {7, 13, 37},  {13, 7, 65},   {37, 65, 13}, {65, 129, 7},
+                                {129, 37, 129}, {1, 129, 65}, {129, 1, 37}, {6, 16, 256}, {12, 32, 257},
+                                {121, 33, 300}, {29, 2100, 17}, {37, 37, 0}};
+    for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                test_gemm_one(ta, tb, sz[i][0], sz[i][1], sz[i][2], 1.0f, 0.0f, 0);
+                test_gemm_one(ta, tb, sz[i][0], sz[i][1], sz[i][2], -0.7f, 0.5f, 3);
+            }
+    test_gemm_one(0, 0, 200, 150, 600, 1.0f, 1.0f, 1);
+}
+
+static void test_linear(void) {
+    static const int sz[][3] = {{1, 7, 13}, {7, 37, 65}, {77, 64, 129}, {13, 129, 1}, {65, 13, 37}};
+    for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++)
+        for (int act = MC_ACT_NONE; act <= MC_ACT_SIGMOID; act++)
+            for (int hb = 0; hb < 2; hb++) {
+                int m = sz[i][0], k = sz[i][1], n = sz[i][2];
+                float *x = rand_buf((size_t)m * k, 1), *w = rand_buf((size_t)n * k, 0.5f), *b = rand_buf(n, 1);
+                float *y1 = malloc((size_t)m * n * sizeof(float)), *y2 = malloc((size_t)m * n * sizeof(float));
+                mc_linear_ref(x, w, hb ? b : NULL, m, k, n, y1, (mc_act)act);
+                mc_linear(x, w, hb ? b : NULL, m, k, n, y2, (mc_act)act);
+                double e = rel_err(y2, y1, (size_t)m * n);
+                CHECK(e <= TOL, "[%s t%d] linear m=%d k=%d n=%d act=%d bias=%d: err %g", g_set, g_nt, m, k, n,
+                      act, hb, e);
+                free(x), free(w), free(b), free(y1), free(y2);
+            }
+}
+
+static void test_conv_one(int n, int cin, int cout, int groups, int kh, int kw, int sh, int sw, int ph,
+                          int pw, int h, int w, mc_act act, int hb) {
+    mc_conv2d_desc d = {cin, cout, kh, kw, sh, sw, ph, pw, groups};
+    int oh = mc_conv_out(h, kh, sh, ph), ow = mc_conv_out(w, kw, sw, pw);
+    size_t xs = (size_t)n * cin * h * w, ws = (size_t)cout * (cin / groups) * kh * kw,
+           ys = (size_t)n * cout * oh * ow;
+    float *x = rand_buf(xs, 1), *wt = rand_buf(ws, 0.5f), *b = rand_buf(cout, 1);
+    float *y1 = malloc(ys * sizeof(float)), *y2 = malloc(ys * sizeof(float));
+    mc_conv2d_ref(&d, wt, hb ? b : NULL, x, n, h, w, y1, act);
+    for (size_t i = 0; i < ys; i++) y2[i] = NAN;
+    mc_conv2d(&d, wt, hb ? b : NULL, x, n, h, w, y2, act);
+    double e = rel_err(y2, y1, ys);
+    CHECK(e <= TOL, "[%s t%d] conv n=%d cin=%d cout=%d g=%d k=%dx%d s=%dx%d p=%dx%d in=%dx%d act=%d: err %g",
+          g_set, g_nt, n, cin, cout, groups, kh, kw, sh, sw, ph, pw, h, w, act, e);
+    free(x), free(wt), free(b), free(y1), free(y2);
+}
+
+static void test_conv(void) {
+    /* depthwise */
+    static const int dw[][6] = {{3, 3, 1, 1, 1, 1}, {3, 3, 2, 2, 1, 1}, {7, 7, 1, 1, 3, 3},
+                                {7, 7, 2, 2, 3, 3}, {1, 11, 1, 1, 0, 5}, {11, 1, 1, 1, 5, 0},
+                                {3, 3, 1, 1, 0, 0}, {5, 5, 3, 3, 2, 2}, {3, 3, 2, 1, 1, 0}};
+    static const int hw[][2] = {{13, 17}, {9, 8}, {33, 40}, {1, 1}, {64, 5}};
+    for (size_t i = 0; i < sizeof dw / sizeof dw[0]; i++)
+        for (size_t j = 0; j < sizeof hw / sizeof hw[0]; j++) {
+            const int *q = dw[i];
+            if (mc_conv_out(hw[j][0], q[0], q[2], q[4]) <= 0 || mc_conv_out(hw[j][1], q[1], q[3], q[5]) <= 0) continue;
+            test_conv_one(2, 5, 5, 5, q[0], q[1], q[2], q[3], q[4], q[5], hw[j][0], hw[j][1],
+                          (j & 1) ? MC_ACT_GELU : MC_ACT_NONE, (int)(i & 1) || j == 0);
+        }
+    /* 1x1 (GEMM on NCHW), strided 1x1, dense stem-like, grouped */
+    test_conv_one(2, 37, 13, 1, 1, 1, 1, 1, 0, 0, 9, 11, MC_ACT_GELU, 1);
+    test_conv_one(1, 64, 96, 1, 1, 1, 1, 1, 0, 0, 16, 16, MC_ACT_RELU, 1);
+    test_conv_one(1, 16, 24, 1, 1, 1, 2, 2, 0, 0, 15, 15, MC_ACT_NONE, 0);
+    test_conv_one(1, 3, 16, 1, 3, 3, 2, 2, 1, 1, 33, 31, MC_ACT_GELU, 1);
+    test_conv_one(2, 8, 12, 4, 3, 3, 1, 1, 1, 1, 13, 7, MC_ACT_SIGMOID, 1);
+    test_conv_one(1, 6, 6, 2, 1, 1, 1, 1, 0, 0, 7, 7, MC_ACT_NONE, 1);
+    test_conv_one(1, 4, 8, 4, 3, 3, 1, 1, 1, 1, 11, 11, MC_ACT_NONE, 1);   /* channel multiplier 2 */
+    test_conv_one(1, 5, 7, 1, 7, 7, 2, 2, 3, 3, 19, 23, MC_ACT_QUICK_GELU, 1);
+}
+
+static void test_norms(void) {
+    static const int dims[] = {1, 7, 64, 65, 129, 512};
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
+        for (int aff = 0; aff < 2; aff++) {
+            int rows = 5, dim = dims[i];
+            float *x = rand_buf((size_t)rows * dim, 3), *g = rand_buf(dim, 1), *b = rand_buf(dim, 1);
+            for (int j = 0; j < rows * dim; j++) x[j] += 2.0f;
+            float *y1 = malloc((size_t)rows * dim * sizeof(float)), *y2 = malloc((size_t)rows * dim * sizeof(float));
+            mc_layernorm_ref(x, rows, dim, aff ? g : NULL, aff ? b : NULL, 1e-5f, y1);
+            mc_layernorm(x, rows, dim, aff ? g : NULL, aff ? b : NULL, 1e-5f, y2);
+            double e = rel_err(y2, y1, (size_t)rows * dim);
+            CHECK(e <= TOL, "[%s t%d] layernorm dim=%d aff=%d: err %g", g_set, g_nt, dim, aff, e);
+            free(x), free(g), free(b), free(y1), free(y2);
+        }
+    static const int chw[][2] = {{3, 1}, {3, 13}, {64, 67}, {17, 64}, {128, 200}};
+    for (size_t i = 0; i < sizeof chw / sizeof chw[0]; i++)
+        for (int aff = 0; aff < 2; aff++) {
+            int n = 2, c = chw[i][0], hw = chw[i][1];
+            size_t sz = (size_t)n * c * hw;
+            float *x = rand_buf(sz, 2), *g = rand_buf(c, 1), *b = rand_buf(c, 1);
+            float *y1 = malloc(sz * sizeof(float)), *y2 = malloc(sz * sizeof(float));
+            mc_layernorm_nchw_ref(x, n, c, hw, aff ? g : NULL, aff ? b : NULL, 1e-6f, y1);
+            mc_layernorm_nchw(x, n, c, hw, aff ? g : NULL, aff ? b : NULL, 1e-6f, y2);
+            double e = rel_err(y2, y1, sz);
+            CHECK(e <= TOL, "[%s t%d] layernorm_nchw c=%d hw=%d aff=%d: err %g", g_set, g_nt, c, hw, aff, e);
+            free(x), free(g), free(b), free(y1), free(y2);
+        }
+    static const int cols[] = {1, 7, 64, 77, 129};
+    for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
+        int rows = 9, n = cols[i];
+        float *x1 = rand_buf((size_t)rows * n, 8), *x2 = malloc((size_t)rows * n * sizeof(float));
+        x1[0] = -INFINITY;   /* a masked entry */
+        if (n == 1) x1[0] = 3;
+        memcpy(x2, x1, (size_t)rows * n * sizeof(float));
+        mc_softmax_rows_ref(x1, rows, n);
+        mc_softmax_rows(x2, rows, n);
+        double e = rel_err(x2, x1, (size_t)rows * n);
+        CHECK(e <= TOL, "[%s t%d] softmax cols=%d: err %g", g_set, g_nt, n, e);
+        free(x1), free(x2);
+    }
+}
+
+static void test_act(void) {
+    int n = 1031;
+    float *x = rand_buf(n, 12);
+    x[0] = 0, x[1] = -0.0f, x[2] = 100, x[3] = -100, x[4] = 1e-7f, x[5] = -30, x[6] = 88, x[7] = -88;
+    float *y1 = malloc(n * sizeof(float)), *y2 = malloc(n * sizeof(float));
+    for (int act = MC_ACT_NONE; act <= MC_ACT_SIGMOID; act++) {
+        for (int len = 0; len <= n; len += (len < 20 ? 1 : 337)) {
+            memcpy(y1, x, n * sizeof(float));
+            memcpy(y2, x, n * sizeof(float));
+            mc_act_apply_ref(y1, (size_t)len, (mc_act)act);
+            mc_act_apply(y2, (size_t)len, (mc_act)act);
+            int bad = 0;
+            for (int i = 0; i < n; i++) {
+                double d = fabs((double)y2[i] - y1[i]);
+                if (!(d <= 1e-6 + 2e-6 * fabs(y1[i]))) bad++;
+            }
+            CHECK(bad == 0, "[%s t%d] act %d len %d: %d elements off", g_set, g_nt, act, len, bad);
+        }
+    }
+    /* large arrays take the threaded path */
+    size_t big = 300007;
+    float *bx = rand_buf(big, 6), *b1 = malloc(big * sizeof(float)), *b2 = malloc(big * sizeof(float));
+    memcpy(b1, bx, big * sizeof(float));
+    memcpy(b2, bx, big * sizeof(float));
+    mc_act_apply_ref(b1, big, MC_ACT_GELU);
+    mc_act_apply(b2, big, MC_ACT_GELU);
+    CHECK(rel_err(b2, b1, big) <= TOL, "[%s t%d] act gelu big", g_set, g_nt);
+    free(bx), free(b1), free(b2);
+    float nanv = NAN;
+    mc_act_apply(&nanv, 1, MC_ACT_SIGMOID);
+    CHECK(nanv != nanv, "[%s] sigmoid(NaN) stays NaN", g_set);
+    free(x), free(y1), free(y2);
+}
+
+static void test_attention(void) {
+    static const int cfg[][3] = {{1, 1, 8}, {7, 3, 8}, {64, 4, 32}, {77, 3, 64}, {13, 2, 5}};
+    for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++)
+        for (int causal = 0; causal < 2; causal++) {
+            int t = cfg[i][0], heads = cfg[i][1], hd = cfg[i][2], od = heads * hd, ld = 3 * od + 1;
+            float *qkv = rand_buf((size_t)t * ld, 1.5f);
+            float *o1 = malloc((size_t)t * od * sizeof(float)), *o2 = malloc((size_t)t * od * sizeof(float));
+            float *s = malloc((size_t)t * t * sizeof(float));
+            mc_attention_ref(qkv, qkv + od, qkv + 2 * od, ld, t, heads, hd, causal, o1, s);
+            mc_attention(qkv, qkv + od, qkv + 2 * od, ld, t, heads, hd, causal, o2, s);
+            double e = rel_err(o2, o1, (size_t)t * od);
+            CHECK(e <= TOL, "[%s t%d] attention t=%d heads=%d hd=%d causal=%d: err %g", g_set, g_nt, t, heads,
+                  hd, causal, e);
+            free(qkv), free(o1), free(o2), free(s);
+        }
+}
+
+/* The AVX-512 set's geometry (14 x 32 tiles, its cache blocks, the AVX2 A
+ * packer) cannot run here without AVX-512; drive the same blocked driver
+ * with a plain C micro-kernel of that shape instead. */
+static void ukr_c_14x32(int kc, const float *a, const float *b, float *c, size_t ldc, float alpha,
+                        float beta) {
+    float acc[14][32] = {{0}};
+    for (int p = 0; p < kc; p++, a += 14, b += 32)
+        for (int i = 0; i < 14; i++)
+            for (int j = 0; j < 32; j++) acc[i][j] += a[i] * b[j];
+    for (int i = 0; i < 14; i++)
+        for (int j = 0; j < 32; j++) {
+            float *cv = c + i * ldc + j;
+            *cv = beta == 0 ? alpha * acc[i][j] : alpha * acc[i][j] + beta * *cv;
+        }
+}
+
+static void test_geometry_14x32(void) {
+    mc_kset ks;
+    mc_kset_portable(&ks);
+    ks.mr = 14, ks.nr = 32, ks.mc = 14 * 12, ks.kc = 256, ks.nc = 32 * 64;
+    ks.ukr = ukr_c_14x32;
+    mc_kset best = *mc_kset_get();
+    if (best.pack_a_rows) ks.pack_a_rows = best.pack_a_rows;
+    static const int sz[][3] = {{1, 1, 1}, {14, 32, 8}, {15, 33, 9}, {37, 65, 129}, {200, 70, 300}, {13, 2100, 20}};
+    for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++)
+                for (int nt = 1; nt <= 2; nt++) {
+                    int m = sz[i][0], n = sz[i][1], k = sz[i][2];
+                    int lda = ta ? m : k, ldb = tb ? k : n;
+                    float *a = rand_buf((size_t)m * k, 1), *b = rand_buf((size_t)k * n, 1), *c1 = rand_buf((size_t)m * n, 1);
+                    float *c2 = malloc((size_t)m * n * sizeof(float)), *bias = rand_buf(m, 1);
+                    memcpy(c2, c1, (size_t)m * n * sizeof(float));
+                    mc_gemm_ref(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 0.25f, c1, n);
+                    for (int r = 0; r < m; r++)
+                        for (int j = 0; j < n; j++) c1[(size_t)r * n + j] += bias[r];
+                    mc_act_apply_ref(c1, (size_t)m * n, MC_ACT_GELU);
+                    mc_gemm_ex(&ks, nt, ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 0.25f, c2, n, bias, NULL, MC_ACT_GELU);
+                    double e = rel_err(c2, c1, (size_t)m * n);
+                    CHECK(e <= TOL, "[14x32 geometry t%d] ta=%d tb=%d m=%d n=%d k=%d: err %g", nt, ta, tb, m, n, k, e);
+                    free(a), free(b), free(c1), free(c2), free(bias);
+                }
+}
+
+int main(void) {
+    const char *best = mc_kernels_name();
+    int lvl = mc_cpu_level();
+    CHECK(!strcmp(best, lvl == 2 ? "avx512" : lvl == 1 ? "avx2" : "scalar") || getenv("MC_KERNELS"),
+          "kernel set %s for cpu level %d", best, lvl);
+    printf("best kernel set: %s (cpu level %d)\n", best, lvl);
+    const char *sets[] = {"scalar", "avx2", "avx512"};
+    for (int s = 0; s < 3; s++) {
+        if (!mc_kernels_force(sets[s])) continue;
+        g_set = sets[s];
+        CHECK(!strcmp(mc_kernels_name(), sets[s]), "forced %s", sets[s]);
+        for (g_nt = 1; g_nt <= 2; g_nt++) {
+            mc_kernels_set_threads(g_nt);
+            CHECK(mc_kernels_get_threads() == g_nt, "threads");
+            test_gemm();
+            test_linear();
+            test_conv();
+            test_norms();
+            test_act();
+            test_attention();
+        }
+    }
+    mc_kernels_force(NULL);
+    test_geometry_14x32();
+    mc_kernels_set_threads(0);
+    CHECK(mc_kernels_get_threads() == 0, "threads 0 = all cores");
+    return test_summary("test_kernels");
+}
