@@ -118,6 +118,11 @@ typedef struct mc_tparam {
     int is_buffer;            /* BatchNorm running statistics: no gradient */
     int64_t count;            /* num_batches_tracked (buffers named *.num_batches_tracked) */
     int is_counter;
+    /* Only while the trainer tracks gradient magnitudes (mc_trainer_track_grad_terms):
+     * gabs[k] = sum of |terms| of the final sums that produced g[k] (e.g. a
+     * conv weight: sum |dy| |x|), gterms = terms per element (summed over uses). */
+    float *gabs;
+    int64_t gterms;
 } mc_tparam;
 
 typedef struct mc_trainer mc_trainer;
@@ -167,6 +172,11 @@ mc_status mc_trainer_step(mc_trainer *t, mc_train_result *res, mc_error *err);
 mc_status mc_trainer_train_step(mc_trainer *t, const mc_train_batch *b, mc_train_result *res,
                                 mc_error *err);
 void mc_trainer_zero_grad(mc_trainer *t);
+/* Also record, for every parameter gradient, the sum of the absolute values of
+ * the terms of its final summation (mc_tparam.gabs, .gterms): the scale of the
+ * float rounding error of a gradient whose terms cancel.  Costs about one more
+ * weight-gradient pass; off by default.  Fails only for lack of memory. */
+mc_status mc_trainer_track_grad_terms(mc_trainer *t, int on, mc_error *err);
 
 size_t mc_trainer_count(const mc_trainer *t);
 mc_tparam *mc_trainer_param(mc_trainer *t, size_t i);

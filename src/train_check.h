@@ -17,9 +17,9 @@ mc_status mc_train_fixture_settings(const mc_checkpoint *expected, mc_dr_loss_pa
                                     mc_error *err);
 
 /* Runs the fixture in dir (init_path overrides dir/init.pt when non-NULL):
- * step-1 loss and terms (1e-5 relative), every gradient (max-abs within 1e-4
- * of the reference's max-abs), parameters and buffers after each step (1e-5,
- * relative above 1).  Counts passes and failures. */
+ * step-1 loss and terms (1e-5 relative), every gradient element (within
+ * max(1e-4 of the reference's max-abs, sqrt(n) 2^-24 sum|terms|)), parameters
+ * and buffers after each step (1e-5, relative above 1).  Counts passes and failures. */
 mc_status mc_train_check_fixture(const char *dir, const char *init_path, mc_train_report_fn fn,
                                  void *ud, int *n_pass, int *n_fail, mc_error *err);
 

@@ -54,6 +54,7 @@ struct mc_trainer {
     top *tape;
     size_t ntape, captape;
     int failed;         /* allocation failure during a forward */
+    int track_terms;    /* fill mc_tparam.gabs / gterms during backward */
     char missing[512];  /* first missing tensor */
 };
 
@@ -379,10 +380,114 @@ static tt *op_l2norm(mc_trainer *t, tt *x) {
 
 /* ---------------------------------------------------------------- backward */
 
+static float *abs_copy(const float *a, size_t n) {
+    float *o = malloc(n * sizeof *o + 4);
+    if (o) for (size_t i = 0; i < n; i++) o[i] = fabsf(a[i]);
+    return o;
+}
+
+/* The magnitude of the terms of the parameter-gradient sums of op o (see
+ * mc_tparam.gabs): the same reductions on absolute values.  Kernels whose
+ * gradient is a plain product sum reuse the backward kernel on |x|, |dy|. */
+static void backward_terms(mc_trainer *t, top *o) {
+    tt *x = o->x, *y = o->y;
+    const float *dy = y->g;
+    if (!o->w || !o->w->gabs) return;
+    size_t ny = numel(y);
+    float *ady = abs_copy(dy, ny), *ax = NULL;
+    if (!ady) { t->failed = 1; return; }
+    if (x && (o->kind == OP_CONV || o->kind == OP_LINEAR || o->kind == OP_MATMUL)) {
+        ax = abs_copy(x->d, numel(x));
+        if (!ax) { free(ady); t->failed = 1; return; }
+    }
+    mc_tparam *w = o->w, *b = o->b && o->b->gabs ? o->b : NULL;
+    switch (o->kind) {
+    case OP_CONV: {
+        int oh = y->h, ow = y->w;
+        mc_train_conv2d_backward(&o->cd, ax, x->n, x->h, x->w, w->w, ady, NULL, w->gabs, b ? b->gabs : NULL);
+        w->gterms += (int64_t)x->n * oh * ow;
+        if (b) b->gterms += (int64_t)x->n * oh * ow;
+        break;
+    }
+    case OP_LINEAR:
+        mc_train_linear_backward(ax, w->w, o->i0, o->i1, o->i2, ady, NULL, w->gabs, b ? b->gabs : NULL);
+        w->gterms += o->i0;
+        if (b) b->gterms += o->i0;
+        break;
+    case OP_MATMUL:
+        mc_train_matmul_backward(ax, w->w, o->i0, o->i1, o->i2, ady, NULL, w->gabs);
+        w->gterms += o->i0;
+        break;
+    case OP_BN: {
+        int C = x->c;
+        size_t hw = (size_t)x->h * x->w;
+        for (int c = 0; c < C; c++) {
+            double sg = 0, sb = 0;
+            for (int i = 0; i < x->n; i++)
+                for (size_t p = 0; p < hw; p++) {
+                    size_t k = ((size_t)i * C + c) * hw + p;
+                    sg += (double)ady[k] * fabsf((x->d[k] - o->s1[c]) * o->s2[c]);
+                    sb += ady[k];
+                }
+            w->gabs[c] += (float)sg;
+            if (b) b->gabs[c] += (float)sb;
+        }
+        w->gterms += (int64_t)x->n * hw;
+        if (b) b->gterms += (int64_t)x->n * hw;
+        break;
+    }
+    case OP_CHSCALE: {
+        size_t hw = (size_t)x->h * x->w;
+        for (int c = 0; c < x->c; c++) {
+            double s = 0;
+            for (int i = 0; i < x->n; i++)
+                for (size_t p = 0; p < hw; p++) {
+                    size_t k = ((size_t)i * x->c + c) * hw + p;
+                    s += (double)ady[k] * fabsf(x->d[k]);
+                }
+            w->gabs[c] += (float)s;
+        }
+        w->gterms += (int64_t)x->n * hw;
+        break;
+    }
+    case OP_LAYERNORM: {
+        int rows = o->i0, dim = o->i1;
+        for (int r = 0; r < rows; r++)
+            for (int i = 0; i < dim; i++) {
+                size_t k = (size_t)r * dim + i;
+                w->gabs[i] += ady[k] * fabsf((x->d[k] - o->s1[r]) * o->s2[r]);
+                if (b) b->gabs[i] += ady[k];
+            }
+        w->gterms += rows;
+        if (b) b->gterms += rows;
+        break;
+    }
+    case OP_EMBED: {
+        int D = o->i1;
+        for (int i = 0; i < o->i0; i++)
+            for (int k = 0; k < D; k++) w->gabs[(size_t)o->idx[i] * D + k] += ady[(size_t)i * D + k];
+        w->gterms += o->i0;
+        break;
+    }
+    case OP_ADDPOS: {
+        size_t per = numel(x) / x->n;
+        for (size_t k = 0; k < per; k++)
+            for (int i = 0; i < x->n; i++) w->gabs[k] += ady[i * per + k];
+        w->gterms += x->n;
+        break;
+    }
+    default:
+        break;
+    }
+    free(ax);
+    free(ady);
+}
+
 static void backward_op(mc_trainer *t, top *o) {
     tt *x = o->x, *y = o->y;
     float *dy = y->g;
     if (!dy) return;   /* nothing flows here */
+    if (t->track_terms) backward_terms(t, o);
     switch (o->kind) {
     case OP_CONV:
         mc_train_conv2d_backward(&o->cd, x->d, x->n, x->h, x->w, o->w->w, dy, gradof(t, x), o->w->g,
@@ -760,7 +865,7 @@ void mc_trainer_free(mc_trainer *t) {
     if (!t) return;
     for (size_t i = 0; i < t->np; i++) {
         free(t->p[i].name);
-        free(t->p[i].w); free(t->p[i].g); free(t->p[i].m); free(t->p[i].v);
+        free(t->p[i].w); free(t->p[i].g); free(t->p[i].m); free(t->p[i].v); free(t->p[i].gabs);
     }
     free(t->p);
     free(t->tape);
@@ -775,9 +880,25 @@ int mc_trainer_steps_done(const mc_trainer *t) { return t->step; }
 void mc_trainer_set_step(mc_trainer *t, int step) { t->step = step > 0 ? step : 0; }
 
 void mc_trainer_zero_grad(mc_trainer *t) {
-    for (size_t i = 0; i < t->np; i++)
+    for (size_t i = 0; i < t->np; i++) {
         if (t->p[i].g) memset(t->p[i].g, 0, t->p[i].n * sizeof(float));
+        if (t->p[i].gabs) memset(t->p[i].gabs, 0, t->p[i].n * sizeof(float));
+        t->p[i].gterms = 0;
+    }
     t->micro = 0;
+}
+
+mc_status mc_trainer_track_grad_terms(mc_trainer *t, int on, mc_error *err) {
+    for (size_t i = 0; i < t->np; i++) {
+        mc_tparam *p = &t->p[i];
+        if (!on || !p->g) { free(p->gabs); p->gabs = NULL; p->gterms = 0; continue; }
+        if (!p->gabs && !(p->gabs = calloc(p->n + 1, sizeof(float)))) {
+            mc_trainer_track_grad_terms(t, 0, NULL);
+            return mc_fail(err, MC_ERR_NOMEM, "out of memory");
+        }
+    }
+    t->track_terms = on;
+    return MC_OK;
 }
 
 static mc_status forward_fail(mc_trainer *t, mc_error *err) {
@@ -847,6 +968,7 @@ mc_status mc_trainer_step(mc_trainer *t, mc_train_result *res, mc_error *err) {
         mc_tparam *p = &t->p[i];
         if (!p->g) continue;
         if (t->micro > 1) for (size_t k = 0; k < p->n; k++) p->g[k] *= inv;
+        if (t->micro > 1 && p->gabs) for (size_t k = 0; k < p->n; k++) p->gabs[k] *= inv;
         for (size_t k = 0; k < p->n; k++) sq += (double)p->g[k] * p->g[k];
     }
     float norm = (float)sqrt(sq);

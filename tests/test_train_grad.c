@@ -2,7 +2,8 @@
  * test_train_grad.c - every training backward kernel against central finite
  * differences of L = sum(y * r) (r random) on small random shapes; the DR loss
  * gradient; AdamW against a hand-computed step; the lr schedule; the
- * parameter-group rule.
+ * parameter-group rule; the cancelling gradient of a 1x1 depthwise conv before
+ * a batch-statistics BatchNorm against its closed form.
  */
 #include "test.h"
 #include "train.h"
@@ -102,6 +103,53 @@ static void test_bn(void) {
     CHECK(fabs(rm[0] - (0.9 + 0.1 * mu)) < 1e-6, "running mean %g", rm[0]);
     CHECK(fabs(rv[0] - (1.8 + 0.1 * ss / 14)) < 1e-5, "running var %g vs %g", rv[0], 1.8 + 0.1 * ss / 14);
     free(k.x); free(k.g); free(k.b); free(k.mean); free(k.rstd); free(y); free(r); free(dx); free(dg); free(db);
+}
+
+/* A 1x1 depthwise conv z = w x before a batch-statistics BatchNorm: the output
+ * depends on w only through w / sqrt(w^2 var(x) + eps), so exactly
+ * dL/dw = gamma eps / (w^2 var(x) + eps)^(3/2) sum dy (x - mean(x)), a ~eps/var
+ * remainder of the chain-rule terms sum dz x.  The chain rule through our
+ * kernels must land within the float32 summation bound sqrt(n) u sum|dz x|
+ * of it (the rule train-step-check applies to every gradient). */
+static void test_scale_bn(void) {
+    int n = 4, c = 8, hw = 1024;
+    size_t nx = (size_t)n * c * hw;
+    mc_conv2d_desc d = {c, c, 1, 1, 1, 1, 0, 0, c};
+    float *x = rnd(nx, 1), *w = rnd(c, 1), *g = rnd(c, 1), *b = rnd(c, 1), *dy = rnd(nx, 1);
+    for (size_t i = 0; i < nx; i++) x[i] += 1.5f;   /* a channel mean well away from 0 */
+    for (int ch = 0; ch < c; ch++) if (fabsf(w[ch]) < 0.2f) w[ch] = 0.2f;
+    float *z = zeros(nx), *y = zeros(nx), *mean = zeros(c), *rstd = zeros(c), *dz = zeros(nx);
+    float *dw = zeros(c), *dg = zeros(c), *db = zeros(c), *ax = zeros(nx), *adz = zeros(nx), *sw = zeros(c);
+    mc_train_conv2d_forward(&d, x, n, hw, 1, w, NULL, z);
+    mc_train_bn_forward(z, n, c, hw, g, b, 1e-5f, 0.1f, NULL, NULL, y, mean, rstd);
+    mc_train_bn_backward(z, n, c, hw, g, mean, rstd, dy, dz, dg, db);
+    mc_train_conv2d_backward(&d, x, n, hw, 1, w, dz, NULL, dw, NULL);
+    for (size_t i = 0; i < nx; i++) { ax[i] = fabsf(x[i]); adz[i] = fabsf(dz[i]); }
+    mc_train_conv2d_backward(&d, ax, n, hw, 1, w, adz, NULL, sw, NULL);
+    double N = (double)n * hw, worst = 0, wmax = 0;
+    for (int ch = 0; ch < c; ch++) {
+        double s = 0, v = 0, a = 0;
+        for (int i = 0; i < n; i++) for (int p = 0; p < hw; p++) s += x[((size_t)i * c + ch) * hw + p];
+        double mu = s / N;
+        for (int i = 0; i < n; i++)
+            for (int p = 0; p < hw; p++) {
+                size_t k = ((size_t)i * c + ch) * hw + p;
+                v += (x[k] - mu) * (x[k] - mu);
+                a += (double)dy[k] * (x[k] - mu);
+            }
+        v /= N;
+        double q = (double)w[ch] * w[ch] * v + 1e-5;
+        double exact = g[ch] * 1e-5 / (q * sqrt(q)) * a;
+        double tol = sqrt(N) * ldexp(1.0, -24) * sw[ch];
+        double e = fabs(dw[ch] - exact);
+        CHECK(e <= tol, "scale conv + BN channel %d: dw %.6e, closed form %.6e, tol %.3e", ch, dw[ch], exact, tol);
+        CHECK(fabs(exact) < 1e-3 * sw[ch], "channel %d: the terms should cancel (%.3e of %.3e)", ch, exact, sw[ch]);
+        if (e / (ldexp(1.0, -24) * sw[ch]) > worst) worst = e / (ldexp(1.0, -24) * sw[ch]);
+        if (fabs(exact) > wmax) wmax = fabs(exact);
+    }
+    printf("  %-28s err <= %.2f u sum|terms| (bound %.0f)\n", "1x1 dw conv + batch-stat BN", worst, sqrt(N));
+    free(x); free(w); free(g); free(b); free(dy); free(z); free(y); free(mean); free(rstd); free(dz);
+    free(dw); free(dg); free(db); free(ax); free(adz); free(sw);
 }
 
 /* ---------------------------------------------------------------- linear */
@@ -249,6 +297,7 @@ int main(void) {
     test_conv("conv 1x11 depthwise", (mc_conv2d_desc){3, 3, 1, 11, 1, 1, 0, 5, 3}, 2, 1, 9);
     test_conv("conv 1x1", (mc_conv2d_desc){5, 3, 1, 1, 1, 1, 0, 0, 1}, 2, 3, 4);
     test_bn();
+    test_scale_bn();
     test_linear(0);
     test_linear(1);
     test_layernorm();
