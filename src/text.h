@@ -2,7 +2,8 @@
  * text.h - text towers: the OpenCLIP text transformer (text.* or root
  * names), and the mobileclip repo's "base" (pre-norm transformer) and "mct"
  * (RepMixer blocks around transformer layers) text encoders.  RepMixer
- * branches are folded into one depthwise conv at load.  Depth, width, MLP
+ * branches are folded into one depthwise conv at load (and exported folded:
+ * token_mixer.reparam_conv, convffn.conv.reparam_conv).  Depth, width, MLP
  * size and context length come from the tensors; heads, causal mask,
  * pooling and activation from the config.
  */
@@ -36,6 +37,7 @@ typedef struct mc_text_params {
     float bn_eps;
     mc_text_pool pool;
     int eos_id;                /* for MC_TEXT_POOL_EOS */
+    int folded;                /* 1: a file of 'mobileclip convert' (layout "folded") */
 } mc_text_params;
 
 /* Defaults: OpenCLIP layout under "text.", 8 heads, causal, GELU, eps 1e-5, argmax. */
