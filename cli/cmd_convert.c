@@ -86,6 +86,7 @@ static int write_folded(const char *ckpt_path, const char *cfg, const char *name
     if (!bufs || !all) { rc = cli_errorf("out of memory"); goto out; }
     if (target != MC_DTYPE_F32)
         for (size_t i = 0; i < n; i++) {
+            if (!strcmp(ents[i].name, "logit_scale")) continue;   /* one scalar, exp'd: kept f32 */
             size_t cnt = 1;
             for (int d = 0; d < ents[i].ndim; d++) cnt *= (size_t)ents[i].shape[d];
             if (!(bufs[i] = to_half(target, ents[i].data, cnt))) { rc = cli_errorf("out of memory"); goto out; }
