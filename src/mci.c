@@ -476,6 +476,8 @@ static int load_attention_block(mci_loader *L, mci_unit *u, const char *P, int c
     if (peek(L, n)) u->proj_b = bkeep(L, 1, pb, n);
     else u->proj_b = kalloc(L, (size_t)c);
     if (failed(L)) return 0;
+    char nw[1024];
+    pjoin(nw, sizeof nw, P, ".norm.weight");
     pjoin(n, sizeof n, P, ".norm.running_mean");
     if (peek(L, n)) {   /* BatchNorm2d: a per-channel affine, folded into qkv */
         mc_bn_params bn;
@@ -485,7 +487,7 @@ static int load_attention_block(mci_loader *L, mci_unit *u, const char *P, int c
         if (!sc || !sh) return lfail(L, MC_ERR_NOMEM, "out of memory");
         mc_reparam_bn_affine(&bn, c, sc, sh);
         mc_reparam_affine_into_linear(u->qkv_w, u->qkv_b, 3 * c, c, sc, sh);
-    } else if (L->folded && !peek(L, (pjoin(n, sizeof n, P, ".norm.weight"), n))) {
+    } else if (L->folded && !peek(L, nw)) {
         /* a 'convert' file: the BatchNorm is already in qkv */
     } else {            /* LayerNorm2d over channels */
         pjoin(n, sizeof n, P, ".norm.weight");

@@ -131,10 +131,8 @@ static mc_status load_image(mc_binder *b, const mc_config *c, int folded, mc_ima
                                arch[0] ? arch : "(none)");
 }
 
-static mc_status load_text(mc_binder *b, const mc_config *c, int folded, mc_text_tower **out,
-                           const char **prefix) {
+static mc_status load_text(mc_binder *b, const mc_config *c, mc_text_tower **out, const char **prefix) {
     mc_text_params tp = mc_text_default_params();
-    tp.folded = folded;
     tp.heads = c->text_heads;
     tp.causal = c->causal;
     if (c->family == MC_CONFIG_FAMILY_MOBILECLIP) {
@@ -204,7 +202,7 @@ mc_status mc_model_load(const char *path, const mc_model_params *params, mc_mode
     }
     if (st == MC_OK && p.load_text_tower) {
         const char *pre = NULL;
-        st = load_text(&b, &m->cfg, folded, &m->text, &pre);
+        st = load_text(&b, &m->cfg, &m->text, &pre);
         if (pre) prefixes[np++] = pre;
     }
     if (st == MC_OK) {

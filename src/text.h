@@ -37,7 +37,6 @@ typedef struct mc_text_params {
     float bn_eps;
     mc_text_pool pool;
     int eos_id;                /* for MC_TEXT_POOL_EOS */
-    int folded;                /* 1: a file of 'mobileclip convert' (layout "folded") */
 } mc_text_params;
 
 /* Defaults: OpenCLIP layout under "text.", 8 heads, causal, GELU, eps 1e-5, argmax. */
