@@ -5,12 +5,14 @@
  *   mobileclip.config_file  that file's name (tells the layout: v1 or OpenCLIP)
  *   mobileclip.model_name   the official name, when known
  *   mobileclip.source       the checkpoint file converted
- *   mobileclip.layout       "original": the checkpoint's own tensors and names
- *                           (train-time branches not folded)
+ *   mobileclip.layout       "folded" (default): the loaded model's re-parameterised
+ *                           weights (mc_model_export); "original" (--unfolded): the
+ *                           checkpoint's own tensors and names, branches not folded
  * Floating-point tensors are converted to the chosen dtype (f16/bf16 round to
  * nearest even); integer tensors are kept as they are.
  */
 #include "cli.h"
+#include "model.h"
 #include "progress.h"
 #include "registry.h"
 
@@ -25,6 +27,7 @@ static const cli_opt convert_opts[] = {
     {"output", 'o', 1, 0, "OUT.safetensors  the file to write"},
     {"dtype", 0, 1, 0, "f32|f16|bf16  storage type of the floating-point tensors (default f32)"},
     {"config", 0, 1, 0, "FILE  model config (default: beside the checkpoint)"},
+    {"unfolded", 0, 0, 0, "write the checkpoint's original tensors (train-time branches kept)"},
 };
 
 static int is_file(const char *p) {
@@ -51,17 +54,80 @@ static int is_float(mc_dtype d) {
     return d == MC_DTYPE_F32 || d == MC_DTYPE_F16 || d == MC_DTYPE_BF16 || d == MC_DTYPE_F64;
 }
 
+/* Converts n float32 values to target (F16/BF16) into a new buffer. */
+static void *to_half(mc_dtype target, const float *f, size_t cnt) {
+    uint16_t *h = mc_malloc_array(cnt ? cnt : 1, sizeof(uint16_t));
+    if (h)
+        for (size_t k = 0; k < cnt; k++) h[k] = target == MC_DTYPE_F16 ? mc_f32_to_f16(f[k]) : mc_f32_to_bf16(f[k]);
+    return h;
+}
+
+/* Loads the model (folding at load) and writes mc_model_export's tensors. */
+static int write_folded(const char *ckpt_path, const char *cfg, const char *name, const char *outp,
+                        mc_dtype target, size_t *n_out) {
+    mc_error err;
+    mc_error_clear(&err);
+    mc_model_params mp = mc_model_default_params();
+    mp.config_path = cfg;
+    mp.model_name = name;
+    mp.load_tokenizer = 0;
+    mc_model *m = NULL;
+    mc_st_entry *ents = NULL;
+    mc_meta_kv *meta = NULL, *all = NULL;
+    size_t n = 0, n_meta = 0;
+    void **bufs = NULL;
+    int rc = 0;
+    if (mc_model_load(ckpt_path, &mp, &m, &err) || mc_model_export(m, &ents, &n, &meta, &n_meta, &err)) {
+        rc = cli_error(&err);
+        goto out;
+    }
+    bufs = calloc(n ? n : 1, sizeof *bufs);
+    all = calloc(n_meta + 3, sizeof *all);
+    if (!bufs || !all) { rc = cli_errorf("out of memory"); goto out; }
+    if (target != MC_DTYPE_F32)
+        for (size_t i = 0; i < n; i++) {
+            if (!strcmp(ents[i].name, "logit_scale")) continue;   /* one scalar, exp'd: kept f32 */
+            size_t cnt = 1;
+            for (int d = 0; d < ents[i].ndim; d++) cnt *= (size_t)ents[i].shape[d];
+            if (!(bufs[i] = to_half(target, ents[i].data, cnt))) { rc = cli_errorf("out of memory"); goto out; }
+            ents[i].data = bufs[i];
+            ents[i].dtype = target;
+        }
+    size_t k = 0;
+    const char *base = strrchr(ckpt_path, '/');
+    all[k++] = (mc_meta_kv){"format", "pt"};
+    all[k++] = (mc_meta_kv){"mobileclip.source", (char *)(base ? base + 1 : ckpt_path)};
+    int has_name = 0;
+    for (size_t i = 0; i < n_meta; i++) {
+        all[k++] = meta[i];
+        if (!strcmp(meta[i].key, "mobileclip.model_name")) has_name = 1;
+    }
+    if (!has_name && name) all[k++] = (mc_meta_kv){"mobileclip.model_name", (char *)name};
+    if (mc_safetensors_write(outp, ents, n, all, k, &err)) { rc = cli_error(&err); goto out; }
+    *n_out = n;
+out:
+    if (bufs)
+        for (size_t i = 0; i < n; i++) free(bufs[i]);
+    free(bufs);
+    free(all);
+    free(meta);
+    free(ents);
+    mc_model_free(m);
+    return rc;
+}
+
 int cmd_convert(int argc, char **argv) {
     const int n_opts = (int)(sizeof convert_opts / sizeof convert_opts[0]);
     cli_args a;
     int help, rc = 0;
     if (cli_parse(argc, argv, convert_opts, n_opts, &a, &help)) return 2;
     if (help) {
-        cli_print_help(stdout, "mobileclip convert MODEL -o OUT.safetensors [--dtype f32|f16|bf16]",
-                       "Writes the model's tensors as one safetensors file with the config in its\n"
-                       "metadata ('mobileclip.config').  f32 gives the same embeddings; f16 and bf16\n"
-                       "halve the file (embeddings then differ slightly: see docs/cli.md).\n"
-                       "The tensors are the checkpoint's own (names kept, branches not folded).",
+        cli_print_help(stdout, "mobileclip convert MODEL -o OUT.safetensors [--dtype f32|f16|bf16] [--unfolded]",
+                       "Writes the model's folded (re-parameterised) weights as one safetensors file\n"
+                       "with the config in its metadata ('mobileclip.config'): it loads by itself\n"
+                       "(-m OUT.safetensors), faster, with fewer tensors.  f32 gives the same\n"
+                       "embeddings; f16 and bf16 halve the file (embeddings then differ slightly:\n"
+                       "see docs/cli.md).  --unfolded keeps the checkpoint's own tensors instead.",
                        convert_opts, n_opts);
         cli_args_free(&a);
         return 0;
@@ -123,6 +189,15 @@ int cmd_convert(int argc, char **argv) {
             if (is_file(cfg_path)) cfg = cfg_path;
         }
     }
+    if (!cli_has(&a, "unfolded")) {
+        size_t nt = 0;
+        rc = write_folded(ckpt_path, cfg, e ? e->name : NULL, outp, target, &nt);
+        if (!rc)
+            fprintf(stderr, "mobileclip: wrote %s (%zu folded tensors, %s)\n", outp, nt,
+                    target == MC_DTYPE_F32 ? "f32" : target == MC_DTYPE_F16 ? "f16" : "bf16");
+        cli_args_free(&a);
+        return rc;
+    }
     if (!cfg && !e) {
         cli_args_free(&a);
         return cli_errorf("%s: no config.json or open_clip_config.json beside it; give --config", ckpt_path);
@@ -159,10 +234,9 @@ int cmd_convert(int argc, char **argv) {
         if (target == MC_DTYPE_F32) {
             bufs[i] = f;
         } else {
-            uint16_t *h = mc_malloc_array(cnt ? cnt : 1, sizeof(uint16_t));
-            if (!h) { free(f); rc = cli_errorf("out of memory"); goto out; }
-            for (size_t k = 0; k < cnt; k++) h[k] = target == MC_DTYPE_F16 ? mc_f32_to_f16(f[k]) : mc_f32_to_bf16(f[k]);
+            void *h = to_half(target, f, cnt);
             free(f);
+            if (!h) { rc = cli_errorf("out of memory"); goto out; }
             bufs[i] = h;
         }
         ents[i].dtype = target;

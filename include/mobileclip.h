@@ -237,7 +237,9 @@ typedef struct mc_model mc_model;
 typedef struct mc_context mc_context;
 
 typedef struct mc_model_params {
-    const char *config_path;  /* config.json / open_clip_config.json; NULL: beside the model */
+    const char *config_path;  /* config.json / open_clip_config.json; NULL: beside the model,
+                                 else the "mobileclip.config" metadata of a file written by
+                                 'mobileclip convert' */
     const char *model_name;   /* official name when the config must be built in; NULL: guess */
     const char *vocab_path;   /* tokenizer vocabulary; NULL: mc_tokenizer_find_vocab */
     int load_image_tower;     /* 1 (default) */

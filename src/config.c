@@ -283,15 +283,21 @@ mc_status mc_config_parse(const char *json, size_t len, const char *source, mc_c
     return st;
 }
 
-mc_status mc_config_load_file(const char *path, mc_config *out, mc_error *err) {
+/* Reads and parses a config file; its text goes to *text (malloc'd) when text is non-NULL. */
+static mc_status load_file_text(const char *path, mc_config *out, char **text_out, mc_error *err) {
     char *text = NULL;
     size_t len = 0;
     memset(out, 0, sizeof *out);
     mc_status st = mc_file_read_all(path, CONFIG_MAX_BYTES, &text, &len, err);
     if (st != MC_OK) return st;
     st = mc_config_parse(text, len, path, out, err);
-    free(text);
+    if (st == MC_OK && text_out) *text_out = text;
+    else free(text);
     return st;
+}
+
+mc_status mc_config_load_file(const char *path, mc_config *out, mc_error *err) {
+    return load_file_text(path, out, NULL, err);
 }
 
 /* Lower case, '-' as '_': "MobileCLIP2-S0" == "mobileclip2_s0". */
@@ -305,7 +311,8 @@ static int name_eq(const char *a, const char *b) {
     }
 }
 
-mc_status mc_config_builtin(const char *name, mc_config *out, mc_error *err) {
+/* A built-in by name; its JSON text is copied to *text_out when non-NULL. */
+static mc_status builtin_text(const char *name, mc_config *out, char **text_out, mc_error *err) {
     memset(out, 0, sizeof *out);
     if (!name) return mc_fail(err, MC_ERR_INVALID_ARG, "model name is NULL");
     for (size_t i = 0; i < N_BUILTINS; i++) {
@@ -313,11 +320,17 @@ mc_status mc_config_builtin(const char *name, mc_config *out, mc_error *err) {
         mc_status st = mc_config_parse(builtins[i].json, strlen(builtins[i].json), "built-in", out, err);
         if (st != MC_OK) return st;
         copy_str(out->name, sizeof out->name, builtins[i].name);
+        if (text_out && !(*text_out = strdup(builtins[i].json)))
+            return mc_fail(err, MC_ERR_NOMEM, "out of memory");
         return MC_OK;
     }
     return mc_fail(err, MC_ERR_NOT_FOUND,
                    "no built-in configuration named '%s' (known: mobileclip_s0, mobileclip_s1, "
                    "mobileclip_s2, mobileclip_b, mobileclip_blt, MobileCLIP2-S0/S2/B/S3/S4/L-14)", name);
+}
+
+mc_status mc_config_builtin(const char *name, mc_config *out, mc_error *err) {
+    return builtin_text(name, out, NULL, err);
 }
 
 /* ---------------------------------------------------------------- finding files */
@@ -390,9 +403,50 @@ static void stem_of(const char *path, char *out, size_t cap) {
     out[n] = 0;
 }
 
+/* Whether a file starts as a safetensors file does (8-byte header size, then '{'). */
+static int looks_safetensors(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    unsigned char h[9];
+    int ok = fread(h, 1, sizeof h, f) == sizeof h && h[8] == '{';
+    fclose(f);
+    return ok;
+}
+
+/* The config a converted file carries: "mobileclip.config" (JSON text) or else
+ * "mobileclip.model_name" (a built-in).  MC_ERR_NOT_FOUND when it has neither. */
+static mc_status config_from_metadata(const char *ckpt, mc_config *out, char **text_out, mc_error *err) {
+    if (!looks_safetensors(ckpt)) return MC_ERR_NOT_FOUND;
+    mc_checkpoint *ck = NULL;
+    mc_status st = mc_checkpoint_open(ckpt, &ck, err);
+    if (st != MC_OK) return st;
+    const char *cfg = mc_checkpoint_metadata(ck, "mobileclip.config");
+    const char *name = mc_checkpoint_metadata(ck, "mobileclip.model_name");
+    if (cfg) {
+        char src[4200];
+        snprintf(src, sizeof src, "%s (metadata mobileclip.config)", ckpt);
+        st = mc_config_parse(cfg, strlen(cfg), src, out, err);
+        if (st == MC_OK && name) copy_str(out->name, sizeof out->name, name);
+        if (st == MC_OK && text_out && !(*text_out = strdup(cfg))) st = mc_fail(err, MC_ERR_NOMEM, "out of memory");
+    } else if (name) {
+        st = builtin_text(name, out, text_out, err);
+    } else {
+        st = MC_ERR_NOT_FOUND;
+    }
+    mc_checkpoint_close(ck);
+    return st;
+}
+
 mc_status mc_config_resolve(const char *model_path, const char *config_path, const char *name_hint,
                             mc_config *out, char *ckpt_path_out, size_t cap, mc_error *err) {
+    return mc_config_resolve_text(model_path, config_path, name_hint, out, ckpt_path_out, cap, NULL, err);
+}
+
+mc_status mc_config_resolve_text(const char *model_path, const char *config_path, const char *name_hint,
+                                 mc_config *out, char *ckpt_path_out, size_t cap, char **text_out,
+                                 mc_error *err) {
     memset(out, 0, sizeof *out);
+    if (text_out) *text_out = NULL;
     if (!model_path) return mc_fail(err, MC_ERR_INVALID_ARG, "model path is NULL");
     char ckpt[4096], dir[4096];
     mc_status st;
@@ -408,21 +462,24 @@ mc_status mc_config_resolve(const char *model_path, const char *config_path, con
         else copy_str(dir, sizeof dir, ".");
     }
     if (ckpt_path_out && cap) copy_str(ckpt_path_out, cap, ckpt);
-    if (config_path) return mc_config_load_file(config_path, out, err);
+    if (config_path) return load_file_text(config_path, out, text_out, err);
     static const char *const beside[] = {"open_clip_config.json", "config.json"};
     char buf[4200];
     for (size_t i = 0; i < 2; i++) {
         snprintf(buf, sizeof buf, "%s/%s", dir, beside[i]);
-        if (is_file(buf)) return mc_config_load_file(buf, out, err);
+        if (is_file(buf)) return load_file_text(buf, out, text_out, err);
     }
-    if (name_hint) return mc_config_builtin(name_hint, out, err);
+    st = config_from_metadata(ckpt, out, text_out, err);
+    if (st != MC_ERR_NOT_FOUND) return st;
+    if (name_hint) return builtin_text(name_hint, out, text_out, err);
     char stem[256];
     stem_of(ckpt, stem, sizeof stem);
-    if (mc_config_builtin(stem, out, NULL) == MC_OK) return MC_OK;
+    if (builtin_text(stem, out, text_out, NULL) == MC_OK) return MC_OK;
     stem_of(dir, stem, sizeof stem);
-    if (mc_config_builtin(stem, out, NULL) == MC_OK) return MC_OK;
+    if (builtin_text(stem, out, text_out, NULL) == MC_OK) return MC_OK;
     return mc_fail(err, MC_ERR_CONFIG,
-                   "%s: no config.json or open_clip_config.json beside the checkpoint and its name is "
-                   "not an official one; pass a config file or an official model name (e.g. mobileclip_s0)",
+                   "%s: no config.json or open_clip_config.json beside the checkpoint, none in its "
+                   "metadata, and its name is not an official one; pass a config file or an official "
+                   "model name (e.g. mobileclip_s0)",
                    ckpt);
 }

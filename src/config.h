@@ -77,11 +77,20 @@ const char *const *mc_config_builtin_names(void);
  *                open_clip_pytorch_model.bin, model.safetensors, model.pt, then the
  *                first *.pt, *.pth, *.bin, *.safetensors by name);
  *   config_path: explicit config file, or NULL: open_clip_config.json or
- *                config.json beside the checkpoint, else a built-in chosen by
+ *                config.json beside the checkpoint, else the checkpoint's own
+ *                metadata (see mc_config_resolve_text), else a built-in chosen by
  *                name_hint, else by the checkpoint's file stem (mobileclip_s0.pt),
  *                else by the folder's name.
  * Writes the checkpoint path into ckpt_path_out (cap bytes) when non-NULL. */
 mc_status mc_config_resolve(const char *model_path, const char *config_path, const char *name_hint,
                             mc_config *out, char *ckpt_path_out, size_t cap, mc_error *err);
+/* The same; *text_out (when non-NULL) receives the config JSON text used,
+ * malloc'd (the caller frees it).  Order: config_path; a config file beside the
+ * checkpoint; a safetensors checkpoint's own metadata ("mobileclip.config", else
+ * "mobileclip.model_name" as a built-in: files written by 'mobileclip convert');
+ * name_hint; the file and folder names. */
+mc_status mc_config_resolve_text(const char *model_path, const char *config_path, const char *name_hint,
+                                 mc_config *out, char *ckpt_path_out, size_t cap, char **text_out,
+                                 mc_error *err);
 
 #endif /* MC_CONFIG_H */

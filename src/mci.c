@@ -35,6 +35,7 @@ typedef struct mci_conv {
 
 typedef struct mci_se {
     int c, rd;
+    const char *n1, *n2;  /* tensor leaves: "fc1"/"fc2" or "reduce"/"expand" */
     float *w1, *b1;   /* [rd, c], [rd] */
     float *w2, *b2;   /* [c, rd], [c] */
 } mci_se;
@@ -51,6 +52,7 @@ typedef struct mci_unit {
     mci_kind kind;
     int cin, c;               /* channels in / out */
     char tag[32];             /* module path that ends with this unit, or "" */
+    char path[200];           /* module path below the prefix (for export) */
     mci_conv conv;            /* DOWN: large kernel; CPE: positional conv; REPMIXER: mixer */
     mci_conv pw;              /* DOWN: MobileOne 1x1 */
     int has_se;
@@ -65,6 +67,7 @@ typedef struct mci_unit {
 typedef struct mci_net {
     mc_layout layout;
     char arch[48];
+    char pfx[64];             /* tensor-name prefix */
     char stem_tag[16], final_tag[16];
     mci_conv stem[3];
     mci_unit *units;
@@ -88,6 +91,7 @@ typedef struct mci_loader {
     mc_arena scratch;     /* unfolded tensors, freed after load */
     const char *pfx;
     mc_layout layout;
+    int folded;               /* reading a 'convert' file (layout "folded") */
     char names[8][640];
     int k;
 } mci_loader;
@@ -317,6 +321,8 @@ static int load_se(mci_loader *L, mci_se *se, const char *P, int c) {
         return lfail(L, MC_ERR_SHAPE, "tensor '%s' is not a 1x1 conv", n);
     se->c = c;
     se->rd = (int)t->shape[0];
+    se->n1 = a;
+    se->n2 = bn;
     int64_t s1[4] = {se->rd, c, 1, 1}, s2[4] = {c, se->rd, 1, 1}, b1[1] = {se->rd}, b2[1] = {c};
     pjoin(n, sizeof n, P, ".%s.weight", a);
     se->w1 = bkeep(L, 4, s1, n);
@@ -371,21 +377,30 @@ static int load_large_kernel(mci_loader *L, mci_conv *cv, const char *P, int cin
 
 /* ConvFFN at full path P (v1 "<block>.convffn", timm "<block>.mlp"); ls [c] or NULL. */
 static int load_ffn(mci_loader *L, mci_ffn *f, const char *P, int c, const float *ls) {
-    char n[1024];
-    pjoin(n, sizeof n, P, ".conv.conv.weight");
-    const mc_tensor_info *t = peek(L, n);
-    if (!t) return lfail(L, MC_ERR_MISSING_TENSOR, "missing tensor '%s'", n);
-    int cout, cin_g, k;
-    if (!conv_shape(L, t, &cout, &cin_g, &k) || !set_desc(L, &f->dw, n, c, cout, cin_g, k, 1)) return 0;
-    if (cout != c) return lfail(L, MC_ERR_SHAPE, "tensor '%s' has %d output channels, expected %d", n, cout, c);
-    f->dw.w = kalloc(L, (size_t)cout * cin_g * k * k);
-    f->dw.b = kalloc(L, (size_t)cout);
-    int64_t ws[4] = {cout, cin_g, k, k};
-    const float *w = braw(L, 4, ws, n);
-    mc_bn_params bn;
-    pjoin(n, sizeof n, P, ".conv.bn");
-    if (!w || !f->dw.w || !f->dw.b || !bind_bn(L, n, cout, &bn)) return 0;
-    mc_reparam_add_conv_bn(f->dw.w, f->dw.b, cout, cin_g, k, w, k, &bn);
+    char n[1024], n2[1024];
+    const mc_tensor_info *t;
+    pjoin(n, sizeof n, P, ".conv.reparam_conv.weight");
+    if (peek(L, n)) {   /* conv + BN already folded (a 'convert' file) */
+        pjoin(n2, sizeof n2, P, ".conv.reparam_conv.bias");
+        if (!load_folded(L, &f->dw, n, n2, c, 1)) return 0;
+        if (f->dw.d.cout != c)
+            return lfail(L, MC_ERR_SHAPE, "tensor '%s' has %d output channels, expected %d", n, f->dw.d.cout, c);
+    } else {
+        pjoin(n, sizeof n, P, ".conv.conv.weight");
+        t = peek(L, n);
+        if (!t) return lfail(L, MC_ERR_MISSING_TENSOR, "missing tensor '%s'", n);
+        int cout, cin_g, k;
+        if (!conv_shape(L, t, &cout, &cin_g, &k) || !set_desc(L, &f->dw, n, c, cout, cin_g, k, 1)) return 0;
+        if (cout != c) return lfail(L, MC_ERR_SHAPE, "tensor '%s' has %d output channels, expected %d", n, cout, c);
+        f->dw.w = kalloc(L, (size_t)cout * cin_g * k * k);
+        f->dw.b = kalloc(L, (size_t)cout);
+        int64_t ws[4] = {cout, cin_g, k, k};
+        const float *w = braw(L, 4, ws, n);
+        mc_bn_params bn;
+        pjoin(n, sizeof n, P, ".conv.bn");
+        if (!w || !f->dw.w || !f->dw.b || !bind_bn(L, n, cout, &bn)) return 0;
+        mc_reparam_add_conv_bn(f->dw.w, f->dw.b, cout, cin_g, k, w, k, &bn);
+    }
 
     pjoin(n, sizeof n, P, ".fc1.weight");
     if (!(t = peek(L, n))) return lfail(L, MC_ERR_MISSING_TENSOR, "missing tensor '%s'", n);
@@ -461,6 +476,8 @@ static int load_attention_block(mci_loader *L, mci_unit *u, const char *P, int c
     if (peek(L, n)) u->proj_b = bkeep(L, 1, pb, n);
     else u->proj_b = kalloc(L, (size_t)c);
     if (failed(L)) return 0;
+    char nw[1024];
+    pjoin(nw, sizeof nw, P, ".norm.weight");
     pjoin(n, sizeof n, P, ".norm.running_mean");
     if (peek(L, n)) {   /* BatchNorm2d: a per-channel affine, folded into qkv */
         mc_bn_params bn;
@@ -470,6 +487,8 @@ static int load_attention_block(mci_loader *L, mci_unit *u, const char *P, int c
         if (!sc || !sh) return lfail(L, MC_ERR_NOMEM, "out of memory");
         mc_reparam_bn_affine(&bn, c, sc, sh);
         mc_reparam_affine_into_linear(u->qkv_w, u->qkv_b, 3 * c, c, sc, sh);
+    } else if (L->folded && !peek(L, nw)) {
+        /* a 'convert' file: the BatchNorm is already in qkv */
     } else {            /* LayerNorm2d over channels */
         pjoin(n, sizeof n, P, ".norm.weight");
         u->ln_g = bkeep(L, 1, cs, n);
@@ -642,6 +661,97 @@ static size_t mci_workspace(const mc_image_tower *t, int n) {
     return 3 * nn * net->max_map + net->max_scores + net->max_se + nn * (size_t)net->feat + 64;
 }
 
+/* ---------------------------------------------------------------- export */
+
+/* A folded conv as "<pfx><path>.<leaf>.weight" / ".bias". */
+static void export_conv(mc_export *ex, const mci_net *net, const mci_conv *cv, const char *path,
+                        const char *leaf) {
+    int64_t ws[4] = {cv->d.cout, cv->d.cin / cv->d.groups, cv->d.kh, cv->d.kw}, bs[1] = {cv->d.cout};
+    mc_export_add(ex, cv->w, 4, ws, "%s%s.%s.weight", net->pfx, path, leaf);
+    mc_export_add(ex, cv->b, 1, bs, "%s%s.%s.bias", net->pfx, path, leaf);
+}
+
+static void export_se(mc_export *ex, const mci_net *net, const mci_se *se, const char *path) {
+    int64_t s1[4] = {se->rd, se->c, 1, 1}, s2[4] = {se->c, se->rd, 1, 1}, b1[1] = {se->rd}, b2[1] = {se->c};
+    mc_export_add(ex, se->w1, 4, s1, "%s%s.se.%s.weight", net->pfx, path, se->n1);
+    mc_export_add(ex, se->b1, 1, b1, "%s%s.se.%s.bias", net->pfx, path, se->n1);
+    mc_export_add(ex, se->w2, 4, s2, "%s%s.se.%s.weight", net->pfx, path, se->n2);
+    mc_export_add(ex, se->b2, 1, b2, "%s%s.se.%s.bias", net->pfx, path, se->n2);
+}
+
+static void export_ffn(mc_export *ex, const mci_net *net, const mci_ffn *f, const char *block) {
+    char P[256];
+    snprintf(P, sizeof P, "%s.%s", block, net->layout == MC_LAYOUT_V1 ? "convffn" : "mlp");
+    export_conv(ex, net, &f->dw, P, "conv.reparam_conv");
+    int64_t s1[4] = {f->fc1.d.cout, f->fc1.d.cin, 1, 1}, s2[4] = {f->fc2.d.cout, f->fc2.d.cin, 1, 1};
+    int64_t b1[1] = {f->fc1.d.cout}, b2[1] = {f->fc2.d.cout};
+    mc_export_add(ex, f->fc1.w, 4, s1, "%s%s.fc1.weight", net->pfx, P);
+    mc_export_add(ex, f->fc1.b, 1, b1, "%s%s.fc1.bias", net->pfx, P);
+    mc_export_add(ex, f->fc2.w, 4, s2, "%s%s.fc2.weight", net->pfx, P);
+    mc_export_add(ex, f->fc2.b, 1, b2, "%s%s.fc2.bias", net->pfx, P);
+}
+
+/* The folded network under the names the loader accepts as already folded:
+ * MobileOne blocks, RepCPE and RepMixer token mixers as "reparam_conv", large
+ * kernels as "lkb_reparam" (v1) / "reparam_conv" (timm), the ConvFFN conv+BN as
+ * "conv.reparam_conv"; layer scales are inside fc2 / proj (so absent), and an
+ * attention BatchNorm is inside qkv (so no norm tensors). */
+static mc_status mci_export(const mc_image_tower *t, mc_export *ex) {
+    const mci_net *net = t->impl;
+    const int v1 = net->layout == MC_LAYOUT_V1;
+    char P[256];
+    for (int i = 0; i < 3; i++) {
+        snprintf(P, sizeof P, "%s.%d", net->stem_tag, i);
+        export_conv(ex, net, &net->stem[i], P, "reparam_conv");
+    }
+    for (int k = 0; k < net->n_units; k++) {
+        const mci_unit *u = &net->units[k];
+        int c = u->c;
+        switch (u->kind) {
+        case MCI_UNIT_DOWN:
+            snprintf(P, sizeof P, "%s.0", u->path);
+            export_conv(ex, net, &u->conv, P, v1 ? "lkb_reparam" : "reparam_conv");
+            if (u->has_se) export_se(ex, net, &u->se, P);
+            snprintf(P, sizeof P, "%s.1", u->path);
+            export_conv(ex, net, &u->pw, P, "reparam_conv");
+            break;
+        case MCI_UNIT_CPE:
+            export_conv(ex, net, &u->conv, u->path, "reparam_conv");
+            break;
+        case MCI_UNIT_REPMIXER:
+            export_conv(ex, net, &u->conv, u->path, "token_mixer.reparam_conv");
+            export_ffn(ex, net, &u->ffn, u->path);
+            break;
+        case MCI_UNIT_ATTN: {
+            int64_t qs[2] = {3 * (int64_t)c, c}, ps[2] = {c, c}, qb[1] = {3 * (int64_t)c}, cs[1] = {c};
+            if (u->ln_g) {
+                mc_export_add(ex, u->ln_g, 1, cs, "%s%s.norm.weight", net->pfx, u->path);
+                mc_export_add(ex, u->ln_b, 1, cs, "%s%s.norm.bias", net->pfx, u->path);
+            }
+            mc_export_add(ex, u->qkv_w, 2, qs, "%s%s.token_mixer.qkv.weight", net->pfx, u->path);
+            mc_export_add(ex, u->qkv_b, 1, qb, "%s%s.token_mixer.qkv.bias", net->pfx, u->path);
+            mc_export_add(ex, u->proj_w, 2, ps, "%s%s.token_mixer.proj.weight", net->pfx, u->path);
+            mc_export_add(ex, u->proj_b, 1, cs, "%s%s.token_mixer.proj.bias", net->pfx, u->path);
+            export_ffn(ex, net, &u->ffn, u->path);
+            break;
+        }
+        }
+    }
+    export_conv(ex, net, &net->final, net->final_tag, "reparam_conv");
+    if (net->has_final_se) export_se(ex, net, &net->final_se, net->final_tag);
+    if (net->head_w && v1) {   /* head.proj [feat, D]: x @ proj */
+        float *pj = mc_export_add_new(ex, 2, (int64_t[]){net->feat, net->out_dim}, "%shead.proj", net->pfx);
+        if (pj)
+            for (int i = 0; i < net->feat; i++)
+                for (int j = 0; j < net->out_dim; j++)
+                    pj[(size_t)i * net->out_dim + j] = net->head_w[(size_t)j * net->feat + i];
+    } else if (net->head_w) {
+        mc_export_add(ex, net->head_w, 2, (int64_t[]){net->out_dim, net->feat}, "%shead.fc.weight", net->pfx);
+        if (net->head_b) mc_export_add(ex, net->head_b, 1, (int64_t[]){net->out_dim}, "%shead.fc.bias", net->pfx);
+    }
+    return MC_OK;
+}
+
 mc_status mc_mci_tower_load(mc_binder *b, const mc_mci_params *p, mc_image_tower **out) {
     *out = NULL;
     if (b->status != MC_OK) return b->status;
@@ -654,6 +764,7 @@ mc_status mc_mci_tower_load(mc_binder *b, const mc_mci_params *p, mc_image_tower
     L.keep = b->arena;
     L.pfx = p->prefix;
     L.layout = p->layout;
+    L.folded = p->folded;
     int64_t params0 = b->n_params;
     const int v1 = p->layout == MC_LAYOUT_V1;
     int head_dim = p->head_dim ? p->head_dim : MCI_DEFAULT_HEAD_DIM;
@@ -661,6 +772,7 @@ mc_status mc_mci_tower_load(mc_binder *b, const mc_mci_params *p, mc_image_tower
     mci_net *net = mc_arena_alloc(L.keep, sizeof *net);
     if (!net) return b->status = mc_fail(b->err, MC_ERR_NOMEM, "out of memory");
     net->layout = p->layout;
+    snprintf(net->pfx, sizeof net->pfx, "%s", p->prefix);
     snprintf(net->arch, sizeof net->arch, "%s", p->arch ? p->arch : (v1 ? "mci" : "fastvit_mci"));
     snprintf(net->stem_tag, sizeof net->stem_tag, "%s", v1 ? "patch_embed" : "stem");
     snprintf(net->final_tag, sizeof net->final_tag, "%s", v1 ? "conv_exp" : "final_conv");
@@ -705,6 +817,7 @@ mc_status mc_mci_tower_load(mc_binder *b, const mc_mci_params *p, mc_image_tower
         }
         if (!ok) break;
         snprintf(u->tag, sizeof u->tag, "%s", pl->tag);
+        snprintf(u->path, sizeof u->path, "%s", pl->path);
         if (u->kind == MCI_UNIT_DOWN) {
             h = mc_conv_out(h, u->conv.d.kh, u->conv.d.sh, u->conv.d.ph);
             w = mc_conv_out(w, u->conv.d.kw, u->conv.d.sw, u->conv.d.pw);
@@ -779,6 +892,7 @@ mc_status mc_mci_tower_load(mc_binder *b, const mc_mci_params *p, mc_image_tower
     t->impl = net;
     t->forward = mci_forward;
     t->workspace_floats = mci_workspace;
+    t->export_weights = mci_export;
     t->destroy = NULL;   /* impl and weights live in the arena; the caller frees t */
     *out = t;
     return MC_OK;

@@ -6,7 +6,9 @@
  * attention vs RepMixer, BatchNorm vs LayerNorm2d) all come from the tensors;
  * the parameters give only what tensors cannot tell.  Every train-time branch
  * is folded at load (src/reparam.h); already-folded checkpoints
- * (reparam_conv / lkb_reparam names) are accepted as they are.
+ * (reparam_conv / lkb_reparam names) are accepted as they are.  The tower's
+ * export_weights writes the folded network back in those names (see
+ * docs/reparameterization.md, "Folded files").
  */
 #ifndef MC_MCI_H
 #define MC_MCI_H
@@ -25,6 +27,8 @@ typedef struct mc_mci_params {
     const char *arch;       /* "mci0".."mci2", "fastvit_mci0".."fastvit_mci4" (copied) */
     int image_size;         /* input side (e.g. 256) */
     int head_dim;           /* channels per attention head; 0 = 32 (the official MCi value) */
+    int folded;             /* 1: a file of 'mobileclip convert' (layout "folded"): an attention
+                               block without norm tensors has its BatchNorm folded into qkv */
 } mc_mci_params;
 
 /* Builds an MCi image tower from the tensors under p->prefix, binding every one of

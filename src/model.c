@@ -1,7 +1,8 @@
 /*
  * model.c - model assembly: loading (config, checkpoint, image and text
- * towers, logit scale, tokenizer), model info, contexts (planned scratch
- * memory) and the encode entry points.
+ * towers, logit scale, tokenizer), export of the folded weights
+ * (mc_model_export and the mc_export list the towers fill), model info,
+ * contexts (planned scratch memory) and the encode entry points.
  */
 #include "model.h"
 
@@ -11,6 +12,7 @@
 #include "vit.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +26,11 @@ struct mc_model {
     mc_text_tower *text;
     mc_tokenizer *tok;
     float logit_scale;        /* exp of the stored parameter */
+    float logit_raw;          /* the stored parameter, for export */
+    int logit_ndim;           /* 0 or 1; -1 when the checkpoint has none */
     int64_t n_tensors, n_params;
+    char *cfg_text;           /* the config JSON text the model was built from */
+    char cfg_file[256];       /* its file name when read from a file, else "" */
 };
 
 struct mc_context {
@@ -75,6 +81,7 @@ void mc_model_free(mc_model *m) {
     }
     mc_tokenizer_free(m->tok);
     mc_arena_free(&m->arena);
+    free(m->cfg_text);
     free(m);
 }
 
@@ -83,7 +90,8 @@ static int is_mci_arch(const char *a) {
 }
 
 /* Image tower by architecture. */
-static mc_status load_image(mc_binder *b, const mc_config *c, mc_image_tower **out, const char **prefix) {
+static mc_status load_image(mc_binder *b, const mc_config *c, int folded, mc_image_tower **out,
+                            const char **prefix) {
     const char *arch = c->image_arch;
     int known = 0;
     mc_vit_params vp = mc_vit_default_params(arch, &known);
@@ -99,6 +107,7 @@ static mc_status load_image(mc_binder *b, const mc_config *c, mc_image_tower **o
             return b->status = mc_fail(b->err, MC_ERR_UNSUPPORTED, "%s: timm_proj '%s' for a ViT is not supported",
                                        b->path, c->image_proj);
         if (c->image_size > 0) vp.image_size = c->image_size;
+        vp.folded = folded;
         *prefix = vp.prefix;
         return mc_vit_tower_load(b, &vp, out);
     }
@@ -113,7 +122,8 @@ static mc_status load_image(mc_binder *b, const mc_config *c, mc_image_tower **o
         mc_mci_params mp = {.layout = v1 ? MC_LAYOUT_V1 : MC_LAYOUT_TIMM,
                             .prefix = v1 ? "image_encoder.model." : "visual.trunk.",
                             .arch = arch,
-                            .image_size = c->image_size > 0 ? c->image_size : 256};
+                            .image_size = c->image_size > 0 ? c->image_size : 256,
+                            .folded = folded};
         *prefix = mp.prefix;
         return mc_mci_tower_load(b, &mp, out);
     }
@@ -162,8 +172,13 @@ mc_status mc_model_load(const char *path, const mc_model_params *params, mc_mode
         return mc_fail(err, MC_ERR_INVALID_ARG, "mc_model_load: neither tower requested");
     mc_model *m = calloc(1, sizeof *m);
     if (!m) return mc_fail(err, MC_ERR_NOMEM, "out of memory");
-    mc_status st = mc_config_resolve(path, p.config_path, p.model_name, &m->cfg, m->ckpt_path, sizeof m->ckpt_path, err);
+    mc_status st = mc_config_resolve_text(path, p.config_path, p.model_name, &m->cfg, m->ckpt_path,
+                                          sizeof m->ckpt_path, &m->cfg_text, err);
     if (st != MC_OK) { mc_model_free(m); return st; }
+    if (strcmp(m->cfg.source, "built-in") && !strstr(m->cfg.source, "(metadata")) {
+        const char *base = strrchr(m->cfg.source, '/');
+        snprintf(m->cfg_file, sizeof m->cfg_file, "%.255s", base ? base + 1 : m->cfg.source);
+    }
 
     mc_checkpoint *ck = NULL;
     st = mc_checkpoint_open(m->ckpt_path, &ck, err);
@@ -180,6 +195,13 @@ mc_status mc_model_load(const char *path, const mc_model_params *params, mc_mode
 static mc_status model_bind(mc_model *m, const mc_checkpoint *ck, const mc_model_params *pp, mc_error *err) {
     mc_model_params p = *pp;
     mc_status st;
+    /* a file written by 'convert' says whether it holds the folded weights */
+    const char *layout = mc_checkpoint_metadata(ck, "mobileclip.layout");
+    int folded = layout && !strcmp(layout, "folded");
+    if (layout && !folded && strcmp(layout, "original")) {
+        st = mc_fail(err, MC_ERR_UNSUPPORTED, "%s: tensor layout '%s' is not supported", m->ckpt_path, layout);
+        return st;
+    }
     m->format = mc_checkpoint_format(ck);
     m->n_tensors = (int64_t)mc_checkpoint_count(ck);
     mc_binder b;
@@ -188,7 +210,7 @@ static mc_status model_bind(mc_model *m, const mc_checkpoint *ck, const mc_model
     int np = 0;
     if (st == MC_OK && p.load_image_tower) {
         const char *pre = NULL;
-        st = load_image(&b, &m->cfg, &m->image, &pre);
+        st = load_image(&b, &m->cfg, folded, &m->image, &pre);
         if (pre) prefixes[np++] = m->cfg.family == MC_CONFIG_FAMILY_MOBILECLIP ? "image_encoder." : "visual.";
     }
     if (st == MC_OK && p.load_text_tower) {
@@ -204,6 +226,8 @@ static mc_status model_bind(mc_model *m, const mc_checkpoint *ck, const mc_model
         else if (lt) ls = mc_bind(&b, 0, NULL, "logit_scale");
         st = b.status;
         m->logit_scale = ls ? expf(ls[0]) : 1.0f;
+        m->logit_raw = ls ? ls[0] : 0.0f;
+        m->logit_ndim = ls ? lt->ndim : -1;
         prefixes[np++] = "logit_scale";
     }
     if (st == MC_OK) {
@@ -247,6 +271,161 @@ mc_status mc_model_load_checkpoint(const mc_checkpoint *ck, const mc_config *cfg
     if (st == MC_OK && p.load_text_tower && p.vocab_path) st = model_load_vocab(m, &p, err);
     if (st != MC_OK) { mc_model_free(m); return st; }
     *out = m;
+    return MC_OK;
+}
+
+/* ---------------------------------------------------------------- export */
+
+typedef struct export_item {
+    char *name;
+    int ndim;
+    int64_t shape[MC_MAX_DIMS];
+    const float *data;
+    float *own;               /* data held by the export, or NULL */
+} export_item;
+
+struct mc_export {
+    export_item *v;
+    size_t n, cap;
+    mc_status status;
+    mc_error *err;
+};
+
+static export_item *export_push(mc_export *ex, int ndim, const int64_t *shape, const char *fmt, va_list ap) {
+    if (ex->status != MC_OK) return NULL;
+    if (ndim < 0 || ndim > MC_MAX_DIMS) {
+        ex->status = mc_fail(ex->err, MC_ERR_INTERNAL, "export: %d dims", ndim);
+        return NULL;
+    }
+    if (ex->n == ex->cap) {
+        size_t cap = ex->cap ? ex->cap * 2 : 256;
+        export_item *v = realloc(ex->v, cap * sizeof *v);
+        if (!v) { ex->status = mc_fail(ex->err, MC_ERR_NOMEM, "out of memory"); return NULL; }
+        ex->v = v, ex->cap = cap;
+    }
+    char name[1024];
+    vsnprintf(name, sizeof name, fmt, ap);
+    export_item *it = &ex->v[ex->n];
+    memset(it, 0, sizeof *it);
+    if (!(it->name = strdup(name))) { ex->status = mc_fail(ex->err, MC_ERR_NOMEM, "out of memory"); return NULL; }
+    it->ndim = ndim;
+    for (int i = 0; i < ndim; i++) it->shape[i] = shape[i];
+    ex->n++;
+    return it;
+}
+
+static size_t item_numel(const export_item *it) {
+    size_t n = 1;
+    for (int i = 0; i < it->ndim; i++) n *= (size_t)it->shape[i];
+    return n;
+}
+
+void mc_export_add(mc_export *ex, const float *data, int ndim, const int64_t *shape, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    export_item *it = export_push(ex, ndim, shape, fmt, ap);
+    va_end(ap);
+    if (!it) return;
+    if (!data) {
+        ex->status = mc_fail(ex->err, MC_ERR_INTERNAL, "export: tensor '%s' has no data", it->name);
+        return;
+    }
+    it->data = data;
+}
+
+float *mc_export_add_new(mc_export *ex, int ndim, const int64_t *shape, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    export_item *it = export_push(ex, ndim, shape, fmt, ap);
+    va_end(ap);
+    if (!it) return NULL;
+    size_t n = item_numel(it);
+    if (!(it->own = calloc(n ? n : 1, sizeof(float)))) {
+        ex->status = mc_fail(ex->err, MC_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    it->data = it->own;
+    return it->own;
+}
+
+static void export_free(mc_export *ex) {
+    for (size_t i = 0; i < ex->n; i++) {
+        free(ex->v[i].name);
+        free(ex->v[i].own);
+    }
+    free(ex->v);
+}
+
+/* One allocation: the entries, then the names, then the held tensors (64-byte aligned). */
+static mc_status export_pack(mc_export *ex, mc_st_entry **entries, size_t *n) {
+    size_t names = 0, held = 0;
+    for (size_t i = 0; i < ex->n; i++) {
+        names += strlen(ex->v[i].name) + 1;
+        if (ex->v[i].own) held += (item_numel(&ex->v[i]) * sizeof(float) + 63) & ~(size_t)63;
+    }
+    size_t head = (ex->n * sizeof(mc_st_entry) + names + 63) & ~(size_t)63;
+    char *blk = malloc(head + held + 64);
+    if (!blk) return mc_fail(ex->err, MC_ERR_NOMEM, "out of memory");
+    mc_st_entry *e = (mc_st_entry *)blk;
+    char *np = blk + ex->n * sizeof(mc_st_entry);
+    uintptr_t dp = ((uintptr_t)blk + head + 63) & ~(uintptr_t)63;
+    for (size_t i = 0; i < ex->n; i++) {
+        const export_item *it = &ex->v[i];
+        memset(&e[i], 0, sizeof e[i]);
+        size_t ln = strlen(it->name) + 1;
+        memcpy(np, it->name, ln);
+        e[i].name = np;
+        np += ln;
+        e[i].dtype = MC_DTYPE_F32;
+        e[i].ndim = it->ndim;
+        memcpy(e[i].shape, it->shape, sizeof it->shape);
+        if (it->own) {
+            size_t bytes = item_numel(it) * sizeof(float);
+            memcpy((void *)dp, it->own, bytes);
+            e[i].data = (const void *)dp;
+            dp += (bytes + 63) & ~(size_t)63;
+        } else {
+            e[i].data = it->data;
+        }
+    }
+    *entries = e;
+    *n = ex->n;
+    return MC_OK;
+}
+
+mc_status mc_model_export(const mc_model *m, mc_st_entry **entries, size_t *n, mc_meta_kv **meta,
+                          size_t *n_meta, mc_error *err) {
+    if (!m || !entries || !n || !meta || !n_meta)
+        return mc_fail(err, MC_ERR_INVALID_ARG, "mc_model_export: NULL argument");
+    *entries = NULL, *n = 0, *meta = NULL, *n_meta = 0;
+    if (!m->image || !m->text)
+        return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: export needs both towers loaded", m->ckpt_path);
+    if (!m->image->export_weights || !m->text->export_weights)
+        return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: the %s tower cannot be exported", m->ckpt_path,
+                       m->image->export_weights ? "text" : "image");
+    if (!m->cfg_text)
+        return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: the model's config text is unknown", m->ckpt_path);
+    mc_export ex = {.status = MC_OK, .err = err};
+    mc_status st = m->image->export_weights(m->image, &ex);
+    if (st == MC_OK) st = m->text->export_weights(m->text, &ex);
+    if (st == MC_OK && m->logit_ndim >= 0) mc_export_add(&ex, &m->logit_raw, m->logit_ndim, (int64_t[]){1}, "logit_scale");
+    if (st == MC_OK) st = ex.status;
+    if (st == MC_OK) st = export_pack(&ex, entries, n);
+    export_free(&ex);
+    if (st != MC_OK) return st;
+    mc_meta_kv *kv = calloc(4, sizeof *kv);
+    if (!kv) {
+        free(*entries);
+        *entries = NULL, *n = 0;
+        return mc_fail(err, MC_ERR_NOMEM, "out of memory");
+    }
+    size_t k = 0;
+    kv[k++] = (mc_meta_kv){"mobileclip.layout", "folded"};
+    kv[k++] = (mc_meta_kv){"mobileclip.config", m->cfg_text};
+    if (m->cfg_file[0]) kv[k++] = (mc_meta_kv){"mobileclip.config_file", (char *)m->cfg_file};
+    if (m->cfg.name[0]) kv[k++] = (mc_meta_kv){"mobileclip.model_name", (char *)m->cfg.name};
+    *meta = kv;
+    *n_meta = k;
     return MC_OK;
 }
 

@@ -1,8 +1,10 @@
 /*
  * tblock.c - the pre-norm transformer block (see tblock.h): binding by
- * layout and the forward pass on one sequence.
+ * layout, export under those names and the forward pass on one sequence.
  */
 #include "tblock.h"
+
+#include "model.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -48,6 +50,22 @@ mc_status mc_tblock_bind(mc_binder *b, const char *prefix, const mc_tblock_names
     out->fc2_w = mc_bind2(b, dim, hidden, "%s%s", prefix, nm->fc2_w);
     out->fc2_b = mc_bind1(b, dim, "%s%s", prefix, nm->fc2_b);
     return b->status;
+}
+
+void mc_tblock_export(mc_export *ex, const mc_tblock *blk, const char *prefix, const mc_tblock_names *nm) {
+    int64_t d = blk->dim, h = blk->hidden, d3 = 3 * d;
+    mc_export_add(ex, blk->ln1_w, 1, &d, "%s%s", prefix, nm->ln1_w);
+    mc_export_add(ex, blk->ln1_b, 1, &d, "%s%s", prefix, nm->ln1_b);
+    mc_export_add(ex, blk->qkv_w, 2, (int64_t[]){d3, d}, "%s%s", prefix, nm->qkv_w);
+    mc_export_add(ex, blk->qkv_b, 1, &d3, "%s%s", prefix, nm->qkv_b);
+    mc_export_add(ex, blk->out_w, 2, (int64_t[]){d, d}, "%s%s", prefix, nm->out_w);
+    mc_export_add(ex, blk->out_b, 1, &d, "%s%s", prefix, nm->out_b);
+    mc_export_add(ex, blk->ln2_w, 1, &d, "%s%s", prefix, nm->ln2_w);
+    mc_export_add(ex, blk->ln2_b, 1, &d, "%s%s", prefix, nm->ln2_b);
+    mc_export_add(ex, blk->fc1_w, 2, (int64_t[]){h, d}, "%s%s", prefix, nm->fc1_w);
+    mc_export_add(ex, blk->fc1_b, 1, &h, "%s%s", prefix, nm->fc1_b);
+    mc_export_add(ex, blk->fc2_w, 2, (int64_t[]){d, h}, "%s%s", prefix, nm->fc2_w);
+    mc_export_add(ex, blk->fc2_b, 1, &d, "%s%s", prefix, nm->fc2_b);
 }
 
 size_t mc_tblock_workspace(const mc_tblock *blk, int t) {

@@ -40,6 +40,11 @@ typedef struct mc_tblock {
 mc_status mc_tblock_bind(mc_binder *b, const char *prefix, const mc_tblock_names *names, int dim,
                          int heads, float eps, mc_act act, mc_tblock *out);
 
+/* Adds the block's weights to an export under prefix + the layout's names. */
+struct mc_export;
+void mc_tblock_export(struct mc_export *ex, const mc_tblock *blk, const char *prefix,
+                      const mc_tblock_names *names);
+
 /* Floats of scratch one call needs for a sequence of t tokens. */
 size_t mc_tblock_workspace(const mc_tblock *blk, int t);
 

@@ -33,6 +33,9 @@ typedef struct text_layer {
 
 typedef struct text_impl {
     char arch[32];
+    char pfx[32];            /* tensor-name prefix */
+    int mob;                 /* mobileclip repo layout */
+    int proj_param;          /* projection stored as x @ P [width, out_dim] */
     int width, ctx, vocab, out_dim, n_layers, causal;
     mc_text_pool pool;
     int eos_id;
@@ -237,7 +240,9 @@ static int fold_mobileone(mc_binder *b, const char *pre, int C, int k, float eps
 static int bind_repmixer(mc_binder *b, const char *pre, int C, const mc_text_params *p,
                          text_repmixer *r) {
     char name[640];
-    const mc_tensor_info *cw = mc_binder_peek(b, "%sconvffn.conv.conv.weight", pre);
+    /* the ConvFFN's conv + BN, or (a 'convert' file) its fold "convffn.conv.reparam_conv" */
+    int ffn_folded = mc_binder_peek(b, "%sconvffn.conv.reparam_conv.weight", pre) != NULL;
+    const mc_tensor_info *cw = mc_binder_peek(b, ffn_folded ? "%sconvffn.conv.reparam_conv.weight" : "%sconvffn.conv.conv.weight", pre);
     int k = (cw && cw->ndim == 4) ? (int)cw->shape[3] : 0;
     const mc_tensor_info *f1 = mc_binder_peek(b, "%sconvffn.fc1.weight", pre);
     int hidden = (f1 && f1->ndim == 4) ? (int)f1->shape[0] : 0;
@@ -284,13 +289,67 @@ static int bind_repmixer(mc_binder *b, const char *pre, int C, const mc_text_par
         }
     }
     snprintf(name, sizeof name, "%sconvffn.conv", pre);
-    if (!add_conv_bn(b, name, C, k, k, p->bn_eps, r->ffn_w, r->ffn_b, s, h)) return 0;
+    if (ffn_folded) {
+        if (!fold_mobileone(b, name, C, k, p->bn_eps, r->ffn_w, r->ffn_b, s, h)) return 0;
+    } else if (!add_conv_bn(b, name, C, k, k, p->bn_eps, r->ffn_w, r->ffn_b, s, h)) {
+        return 0;
+    }
     r->fc1_w = mc_bind4(b, hidden, C, 1, 1, "%sconvffn.fc1.weight", pre);
     r->fc1_b = mc_bind1(b, hidden, "%sconvffn.fc1.bias", pre);
     r->fc2_w = mc_bind4(b, C, hidden, 1, 1, "%sconvffn.fc2.weight", pre);
     r->fc2_b = mc_bind1(b, C, "%sconvffn.fc2.bias", pre);
     r->ls = mc_bind_opt(b, 3, (int64_t[]){C, 1, 1}, "%slayer_scale", pre);
     return b->status == MC_OK;
+}
+
+/* The bound weights under the loader's names; a RepMixer block's token mixer
+ * and ConvFFN conv as their folds (reparam_conv, [C, 1, 1, k] + bias). */
+static mc_status text_export(const mc_text_tower *tw, mc_export *ex) {
+    const text_impl *v = tw->impl;
+    const char *P = v->pfx;
+    int64_t W = v->width, E = v->out_dim;
+    mc_export_add(ex, v->tok_emb, 2, (int64_t[]){v->vocab, W}, "%s%s", P,
+                  v->mob ? "embedding_layer.weight" : "token_embedding.weight");
+    if (v->mob) mc_export_add(ex, v->pos_emb, 4, (int64_t[]){1, 1, v->ctx, W}, "%spositional_embedding.pos_embed.pos_embed", P);
+    else mc_export_add(ex, v->pos_emb, 2, (int64_t[]){v->ctx, W}, "%spositional_embedding", P);
+    for (int l = 0; l < v->n_layers; l++) {
+        const text_layer *L = &v->layers[l];
+        char name[256];
+        if (!v->mob) {
+            snprintf(name, sizeof name, "%stransformer.resblocks.%d.", P, l);
+            mc_tblock_export(ex, &L->tb, name, &mc_tblock_names_openclip);
+            continue;
+        }
+        snprintf(name, sizeof name, "%stransformer.%d.", P, l);
+        if (!L->is_repmixer) {
+            mc_tblock_export(ex, &L->tb, name, &mc_tblock_names_mobileclip);
+            continue;
+        }
+        const text_repmixer *r = &L->rm;
+        int64_t C = r->dim, H = r->hidden, dw[4] = {C, 1, 1, r->k};
+        mc_export_add(ex, r->mix_w, 4, dw, "%stoken_mixer.reparam_conv.weight", name);
+        mc_export_add(ex, r->mix_b, 1, &C, "%stoken_mixer.reparam_conv.bias", name);
+        mc_export_add(ex, r->ffn_w, 4, dw, "%sconvffn.conv.reparam_conv.weight", name);
+        mc_export_add(ex, r->ffn_b, 1, &C, "%sconvffn.conv.reparam_conv.bias", name);
+        mc_export_add(ex, r->fc1_w, 4, (int64_t[]){H, C, 1, 1}, "%sconvffn.fc1.weight", name);
+        mc_export_add(ex, r->fc1_b, 1, &H, "%sconvffn.fc1.bias", name);
+        mc_export_add(ex, r->fc2_w, 4, (int64_t[]){C, H, 1, 1}, "%sconvffn.fc2.weight", name);
+        mc_export_add(ex, r->fc2_b, 1, &C, "%sconvffn.fc2.bias", name);
+        if (r->ls) mc_export_add(ex, r->ls, 3, (int64_t[]){C, 1, 1}, "%slayer_scale", name);
+    }
+    const char *ln = v->mob ? "final_layer_norm" : "ln_final";
+    mc_export_add(ex, v->ln_w, 1, &W, "%s%s.weight", P, ln);
+    mc_export_add(ex, v->ln_b, 1, &W, "%s%s.bias", P, ln);
+    if (v->proj_param) {   /* x @ P [W, E] */
+        float *pr = mc_export_add_new(ex, 2, (int64_t[]){W, E}, "%s%s", P, v->mob ? "projection_layer" : "text_projection");
+        if (pr)
+            for (int64_t i = 0; i < W; i++)
+                for (int64_t j = 0; j < E; j++) pr[i * E + j] = v->proj_w[j * W + i];
+    } else {
+        mc_export_add(ex, v->proj_w, 2, (int64_t[]){E, W}, "%stext_projection.weight", P);
+        if (v->proj_b) mc_export_add(ex, v->proj_b, 1, &E, "%stext_projection.bias", P);
+    }
+    return MC_OK;
 }
 
 mc_status mc_text_tower_load(mc_binder *b, const mc_text_params *p, mc_text_tower **out) {
@@ -310,7 +369,10 @@ mc_status mc_text_tower_load(mc_binder *b, const mc_text_params *p, mc_text_towe
     tw->workspace_floats = text_workspace;
     tw->destroy = text_destroy;
     snprintf(v->arch, sizeof v->arch, "%s", p->arch ? p->arch : (mob ? "base" : "open_clip"));
+    snprintf(v->pfx, sizeof v->pfx, "%s", P);
+    v->mob = mob;
     tw->arch = v->arch;
+    tw->export_weights = text_export;
     v->causal = p->causal;
     v->pool = p->pool;
     v->eos_id = p->eos_id;
@@ -386,6 +448,7 @@ mc_status mc_text_tower_load(mc_binder *b, const mc_text_params *p, mc_text_towe
             for (int j = 0; j < E; j++) tr[(size_t)j * W + i] = pr[(size_t)i * E + j];
         v->proj_w = tr;
         v->out_dim = E;
+        v->proj_param = 1;
     } else if (!mob && mc_binder_peek(b, "%stext_projection.weight", P)) {
         const mc_tensor_info *pw = mc_binder_peek(b, "%stext_projection.weight", P);
         int E = pw->ndim == 2 ? (int)pw->shape[0] : 0;

@@ -2,7 +2,8 @@
  * text.h - text towers: the OpenCLIP text transformer (text.* or root
  * names), and the mobileclip repo's "base" (pre-norm transformer) and "mct"
  * (RepMixer blocks around transformer layers) text encoders.  RepMixer
- * branches are folded into one depthwise conv at load.  Depth, width, MLP
+ * branches are folded into one depthwise conv at load (and exported folded:
+ * token_mixer.reparam_conv, convffn.conv.reparam_conv).  Depth, width, MLP
  * size and context length come from the tensors; heads, causal mask,
  * pooling and activation from the config.
  */

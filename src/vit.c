@@ -2,7 +2,8 @@
  * vit.c - ViT image towers (see vit.h): conv stem or patch embedding,
  * class token and positional embedding, optional pre-norm, pre-norm
  * transformer blocks, final norm, class-token (or mean) pooling and the
- * projection head.  BatchNorm of the conv stem is folded into its convs at load.
+ * projection head.  BatchNorm of the conv stem is folded into its convs at load;
+ * the tower's export writes the bound weights back with that fold done.
  */
 #include "vit.h"
 
@@ -25,6 +26,9 @@ typedef struct vit_stem_conv {
 
 typedef struct vit_impl {
     char arch[64];
+    char pfx[64];            /* tensor-name prefix */
+    int mob;                 /* mobileclip repo layout */
+    int patch_proj;          /* timm single patch_embed.proj stem */
     int dim, depth, heads, out_dim;
     int grid_h, grid_w, n_patches, n_tokens;
     int n_stem;
@@ -175,7 +179,10 @@ static void vit_bind_stem_conv(mc_binder *b, const mc_vit_params *p, int i, int 
     c->d.sh = c->d.sw = k;   /* non-overlapping: stride = kernel (4/2/2 or the patch size) */
     c->d.ph = c->d.pw = p->layout == MC_VIT_LAYOUT_MOBILECLIP ? (k - 1) / 2 : 0;
     c->d.groups = 1;
-    if (!last && bnpre) {
+    if (!last && bnpre && p->folded && !mc_binder_peek(b, "%s.weight", bnpre)) {
+        bias = mc_bind1(b, cout, "%s", bname);   /* BatchNorm already folded */
+        c->act = p->act;
+    } else if (!last && bnpre) {
         float *g = mc_bind1(b, cout, "%s.weight", bnpre);
         float *be = mc_bind1(b, cout, "%s.bias", bnpre);
         float *mu = mc_bind1(b, cout, "%s.running_mean", bnpre);
@@ -200,6 +207,50 @@ static void vit_bind_stem_conv(mc_binder *b, const mc_vit_params *p, int i, int 
     (void)i;
 }
 
+/* The bound weights under the loader's names, stem BatchNorm folded into the
+ * stage's conv weight and bias. */
+static mc_status vit_export(const mc_image_tower *t, mc_export *ex) {
+    const vit_impl *v = t->impl;
+    const char *P = v->pfx;
+    int64_t D = v->dim;
+    for (int i = 0; i < v->n_stem; i++) {
+        const vit_stem_conv *c = &v->stem[i];
+        char base[256];
+        if (v->patch_proj) snprintf(base, sizeof base, "%spatch_embed.proj", P);
+        else if (v->mob) snprintf(base, sizeof base, "%spatch_emb.%d.block.conv", P, i);
+        else snprintf(base, sizeof base, "%spatch_embed.backbone.%d.conv", P, i);
+        mc_export_add(ex, c->w, 4, (int64_t[]){c->d.cout, c->d.cin, c->d.kh, c->d.kw}, "%s.weight", base);
+        if (c->b) mc_export_add(ex, c->b, 1, (int64_t[]){c->d.cout}, "%s.bias", base);
+    }
+    if (v->cls) mc_export_add(ex, v->cls, 3, (int64_t[]){1, 1, D}, "%scls_token", P);
+    int64_t pos_len = v->pos_has_cls ? v->n_tokens : v->n_patches;
+    if (v->mob) mc_export_add(ex, v->pos, 4, (int64_t[]){1, 1, pos_len, D}, "%spos_embed.pos_embed.pos_embed", P);
+    else mc_export_add(ex, v->pos, 3, (int64_t[]){1, pos_len, D}, "%spos_embed", P);
+    if (v->pre_w) {
+        mc_export_add(ex, v->pre_w, 1, &D, "%snorm_pre.weight", P);
+        mc_export_add(ex, v->pre_b, 1, &D, "%snorm_pre.bias", P);
+    }
+    for (int l = 0; l < v->depth; l++) {
+        char name[256];
+        snprintf(name, sizeof name, v->mob ? "%stransformer.%d." : "%sblocks.%d.", P, l);
+        mc_tblock_export(ex, &v->blocks[l], name, v->mob ? &mc_tblock_names_mobileclip : &mc_tblock_names_timm);
+    }
+    const char *fn = v->mob ? "post_transformer_norm" : "norm";
+    mc_export_add(ex, v->norm_w, 1, &D, "%s%s.weight", P, fn);
+    mc_export_add(ex, v->norm_b, 1, &D, "%s%s.bias", P, fn);
+    int64_t E = v->out_dim;
+    if (v->mob) {   /* classifier.proj [D, E]: x @ proj */
+        float *pr = mc_export_add_new(ex, 2, (int64_t[]){D, E}, "%sclassifier.proj", P);
+        if (pr)
+            for (int64_t i = 0; i < D; i++)
+                for (int64_t j = 0; j < E; j++) pr[i * E + j] = v->head_w[j * D + i];
+    } else {
+        mc_export_add(ex, v->head_w, 2, (int64_t[]){E, D}, "%shead.weight", P);
+        if (v->head_b) mc_export_add(ex, v->head_b, 1, &E, "%shead.bias", P);
+    }
+    return MC_OK;
+}
+
 mc_status mc_vit_tower_load(mc_binder *b, const mc_vit_params *p, mc_image_tower **out) {
     *out = NULL;
     if (b->status != MC_OK) return b->status;
@@ -217,7 +268,10 @@ mc_status mc_vit_tower_load(mc_binder *b, const mc_vit_params *p, mc_image_tower
     t->forward = vit_forward;
     t->workspace_floats = vit_workspace;
     snprintf(v->arch, sizeof v->arch, "%s", p->arch ? p->arch : "vit");
+    snprintf(v->pfx, sizeof v->pfx, "%s", P);
+    v->mob = mob;
     t->arch = v->arch;
+    t->export_weights = vit_export;
     t->image_size = p->image_size;
     int64_t n0 = b->n_params;
     char name[512], nb[512], bn[512];
@@ -244,6 +298,7 @@ mc_status mc_vit_tower_load(mc_binder *b, const mc_vit_params *p, mc_image_tower
         snprintf(nb, sizeof nb, "%spatch_embed.proj.bias", P);
         vit_bind_stem_conv(b, p, 0, 1, cin, name, nb, NULL, &v->stem[0]);
         v->n_stem = 1;
+        v->patch_proj = 1;
     } else {
         int ns = 0;
         while (ns < MC_VIT_MAX_STEM &&

@@ -25,6 +25,8 @@ typedef struct mc_vit_params {
     float ln_eps;            /* LayerNorm eps */
     float bn_eps;            /* conv-stem BatchNorm eps */
     mc_act act;              /* MLP activation */
+    int folded;              /* 1: a file of 'mobileclip convert' (layout "folded"): conv-stem
+                                stages carry their BatchNorm folded into conv weight + bias */
 } mc_vit_params;
 
 /* Defaults for a known arch name ("vit_b16", "vit_base_mci_224",
