@@ -57,5 +57,12 @@ typedef struct cli_command {
 int cmd_tokenize(int argc, char **argv);
 int cmd_preprocess(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_embed_image(int argc, char **argv);
+int cmd_embed_text(int argc, char **argv);
+int cmd_classify(int argc, char **argv);
+int cmd_convert(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_train_step_check(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

@@ -10,6 +10,13 @@ static const cli_command commands[] = {
     {"tokenize", "print the CLIP token ids of texts", cmd_tokenize},
     {"preprocess", "decode, resize, crop and normalise an image into a .npy tensor", cmd_preprocess},
     {"info", "open and validate a model; print its format, config and sizes", cmd_info},
+    {"embed-image", "embed images into a .npy or JSON lines", cmd_embed_image},
+    {"embed-text", "embed texts into a .npy or JSON lines", cmd_embed_text},
+    {"classify", "zero-shot classification of images against labels", cmd_classify},
+    {"convert", "write a model as one safetensors file (f32, f16 or bf16)", cmd_convert},
+    {"list", "list the official models and what is in the cache", cmd_list},
+    {"train-step-check", "run a training fixture folder and compare loss, gradients, states", cmd_train_step_check},
+    {"bench", "time the encoders on random inputs (built-in architectures need no download)", cmd_bench},
 };
 
 static void usage(FILE *f) {

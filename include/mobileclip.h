@@ -161,10 +161,14 @@ mc_status mc_tokenizer_find_vocab(const char *near_path, char *path_out, size_t 
  * EOT stays last.  Invalid UTF-8 is an MC_ERR_INVALID_ARG. */
 mc_status mc_tokenizer_encode(const mc_tokenizer *tok, const char *text, int context_length,
                               int32_t *ids_out, mc_error *err);
+/* The same for text[0..len), which may hold NUL characters. */
+mc_status mc_tokenizer_encode_n(const mc_tokenizer *tok, const char *text, size_t len,
+                                int context_length, int32_t *ids_out, mc_error *err);
 
 /* The text the cleaning steps produce (before the regex and BPE); malloc'd,
  * the caller frees it.  For tests and debugging. */
 mc_status mc_tokenizer_clean(const char *text, char **out, mc_error *err);
+mc_status mc_tokenizer_clean_n(const char *text, size_t len, char **out, mc_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* Images and preprocessing                                                  */
@@ -212,6 +216,11 @@ void mc_image_free(mc_image *img);
 mc_status mc_image_resize_crop(const mc_image *in, int size, mc_interp interp,
                                mc_resize_mode mode, mc_image *out, mc_error *err);
 
+/* Pillow's Image.resize(width, height) of an RGB image (antialiased
+ * bilinear or bicubic, bit-exact with Pillow 9.4), without crop. */
+mc_status mc_image_resample(const mc_image *in, int width, int height, mc_interp interp,
+                            mc_image *out, mc_error *err);
+
 /* ToTensor and Normalize: out is float32 [3, h, w]. */
 void mc_image_to_tensor(const mc_image *img, const float mean[3], const float std[3],
                         float *out);
@@ -228,12 +237,16 @@ typedef struct mc_model mc_model;
 typedef struct mc_context mc_context;
 
 typedef struct mc_model_params {
-    const char *config_path;  /* config.json / open_clip_config.json; NULL: beside the model */
+    const char *config_path;  /* config.json / open_clip_config.json; NULL: beside the model,
+                                 else the "mobileclip.config" metadata of a file written by
+                                 'mobileclip convert' */
     const char *model_name;   /* official name when the config must be built in; NULL: guess */
     const char *vocab_path;   /* tokenizer vocabulary; NULL: mc_tokenizer_find_vocab */
     int load_image_tower;     /* 1 (default) */
     int load_text_tower;      /* 1 (default) */
     int reparameterize;       /* 1 (default): fold train-time branches at load */
+    int load_tokenizer;       /* 1 (default) when the text tower is loaded: find and load the
+                                 vocabulary; 0: skip it (validation, encode_text from ids) */
 } mc_model_params;
 
 mc_model_params mc_model_default_params(void);

@@ -151,6 +151,30 @@ static int st_dtype(const char *s, mc_dtype *out) {
     return 0;
 }
 
+static int range_cmp(const void *a, const void *b) {
+    const mc_tensor_info *x = *(const mc_tensor_info *const *)a, *y = *(const mc_tensor_info *const *)b;
+    const uint8_t *p = x->data, *q = y->data;
+    return p < q ? -1 : p > q ? 1 : 0;
+}
+
+/* The format forbids tensors whose bytes overlap. */
+static mc_status st_check_overlap(mc_checkpoint *ckpt, mc_error *err) {
+    if (ckpt->n_tensors < 2) return MC_OK;
+    const mc_tensor_info **v = mc_malloc_array(ckpt->n_tensors, sizeof *v);
+    if (!v) return mc_fail(err, MC_ERR_NOMEM, "%s: out of memory", ckpt->path);
+    size_t n = 0;
+    for (size_t i = 0; i < ckpt->n_tensors; i++)
+        if (ckpt->tensors[i].nbytes) v[n++] = &ckpt->tensors[i];
+    qsort(v, n, sizeof *v, range_cmp);
+    mc_status st = MC_OK;
+    for (size_t i = 1; i < n && st == MC_OK; i++)
+        if ((const uint8_t *)v[i - 1]->data + v[i - 1]->nbytes > (const uint8_t *)v[i]->data)
+            st = mc_fail(err, MC_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap", ckpt->path,
+                         v[i - 1]->name, v[i]->name);
+    free(v);
+    return st;
+}
+
 mc_status mc_safetensors_parse(mc_checkpoint *ckpt, mc_error *err) {
     const uint8_t *d = ckpt->map.data;
     size_t size = ckpt->map.size;
@@ -234,6 +258,7 @@ mc_status mc_safetensors_parse(mc_checkpoint *ckpt, mc_error *err) {
                                (size_t)e - (size_t)b, err);
     }
     mc_json_free(root);
+    if (st == MC_OK) st = st_check_overlap(ckpt, err);
     return st;
 }
 

@@ -91,6 +91,12 @@ mc_status mc_checkpoint_own(mc_checkpoint *ckpt, void *buf, mc_error *err);
 mc_status mc_safetensors_parse(mc_checkpoint *ckpt, mc_error *err);
 mc_status mc_torchzip_parse(mc_checkpoint *ckpt, mc_error *err);
 
+/* Opens a checkpoint (torch.save zip or safetensors) held in memory, e.g. a
+ * decompressed .pth.gz.  The bytes are copied; name labels error messages
+ * (NULL: "<memory>").  (src/torchzip.c) */
+mc_status mc_checkpoint_open_memory(const void *data, size_t len, const char *name,
+                                    mc_checkpoint **out, mc_error *err);
+
 /* safetensors writer: tensors given as name/dtype/shape/data. */
 typedef struct mc_st_entry {
     const char *name;

@@ -14,6 +14,17 @@
 #include "mc_internal.h"
 #include "weights.h"
 
+/* A growing list of named float32 tensors that a tower's export hook fills
+ * (see mc_model_export).  Errors are sticky: after the first, adds do nothing. */
+typedef struct mc_export mc_export;
+
+/* Adds a tensor whose data lives in the model (not copied). */
+void mc_export_add(mc_export *ex, const float *data, int ndim, const int64_t *shape, const char *fmt, ...)
+    MC_PRINTF(5, 6);
+/* Adds a tensor held by the export (e.g. a transposed copy): returns its zeroed
+ * buffer of prod(shape) floats to fill, or NULL after an error. */
+float *mc_export_add_new(mc_export *ex, int ndim, const int64_t *shape, const char *fmt, ...) MC_PRINTF(4, 5);
+
 typedef struct mc_image_tower mc_image_tower;
 struct mc_image_tower {
     const char *arch;        /* "mci0", "fastvit_mci3", "vit_b16", ... */
@@ -26,6 +37,9 @@ struct mc_image_tower {
                          mc_error *err);
     size_t (*workspace_floats)(const mc_image_tower *t, int n);
     void (*destroy)(mc_image_tower *t);   /* frees impl (not the arena); may be NULL */
+    /* adds the tower's weights as held (folded), under names its loader reads back
+     * from a file whose "mobileclip.layout" is "folded"; NULL: not exportable */
+    mc_status (*export_weights)(const mc_image_tower *t, mc_export *ex);
 };
 
 typedef struct mc_text_tower mc_text_tower;
@@ -41,9 +55,37 @@ struct mc_text_tower {
                          mc_error *err);
     size_t (*workspace_floats)(const mc_text_tower *t, int n);
     void (*destroy)(mc_text_tower *t);
+    mc_status (*export_weights)(const mc_text_tower *t, mc_export *ex);   /* as for the image tower */
 };
 
 /* L2-normalises each row of x[n, d] in place (as F.normalize, eps 1e-12). */
 void mc_l2_normalize_rows(float *x, int n, int d);
+
+/* Export of a loaded model's weights as the engine holds them (train-time
+ * branches folded), for 'mobileclip convert'.
+ * Contract (implemented by the model loader, src/model.c):
+ *   - *entries: a malloc'd array of *n tensors; names and the few derived
+ *     tensors (transposed projections) live in the same allocation, other data
+ *     points into the model: valid while both live; the caller frees only the
+ *     array.  dtype F32; names are the loader's own, so that mc_model_load
+ *     reads them back (with "mobileclip.layout" = "folded").
+ *   - *meta: a malloc'd array of *n_meta key/values (strings owned by the
+ *     model) that the loader needs to rebuild the model from that file alone:
+ *     at least "mobileclip.config" (config JSON text), "mobileclip.layout"
+ *     ("folded") and "mobileclip.model_name" when known.
+ *     ("mobileclip.config" is absent when the config was a built-in: then the
+ *     model name tells it), plus "mobileclip.config_file" when read from a file.
+ *   - MC_ERR_UNSUPPORTED when the model cannot be exported (a tower not loaded).
+ * The CLI writes them with mc_safetensors_write after converting to the
+ * requested dtype. */
+mc_status mc_model_export(const mc_model *m, mc_st_entry **entries, size_t *n, mc_meta_kv **meta,
+                          size_t *n_meta, mc_error *err);
+/* Loads a model from an already-open checkpoint (e.g. one built in memory by
+ * src/synth.c) with a given configuration, binding the towers exactly as
+ * mc_model_load does.  The tokenizer is loaded only when params->vocab_path is
+ * set.  ck may be closed once this returns.  (src/model.c) */
+#include "config.h"
+mc_status mc_model_load_checkpoint(const mc_checkpoint *ck, const mc_config *cfg, const mc_model_params *params,
+                                   mc_model **out, mc_error *err);
 
 #endif /* MC_MODEL_H */

@@ -1,0 +1,113 @@
+/*
+ * progress.c - the CLI's progress bar and model-argument handling (see
+ * progress.h).
+ */
+#include "progress.h"
+#include "cli.h"
+#include "registry.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void cli_progress_start(cli_progress *p, const char *label, int64_t total, int bytes, int want) {
+    memset(p, 0, sizeof *p);
+    p->label = label;
+    p->total = total;
+    p->bytes = bytes;
+    const char *off = getenv("MOBILECLIP_NO_PROGRESS");
+    p->enabled = want && isatty(2) && !(off && *off);
+}
+
+void cli_progress_update(cli_progress *p, int64_t done) {
+    if (!p->enabled) return;
+    double t = now_s();
+    if (p->drawn && t - p->last < 0.1 && done != p->total) return;
+    p->last = t;
+    p->drawn = 1;
+    char amount[64];
+    if (p->bytes && p->total > 0)
+        snprintf(amount, sizeof amount, "%.1f/%.1f MB", done / 1e6, p->total / 1e6);
+    else if (p->bytes)
+        snprintf(amount, sizeof amount, "%.1f MB", done / 1e6);
+    else if (p->total > 0)
+        snprintf(amount, sizeof amount, "%lld/%lld", (long long)done, (long long)p->total);
+    else
+        snprintf(amount, sizeof amount, "%lld", (long long)done);
+    if (p->total > 0) {
+        int w = 30, fill = (int)(w * (double)done / (double)p->total);
+        if (fill > w) fill = w;
+        char bar[32];
+        for (int i = 0; i < w; i++) bar[i] = i < fill ? '#' : '.';
+        bar[w] = 0;
+        fprintf(stderr, "\r%s [%s] %3d%% %s ", p->label, bar, (int)(100.0 * done / p->total), amount);
+    } else {
+        fprintf(stderr, "\r%s %s ", p->label, amount);
+    }
+    fflush(stderr);
+}
+
+void cli_progress_end(cli_progress *p) {
+    if (p->enabled && p->drawn) fputc('\n', stderr);
+    p->drawn = 0;
+}
+
+int cli_progress_download(void *user, const char *label, int64_t done, int64_t total) {
+    (void)user;
+    static cli_progress bar;
+    static const char *cur;
+    if (cur != label || !bar.enabled) {
+        if (cur != label) {
+            if (bar.enabled) cli_progress_end(&bar);
+            cli_progress_start(&bar, label ? label : "download", total, 1, 1);
+            cur = label;
+        }
+    }
+    bar.total = total;
+    cli_progress_update(&bar, done);
+    if (total > 0 && done >= total && bar.drawn) {
+        cli_progress_end(&bar);
+        cur = NULL;
+    }
+    return 0;
+}
+
+int cli_model_load(const cli_model_opts *o, mc_model **out, char *resolved_out, size_t cap,
+                   const char **name_out) {
+    char path[4096];
+    const mc_registry_entry *e = NULL;
+    mc_error err;
+    mc_error_clear(&err);
+    if (!o->model) return cli_errorf("no model given (-m MODEL: a checkpoint, a folder or an official name)");
+    const char *off = getenv("MOBILECLIP_OFFLINE");
+    mc_download_params dp = mc_download_default_params();
+    dp.progress = cli_progress_download;
+    if (!isatty(2)) dp.progress = NULL;
+    int allow = !(off && *off && strcmp(off, "0"));
+    if (!mc_registry_find(o->model) || access(o->model, F_OK) == 0) {
+        /* a path: no download */
+    } else if (allow) {
+        const mc_registry_entry *pe = mc_registry_find(o->model);
+        if (!mc_registry_is_cached(pe)) fprintf(stderr, "mobileclip: downloading %s\n", pe->name);
+    }
+    if (mc_registry_resolve(o->model, allow, &dp, path, sizeof path, &e, &err)) return cli_error(&err);
+    mc_model_params mp = mc_model_default_params();
+    mp.config_path = o->config;
+    mp.vocab_path = o->vocab;
+    mp.model_name = e ? e->name : NULL;
+    mp.load_image_tower = o->image;
+    mp.load_text_tower = o->text;
+    mp.reparameterize = o->reparameterize;
+    if (mc_model_load(path, &mp, out, &err)) return cli_error(&err);
+    if (resolved_out) snprintf(resolved_out, cap, "%s", path);
+    if (name_out) *name_out = e ? e->name : NULL;
+    return 0;
+}

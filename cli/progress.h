@@ -1,0 +1,45 @@
+/*
+ * progress.h - the CLI's progress bar on stderr (only when stderr is a
+ * terminal and MOBILECLIP_NO_PROGRESS is unset), and the shared model-argument
+ * handling of the commands that load a model (cli/progress.c).
+ */
+#ifndef MC_CLI_PROGRESS_H
+#define MC_CLI_PROGRESS_H
+
+#include "mobileclip.h"
+
+#include <stdint.h>
+
+typedef struct cli_progress {
+    const char *label;
+    int64_t total;        /* -1: unknown */
+    int enabled;
+    int bytes;            /* 1: show sizes in MB */
+    double last;          /* time of the last draw */
+    int drawn;
+} cli_progress;
+
+/* enabled only when want is nonzero and stderr is a terminal */
+void cli_progress_start(cli_progress *p, const char *label, int64_t total, int bytes, int want);
+void cli_progress_update(cli_progress *p, int64_t done);
+void cli_progress_end(cli_progress *p);
+/* An mc_progress_fn for downloads (user: ignored). */
+int cli_progress_download(void *user, const char *label, int64_t done, int64_t total);
+
+/* What a command needs to load its model. */
+typedef struct cli_model_opts {
+    const char *model;     /* path or official name */
+    const char *config;    /* --config or NULL */
+    const char *vocab;     /* --vocab or NULL */
+    int image;             /* load the image tower */
+    int text;              /* load the text tower */
+    int reparameterize;
+} cli_model_opts;
+
+/* Resolves (downloading an official model when missing) and loads; prints
+ * the error and returns nonzero on failure.  resolved_out (may be NULL)
+ * receives the path loaded, name_out the official name or NULL. */
+int cli_model_load(const cli_model_opts *o, mc_model **out, char *resolved_out, size_t cap,
+                   const char **name_out);
+
+#endif

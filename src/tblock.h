@@ -1,0 +1,54 @@
+/*
+ * tblock.h - the pre-norm transformer block shared by the ViT image towers
+ * and the text towers: x += attn(ln1(x)); x += mlp(ln2(x)), with the tensor
+ * names of each checkpoint layout (timm, OpenCLIP, mobileclip repo).
+ */
+#ifndef MC_TBLOCK_H
+#define MC_TBLOCK_H
+
+#include "kernels.h"
+#include "weights.h"
+
+/* Tensor names of one block, relative to the block prefix ("...blocks.3."). */
+typedef struct mc_tblock_names {
+    const char *ln1_w, *ln1_b;
+    const char *qkv_w, *qkv_b;
+    const char *out_w, *out_b;
+    const char *ln2_w, *ln2_b;
+    const char *fc1_w, *fc1_b;
+    const char *fc2_w, *fc2_b;
+} mc_tblock_names;
+
+extern const mc_tblock_names mc_tblock_names_timm;      /* norm1, attn.qkv, mlp.fc1 ... */
+extern const mc_tblock_names mc_tblock_names_openclip;  /* ln_1, attn.in_proj_weight, mlp.c_fc ... */
+extern const mc_tblock_names mc_tblock_names_mobileclip;/* pre_norm_mha.0, pre_norm_ffn.1 ... */
+
+typedef struct mc_tblock {
+    int dim, hidden, heads;
+    float eps;
+    mc_act act;
+    const float *ln1_w, *ln1_b;   /* [dim] */
+    const float *qkv_w, *qkv_b;   /* [3 dim, dim], [3 dim] */
+    const float *out_w, *out_b;   /* [dim, dim], [dim] */
+    const float *ln2_w, *ln2_b;   /* [dim] */
+    const float *fc1_w, *fc1_b;   /* [hidden, dim], [hidden] */
+    const float *fc2_w, *fc2_b;   /* [dim, hidden], [dim] */
+} mc_tblock;
+
+/* Binds block `prefix` (e.g. "visual.trunk.blocks.0."): dim is known; the
+ * MLP width comes from the checkpoint.  heads must divide dim. */
+mc_status mc_tblock_bind(mc_binder *b, const char *prefix, const mc_tblock_names *names, int dim,
+                         int heads, float eps, mc_act act, mc_tblock *out);
+
+/* Adds the block's weights to an export under prefix + the layout's names. */
+struct mc_export;
+void mc_tblock_export(struct mc_export *ex, const mc_tblock *blk, const char *prefix,
+                      const mc_tblock_names *names);
+
+/* Floats of scratch one call needs for a sequence of t tokens. */
+size_t mc_tblock_workspace(const mc_tblock *blk, int t);
+
+/* x[t, dim] updated in place; ws: mc_tblock_workspace(blk, t) floats. */
+void mc_tblock_forward(const mc_tblock *blk, float *x, int t, int causal, float *ws);
+
+#endif /* MC_TBLOCK_H */

@@ -1,0 +1,472 @@
+/*
+ * text.c - text towers (see text.h): token and position embeddings,
+ * transformer layers (and RepMixer blocks for "mct"), final LayerNorm,
+ * pooling at the EOT token and the projection.  Includes the few
+ * conv+BatchNorm folds the text RepMixer needs.
+ */
+#include "text.h"
+
+#include "tblock.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct text_repmixer {
+    int dim, k, hidden;
+    float *mix_w;            /* [dim, k] folded token mixer (identity included) */
+    float *mix_b;            /* [dim] */
+    float *ffn_w;            /* [dim, k] depthwise conv of the ConvFFN, BN folded */
+    float *ffn_b;            /* [dim] */
+    const float *fc1_w, *fc1_b;   /* [hidden, dim], [hidden] */
+    const float *fc2_w, *fc2_b;   /* [dim, hidden], [dim] */
+    const float *ls;         /* [dim] block layer scale, or NULL */
+    mc_act act;
+} text_repmixer;
+
+typedef struct text_layer {
+    int is_repmixer;
+    mc_tblock tb;
+    text_repmixer rm;
+} text_layer;
+
+typedef struct text_impl {
+    char arch[32];
+    char pfx[32];            /* tensor-name prefix */
+    int mob;                 /* mobileclip repo layout */
+    int proj_param;          /* projection stored as x @ P [width, out_dim] */
+    int width, ctx, vocab, out_dim, n_layers, causal;
+    mc_text_pool pool;
+    int eos_id;
+    float eps;
+    const float *tok_emb;    /* [vocab, width] */
+    const float *pos_emb;    /* [ctx, width] */
+    text_layer *layers;
+    const float *ln_w, *ln_b;     /* [width] */
+    const float *proj_w;     /* [out_dim, width] (transposed from x @ P when needed) */
+    const float *proj_b;     /* [out_dim] or NULL */
+} text_impl;
+
+mc_text_params mc_text_default_params(void) {
+    mc_text_params p;
+    memset(&p, 0, sizeof p);
+    p.arch = "open_clip";
+    p.prefix = "text.";
+    p.layout = MC_TEXT_LAYOUT_OPENCLIP;
+    p.heads = 8;
+    p.causal = 1;
+    p.act = MC_ACT_GELU;
+    p.ln_eps = 1e-5f;
+    p.bn_eps = 1e-5f;
+    p.pool = MC_TEXT_POOL_ARGMAX;
+    p.eos_id = MC_TOKEN_EOT;
+    return p;
+}
+
+/* ---- forward ---- */
+
+/* y[t, c] = b[c] + sum_j w[c, j] x[t + j - k/2, c] (zero padding), x and y [t, dim]. */
+static void dwconv_seq(const float *x, int t, int dim, int k, const float *w, const float *b,
+                       float *y) {
+    int half = k / 2;
+    for (int i = 0; i < t; i++) {
+        float *yi = y + (size_t)i * dim;
+        for (int c = 0; c < dim; c++) yi[c] = b ? b[c] : 0.0f;
+        for (int j = 0; j < k; j++) {
+            int s = i + j - half;
+            if (s < 0 || s >= t) continue;
+            const float *xs = x + (size_t)s * dim;
+            for (int c = 0; c < dim; c++) yi[c] += w[(size_t)c * k + j] * xs[c];
+        }
+    }
+}
+
+static size_t repmixer_ws(const text_repmixer *r, int t) {
+    return (size_t)t * r->dim * 2 + (size_t)t * r->hidden;
+}
+
+static void repmixer_forward(const text_repmixer *r, float *x, int t, float *ws) {
+    int d = r->dim;
+    float *a = ws, *z = a + (size_t)t * d, *m = z + (size_t)t * d;
+    dwconv_seq(x, t, d, r->k, r->mix_w, r->mix_b, a);          /* token mixer */
+    memcpy(x, a, (size_t)t * d * sizeof(float));
+    dwconv_seq(x, t, d, r->k, r->ffn_w, r->ffn_b, z);          /* ConvFFN */
+    mc_linear(z, r->fc1_w, r->fc1_b, t, d, r->hidden, m, r->act);
+    mc_linear(m, r->fc2_w, r->fc2_b, t, r->hidden, d, a, MC_ACT_NONE);
+    for (int i = 0; i < t; i++)
+        for (int c = 0; c < d; c++) x[(size_t)i * d + c] += (r->ls ? r->ls[c] : 1.0f) * a[(size_t)i * d + c];
+}
+
+static size_t text_workspace(const mc_text_tower *tw, int n) {
+    const text_impl *v = tw->impl;
+    size_t T = (size_t)v->ctx, W = (size_t)v->width;
+    size_t m = T * W;
+    for (int l = 0; l < v->n_layers; l++) {
+        const text_layer *L = &v->layers[l];
+        size_t s = L->is_repmixer ? repmixer_ws(&L->rm, v->ctx) : mc_tblock_workspace(&L->tb, v->ctx);
+        if (s > m) m = s;
+    }
+    return T * W + m + W;
+}
+
+static int text_pool_index(const text_impl *v, const int32_t *tok) {
+    int T = v->ctx, idx = 0;
+    switch (v->pool) {
+    case MC_TEXT_POOL_FIRST: return 0;
+    case MC_TEXT_POOL_LAST: return T - 1;
+    case MC_TEXT_POOL_EOS:
+        for (int i = 0; i < T; i++)
+            if (tok[i] == v->eos_id) return i;
+        return 0;
+    case MC_TEXT_POOL_ARGMAX:
+    default:
+        for (int i = 1; i < T; i++)
+            if (tok[i] > tok[idx]) idx = i;
+        return idx;
+    }
+}
+
+static mc_status text_forward(const mc_text_tower *tw, float *ws, const int32_t *tokens, int n,
+                              float *out, mc_error *err) {
+    const text_impl *v = tw->impl;
+    int T = v->ctx, W = v->width;
+    float *x = ws, *scr = x + (size_t)T * W;
+    for (int s = 0; s < n; s++) {
+        const int32_t *tok = tokens + (size_t)s * T;
+        for (int i = 0; i < T; i++) {
+            if (tok[i] < 0 || tok[i] >= v->vocab)
+                return mc_fail(err, MC_ERR_INVALID_ARG, "token %d at position %d of text %d is outside the vocabulary (%d)",
+                               tok[i], i, s, v->vocab);
+            const float *e = v->tok_emb + (size_t)tok[i] * W;
+            const float *p = v->pos_emb + (size_t)i * W;
+            float *xi = x + (size_t)i * W;
+            for (int c = 0; c < W; c++) xi[c] = e[c] + p[c];
+        }
+        for (int l = 0; l < v->n_layers; l++) {
+            const text_layer *L = &v->layers[l];
+            if (L->is_repmixer) repmixer_forward(&L->rm, x, T, scr);
+            else mc_tblock_forward(&L->tb, x, T, v->causal, scr);
+        }
+        int at = text_pool_index(v, tok);
+        float *pooled = scr;
+        mc_layernorm(x + (size_t)at * W, 1, W, v->ln_w, v->ln_b, v->eps, pooled);
+        mc_linear(pooled, v->proj_w, v->proj_b, 1, W, v->out_dim, out + (size_t)s * v->out_dim, MC_ACT_NONE);
+    }
+    return MC_OK;
+}
+
+static void text_destroy(mc_text_tower *tw) {
+    if (!tw) return;
+    text_impl *v = tw->impl;
+    if (v) free(v->layers);
+    free(v);
+    tw->impl = NULL;
+}
+
+/* ---- loading ---- */
+
+/* Folds a BatchNorm into per-channel scale s and shift h: bn(x) = s x + h. */
+static int bind_bn(mc_binder *b, const char *pre, int C, float eps, float *s, float *h) {
+    float *g = mc_bind1(b, C, "%s.weight", pre);
+    float *be = mc_bind1(b, C, "%s.bias", pre);
+    float *mu = mc_bind1(b, C, "%s.running_mean", pre);
+    float *var = mc_bind1(b, C, "%s.running_var", pre);
+    mc_binder_skip(b, "%s.num_batches_tracked", pre);
+    if (!g || !be || !mu || !var) return 0;
+    for (int c = 0; c < C; c++) {
+        s[c] = g[c] / sqrtf(var[c] + eps);
+        h[c] = be[c] - mu[c] * s[c];
+    }
+    return 1;
+}
+
+/* Adds depthwise conv `pre`.conv.weight [C,1,1,kc] + `pre`.bn, centred in a k-tap kernel, to w, b. */
+static int add_conv_bn(mc_binder *b, const char *pre, int C, int k, int kc, float eps, float *w,
+                       float *bias, float *s, float *h) {
+    float *cw = mc_bind4(b, C, 1, 1, kc, "%s.conv.weight", pre);
+    char bn[512];
+    snprintf(bn, sizeof bn, "%s.bn", pre);
+    if (!cw || !bind_bn(b, bn, C, eps, s, h)) return 0;
+    int off = k / 2 - kc / 2;
+    for (int c = 0; c < C; c++) {
+        for (int j = 0; j < kc; j++) w[(size_t)c * k + off + j] += cw[(size_t)c * kc + j] * s[c];
+        bias[c] += h[c];
+    }
+    return 1;
+}
+
+/* MobileOneBlock (depthwise, kernel (1, k)) at `pre` folded into w [C, k], b [C]
+ * (zeroed by the caller): reparam_conv, or the sum of rbr_skip, rbr_conv.N and rbr_scale. */
+static int fold_mobileone(mc_binder *b, const char *pre, int C, int k, float eps, float *w, float *bias,
+                          float *s, float *h) {
+    if (mc_binder_peek(b, "%s.reparam_conv.weight", pre)) {
+        float *rw = mc_bind4(b, C, 1, 1, k, "%s.reparam_conv.weight", pre);
+        float *rb = mc_bind1(b, C, "%s.reparam_conv.bias", pre);
+        if (!rw || !rb) return 0;
+        for (size_t i = 0; i < (size_t)C * k; i++) w[i] += rw[i];
+        for (int c = 0; c < C; c++) bias[c] += rb[c];
+        return 1;
+    }
+    char sub[512];
+    int any = 0;
+    if (mc_binder_peek(b, "%s.rbr_skip.weight", pre)) {
+        snprintf(sub, sizeof sub, "%s.rbr_skip", pre);
+        if (!bind_bn(b, sub, C, eps, s, h)) return 0;
+        for (int c = 0; c < C; c++) {
+            w[(size_t)c * k + k / 2] += s[c];
+            bias[c] += h[c];
+        }
+        any = 1;
+    }
+    for (int i = 0; mc_binder_peek(b, "%s.rbr_conv.%d.conv.weight", pre, i); i++) {
+        snprintf(sub, sizeof sub, "%s.rbr_conv.%d", pre, i);
+        if (!add_conv_bn(b, sub, C, k, k, eps, w, bias, s, h)) return 0;
+        any = 1;
+    }
+    if (mc_binder_peek(b, "%s.rbr_scale.conv.weight", pre)) {
+        snprintf(sub, sizeof sub, "%s.rbr_scale", pre);
+        if (!add_conv_bn(b, sub, C, k, 1, eps, w, bias, s, h)) return 0;
+        any = 1;
+    }
+    if (!any) {
+        b->status = mc_fail(b->err, MC_ERR_MISSING_TENSOR, "%s: missing tensor '%s.rbr_skip.weight'",
+                            b->path, pre);
+        return 0;
+    }
+    return 1;
+}
+
+static int bind_repmixer(mc_binder *b, const char *pre, int C, const mc_text_params *p,
+                         text_repmixer *r) {
+    char name[640];
+    /* the ConvFFN's conv + BN, or (a 'convert' file) its fold "convffn.conv.reparam_conv" */
+    int ffn_folded = mc_binder_peek(b, "%sconvffn.conv.reparam_conv.weight", pre) != NULL;
+    const mc_tensor_info *cw = mc_binder_peek(b, ffn_folded ? "%sconvffn.conv.reparam_conv.weight" : "%sconvffn.conv.conv.weight", pre);
+    int k = (cw && cw->ndim == 4) ? (int)cw->shape[3] : 0;
+    const mc_tensor_info *f1 = mc_binder_peek(b, "%sconvffn.fc1.weight", pre);
+    int hidden = (f1 && f1->ndim == 4) ? (int)f1->shape[0] : 0;
+    if (k <= 0 || hidden <= 0) {
+        mc_bind4(b, C, 1, 1, k, "%sconvffn.conv.conv.weight", pre);
+        mc_bind4(b, hidden, C, 1, 1, "%sconvffn.fc1.weight", pre);
+        if (b->status == MC_OK)
+            b->status = mc_fail(b->err, MC_ERR_SHAPE, "%s: bad RepMixer block '%s'", b->path, pre);
+        return 0;
+    }
+    r->dim = C;
+    r->k = k;
+    r->hidden = hidden;
+    r->act = p->act;
+    r->mix_w = mc_arena_floats(b->arena, (size_t)C * k);
+    r->mix_b = mc_arena_floats(b->arena, (size_t)C);
+    r->ffn_w = mc_arena_floats(b->arena, (size_t)C * k);
+    r->ffn_b = mc_arena_floats(b->arena, (size_t)C);
+    float *s = mc_arena_floats(b->arena, (size_t)C), *h = mc_arena_floats(b->arena, (size_t)C);
+    float *nw = mc_arena_floats(b->arena, (size_t)C * k), *nb = mc_arena_floats(b->arena, (size_t)C);
+    if (!r->mix_w || !r->mix_b || !r->ffn_w || !r->ffn_b || !s || !h || !nw || !nb) {
+        b->status = mc_fail(b->err, MC_ERR_NOMEM, "%s: out of memory", b->path);
+        return 0;
+    }
+    /* token mixer: x + ls (mixer(x) - norm(x)), or its reparam_conv */
+    if (mc_binder_peek(b, "%stoken_mixer.reparam_conv.weight", pre)) {
+        snprintf(name, sizeof name, "%stoken_mixer", pre);
+        if (!fold_mobileone(b, name, C, k, p->bn_eps, r->mix_w, r->mix_b, s, h)) return 0;
+    } else {
+        float *mw = r->mix_w, *mb = r->mix_b;
+        snprintf(name, sizeof name, "%stoken_mixer.mixer", pre);
+        if (!fold_mobileone(b, name, C, k, p->bn_eps, mw, mb, s, h)) return 0;
+        snprintf(name, sizeof name, "%stoken_mixer.norm", pre);
+        if (!fold_mobileone(b, name, C, k, p->bn_eps, nw, nb, s, h)) return 0;
+        const float *ls = mc_bind_opt(b, 3, (int64_t[]){C, 1, 1}, "%stoken_mixer.layer_scale", pre);
+        if (b->status != MC_OK) return 0;
+        for (int c = 0; c < C; c++) {
+            float l = ls ? ls[c] : 1.0f;
+            for (int j = 0; j < k; j++) {
+                size_t i = (size_t)c * k + j;
+                mw[i] = (j == k / 2 ? 1.0f : 0.0f) + l * (mw[i] - nw[i]);
+            }
+            mb[c] = l * (mb[c] - nb[c]);
+        }
+    }
+    snprintf(name, sizeof name, "%sconvffn.conv", pre);
+    if (ffn_folded) {
+        if (!fold_mobileone(b, name, C, k, p->bn_eps, r->ffn_w, r->ffn_b, s, h)) return 0;
+    } else if (!add_conv_bn(b, name, C, k, k, p->bn_eps, r->ffn_w, r->ffn_b, s, h)) {
+        return 0;
+    }
+    r->fc1_w = mc_bind4(b, hidden, C, 1, 1, "%sconvffn.fc1.weight", pre);
+    r->fc1_b = mc_bind1(b, hidden, "%sconvffn.fc1.bias", pre);
+    r->fc2_w = mc_bind4(b, C, hidden, 1, 1, "%sconvffn.fc2.weight", pre);
+    r->fc2_b = mc_bind1(b, C, "%sconvffn.fc2.bias", pre);
+    r->ls = mc_bind_opt(b, 3, (int64_t[]){C, 1, 1}, "%slayer_scale", pre);
+    return b->status == MC_OK;
+}
+
+/* The bound weights under the loader's names; a RepMixer block's token mixer
+ * and ConvFFN conv as their folds (reparam_conv, [C, 1, 1, k] + bias). */
+static mc_status text_export(const mc_text_tower *tw, mc_export *ex) {
+    const text_impl *v = tw->impl;
+    const char *P = v->pfx;
+    int64_t W = v->width, E = v->out_dim;
+    mc_export_add(ex, v->tok_emb, 2, (int64_t[]){v->vocab, W}, "%s%s", P,
+                  v->mob ? "embedding_layer.weight" : "token_embedding.weight");
+    if (v->mob) mc_export_add(ex, v->pos_emb, 4, (int64_t[]){1, 1, v->ctx, W}, "%spositional_embedding.pos_embed.pos_embed", P);
+    else mc_export_add(ex, v->pos_emb, 2, (int64_t[]){v->ctx, W}, "%spositional_embedding", P);
+    for (int l = 0; l < v->n_layers; l++) {
+        const text_layer *L = &v->layers[l];
+        char name[256];
+        if (!v->mob) {
+            snprintf(name, sizeof name, "%stransformer.resblocks.%d.", P, l);
+            mc_tblock_export(ex, &L->tb, name, &mc_tblock_names_openclip);
+            continue;
+        }
+        snprintf(name, sizeof name, "%stransformer.%d.", P, l);
+        if (!L->is_repmixer) {
+            mc_tblock_export(ex, &L->tb, name, &mc_tblock_names_mobileclip);
+            continue;
+        }
+        const text_repmixer *r = &L->rm;
+        int64_t C = r->dim, H = r->hidden, dw[4] = {C, 1, 1, r->k};
+        mc_export_add(ex, r->mix_w, 4, dw, "%stoken_mixer.reparam_conv.weight", name);
+        mc_export_add(ex, r->mix_b, 1, &C, "%stoken_mixer.reparam_conv.bias", name);
+        mc_export_add(ex, r->ffn_w, 4, dw, "%sconvffn.conv.reparam_conv.weight", name);
+        mc_export_add(ex, r->ffn_b, 1, &C, "%sconvffn.conv.reparam_conv.bias", name);
+        mc_export_add(ex, r->fc1_w, 4, (int64_t[]){H, C, 1, 1}, "%sconvffn.fc1.weight", name);
+        mc_export_add(ex, r->fc1_b, 1, &H, "%sconvffn.fc1.bias", name);
+        mc_export_add(ex, r->fc2_w, 4, (int64_t[]){C, H, 1, 1}, "%sconvffn.fc2.weight", name);
+        mc_export_add(ex, r->fc2_b, 1, &C, "%sconvffn.fc2.bias", name);
+        if (r->ls) mc_export_add(ex, r->ls, 3, (int64_t[]){C, 1, 1}, "%slayer_scale", name);
+    }
+    const char *ln = v->mob ? "final_layer_norm" : "ln_final";
+    mc_export_add(ex, v->ln_w, 1, &W, "%s%s.weight", P, ln);
+    mc_export_add(ex, v->ln_b, 1, &W, "%s%s.bias", P, ln);
+    if (v->proj_param) {   /* x @ P [W, E] */
+        float *pr = mc_export_add_new(ex, 2, (int64_t[]){W, E}, "%s%s", P, v->mob ? "projection_layer" : "text_projection");
+        if (pr)
+            for (int64_t i = 0; i < W; i++)
+                for (int64_t j = 0; j < E; j++) pr[i * E + j] = v->proj_w[j * W + i];
+    } else {
+        mc_export_add(ex, v->proj_w, 2, (int64_t[]){E, W}, "%stext_projection.weight", P);
+        if (v->proj_b) mc_export_add(ex, v->proj_b, 1, &E, "%stext_projection.bias", P);
+    }
+    return MC_OK;
+}
+
+mc_status mc_text_tower_load(mc_binder *b, const mc_text_params *p, mc_text_tower **out) {
+    *out = NULL;
+    if (b->status != MC_OK) return b->status;
+    const char *P = p->prefix ? p->prefix : "";
+    int mob = p->layout == MC_TEXT_LAYOUT_MOBILECLIP;
+    text_impl *v = calloc(1, sizeof *v);
+    mc_text_tower *tw = calloc(1, sizeof *tw);
+    if (!v || !tw) {
+        free(v);
+        free(tw);
+        return b->status = mc_fail(b->err, MC_ERR_NOMEM, "%s: out of memory", b->path);
+    }
+    tw->impl = v;
+    tw->forward = text_forward;
+    tw->workspace_floats = text_workspace;
+    tw->destroy = text_destroy;
+    snprintf(v->arch, sizeof v->arch, "%s", p->arch ? p->arch : (mob ? "base" : "open_clip"));
+    snprintf(v->pfx, sizeof v->pfx, "%s", P);
+    v->mob = mob;
+    tw->arch = v->arch;
+    tw->export_weights = text_export;
+    v->causal = p->causal;
+    v->pool = p->pool;
+    v->eos_id = p->eos_id;
+    v->eps = p->ln_eps;
+    int64_t n0 = b->n_params;
+    char name[512];
+
+    const char *emb_name = mob ? "embedding_layer.weight" : "token_embedding.weight";
+    const mc_tensor_info *et = mc_binder_peek(b, "%s%s", P, emb_name);
+    if (!et || et->ndim != 2) {
+        mc_bind2(b, 0, 0, "%s%s", P, emb_name);
+        goto fail;
+    }
+    int W = v->width = (int)et->shape[1];
+    v->vocab = (int)et->shape[0];
+    v->tok_emb = mc_bind2(b, v->vocab, W, "%s%s", P, emb_name);
+    const char *pos_name = mob ? "positional_embedding.pos_embed.pos_embed" : "positional_embedding";
+    const mc_tensor_info *pt = mc_binder_peek(b, "%s%s", P, pos_name);
+    v->ctx = (pt && pt->ndim >= 2) ? (int)pt->shape[pt->ndim - 2] : MC_CONTEXT_LENGTH;
+    if (mob) v->pos_emb = mc_bind(b, 4, (int64_t[]){1, 1, v->ctx, W}, "%s%s", P, pos_name);
+    else v->pos_emb = mc_bind2(b, v->ctx, W, "%s%s", P, pos_name);
+    if (b->status != MC_OK) goto fail;
+
+    int n = 0;
+    for (;; n++) {
+        if (mob) {
+            if (!mc_binder_peek(b, "%stransformer.%d.pre_norm_mha.0.weight", P, n) &&
+                !mc_binder_peek(b, "%stransformer.%d.convffn.fc1.weight", P, n))
+                break;
+        } else if (!mc_binder_peek(b, "%stransformer.resblocks.%d.ln_1.weight", P, n)) {
+            break;
+        }
+    }
+    v->n_layers = n;
+    v->layers = calloc(n > 0 ? (size_t)n : 1, sizeof *v->layers);
+    if (!v->layers) {
+        b->status = mc_fail(b->err, MC_ERR_NOMEM, "%s: out of memory", b->path);
+        goto fail;
+    }
+    for (int l = 0; l < n; l++) {
+        text_layer *L = &v->layers[l];
+        if (mob) {
+            snprintf(name, sizeof name, "%stransformer.%d.", P, l);
+            if (mc_binder_peek(b, "%spre_norm_mha.0.weight", name)) {
+                mc_tblock_bind(b, name, &mc_tblock_names_mobileclip, W, p->heads, p->ln_eps, p->act, &L->tb);
+            } else {
+                L->is_repmixer = 1;
+                bind_repmixer(b, name, W, p, &L->rm);
+            }
+        } else {
+            snprintf(name, sizeof name, "%stransformer.resblocks.%d.", P, l);
+            mc_tblock_bind(b, name, &mc_tblock_names_openclip, W, p->heads, p->ln_eps, p->act, &L->tb);
+        }
+        if (b->status != MC_OK) goto fail;
+    }
+    const char *ln = mob ? "final_layer_norm" : "ln_final";
+    v->ln_w = mc_bind1(b, W, "%s%s.weight", P, ln);
+    v->ln_b = mc_bind1(b, W, "%s%s.bias", P, ln);
+
+    /* projection: x @ P [W, E] (Parameter) or Linear weight [E, W] (+ bias) */
+    const char *pj = mob ? "projection_layer" : "text_projection";
+    const mc_tensor_info *pp = mc_binder_peek(b, "%s%s", P, pj);
+    if (pp) {
+        int E = pp->ndim == 2 ? (int)pp->shape[1] : 0;
+        float *pr = mc_bind2(b, W, E, "%s%s", P, pj);
+        float *tr = mc_arena_floats(b->arena, (size_t)W * (E > 0 ? E : 1));
+        if (!pr) goto fail;
+        if (!tr) {
+            b->status = mc_fail(b->err, MC_ERR_NOMEM, "%s: out of memory", b->path);
+            goto fail;
+        }
+        for (int i = 0; i < W; i++)
+            for (int j = 0; j < E; j++) tr[(size_t)j * W + i] = pr[(size_t)i * E + j];
+        v->proj_w = tr;
+        v->out_dim = E;
+        v->proj_param = 1;
+    } else if (!mob && mc_binder_peek(b, "%stext_projection.weight", P)) {
+        const mc_tensor_info *pw = mc_binder_peek(b, "%stext_projection.weight", P);
+        int E = pw->ndim == 2 ? (int)pw->shape[0] : 0;
+        v->proj_w = mc_bind2(b, E, W, "%stext_projection.weight", P);
+        v->proj_b = mc_bind_opt(b, 1, (int64_t[]){E}, "%stext_projection.bias", P);
+        v->out_dim = E;
+    } else {
+        mc_bind2(b, W, 0, "%s%s", P, pj);   /* raises the missing-tensor error */
+    }
+    if (b->status != MC_OK) goto fail;
+    tw->context_length = v->ctx;
+    tw->vocab_size = v->vocab;
+    tw->out_dim = v->out_dim;
+    tw->n_params = b->n_params - n0;
+    *out = tw;
+    return MC_OK;
+fail:
+    text_destroy(tw);
+    free(tw);
+    return b->status != MC_OK ? b->status : MC_ERR_INTERNAL;
+}

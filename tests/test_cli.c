@@ -1,0 +1,400 @@
+/*
+ * test_cli.c - end-to-end tests of the command-line tool (build/mobileclip,
+ * run through the shell): --help of every command, option errors, options
+ * after positionals, 'list', 'embed-image' / 'embed-text' against the
+ * reference embeddings (1e-4), skipped and --strict images, 'classify' output
+ * format and probabilities, 'convert --unfolded' round trips (f32 identical,
+ * f16/bf16 within the documented tolerance; the config read from the file's
+ * metadata).  The folded default is tested by test_convert.c.
+ */
+#include "mc_internal.h"
+#include "test.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define BIN "build/mobileclip"
+#define S0 "models/oc_mobileclip2_b"   /* ViT image tower, OpenCLIP text tower */
+
+static char tmpdir[] = "/tmp/mc-test-cli-XXXXXX";
+static char out_path[4200], err_path[4200];
+static char *out_text, *err_text;
+
+static char *slurp(const char *path) {
+    char *s = NULL;
+    size_t len;
+    if (mc_file_read_all(path, (size_t)1 << 26, &s, &len, NULL)) return strdup("");
+    return s;
+}
+
+/* Runs "BIN args" with stdout/stderr captured; returns the exit status. */
+static int run(const char *fmt, ...) {
+    char args[8192], cmd[32768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "MOBILECLIP_VOCAB='%s' MOBILECLIP_OFFLINE=1 MOBILECLIP_NO_PROGRESS=1 %s %s >%s 2>%s </dev/null",
+             fixture("tokenizer/bpe_simple_vocab_16e6.txt.gz"), BIN, args, out_path, err_path);
+    int st = system(cmd);
+    free(out_text);
+    free(err_text);
+    out_text = slurp(out_path);
+    err_text = slurp(err_path);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static const mc_tensor_info *expect(mc_checkpoint *ck, const char *name) {
+    const mc_tensor_info *t = ck ? mc_checkpoint_find(ck, name) : NULL;
+    CHECK(t && t->dtype == MC_DTYPE_F32, "expected.safetensors lacks %s", name);
+    return t;
+}
+
+/* parses JSON-array lines of floats into out (rows x d); returns rows */
+static int parse_json_rows(const char *text, float *out, int max_rows, int d) {
+    int rows = 0;
+    const char *p = text;
+    while (*p && rows < max_rows) {
+        if (*p != '[') return -1;
+        p++;
+        for (int k = 0; k < d; k++) {
+            char *end;
+            out[rows * d + k] = strtof(p, &end);
+            if (end == p) return -1;
+            p = end;
+            if (*p == ',') p++;
+            while (*p == ' ') p++;
+        }
+        if (*p != ']') return -1;
+        p++;
+        if (*p == '\n') p++;
+        rows++;
+    }
+    return *p ? -1 : rows;
+}
+
+static void test_help_and_errors(void) {
+    static const char *cmds[] = {"embed-image", "embed-text", "classify", "convert", "list"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        int rc = run("%s --help", cmds[i]);
+        char want[64];
+        snprintf(want, sizeof want, "usage: mobileclip %s", cmds[i]);
+        CHECK(rc == 0 && !strncmp(out_text, want, strlen(want)), "%s --help: rc %d, %.60s", cmds[i], rc, out_text);
+        rc = run("%s --no-such-option", cmds[i]);
+        CHECK(rc != 0 && strstr(err_text, "unknown option"), "%s unknown option: rc %d, %s", cmds[i], rc, err_text);
+    }
+    int rc = run("--help");
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        CHECK(rc == 0 && strstr(out_text, cmds[i]), "main help lacks %s", cmds[i]);
+    rc = run("embed-image -m %s", fixture(S0));
+    CHECK(rc != 0 && strstr(err_text, "no images"), "embed-image without images: rc %d %s", rc, err_text);
+    rc = run("embed-image %s", fixture("images/chelsea.png"));
+    CHECK(rc != 0 && strstr(err_text, "no model"), "embed-image without model: rc %d %s", rc, err_text);
+    rc = run("embed-image -m no-such-model %s", fixture("images/chelsea.png"));
+    CHECK(rc != 0 && strstr(err_text, "no-such-model"), "unknown model: rc %d %s", rc, err_text);
+    rc = run("embed-image -m %s --batch 0 %s", fixture(S0), fixture("images/chelsea.png"));
+    CHECK(rc != 0 && strstr(err_text, "--batch"), "--batch 0: rc %d %s", rc, err_text);
+    rc = run("classify -m %s %s", fixture(S0), fixture("images/chelsea.png"));
+    CHECK(rc != 0 && strstr(err_text, "no labels"), "classify without labels: rc %d %s", rc, err_text);
+    rc = run("convert %s --dtype f8 -o %s/x.safetensors", fixture(S0), tmpdir);
+    CHECK(rc != 0 && strstr(err_text, "--dtype"), "bad dtype: rc %d %s", rc, err_text);
+}
+
+static void test_list(void) {
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/cache/MobileCLIP2-S0 && cd %s/cache/MobileCLIP2-S0 && "
+             "touch open_clip_model.safetensors open_clip_config.json bpe_simple_vocab_16e6.txt.gz",
+             tmpdir, tmpdir);
+    CHECK(system(cmd) == 0, "cannot make a fake cache");
+    int rc = run("list --urls");   /* the default cache: whatever it holds */
+    CHECK(rc == 0, "list failed: %s", err_text);
+    rc = run("list");
+    snprintf(cmd, sizeof cmd, "env MOBILECLIP_CACHE=%s/cache " BIN " list > %s", tmpdir, out_path);
+    CHECK(system(cmd) == 0, "list with a cache failed");
+    free(out_text);
+    out_text = slurp(out_path);
+    static const char *names[] = {"mobileclip_s0", "mobileclip_s1", "mobileclip_s2", "mobileclip_b",
+                                  "mobileclip_blt", "MobileCLIP-S1", "MobileCLIP-S2", "MobileCLIP-B",
+                                  "MobileCLIP-B-LT", "MobileCLIP2-S0", "MobileCLIP2-S2", "MobileCLIP2-B",
+                                  "MobileCLIP2-S3", "MobileCLIP2-S4", "MobileCLIP2-L-14"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "\n%s ", names[i]);
+        const char *line = strstr(out_text, key);
+        CHECK(line, "list lacks %s", names[i]);
+        if (!line) continue;
+        const char *eol = strchr(line + 1, '\n');
+        int cached = eol && eol - line > 4 && !strncmp(eol - 3, "yes", 3);
+        CHECK(cached == !strcmp(names[i], "MobileCLIP2-S0"), "%s cached=%d", names[i], cached);
+    }
+    CHECK(strstr(out_text, "MobileCLIP2-S3 ") && strstr(out_text, "768"), "list lacks dims");
+}
+
+static void test_embed(mc_checkpoint *ex) {
+    const mc_tensor_info *ie = expect(ex, "image_embeddings"), *te = expect(ex, "text_embeddings"),
+                         *ifeat = expect(ex, "image_features");
+    if (!ie || !te || !ifeat) return;
+    int D = (int)ie->shape[1];
+    char npy[4300];
+    snprintf(npy, sizeof npy, "%s/img.npy", tmpdir);
+    /* options after the positionals, folder-free list, batch 2 */
+    int rc = run("embed-image %s %s %s -m %s -o %s --batch 2", fixture("images/chelsea.png"),
+                 fixture("images/astronaut.png"), fixture("images/coffee.png"), fixture(S0), npy);
+    CHECK(rc == 0, "embed-image -o: rc %d %s", rc, err_text);
+    float *got = NULL;
+    int nd = 0;
+    int64_t shape[MC_MAX_DIMS];
+    if (rc == 0 && !mc_npy_read_f32(npy, &got, &nd, shape, NULL)) {
+        CHECK(nd == 2 && shape[0] == 3 && shape[1] == D, "npy shape");
+        if (nd == 2 && shape[0] == 3 && shape[1] == D) {
+            float d = max_abs_diff(got, ie->data, (size_t)3 * D);
+            CHECK(d <= 1e-4f, "image embeddings differ by %g", d);
+        }
+        free(got);
+        got = NULL;
+        char side[4400];
+        snprintf(side, sizeof side, "%s.txt", npy);
+        char *s = slurp(side);
+        char want[16384];
+        snprintf(want, sizeof want, "%s\n%s\n%s\n", fixture("images/chelsea.png"), fixture("images/astronaut.png"),
+                 fixture("images/coffee.png"));
+        CHECK(!strcmp(s, want), "sidecar: %s", s);
+        free(s);
+    } else {
+        CHECK(0, "no .npy written");
+    }
+
+    /* stdout JSON lines, a bad image skipped and reported, raw features */
+    float rows[8 * 1024];
+    rc = run("embed-image -m %s --no-normalize %s %s %s %s", fixture(S0), fixture("images/chelsea.png"),
+             fixture("images/not_an_image.jpg"), fixture("images/astronaut.png"), fixture("images/coffee.png"));
+    CHECK(rc == 0, "embed-image with a bad image: rc %d %s", rc, err_text);
+    CHECK(strstr(err_text, "skipping") && strstr(err_text, "not_an_image.jpg"), "skip not reported: %s", err_text);
+    if (D <= 1024) {
+        int n = parse_json_rows(out_text, rows, 8, D);
+        CHECK(n == 3, "json rows: %d", n);
+        if (n == 3) {
+            float d = max_abs_diff(rows, ifeat->data, (size_t)3 * D);
+            CHECK(d <= 1e-4f, "image features differ by %g", d);
+        }
+    }
+    snprintf(npy, sizeof npy, "%s/strict.npy", tmpdir);
+    rc = run("embed-image -m %s --strict -o %s %s %s", fixture(S0), npy, fixture("images/chelsea.png"),
+             fixture("images/not_an_image.jpg"));
+    CHECK(rc != 0 && strstr(err_text, "not_an_image.jpg"), "--strict: rc %d %s", rc, err_text);
+    CHECK(access(npy, F_OK) != 0, "--strict left an output");
+
+    /* a folder: its images sorted, the bad ones skipped */
+    char dir[4300], cmd[32768];
+    snprintf(dir, sizeof dir, "%s/imgs", tmpdir);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s && cp %s %s/b.png && cp %s %s/a.png && cp %s %s/c.jpg && echo x > %s/notes.txt",
+             dir, fixture("images/chelsea.png"), dir, fixture("images/astronaut.png"), dir,
+             fixture("images/truncated.jpg"), dir, dir);
+    CHECK(system(cmd) == 0, "cannot make an image folder");
+    snprintf(npy, sizeof npy, "%s/dir.npy", tmpdir);
+    rc = run("embed-image -m %s -o %s %s", fixture(S0), npy, dir);
+    char *side = NULL;
+    if (rc == 0) {
+        char sp[4400];
+        snprintf(sp, sizeof sp, "%s.txt", npy);
+        side = slurp(sp);
+    }
+    char want[16384];
+    snprintf(want, sizeof want, "%s/a.png\n%s/b.png\n", dir, dir);
+    CHECK(rc == 0 && side && (!strcmp(side, want) || strstr(side, "c.jpg")), "folder: rc %d %s %s", rc,
+          side ? side : "", err_text);
+    free(side);
+
+    /* texts: the reference's four, one of them empty, via positionals and --file */
+    rc = run("embed-text -m %s 'a photo of a cat' 'a diagram' 'A photo of a dog.' ''", fixture(S0));
+    CHECK(rc == 0, "embed-text: rc %d %s", rc, err_text);
+    if (rc == 0 && D <= 1024) {
+        int n = parse_json_rows(out_text, rows, 8, D);
+        CHECK(n == 4, "text rows %d", n);
+        if (n == 4) {
+            float d = max_abs_diff(rows, te->data, (size_t)4 * D);
+            CHECK(d <= 1e-4f, "text embeddings differ by %g", d);
+        }
+    }
+    char tf[4300];
+    snprintf(tf, sizeof tf, "%s/texts.txt", tmpdir);
+    FILE *f = fopen(tf, "w");
+    if (f) {
+        fputs("a diagram\nA photo of a dog.\n\n", f);
+        fclose(f);
+    }
+    snprintf(npy, sizeof npy, "%s/txt.npy", tmpdir);
+    rc = run("embed-text 'a photo of a cat' --file %s -m %s -o %s", tf, fixture(S0), npy);
+    CHECK(rc == 0, "embed-text --file: rc %d %s", rc, err_text);
+    if (rc == 0 && !mc_npy_read_f32(npy, &got, &nd, shape, NULL)) {
+        CHECK(nd == 2 && shape[0] == 4 && shape[1] == D, "text npy shape");
+        if (nd == 2 && shape[0] == 4 && shape[1] == D) {
+            float d = max_abs_diff(got, te->data, (size_t)4 * D);
+            CHECK(d <= 1e-4f, "text embeddings (npy) differ by %g", d);
+        }
+        free(got);
+        got = NULL;
+    }
+}
+
+static void test_classify(mc_checkpoint *ex) {
+    const mc_tensor_info *ie = expect(ex, "image_embeddings"), *te = expect(ex, "text_embeddings"),
+                         *ls = expect(ex, "logit_scale");
+    if (!ie || !te || !ls) return;
+    int D = (int)ie->shape[1];
+    /* template "{}" makes each label's classifier exactly its text's embedding */
+    int rc = run("classify -m %s --template '{}' --labels 'a photo of a cat, a diagram' --labels 'A photo of a dog.' "
+                 "%s %s --top 2", fixture(S0), fixture("images/chelsea.png"), fixture("images/coffee.png"));
+    CHECK(rc == 0, "classify: rc %d %s", rc, err_text);
+    if (rc) return;
+    double scale = exp(((const float *)ls->data)[0]);
+    if (scale > 100) scale = 100;
+    const char *labels[3] = {"a photo of a cat", "a diagram", "A photo of a dog."};
+    const int img_idx[2] = {0, 2};
+    const char *img_name[2] = {"images/chelsea.png", "images/coffee.png"};
+    char *p = out_text;
+    for (int i = 0; i < 2; i++) {
+        double lg[3], mx = -1e30, sum = 0, pr[3];
+        for (int l = 0; l < 3; l++) {
+            double dot = 0;
+            for (int k = 0; k < D; k++)
+                dot += (double)((const float *)ie->data)[img_idx[i] * D + k] * ((const float *)te->data)[l * D + k];
+            lg[l] = scale * dot;
+            if (lg[l] > mx) mx = lg[l];
+        }
+        for (int l = 0; l < 3; l++) sum += (pr[l] = exp(lg[l] - mx));
+        for (int l = 0; l < 3; l++) pr[l] /= sum;
+        char *eol = strchr(p, '\n');
+        CHECK(eol && !strncmp(p, fixture(img_name[i]), (size_t)(eol - p)), "classify path line: %.80s", p);
+        if (!eol) return;
+        p = eol + 1;
+        double prev = 2;
+        for (int k = 0; k < 2; k++) {
+            char *tab = strchr(p, '\t');
+            eol = strchr(p, '\n');
+            CHECK(tab && eol && tab < eol, "classify line format: %.80s", p);
+            if (!tab || !eol || tab > eol) return;
+            int l = -1;
+            for (int j = 0; j < 3; j++)
+                if ((size_t)(tab - p) == strlen(labels[j]) && !strncmp(p, labels[j], (size_t)(tab - p))) l = j;
+            double v = strtod(tab + 1, NULL);
+            CHECK(l >= 0, "unknown label in: %.80s", p);
+            if (l >= 0) CHECK(fabs(v - pr[l]) <= 1e-3, "prob of %s: %f, expected %f", labels[l], v, pr[l]);
+            CHECK(v <= prev, "not sorted");
+            prev = v;
+            p = eol + 1;
+        }
+        CHECK(*p == '\n', "no blank line after an image");
+        p++;
+    }
+    CHECK(*p == 0, "trailing output: %.80s", p);
+
+    /* default template, labels file */
+    char lf[4300];
+    snprintf(lf, sizeof lf, "%s/labels.txt", tmpdir);
+    FILE *f = fopen(lf, "w");
+    if (f) {
+        fputs("cat\n\ndog\nbird\n", f);
+        fclose(f);
+    }
+    rc = run("classify -m %s --labels-file %s %s", fixture(S0), lf, fixture("images/chelsea.png"));
+    CHECK(rc == 0, "classify --labels-file: rc %d %s", rc, err_text);
+    int lines = 0;
+    double total = 0;
+    for (char *q = strchr(out_text, '\n'); q && q[1] && q[1] != '\n'; q = strchr(q + 1, '\n')) {
+        char *tab = strchr(q + 1, '\t');
+        if (tab) total += strtod(tab + 1, NULL);
+        lines++;
+    }
+    CHECK(lines == 3 && fabs(total - 1.0) < 1e-4, "3 labels, probabilities sum %f (%d lines)", total, lines);
+}
+
+static void test_convert(mc_checkpoint *ex) {
+    const mc_tensor_info *ie = expect(ex, "image_embeddings"), *te = expect(ex, "text_embeddings");
+    if (!ie || !te) return;
+    int D = (int)ie->shape[1];
+    static const char *dts[] = {"f32", "f16", "bf16"};
+    /* documented tolerances on L2-normalised embeddings (docs/cli.md) */
+    static const float tol[] = {1e-6f, 1e-2f, 5e-2f};
+    mc_checkpoint *orig = NULL;
+    CHECK(!mc_checkpoint_open(fixture(S0 "/open_clip_model.safetensors"), &orig, NULL), "open original");
+    if (!orig) return;
+    for (int t = 0; t < 3; t++) {
+        char out[4300];
+        snprintf(out, sizeof out, "%s/conv_%s.safetensors", tmpdir, dts[t]);
+        int rc = run("convert %s -o %s --dtype %s --unfolded", fixture(S0), out, dts[t]);
+        CHECK(rc == 0, "convert %s: rc %d %s", dts[t], rc, err_text);
+        if (rc) continue;
+        mc_checkpoint *ck = NULL;
+        CHECK(!mc_checkpoint_open(out, &ck, NULL), "converted file does not open");
+        if (!ck) continue;
+        CHECK(mc_checkpoint_count(ck) == mc_checkpoint_count(orig), "tensor count");
+        const char *cfg = mc_checkpoint_metadata(ck, "mobileclip.config");
+        char *cfg_orig = slurp(fixture(S0 "/open_clip_config.json"));
+        CHECK(cfg && !strcmp(cfg, cfg_orig), "config metadata");
+        free(cfg_orig);
+        float worst = 0;
+        int dtype_ok = 1;
+        for (size_t i = 0; i < mc_checkpoint_count(orig); i++) {
+            const mc_tensor_info *a = mc_checkpoint_tensor(orig, i);
+            const mc_tensor_info *b = mc_checkpoint_find(ck, a->name);
+            if (!b || b->numel != a->numel) { worst = INFINITY; break; }
+            if (a->dtype != MC_DTYPE_F32) continue;
+            if (b->dtype != (t == 0 ? MC_DTYPE_F32 : t == 1 ? MC_DTYPE_F16 : MC_DTYPE_BF16)) dtype_ok = 0;
+            float *x = malloc((size_t)a->numel * sizeof *x);
+            mc_convert_to_f32(b->dtype, b->data, (size_t)a->numel, x);
+            for (int64_t k = 0; k < a->numel; k++) {
+                float va = ((const float *)a->data)[k];
+                float rel = fabsf(x[k] - va) / (fabsf(va) > 1e-4f ? fabsf(va) : 1e-4f);
+                if (rel > worst) worst = rel;
+            }
+            free(x);
+        }
+        float wt = t == 0 ? 0.0f : t == 1 ? 1e-3f : 8e-3f;
+        CHECK(worst <= wt && dtype_ok, "%s tensors: relative error %g, dtype ok %d", dts[t], worst, dtype_ok);
+        mc_checkpoint_close(ck);
+
+        /* embeddings from the converted file */
+        float rows[8 * 1024];
+        /* no config beside it: the loader takes the one in the metadata */
+        rc = run("embed-image -m %s %s %s %s", out, fixture("images/chelsea.png"), fixture("images/astronaut.png"), fixture("images/coffee.png"));
+        CHECK(rc == 0, "embed-image from %s: rc %d %s", dts[t], rc, err_text);
+        if (rc == 0 && D <= 1024 && parse_json_rows(out_text, rows, 8, D) == 3) {
+            float d = max_abs_diff(rows, ie->data, (size_t)3 * D);
+            CHECK(d <= (t == 0 ? 1e-4f : tol[t]), "%s image embeddings differ by %g", dts[t], d);
+        }
+        rc = run("embed-text -m %s 'a photo of a cat' 'a diagram' 'A photo of a dog.' ''", out);
+        CHECK(rc == 0, "embed-text from %s: rc %d %s", dts[t], rc, err_text);
+        if (rc == 0 && D <= 1024 && parse_json_rows(out_text, rows, 8, D) == 4) {
+            float d = max_abs_diff(rows, te->data, (size_t)4 * D);
+            CHECK(d <= (t == 0 ? 1e-4f : tol[t]), "%s text embeddings differ by %g", dts[t], d);
+        }
+    }
+    mc_checkpoint_close(orig);
+}
+
+int main(void) {
+    CHECK(access(BIN, X_OK) == 0, "%s not built (run from the project root)", BIN);
+    CHECK(mkdtemp(tmpdir) != NULL, "mkdtemp");
+    snprintf(out_path, sizeof out_path, "%s/stdout", tmpdir);
+    snprintf(err_path, sizeof err_path, "%s/stderr", tmpdir);
+    mc_checkpoint *ex = NULL;
+    CHECK(!mc_checkpoint_open(fixture(S0 "/expected.safetensors"), &ex, NULL), "fixture %s missing",
+          fixture(S0 "/expected.safetensors"));
+    test_help_and_errors();
+    test_list();
+    if (ex) {
+        test_embed(ex);
+        test_classify(ex);
+        test_convert(ex);
+    }
+    mc_checkpoint_close(ex);
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", tmpdir);
+    free(out_text);
+    free(err_text);
+    return test_summary("test_cli");
+}

@@ -1,0 +1,234 @@
+/*
+ * test_model.c - whole-model loading and encoding through the public API
+ * against the reference embeddings and logit scale; contexts growing with
+ * the batch; text-only loads; errors that name the missing, mis-shaped or
+ * unexpected tensor (modified copies of a fixture checkpoint in a temp dir).
+ */
+#include "model.h"
+#include "test.h"
+
+#include <unistd.h>
+
+static float *load_f32(const mc_checkpoint *ck, const char *name, int64_t *numel) {
+    const mc_tensor_info *t = mc_checkpoint_find(ck, name);
+    if (!t) return NULL;
+    float *d = malloc((size_t)t->numel * sizeof(float));
+    if (mc_convert_to_f32(t->dtype, t->data, (size_t)t->numel, d) != MC_OK) { free(d); return NULL; }
+    if (numel) *numel = t->numel;
+    return d;
+}
+
+/* Loads models/<dir> (the folder, or the file when file != NULL) and checks
+ * the embeddings of the towers loaded, the logit scale and the info. */
+static void run_case(const char *dir, const char *file, int with_image) {
+    char rel[512], epath[512];
+    if (file) snprintf(rel, sizeof rel, "models/%s/%s", dir, file);
+    else snprintf(rel, sizeof rel, "models/%s", dir);
+    snprintf(epath, sizeof epath, "models/%s/expected.safetensors", dir);
+    mc_error err;
+    mc_error_clear(&err);
+    mc_model_params mp = mc_model_default_params();
+    mp.vocab_path = fixture("tokenizer/bpe_simple_vocab_16e6.txt.gz");
+    mp.load_image_tower = with_image;
+    mc_model *m = NULL;
+    mc_status st = mc_model_load(fixture(rel), &mp, &m, &err);
+    CHECK(st == MC_OK && m, "%s: load: %s", rel, err.message);
+    mc_checkpoint *ex = NULL;
+    st = mc_checkpoint_open(fixture(epath), &ex, &err);
+    CHECK(st == MC_OK, "%s: expected: %s", dir, err.message);
+    if (!m || !ex) { mc_model_free(m); mc_checkpoint_close(ex); return; }
+
+    mc_model_info info;
+    mc_model_get_info(m, &info);
+    CHECK(mc_model_tokenizer(m) != NULL, "%s: no tokenizer", dir);
+    CHECK(info.context_length == 77, "%s: context %d", dir, info.context_length);
+    CHECK(info.n_params > 0 && info.n_params_text > 0, "%s: parameter counts", dir);
+    CHECK(!strcmp(info.family, strncmp(dir, "oc_", 3) ? "mobileclip" : "open_clip"), "%s: family %s", dir, info.family);
+
+    float *ls = load_f32(ex, "logit_scale", NULL);
+    CHECK(ls && fabsf(info.logit_scale - expf(ls[0])) <= 1e-5f * expf(ls[0]), "%s: logit scale %g vs %g", dir,
+          info.logit_scale, ls ? expf(ls[0]) : 0.0f);
+    free(ls);
+
+    mc_context *ctx = NULL;
+    st = mc_context_new(m, NULL, &ctx, &err);   /* planned for 1, grows */
+    CHECK(st == MC_OK && ctx, "%s: context: %s", dir, err.message);
+    if (!ctx) { mc_model_free(m); mc_checkpoint_close(ex); return; }
+    int E = info.embed_dim;
+
+    /* text */
+    const mc_tensor_info *tk = mc_checkpoint_find(ex, "tokens");
+    int64_t ne = 0;
+    float *temb = load_f32(ex, "text_embeddings", &ne);
+    CHECK(tk && tk->ndim == 2 && tk->shape[1] == 77 && temb && ne == tk->shape[0] * E, "%s: text reference", dir);
+    if (tk && tk->ndim == 2 && temb && ne == tk->shape[0] * E) {
+        int n = (int)tk->shape[0];
+        int32_t *ids = malloc((size_t)tk->numel * sizeof(int32_t));
+        for (int64_t i = 0; i < tk->numel; i++) ids[i] = (int32_t)((const int64_t *)tk->data)[i];
+        float *out = malloc((size_t)n * E * sizeof(float));
+        st = mc_encode_text(ctx, ids, n, 1, out);
+        CHECK(st == MC_OK, "%s: encode_text: %s", dir, mc_context_last_error(ctx)->message);
+        float d = max_abs_diff(out, temb, (size_t)ne);
+        printf("%-20s %-9s text  embeddings max|d| %.3g\n", dir, file ? "(file)" : "(folder)", d);
+        CHECK(d <= 1e-4f, "%s: text embeddings differ by %g", dir, d);
+        free(ids);
+        free(out);
+    }
+    free(temb);
+
+    /* image */
+    int64_t npix = 0;
+    float *pix = load_f32(ex, "pixels", &npix);
+    float *iemb = load_f32(ex, "image_embeddings", &ne);
+    if (with_image) {
+        int S = info.image_size, n = 3;
+        CHECK(pix && iemb && npix == (int64_t)n * 3 * S * S && ne == (int64_t)n * E, "%s: image reference", dir);
+        if (pix && iemb && npix == (int64_t)n * 3 * S * S && ne == (int64_t)n * E) {
+            float *out = malloc((size_t)n * E * sizeof(float));
+            st = mc_encode_image(ctx, pix, n, 1, out);
+            CHECK(st == MC_OK, "%s: encode_image: %s", dir, mc_context_last_error(ctx)->message);
+            float d = max_abs_diff(out, iemb, (size_t)ne);
+            printf("%-20s %-9s image embeddings max|d| %.3g\n", dir, file ? "(file)" : "(folder)", d);
+            CHECK(d <= 1e-4f, "%s: image embeddings differ by %g", dir, d);
+            /* one image at a time gives the same rows; unnormalised rows have the reference norm */
+            float one[4096];
+            if (E <= 4096) {
+                st = mc_encode_image(ctx, pix + (size_t)2 * 3 * S * S, 1, 1, one);
+                CHECK(st == MC_OK && max_abs_diff(one, out + (size_t)2 * E, (size_t)E) <= 1e-6f,
+                      "%s: single-image encode differs from the batch", dir);
+            }
+            free(out);
+        }
+    } else {
+        float dummy[8];
+        st = mc_encode_image(ctx, pix ? pix : dummy, 1, 1, dummy);
+        CHECK(st == MC_ERR_INVALID_ARG && strstr(mc_context_last_error(ctx)->message, "image tower"),
+              "%s: encode_image without an image tower: %d", dir, st);
+    }
+    free(pix);
+    free(iemb);
+    mc_context_free(ctx);
+    mc_model_free(m);
+    mc_checkpoint_close(ex);
+}
+
+/* Writes a copy of src with tensor `drop` removed, `reshape` given shape [3],
+ * and `extra` added; returns the status of loading it. */
+static mc_status load_modified(const char *src, const char *cfg, const char *tmpdir, const char *drop,
+                               const char *reshape, const char *extra, mc_error *err) {
+    mc_checkpoint *ck = NULL;
+    mc_status st = mc_checkpoint_open(src, &ck, err);
+    if (st != MC_OK) return st;
+    size_t n = mc_checkpoint_count(ck);
+    mc_st_entry *e = calloc(n + 1, sizeof *e);
+    size_t k = 0;
+    static const float extra_data[2] = {1, 2};
+    for (size_t i = 0; i < n; i++) {
+        const mc_tensor_info *t = mc_checkpoint_tensor(ck, i);
+        if (drop && !strcmp(t->name, drop)) continue;
+        e[k].name = t->name;
+        e[k].dtype = t->dtype;
+        e[k].ndim = t->ndim;
+        memcpy(e[k].shape, t->shape, sizeof e[k].shape);
+        e[k].data = t->data;
+        if (reshape && !strcmp(t->name, reshape)) {
+            e[k].ndim = 1;
+            e[k].shape[0] = 3;
+        }
+        k++;
+    }
+    if (extra) {
+        e[k].name = extra;
+        e[k].dtype = MC_DTYPE_F32;
+        e[k].ndim = 1;
+        e[k].shape[0] = 2;
+        e[k].data = extra_data;
+        k++;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/open_clip_model.safetensors", tmpdir);
+    st = mc_safetensors_write(path, e, k, NULL, 0, err);
+    free(e);
+    mc_checkpoint_close(ck);
+    if (st != MC_OK) return st;
+    mc_model_params mp = mc_model_default_params();
+    mp.config_path = cfg;
+    mp.vocab_path = fixture("tokenizer/bpe_simple_vocab_16e6.txt.gz");
+    mc_model *m = NULL;
+    st = mc_model_load(path, &mp, &m, err);
+    mc_model_free(m);
+    unlink(path);
+    return st;
+}
+
+static void test_errors(void) {
+    char tmpl[] = "/tmp/mc_test_model_XXXXXX";
+    char *dir = mkdtemp(tmpl);
+    CHECK(dir != NULL, "mkdtemp failed");
+    if (!dir) return;
+    char src[4096], cfg[4096];   /* own copies: fixture() reuses its buffers */
+    snprintf(src, sizeof src, "%s", fixture("models/oc_mobileclip2_b/open_clip_model.safetensors"));
+    snprintf(cfg, sizeof cfg, "%s", fixture("models/oc_mobileclip2_b/open_clip_config.json"));
+    mc_error err;
+
+    mc_error_clear(&err);
+    mc_status st = load_modified(src, cfg, dir, NULL, NULL, NULL, &err);
+    CHECK(st == MC_OK, "unmodified copy: %s", err.message);
+
+    const char *names[] = {"visual.trunk.blocks.1.attn.proj.weight", "visual.trunk.patch_embed.backbone.0.bn.running_var",
+                           "text.transformer.resblocks.1.mlp.c_fc.bias", "text.text_projection", "logit_scale"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        mc_error_clear(&err);
+        st = load_modified(src, cfg, dir, names[i], NULL, NULL, &err);
+        if (!strcmp(names[i], "logit_scale")) {
+            CHECK(st == MC_OK, "without logit_scale: %s", err.message);
+            continue;
+        }
+        CHECK(st == MC_ERR_MISSING_TENSOR && strstr(err.message, names[i]), "drop %s: status %d '%s'", names[i], st,
+              err.message);
+        mc_error_clear(&err);
+        st = load_modified(src, cfg, dir, NULL, names[i], NULL, &err);
+        CHECK(st == MC_ERR_SHAPE && strstr(err.message, names[i]) && strstr(err.message, "[3]"),
+              "reshape %s: status %d '%s'", names[i], st, err.message);
+    }
+    mc_error_clear(&err);
+    st = load_modified(src, cfg, dir, NULL, NULL, "visual.trunk.blocks.0.attn.extra", &err);
+    CHECK(st == MC_ERR_UNEXPECTED_TENSOR && strstr(err.message, "visual.trunk.blocks.0.attn.extra"),
+          "extra tensor: status %d '%s'", st, err.message);
+    mc_error_clear(&err);
+    st = load_modified(src, cfg, dir, NULL, NULL, "text.transformer.resblocks.9.ln_1.weight", &err);
+    CHECK(st != MC_OK && strstr(err.message, "text.transformer.resblocks.9"), "stray layer: status %d '%s'", st,
+          err.message);
+    rmdir(dir);
+}
+
+static void test_bad_args(void) {
+    mc_error err;
+    mc_error_clear(&err);
+    mc_model *m = NULL;
+    CHECK(mc_model_load(NULL, NULL, &m, &err) == MC_ERR_INVALID_ARG, "NULL path accepted");
+    mc_error_clear(&err);
+    mc_status st = mc_model_load(fixture("models/no_such_model"), NULL, &m, &err);
+    CHECK(st != MC_OK && m == NULL && err.message[0], "missing model folder: status %d", st);
+    CHECK(mc_context_new(NULL, NULL, NULL, &err) == MC_ERR_INVALID_ARG, "NULL model accepted");
+    float x[4] = {3, 4, 0, 0};
+    mc_l2_normalize_rows(x, 2, 2);
+    CHECK(fabsf(x[0] - 0.6f) < 1e-7f && fabsf(x[1] - 0.8f) < 1e-7f && x[2] == 0 && x[3] == 0,
+          "l2 normalise: %g %g %g %g", x[0], x[1], x[2], x[3]);
+}
+
+int main(void) {
+    /* whole models (ViT image towers) */
+    run_case("oc_mobileclip_b", NULL, 1);
+    run_case("oc_mobileclip2_b", "open_clip_model.safetensors", 1);
+    run_case("oc_mobileclip2_l14", NULL, 1);
+    run_case("v1_vit_causal", NULL, 1);
+    run_case("v1_vit_causal", "model.pt", 1);
+    /* text-only loads of the MCi cases */
+    const char *mci[] = {"oc_mobileclip_s1", "oc_mobileclip2_s0", "oc_mobileclip2_s3", "oc_mobileclip2_s4",
+                         "v1_mci_mct", "v1_mci_base"};
+    for (size_t i = 0; i < sizeof mci / sizeof *mci; i++) run_case(mci[i], NULL, 0);
+    test_errors();
+    test_bad_args();
+    return test_summary("test_model");
+}
