@@ -23,13 +23,18 @@
 
 static __thread float *tl_buf[MC_SCRATCH_N];
 static __thread size_t tl_cap[MC_SCRATCH_N];
+static size_t g_scratch_limit = (size_t)-1;   /* floats; tests lower it */
+
+void mc_scratch_set_limit(size_t floats) { g_scratch_limit = floats; }
 
 float *mc_scratch(int slot, size_t floats) {
+    if (floats > g_scratch_limit) return NULL;
     if (floats > tl_cap[slot]) {
+        if (floats > ((size_t)-1) / sizeof(float) / 2) return NULL;
         size_t cap = floats + floats / 4 + 64;
         cap = (cap + 15) & ~(size_t)15;
         float *p = aligned_alloc(64, cap * sizeof(float));
-        if (!p) abort();
+        if (!p) return NULL;
         free(tl_buf[slot]);
         tl_buf[slot] = p;
         tl_cap[slot] = cap;
@@ -101,6 +106,27 @@ static void pack_b(int tb, const float *b, int ldb, int nr, int NR, int kc, floa
 
 /* ---- the serial blocked product over C rows [m0, m1) and columns [n0, n1) ---- */
 
+/* The same block computed directly, without packing buffers: the path taken
+ * when scratch memory cannot be had (the kernels have no error return). */
+static void gemm_block_plain(const mc_kset *ks, int ta, int tb, int m0, int m1, int n0, int n1, int k,
+                             float alpha, const float *a, int lda, const float *b, int ldb, float beta,
+                             float *c, int ldc, const float *brow, const float *bcol, mc_act act) {
+    for (int i = m0; i < m1; i++) {
+        float *ci = c + (size_t)i * ldc;
+        for (int j = n0; j < n1; j++) {
+            float sum = 0;
+            for (int p = 0; p < k; p++) {
+                float av = ta ? a[(size_t)p * lda + i] : a[(size_t)i * lda + p];
+                float bv = tb ? b[(size_t)j * ldb + p] : b[(size_t)p * ldb + j];
+                sum += av * bv;
+            }
+            ci[j] = alpha * sum + (beta == 0 ? 0 : beta * ci[j]);
+        }
+        if (brow || bcol || act != MC_ACT_NONE)
+            ks->epi(ci + n0, (size_t)ldc, 1, n1 - n0, brow ? brow + i : NULL, bcol ? bcol + n0 : NULL, act);
+    }
+}
+
 static void gemm_block(const mc_kset *ks, int ta, int tb, int m0, int m1, int n0, int n1, int k,
                        float alpha, const float *a, int lda, const float *b, int ldb, float beta,
                        float *c, int ldc, const float *brow, const float *bcol, mc_act act) {
@@ -111,6 +137,10 @@ static void gemm_block(const mc_kset *ks, int ta, int tb, int m0, int m1, int n0
     int mc_max = (m1 - m0) < MC ? (m1 - m0) : MC;
     float *bp = mc_scratch(MC_SCRATCH_PACK_B, (size_t)kc_max * ((nc_max + NR - 1) / NR) * NR + (size_t)MR * NR);
     float *ap = mc_scratch(MC_SCRATCH_PACK_A, (size_t)kc_max * ((mc_max + MR - 1) / MR) * MR + (size_t)MR * NR);
+    if (!bp || !ap) {   /* no memory for packing: the same block without it */
+        gemm_block_plain(ks, ta, tb, m0, m1, n0, n1, k, alpha, a, lda, b, ldb, beta, c, ldc, brow, bcol, act);
+        return;
+    }
     float tmp[64 * 64] __attribute__((aligned(64)));
     for (int jc = n0; jc < n1; jc += NC) {
         int nc = n1 - jc < NC ? n1 - jc : NC;

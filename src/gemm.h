@@ -68,7 +68,11 @@ int mc_kernels_force(const char *name);
 /* Scratch owned by the calling thread, grown on demand, never shrunk (no
  * allocation per call in steady state).  Slots keep callers' uses apart. */
 enum { MC_SCRATCH_PACK_A, MC_SCRATCH_PACK_B, MC_SCRATCH_CONV, MC_SCRATCH_ATTN, MC_SCRATCH_N };
+/* NULL when the memory cannot be had (or exceeds the test limit); every caller
+ * then takes a path that needs no scratch, since the kernels cannot fail. */
 float *mc_scratch(int slot, size_t floats);
+/* Test hook: scratch requests above this many floats fail ((size_t)-1: none). */
+void mc_scratch_set_limit(size_t floats);
 
 /* Threads for a kernel call: the set count (0 = all cores), 1 inside a
  * parallel region or when work (flops) is too small to share. */

@@ -152,8 +152,15 @@ void mc_conv2d(const mc_conv2d_desc *d, const float *w, const float *b, const fl
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
         for (int i = 0; i < total; i++) {
             int img = i / d->cout, oc = i % d->cout, ic = oc / cpg_out;
-            ks->dw(x + ((size_t)img * d->cin + ic) * hw, h, wd, w + (size_t)oc * khw, d,
-                   b ? b[oc] : 0.0f, act, y + (size_t)i * ohw, mc_scratch(MC_SCRATCH_CONV, sc));
+            const float *xc = x + ((size_t)img * d->cin + ic) * hw;
+            float *scr = mc_scratch(MC_SCRATCH_CONV, sc);
+            if (scr) {
+                ks->dw(xc, h, wd, w + (size_t)oc * khw, d, b ? b[oc] : 0.0f, act, y + (size_t)i * ohw, scr);
+            } else {   /* no scratch memory: the reference conv of this one channel */
+                mc_conv2d_desc d1 = *d;
+                d1.cin = d1.cout = d1.groups = 1;
+                mc_conv2d_ref(&d1, w + (size_t)oc * khw, b ? b + oc : NULL, xc, 1, h, wd, y + (size_t)i * ohw, act);
+            }
         }
         return;
     }
@@ -166,6 +173,10 @@ void mc_conv2d(const mc_conv2d_desc *d, const float *w, const float *b, const fl
             const float *col = xg;
             if (!direct) {
                 float *cb = mc_scratch(MC_SCRATCH_CONV, (size_t)kk * ohw);
+                if (!cb) {   /* no memory for im2col: the reference conv */
+                    mc_conv2d_ref(d, w, b, x, n, h, wd, y, act);
+                    return;
+                }
                 im2col(xg, cpg_in, h, wd, d, oh, ow, cb, nt);
                 col = cb;
             }
@@ -207,6 +218,47 @@ void mc_softmax_rows(float *x, int rows, int cols) {
     for (int r = 0; r < rows; r++) ks->softmax_row(x + (size_t)r * cols, cols);
 }
 
+/* One head of attention without any scratch beyond a small stack block:
+ * softmax computed online over blocks of keys (running max and sum), the
+ * output row itself holding the accumulator.  The path taken when the
+ * per-thread score matrix cannot be allocated. */
+static void attention_head_online(const float *q, const float *k, const float *v, int ld, int t, int hd,
+                                  int causal, float scale, float *out, int od) {
+    enum { BLK = 64 };
+    float sc[BLK];
+    for (int i = 0; i < t; i++) {
+        const float *qi = q + (size_t)i * ld;
+        float *oi = out + (size_t)i * od;
+        for (int d = 0; d < hd; d++) oi[d] = 0;
+        float m = -INFINITY, l = 0;
+        int tend = causal ? i + 1 : t;
+        for (int j0 = 0; j0 < tend; j0 += BLK) {
+            int nb = tend - j0 < BLK ? tend - j0 : BLK;
+            float mb = -INFINITY;
+            for (int j = 0; j < nb; j++) {
+                const float *kj = k + (size_t)(j0 + j) * ld;
+                float dot = 0;
+                for (int d = 0; d < hd; d++) dot += qi[d] * kj[d];
+                sc[j] = dot * scale;
+                if (sc[j] > mb) mb = sc[j];
+            }
+            float mn = mb > m ? mb : m;
+            float f = expf(m - mn);
+            l *= f;
+            for (int d = 0; d < hd; d++) oi[d] *= f;
+            for (int j = 0; j < nb; j++) {
+                float p = expf(sc[j] - mn);
+                l += p;
+                const float *vj = v + (size_t)(j0 + j) * ld;
+                for (int d = 0; d < hd; d++) oi[d] += p * vj[d];
+            }
+            m = mn;
+        }
+        float inv = 1.0f / l;
+        for (int d = 0; d < hd; d++) oi[d] *= inv;
+    }
+}
+
 void mc_attention(const float *q, const float *k, const float *v, int ld, int t, int heads, int hd,
                   int causal, float *out, float *scratch) {
     const mc_kset *ks = mc_kset_get();
@@ -217,6 +269,10 @@ void mc_attention(const float *q, const float *k, const float *v, int ld, int t,
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int h = 0; h < heads; h++) {
         float *s = nt > 1 ? mc_scratch(MC_SCRATCH_ATTN, (size_t)t * t) : scratch;
+        if (!s) {
+            attention_head_online(q + h * hd, k + h * hd, v + h * hd, ld, t, hd, causal, scale, out + h * hd, od);
+            continue;
+        }
         mc_gemm_ex(ks, 1, 0, 1, t, t, hd, scale, q + h * hd, ld, k + h * hd, ld, 0.0f, s, t, NULL,
                    NULL, MC_ACT_NONE);
         for (int i = 0; i < t; i++) {

@@ -290,6 +290,18 @@ int main(void) {
         }
     }
     mc_kernels_force(NULL);
+    /* without scratch memory every kernel takes its no-scratch path and must
+     * still agree with the reference */
+    g_set = "no-scratch";
+    mc_scratch_set_limit(0);
+    for (g_nt = 1; g_nt <= 2; g_nt++) {
+        mc_kernels_set_threads(g_nt);
+        test_gemm();
+        test_linear();
+        test_conv();
+        test_attention();
+    }
+    mc_scratch_set_limit((size_t)-1);
     test_geometry_14x32();
     mc_kernels_set_threads(0);
     CHECK(mc_kernels_get_threads() == 0, "threads 0 = all cores");
