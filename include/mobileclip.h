@@ -244,7 +244,9 @@ typedef struct mc_model_params {
     const char *vocab_path;   /* tokenizer vocabulary; NULL: mc_tokenizer_find_vocab */
     int load_image_tower;     /* 1 (default) */
     int load_text_tower;      /* 1 (default) */
-    int reparameterize;       /* 1 (default): fold train-time branches at load */
+    int reparameterize;       /* 1 (default): fold train-time branches at load.  The inference
+                                 path always runs folded; unfused train-mode models are the
+                                 training API's (docs/training.md). */
     int load_tokenizer;       /* 1 (default) when the text tower is loaded: find and load the
                                  vocabulary; 0: skip it (validation, encode_text from ids) */
 } mc_model_params;

@@ -335,15 +335,6 @@ mc_status mc_config_builtin(const char *name, mc_config *out, mc_error *err) {
 
 /* ---------------------------------------------------------------- finding files */
 
-static int is_dir(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-static int is_file(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
 static int ends_with(const char *s, const char *suffix) {
     size_t a = strlen(s), b = strlen(suffix);
     return a >= b && !strcmp(s + a - b, suffix);
@@ -360,7 +351,7 @@ static mc_status find_checkpoint(const char *dir, char *out, size_t cap, mc_erro
     char buf[4096];
     for (size_t i = 0; i < sizeof preferred / sizeof preferred[0]; i++) {
         snprintf(buf, sizeof buf, "%s/%s", dir, preferred[i]);
-        if (is_file(buf)) { copy_str(out, cap, buf); return MC_OK; }
+        if (mc_path_is_file(buf)) { copy_str(out, cap, buf); return MC_OK; }
     }
     DIR *d = opendir(dir);
     if (!d) return mc_fail(err, MC_ERR_IO, "%s: cannot list the folder", dir);
@@ -380,7 +371,7 @@ static mc_status find_checkpoint(const char *dir, char *out, size_t cap, mc_erro
         for (size_t i = 0; i < n && st != MC_OK; i++) {
             if (!ends_with(names[i], exts[e]) || !strcmp(names[i], "expected.safetensors")) continue;
             snprintf(buf, sizeof buf, "%s/%s", dir, names[i]);
-            if (is_file(buf)) { copy_str(out, cap, buf); st = MC_OK; }
+            if (mc_path_is_file(buf)) { copy_str(out, cap, buf); st = MC_OK; }
         }
     for (size_t i = 0; i < n; i++) free(names[i]);
     if (st != MC_OK)
@@ -450,11 +441,11 @@ mc_status mc_config_resolve_text(const char *model_path, const char *config_path
     if (!model_path) return mc_fail(err, MC_ERR_INVALID_ARG, "model path is NULL");
     char ckpt[4096], dir[4096];
     mc_status st;
-    if (is_dir(model_path)) {
+    if (mc_path_is_dir(model_path)) {
         if ((st = find_checkpoint(model_path, ckpt, sizeof ckpt, err)) != MC_OK) return st;
         copy_str(dir, sizeof dir, model_path);
     } else {
-        if (!is_file(model_path)) return mc_fail(err, MC_ERR_IO, "%s: no such file or folder", model_path);
+        if (!mc_path_is_file(model_path)) return mc_fail(err, MC_ERR_IO, "%s: no such file or folder", model_path);
         copy_str(ckpt, sizeof ckpt, model_path);
         copy_str(dir, sizeof dir, model_path);
         char *slash = strrchr(dir, '/');
@@ -467,7 +458,7 @@ mc_status mc_config_resolve_text(const char *model_path, const char *config_path
     char buf[4200];
     for (size_t i = 0; i < 2; i++) {
         snprintf(buf, sizeof buf, "%s/%s", dir, beside[i]);
-        if (is_file(buf)) return load_file_text(buf, out, text_out, err);
+        if (mc_path_is_file(buf)) return load_file_text(buf, out, text_out, err);
     }
     st = config_from_metadata(ckpt, out, text_out, err);
     if (st != MC_ERR_NOT_FOUND) return st;

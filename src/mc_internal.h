@@ -52,6 +52,10 @@ void mc_file_map_close(mc_file_map *map);
 mc_status mc_file_read_all(const char *path, size_t max_size, char **out, size_t *len,
                            mc_error *err);
 
+/* 1 when path names an existing regular file / folder. */
+int mc_path_is_file(const char *path);
+int mc_path_is_dir(const char *path);
+
 /* Half-precision conversions. */
 float mc_f16_to_f32(uint16_t h);
 float mc_bf16_to_f32(uint16_t b);

@@ -83,25 +83,15 @@ mc_status mc_registry_model_dir(const mc_registry_entry *e, char *out, size_t ca
     return MC_OK;
 }
 
-static int is_file(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
-static int is_dir(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
 int mc_registry_is_cached(const mc_registry_entry *e) {
     char dir[4096], p[8192];
     if (mc_registry_model_dir(e, dir, sizeof dir, NULL)) return 0;
     for (int i = 0; i < MC_REGISTRY_MAX_FILES && e->files[i]; i++) {
         snprintf(p, sizeof p, "%s/%s", dir, e->files[i]);
-        if (!is_file(p)) return 0;
+        if (!mc_path_is_file(p)) return 0;
     }
     snprintf(p, sizeof p, "%s/%s", dir, MC_VOCAB_FILENAME);
-    return is_file(p);
+    return mc_path_is_file(p);
 }
 
 static const char *env_or(const char *a, const char *b, const char *dflt) {
@@ -147,7 +137,7 @@ static mc_status make_dirs(const char *path, mc_error *err) {
             tmp[i] = c;
         }
     }
-    if (!is_dir(path)) return mc_fail(err, MC_ERR_IO, "%s: not a folder", path);
+    if (!mc_path_is_dir(path)) return mc_fail(err, MC_ERR_IO, "%s: not a folder", path);
     return MC_OK;
 }
 
@@ -163,7 +153,7 @@ mc_status mc_registry_fetch(const mc_registry_entry *e, const mc_download_params
     want[n++] = MC_VOCAB_FILENAME;
     for (int i = 0; i < n; i++) {
         snprintf(dest, sizeof dest, "%s/%s", dir, want[i]);
-        if (is_file(dest)) continue;
+        if (mc_path_is_file(dest)) continue;
         if ((st = mc_registry_url(e, want[i], url, sizeof url, err))) return st;
         mc_download_params p = params ? *params : mc_download_default_params();
         if (!p.label) p.label = want[i];
@@ -196,7 +186,7 @@ static const mc_registry_entry *entry_of_path(const char *path) {
         if (e) return e;
     }
     /* a file inside a cache folder: the folder's name */
-    if (base != buf && is_file(path)) {
+    if (base != buf && mc_path_is_file(path)) {
         base[-1] = 0;
         char *b2 = strrchr(buf, '/');
         return mc_registry_find(b2 ? b2 + 1 : buf);

@@ -363,16 +363,6 @@ mc_status mc_tokenizer_load(const char *vocab_path, mc_tokenizer **out, mc_error
 /* Finding the vocabulary                                                    */
 /* ------------------------------------------------------------------------ */
 
-static int is_file(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
-static int is_dir(const char *p) {
-    struct stat sb;
-    return stat(p, &sb) == 0 && S_ISDIR(sb.st_mode);
-}
-
 mc_status mc_tokenizer_find_vocab(const char *near_path, char *path_out, size_t path_cap,
                                   mc_error *err) {
     if (!path_out || path_cap == 0) return mc_fail(err, MC_ERR_INVALID_ARG, "mc_tokenizer_find_vocab: no output buffer");
@@ -381,7 +371,7 @@ mc_status mc_tokenizer_find_vocab(const char *near_path, char *path_out, size_t 
     const char *env = getenv(MC_VOCAB_ENV);
     if (env && *env) snprintf(cand[nc++], sizeof cand[0], "%s", env);
     if (near_path && *near_path) {
-        if (is_dir(near_path)) {
+        if (mc_path_is_dir(near_path)) {
             snprintf(cand[nc++], sizeof cand[0], "%s/%s", near_path, MC_VOCAB_FILENAME);
         } else {
             const char *slash = strrchr(near_path, '/');
@@ -395,7 +385,7 @@ mc_status mc_tokenizer_find_vocab(const char *near_path, char *path_out, size_t 
     snprintf(cand[nc++], sizeof cand[0], "%s/%s", MC_SHARE_DIR, MC_VOCAB_FILENAME);
 #endif
     for (int i = 0; i < nc; i++) {
-        if (is_file(cand[i])) {
+        if (mc_path_is_file(cand[i])) {
             if (strlen(cand[i]) + 1 > path_cap)
                 return mc_fail(err, MC_ERR_INVALID_ARG, "vocabulary path too long for the buffer");
             memcpy(path_out, cand[i], strlen(cand[i]) + 1);
