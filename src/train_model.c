@@ -730,10 +730,10 @@ static tt *mobileone(mc_trainer *t, tt *x, const char *pf, int stride, int act) 
 /* ReparamLargeKernelConv: act(se(bn(conv_k(x)) + bn(conv_small(x)))) */
 static tt *replk(mc_trainer *t, tt *x, const char *pf, int stride) {
     char b[512];
-    snprintf(b, sizeof b, "%s.lkb_origin.bn", pf);
+    snprintf(b, sizeof b, "%.480s.lkb_origin.bn", pf);
     tt *out = op_bn(t, op_conv(t, x, needp(t, "%s.lkb_origin.conv.weight", pf), NULL, stride), b);
     if (findp(t, "%s.small_conv.conv.weight", pf)) {
-        snprintf(b, sizeof b, "%s.small_conv.bn", pf);
+        snprintf(b, sizeof b, "%.480s.small_conv.bn", pf);
         tt *s = op_bn(t, op_conv(t, x, needp(t, "%s.small_conv.conv.weight", pf), NULL, stride), b);
         out = op_add(t, out, s, 1.0f);
     }
@@ -775,7 +775,7 @@ static tt *attention_block(mc_trainer *t, tt *x, const char *pf) {
     if (!x || t->failed) return NULL;
     char b[512];
     int B = x->n, C = x->c, HW = x->h * x->w, H = x->h, W = x->w;
-    snprintf(b, sizeof b, "%s.norm", pf);
+    snprintf(b, sizeof b, "%.480s.norm", pf);
     tt *n = op_bn(t, x, b);
     tt *s = op_transpose(t, n, B, C, HW, B, HW, C, 1);
     tt *qkv = op_linear(t, s, needp(t, "%s.token_mixer.qkv.weight", pf), findp(t, "%s.token_mixer.qkv.bias", pf));
@@ -784,7 +784,7 @@ static tt *attention_block(mc_trainer *t, tt *x, const char *pf) {
     tt *back = op_transpose(t, pr, B, HW, C, B, C, H, W);
     mc_tparam *l1 = findp(t, "%s.layer_scale_1", pf), *l2 = findp(t, "%s.layer_scale_2", pf);
     x = op_add(t, x, l1 ? op_chscale(t, back, l1) : back, 1.0f);
-    snprintf(b, sizeof b, "%s.convffn", pf);
+    snprintf(b, sizeof b, "%.480s.convffn", pf);
     tt *f = convffn(t, x, b);
     return op_add(t, x, l2 ? op_chscale(t, f, l2) : f, 1.0f);
 }
