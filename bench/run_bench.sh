@@ -7,6 +7,9 @@
 #   MODELS="mobileclip_s0 mobileclip_s2 mobileclip_b"  TOWERS="image text"
 #   BATCH=1,16  THREADS=1,2  RUNS=3  WARMUP=1  BUDGET=20 (seconds of timed runs per
 #   measurement; at least one run)  BIN=build/mobileclip
+# Then one short training-step run (`mobileclip bench-train`: full-size S0,
+# forward + backward + AdamW): TRAIN_BATCH=2 TRAIN_STEPS=1 (TRAIN=0 skips it;
+# the documented figure uses TRAIN_BATCH=8).
 set -u
 BIN=${BIN:-build/mobileclip}
 MODELS=${MODELS:-"mobileclip_s0 mobileclip_s2 mobileclip_b"}
@@ -27,4 +30,11 @@ for m in $MODELS; do
     printf '%s\n' "$out"
   done
 done
+if [ "${TRAIN:-1}" != 0 ]; then
+  if out=$("$BIN" bench-train --model mobileclip_s0 --batch "${TRAIN_BATCH:-2}" --steps "${TRAIN_STEPS:-1}" \
+             --warmup 0 2>/dev/null); then :; else
+    echo "# bench-train: failed (exit $?)"; rc=1
+  fi
+  printf '%s\n' "$out"
+fi
 exit $rc

@@ -1,14 +1,25 @@
 /*
- * cmd_train.c - the 'train-step-check' command: runs a training fixture
- * folder (config.json, init.pt, expected.safetensors) for its steps and
- * prints every comparison; exits 0 only when all are within tolerance.
+ * cmd_train.c - the training commands: 'train-step-check' runs a training
+ * fixture folder (config.json, init.pt, expected.safetensors) for its steps
+ * and prints every comparison (exit 0 only when all are within tolerance);
+ * 'bench-train' times full training steps (forward + backward + AdamW) of a
+ * full-size built-in model with seeded random weights, images, captions and
+ * teacher embeddings.
  */
 #include "cli.h"
 
+#include "synth.h"
 #include "train_check.h"
 
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 typedef struct report_ctx {
     int verbose;
@@ -49,4 +60,139 @@ int cmd_train_step_check(int argc, char **argv) {
     if (st != MC_OK) return cli_error(&err);
     printf("train-step-check: %d within tolerance, %d outside\n", pass, fail);
     return fail == 0 && pass > 0 ? 0 : 1;
+}
+
+/* ------------------------------------------------------------ bench-train */
+
+static double bt_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static uint64_t bt_rng = 0x853c49e6748fea9bull;
+static float bt_rand(void) {   /* uniform in [0, 1) */
+    bt_rng ^= bt_rng << 13; bt_rng ^= bt_rng >> 7; bt_rng ^= bt_rng << 17;
+    return (float)((bt_rng >> 11) * (1.0 / 9007199254740992.0));
+}
+
+/* rows of n x (2 x 512) teacher embeddings, each half L2-normalised */
+static void bt_teachers(float *t, int n, int d) {
+    for (int i = 0; i < 2 * n; i++) {
+        double s = 0;
+        for (int j = 0; j < d; j++) { t[(size_t)i * d + j] = bt_rand() - 0.5f; s += (double)t[(size_t)i * d + j] * t[(size_t)i * d + j]; }
+        for (int j = 0; j < d; j++) t[(size_t)i * d + j] = (float)(t[(size_t)i * d + j] / sqrt(s));
+    }
+}
+
+static const cli_opt bt_opts[] = {
+    {"model", 'm', 1, 0, "NAME  built-in mobileclip-repo model (default mobileclip_s0)"},
+    {"batch", 'b', 1, 0, "N     images per step (default 8)"},
+    {"steps", 's', 1, 0, "N     timed steps (default 2)"},
+    {"warmup", 'w', 1, 0, "N     untimed steps first (default 1)"},
+    {"threads", 't', 1, 0, "N     OpenMP threads (default: the OpenMP default)"},
+};
+
+int cmd_bench_train(int argc, char **argv) {
+    cli_args a;
+    int help = 0;
+    int nopt = (int)(sizeof bt_opts / sizeof bt_opts[0]);
+    if (cli_parse(argc, argv, bt_opts, nopt, &a, &help)) return 2;
+    if (help || a.n_pos != 0) {
+        cli_print_help(help ? stdout : stderr, "mobileclip bench-train [options]",
+                       "Times full training steps (image tower, text tower on real and synthetic\n"
+                       "captions, DR loss with two 512-d teachers, backward, AdamW) of a full-size\n"
+                       "built-in model (mobileclip-repo layout) with seeded random weights and\n"
+                       "random images, captions and teacher embeddings; prints images per second.",
+                       bt_opts, nopt);
+        cli_args_free(&a);
+        return help ? 0 : 2;
+    }
+    const char *name = cli_get(&a, "model") ? cli_get(&a, "model") : "mobileclip_s0";
+    int batch = 8, steps = 2, warmup = 1, threads = 0;
+    if ((cli_get(&a, "batch") && (cli_parse_int(cli_get(&a, "batch"), &batch) || batch < 2)) ||
+        (cli_get(&a, "steps") && (cli_parse_int(cli_get(&a, "steps"), &steps) || steps < 1)) ||
+        (cli_get(&a, "warmup") && (cli_parse_int(cli_get(&a, "warmup"), &warmup) || warmup < 0)) ||
+        (cli_get(&a, "threads") && (cli_parse_int(cli_get(&a, "threads"), &threads) || threads < 1))) {
+        cli_args_free(&a);
+        return cli_errorf("bench-train: --batch needs N >= 2, --steps N >= 1, --warmup N >= 0, --threads N >= 1");
+    }
+#ifdef _OPENMP
+    if (threads > 0) omp_set_num_threads(threads);
+    threads = omp_get_max_threads();
+#else
+    threads = 1;
+#endif
+    mc_error err;
+    mc_error_clear(&err);
+    mc_arch_spec spec;
+    mc_config mcfg;
+    mc_checkpoint *ck = NULL;
+    mc_trainer *t = NULL;
+    float *px = NULL, *teach = NULL;
+    int32_t *tok = NULL;
+    int rc = 1;
+    mc_status st = mc_arch_spec_builtin(name, &spec, &mcfg, &err);
+    if (st == MC_OK && !spec.v1) st = mc_fail(&err, MC_ERR_UNSUPPORTED, "bench-train: '%s' is not a mobileclip-repo model", name);
+    if (st == MC_OK) st = mc_synth_checkpoint(&spec, 1234, 1, 1, &ck, &err);
+    if (st != MC_OK) { rc = cli_error(&err); goto done; }
+    mc_train_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    snprintf(cfg.image_arch, sizeof cfg.image_arch, "%.31s", mcfg.image_arch);
+    snprintf(cfg.text_arch, sizeof cfg.text_arch, "%.31s", mcfg.text_arch);
+    cfg.image_size = mcfg.image_size;
+    cfg.context_length = mcfg.context_length;
+    cfg.text_heads[0] = mcfg.text_heads > 0 ? mcfg.text_heads : 8;
+    cfg.n_text_heads = 1;
+    cfg.causal = mcfg.causal;
+    cfg.bn_momentum = 0.1f;
+    mc_dr_loss_params lp;
+    memset(&lp, 0, sizeof lp);
+    lp.n_teachers = 2;
+    lp.teacher_dims[0] = lp.teacher_dims[1] = 512;
+    lp.teacher_scales[0] = lp.teacher_scales[1] = 100.0f;
+    lp.w_contrastive = 0.25f;
+    lp.w_distill = lp.lambda = 0.75f;
+    mc_adamw_params op = mc_adamw_default_params();
+    if ((st = mc_trainer_new(&cfg, ck, name, &lp, &op, &t, &err)) != MC_OK) { rc = cli_error(&err); goto done; }
+    int S = cfg.image_size, L = cfg.context_length, td = 1024;
+    px = malloc(sizeof *px * (size_t)batch * 3 * S * S);
+    tok = malloc(sizeof *tok * (size_t)2 * batch * L);
+    teach = malloc(sizeof *teach * (size_t)3 * batch * td);
+    if (!px || !tok || !teach) { rc = cli_errorf("bench-train: out of memory"); goto done; }
+    for (size_t i = 0; i < (size_t)batch * 3 * S * S; i++) px[i] = bt_rand();
+    for (int i = 0; i < 2 * batch; i++) {   /* SOT, 10..40 words, EOT, padding */
+        int len = 11 + (int)(bt_rand() * 30);
+        for (int j = 0; j < L; j++)
+            tok[(size_t)i * L + j] = j == 0 ? 49406 : j < len ? 256 + (int)(bt_rand() * 49000) : j == len ? 49407 : 0;
+    }
+    for (int k = 0; k < 3; k++) bt_teachers(teach + (size_t)k * batch * td, batch, 512);
+    mc_train_batch b = {batch, px, tok, tok + (size_t)batch * L, teach, teach + (size_t)batch * td,
+                        teach + (size_t)2 * batch * td};
+    mc_train_result res;
+    double t0 = 0, best = INFINITY;
+    for (int s = 0; s < warmup + steps; s++) {
+        double s0 = bt_now();
+        if (s == warmup) t0 = s0;
+        if ((st = mc_trainer_train_step(t, &b, &res, &err)) != MC_OK) { rc = cli_error(&err); goto done; }
+        double dt = bt_now() - s0;
+        if (s >= warmup && dt < best) best = dt;
+        fprintf(stderr, "bench-train: step %d/%d %.2f s loss %.5f\n", s + 1, warmup + steps, dt, res.loss);
+    }
+    double mean = (bt_now() - t0) / steps;
+    size_t nparam = 0;
+    for (size_t i = 0; i < mc_trainer_count(t); i++)
+        if (mc_trainer_param(t, i)->g) nparam += mc_trainer_param(t, i)->n;
+    printf("bench-train model=%s batch=%d image=%d context=%d params=%zu threads=%d steps=%d "
+           "s_per_step_mean=%.3f s_per_step_min=%.3f images_per_s=%.3f loss=%.5f\n",
+           name, batch, S, L, nparam, threads, steps, mean, best, batch / mean, res.loss);
+    rc = 0;
+done:
+    free(px);
+    free(tok);
+    free(teach);
+    mc_trainer_free(t);
+    mc_checkpoint_close(ck);
+    cli_args_free(&a);
+    return rc;
 }

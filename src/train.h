@@ -2,8 +2,8 @@
  * train.h - multi-modal reinforced training (MobileCLIP "DR" training):
  * train-mode forward/backward kernels on raw float arrays, the DR loss,
  * AdamW with the reference's parameter groups, a tape that records the
- * unfused train-mode model (mobileclip-repo layout: MCi image tower, mct/base
- * text tower) for the backward pass, and training-state checkpoints.
+ * unfused train-mode model (mobileclip-repo layout: MCi or vit_b16 image
+ * tower, mct/base text tower) for the backward pass, and training-state checkpoints.
  *
  * Kernel conventions (llm.c style): every forward has a backward that
  * accumulates (+=) into the gradients it is given (NULL = not wanted).
@@ -128,7 +128,7 @@ typedef struct mc_tparam {
 typedef struct mc_trainer mc_trainer;
 
 typedef struct mc_train_config {
-    char image_arch[32];      /* "mci0" ... (MCi family) */
+    char image_arch[32];      /* "mci0" ... (MCi family) or "vit_b16" */
     char text_arch[32];       /* "mct" or "base" */
     int image_size;
     int context_length;
@@ -177,6 +177,21 @@ void mc_trainer_zero_grad(mc_trainer *t);
  * float rounding error of a gradient whose terms cancel.  Costs about one more
  * weight-gradient pass; off by default.  Fails only for lack of memory. */
 mc_status mc_trainer_track_grad_terms(mc_trainer *t, int on, mc_error *err);
+
+/* Eval mode (model.eval()): BatchNorm normalises with the running statistics
+ * and leaves them alone.  Off by default (train mode: batch statistics). */
+void mc_trainer_set_eval(mc_trainer *t, int on);
+/* The towers alone, without the loss or a step: image features [n_img, E] of
+ * pixels [n_img,3,S,S] and text features [n_txt, E] of tokens
+ * [n_txt, context_length], before L2 normalisation (n_img or n_txt may be 0).
+ * When d_img / d_txt are given, the backward of sum(d_img * img) +
+ * sum(d_txt * txt) accumulates (+=) into the parameter gradients.  In train
+ * mode the BatchNorm running statistics update as in a training forward. */
+mc_status mc_trainer_features(mc_trainer *t, const float *pixels, int n_img, const int32_t *tokens,
+                              int n_txt, float *img, float *txt, const float *d_img,
+                              const float *d_txt, mc_error *err);
+/* E: the width of the text projection (0 when absent). */
+int mc_trainer_embed_dim(mc_trainer *t);
 
 size_t mc_trainer_count(const mc_trainer *t);
 mc_tparam *mc_trainer_param(mc_trainer *t, size_t i);

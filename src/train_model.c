@@ -26,7 +26,8 @@ typedef struct tt {
 
 enum {
     OP_CONV, OP_BN, OP_ADD, OP_CHSCALE, OP_ACT, OP_GAP, OP_GATE, OP_TRANSPOSE, OP_LINEAR,
-    OP_MATMUL, OP_LAYERNORM, OP_ATTENTION, OP_EMBED, OP_ADDPOS, OP_GATHER, OP_L2NORM
+    OP_MATMUL, OP_LAYERNORM, OP_ATTENTION, OP_EMBED, OP_ADDPOS, OP_GATHER, OP_L2NORM, OP_BN_EVAL,
+    OP_PREPEND
 };
 
 typedef struct top {
@@ -55,6 +56,7 @@ struct mc_trainer {
     size_t ntape, captape;
     int failed;         /* allocation failure during a forward */
     int track_terms;    /* fill mc_tparam.gabs / gterms during backward */
+    int eval;           /* BatchNorm on running statistics (model.eval()) */
     char missing[512];  /* first missing tensor */
 };
 
@@ -132,8 +134,8 @@ static top *push(mc_trainer *t, int kind) {
 
 /* ------------------------------------------------------------------ ops */
 
-/* y = conv(x, w) + b; stride s, padding kernel//2 per dim, groups from shapes */
-static tt *op_conv(mc_trainer *t, tt *x, mc_tparam *w, mc_tparam *b, int s) {
+/* y = conv(x, w) + b; stride s, padding pad (< 0: kernel//2) per dim, groups from shapes */
+static tt *op_conv_pad(mc_trainer *t, tt *x, mc_tparam *w, mc_tparam *b, int s, int pad) {
     if (!x || !w || t->failed) { if (!t->failed) t->failed = 2; return NULL; }
     mc_conv2d_desc d;
     d.cout = (int)w->shape[0];
@@ -141,8 +143,8 @@ static tt *op_conv(mc_trainer *t, tt *x, mc_tparam *w, mc_tparam *b, int s) {
     d.kh = (int)w->shape[2];
     d.kw = (int)w->shape[3];
     d.sh = d.sw = s;
-    d.ph = d.kh / 2;
-    d.pw = d.kw / 2;
+    d.ph = pad < 0 ? d.kh / 2 : pad;
+    d.pw = pad < 0 ? d.kw / 2 : pad;
     d.groups = x->c / (int)w->shape[1];
     int oh = mc_conv_out(x->h, d.kh, s, d.ph), ow = mc_conv_out(x->w, d.kw, s, d.pw);
     tt *y = new_tt(t, x->n, d.cout, oh, ow);
@@ -154,13 +156,40 @@ static tt *op_conv(mc_trainer *t, tt *x, mc_tparam *w, mc_tparam *b, int s) {
     return y;
 }
 
-/* BatchNorm2d (train mode) with the module at prefix. */
+static tt *op_conv(mc_trainer *t, tt *x, mc_tparam *w, mc_tparam *b, int s) {
+    return op_conv_pad(t, x, w, b, s, -1);
+}
+
+/* BatchNorm2d in eval mode: y = (x - running_mean) / sqrt(running_var + eps) * g + b */
+static tt *op_bn_eval(mc_trainer *t, tt *x, mc_tparam *g, mc_tparam *b, mc_tparam *rm, mc_tparam *rv) {
+    tt *y = new_tt(t, x->n, x->c, x->h, x->w);
+    float *mean = mc_arena_floats(&t->arena, x->c), *rstd = mc_arena_floats(&t->arena, x->c);
+    if (!mean || !rstd) t->failed = 1;
+    BAIL(t);
+    size_t hw = (size_t)x->h * x->w;
+    for (int c = 0; c < x->c; c++) {
+        mean[c] = rm->w[c];
+        rstd[c] = 1.0f / sqrtf(rv->w[c] + 1e-5f);
+    }
+    for (int i = 0; i < x->n; i++)
+        for (int c = 0; c < x->c; c++) {
+            size_t o = ((size_t)i * x->c + c) * hw;
+            for (size_t p = 0; p < hw; p++) y->d[o + p] = (x->d[o + p] - mean[c]) * rstd[c] * g->w[c] + b->w[c];
+        }
+    top *o = push(t, OP_BN_EVAL);
+    BAIL(t);
+    o->x = x; o->y = y; o->w = g; o->b = b; o->s1 = mean; o->s2 = rstd;
+    return y;
+}
+
+/* BatchNorm2d (train mode, or eval mode when the trainer is in eval) with the module at prefix. */
 static tt *op_bn(mc_trainer *t, tt *x, const char *prefix) {
     if (!x || t->failed) return NULL;
     mc_tparam *g = needp(t, "%s.weight", prefix), *b = needp(t, "%s.bias", prefix);
     mc_tparam *rm = needp(t, "%s.running_mean", prefix), *rv = needp(t, "%s.running_var", prefix);
     mc_tparam *nb = findp(t, "%s.num_batches_tracked", prefix);
     BAIL(t);
+    if (t->eval) return op_bn_eval(t, x, g, b, rm, rv);
     tt *y = new_tt(t, x->n, x->c, x->h, x->w);
     float *mean = mc_arena_floats(&t->arena, x->c), *rstd = mc_arena_floats(&t->arena, x->c);
     if (!mean || !rstd) t->failed = 1;
@@ -366,6 +395,23 @@ static tt *op_gather(mc_trainer *t, tt *x, int B, int L, int D, const int32_t *i
     return y;
 }
 
+/* x [B, T, D] -> y [B, 1 + T, D] with the token p [D] first in every sequence */
+static tt *op_prepend(mc_trainer *t, tt *x, int B, int T, int D, mc_tparam *p) {
+    if (!x || !p || t->failed) { if (!t->failed) t->failed = 2; return NULL; }
+    if ((int)p->n != D) { t->failed = 3; return NULL; }
+    tt *y = new_tt(t, B, T + 1, D, 1);
+    BAIL(t);
+    for (int b = 0; b < B; b++) {
+        float *yb = y->d + (size_t)b * (T + 1) * D;
+        memcpy(yb, p->w, D * sizeof(float));
+        memcpy(yb + D, x->d + (size_t)b * T * D, (size_t)T * D * sizeof(float));
+    }
+    top *o = push(t, OP_PREPEND);
+    BAIL(t);
+    o->x = x; o->y = y; o->w = p; o->i0 = B; o->i1 = T; o->i2 = D;
+    return y;
+}
+
 static tt *op_l2norm(mc_trainer *t, tt *x) {
     if (!x || t->failed) return NULL;
     tt *y = new_tt(t, x->n, x->c, x->h, x->w);
@@ -418,7 +464,8 @@ static void backward_terms(mc_trainer *t, top *o) {
         mc_train_matmul_backward(ax, w->w, o->i0, o->i1, o->i2, ady, NULL, w->gabs);
         w->gterms += o->i0;
         break;
-    case OP_BN: {
+    case OP_BN:
+    case OP_BN_EVAL: {
         int C = x->c;
         size_t hw = (size_t)x->h * x->w;
         for (int c = 0; c < C; c++) {
@@ -476,6 +523,13 @@ static void backward_terms(mc_trainer *t, top *o) {
         w->gterms += x->n;
         break;
     }
+    case OP_PREPEND: {
+        int T = o->i1, D = o->i2;
+        for (int q = 0; q < o->i0; q++)
+            for (int k = 0; k < D; k++) w->gabs[k] += ady[(size_t)q * (T + 1) * D + k];
+        w->gterms += o->i0;
+        break;
+    }
     default:
         break;
     }
@@ -497,6 +551,38 @@ static void backward_op(mc_trainer *t, top *o) {
         mc_train_bn_backward(x->d, x->n, x->c, x->h * x->w, o->w->w, o->s1, o->s2, dy, gradof(t, x),
                              o->w->g, o->b->g);
         break;
+    case OP_BN_EVAL: {
+        float *gx = gradof(t, x);
+        if (!gx) return;
+        size_t hw = (size_t)x->h * x->w;
+        for (int c = 0; c < x->c; c++) {
+            double sg = 0, sb = 0;
+            float k = o->w->w[c] * o->s2[c];
+            for (int i = 0; i < x->n; i++) {
+                size_t off = ((size_t)i * x->c + c) * hw;
+                for (size_t p = 0; p < hw; p++) {
+                    sg += (double)dy[off + p] * ((x->d[off + p] - o->s1[c]) * o->s2[c]);
+                    sb += dy[off + p];
+                    gx[off + p] += dy[off + p] * k;
+                }
+            }
+            o->w->g[c] += (float)sg;
+            o->b->g[c] += (float)sb;
+        }
+        break;
+    }
+    case OP_PREPEND: {
+        float *gx = gradof(t, x);
+        if (!gx) return;
+        int T = o->i1, D = o->i2;
+        for (int b = 0; b < o->i0; b++) {
+            const float *db = dy + (size_t)b * (T + 1) * D;
+            for (int k = 0; k < D; k++) o->w->g[k] += db[k];
+            float *gb = gx + (size_t)b * T * D;
+            for (size_t k = 0; k < (size_t)T * D; k++) gb[k] += db[D + k];
+        }
+        break;
+    }
     case OP_ADD: {
         float *ga = gradof(t, x), *gb = gradof(t, o->x2);
         if (!ga || !gb) return;
@@ -644,10 +730,10 @@ static tt *mobileone(mc_trainer *t, tt *x, const char *pf, int stride, int act) 
 /* ReparamLargeKernelConv: act(se(bn(conv_k(x)) + bn(conv_small(x)))) */
 static tt *replk(mc_trainer *t, tt *x, const char *pf, int stride) {
     char b[512];
-    snprintf(b, sizeof b, "%s.lkb_origin.bn", pf);
+    snprintf(b, sizeof b, "%.480s.lkb_origin.bn", pf);
     tt *out = op_bn(t, op_conv(t, x, needp(t, "%s.lkb_origin.conv.weight", pf), NULL, stride), b);
     if (findp(t, "%s.small_conv.conv.weight", pf)) {
-        snprintf(b, sizeof b, "%s.small_conv.bn", pf);
+        snprintf(b, sizeof b, "%.480s.small_conv.bn", pf);
         tt *s = op_bn(t, op_conv(t, x, needp(t, "%s.small_conv.conv.weight", pf), NULL, stride), b);
         out = op_add(t, out, s, 1.0f);
     }
@@ -689,7 +775,7 @@ static tt *attention_block(mc_trainer *t, tt *x, const char *pf) {
     if (!x || t->failed) return NULL;
     char b[512];
     int B = x->n, C = x->c, HW = x->h * x->w, H = x->h, W = x->w;
-    snprintf(b, sizeof b, "%s.norm", pf);
+    snprintf(b, sizeof b, "%.480s.norm", pf);
     tt *n = op_bn(t, x, b);
     tt *s = op_transpose(t, n, B, C, HW, B, HW, C, 1);
     tt *qkv = op_linear(t, s, needp(t, "%s.token_mixer.qkv.weight", pf), findp(t, "%s.token_mixer.qkv.bias", pf));
@@ -698,9 +784,75 @@ static tt *attention_block(mc_trainer *t, tt *x, const char *pf) {
     tt *back = op_transpose(t, pr, B, HW, C, B, C, H, W);
     mc_tparam *l1 = findp(t, "%s.layer_scale_1", pf), *l2 = findp(t, "%s.layer_scale_2", pf);
     x = op_add(t, x, l1 ? op_chscale(t, back, l1) : back, 1.0f);
-    snprintf(b, sizeof b, "%s.convffn", pf);
+    snprintf(b, sizeof b, "%.480s.convffn", pf);
     tt *f = convffn(t, x, b);
     return op_add(t, x, l2 ? op_chscale(t, f, l2) : f, 1.0f);
+}
+
+/* mobileclip TransformerEncoder (pre-norm) on x [B, L, D]:
+ * x + out_proj(MHSA(LN(x))), then x + fc2(GELU(fc1(LN(x)))) */
+static tt *transformer_layer(mc_trainer *t, tt *x, const char *b, int B, int L, int heads, int causal) {
+    char q[600];
+    snprintf(q, sizeof q, "%s.pre_norm_mha.0", b);
+    tt *h = op_layernorm(t, x, q);
+    h = op_linear(t, h, needp(t, "%s.pre_norm_mha.1.qkv_proj.weight", b), findp(t, "%s.pre_norm_mha.1.qkv_proj.bias", b));
+    h = op_attention(t, h, B, L, heads, causal);
+    h = op_linear(t, h, needp(t, "%s.pre_norm_mha.1.out_proj.weight", b), findp(t, "%s.pre_norm_mha.1.out_proj.bias", b));
+    x = op_add(t, h, x, 1.0f);
+    snprintf(q, sizeof q, "%s.pre_norm_ffn.0", b);
+    h = op_layernorm(t, x, q);
+    h = op_act(t, op_linear(t, h, needp(t, "%s.pre_norm_ffn.1.weight", b), findp(t, "%s.pre_norm_ffn.1.bias", b)), MC_ACT_GELU);
+    h = op_linear(t, h, needp(t, "%s.pre_norm_ffn.4.weight", b), findp(t, "%s.pre_norm_ffn.4.bias", b));
+    return op_add(t, x, h, 1.0f);
+}
+
+/* vit_b16 (mobileclip/models/vit.py): conv stem patch_emb.K (conv k=stride,
+ * padding (k-1)/2; BatchNorm + GELU on all but the last, which has a bias),
+ * positions on the patches, class token first (no position), pre-norm
+ * transformer layers (64-channel heads), post_transformer_norm, class token
+ * (or the mean of the tokens without one), classifier.proj. */
+static tt *vit_forward(mc_trainer *t, tt *x, int n) {
+    const char *P = "image_encoder.model";
+    char b[512];
+    int ns = 0;
+    while (findp(t, "%s.patch_emb.%d.block.conv.weight", P, ns)) ns++;
+    if (ns == 0) { needp(t, "%s.patch_emb.0.block.conv.weight", P); return NULL; }
+    for (int i = 0; i < ns; i++) {
+        mc_tparam *w = needp(t, "%s.patch_emb.%d.block.conv.weight", P, i);
+        if (!w || w->ndim != 4) { if (!t->failed) t->failed = 3; return NULL; }
+        int k = (int)w->shape[2];
+        x = op_conv_pad(t, x, w, findp(t, "%s.patch_emb.%d.block.conv.bias", P, i), k, (k - 1) / 2);
+        if (findp(t, "%s.patch_emb.%d.block.norm.weight", P, i)) {
+            snprintf(b, sizeof b, "%s.patch_emb.%d.block.norm", P, i);
+            x = op_bn(t, x, b);
+            x = op_act(t, x, MC_ACT_GELU);
+        }
+    }
+    if (!x) return NULL;
+    int D = x->c, N = x->h * x->w;
+    x = op_transpose(t, x, n, D, N, n, N, D, 1);
+    x = op_addpos(t, x, needp(t, "%s.pos_embed.pos_embed.pos_embed", P));
+    mc_tparam *cls = findp(t, "%s.cls_token", P);
+    int T = N;
+    if (cls) { x = op_prepend(t, x, n, N, D, cls); T = N + 1; }
+    if (!x || D % 64) { if (!t->failed) t->failed = 3; return NULL; }
+    for (int l = 0; findp(t, "%s.transformer.%d.pre_norm_mha.0.weight", P, l); l++) {
+        snprintf(b, sizeof b, "%s.transformer.%d", P, l);
+        x = transformer_layer(t, x, b, n, T, D / 64, 0);
+        if (t->failed) return NULL;
+    }
+    snprintf(b, sizeof b, "%s.post_transformer_norm", P);
+    x = op_layernorm(t, x, b);
+    if (cls) {
+        int32_t *zero = mc_arena_alloc(&t->arena, sizeof(int32_t) * n);
+        if (!zero) { t->failed = 1; return NULL; }
+        memset(zero, 0, sizeof(int32_t) * n);
+        x = op_gather(t, x, n, T, D, zero);
+    } else {
+        /* mean over the tokens: [B, T, D] -> [B, D, T] -> average pool */
+        x = op_gap(t, op_transpose(t, x, n, T, D, n, D, T, 1));
+    }
+    return op_matmul(t, x, needp(t, "%s.classifier.proj", P));
 }
 
 static tt *image_forward(mc_trainer *t, const float *pixels, int n) {
@@ -708,6 +860,7 @@ static tt *image_forward(mc_trainer *t, const float *pixels, int n) {
     tt *x = new_tt(t, n, 3, S, S);
     if (!x) return NULL;
     memcpy(x->d, pixels, numel(x) * sizeof(float));
+    if (!strncmp(t->cfg.image_arch, "vit", 3)) return vit_forward(t, x, n);
     const char *P = "image_encoder.model";
     char b[512];
     for (int i = 0; i < 3; i++) {
@@ -763,21 +916,10 @@ static tt *text_forward(mc_trainer *t, const int32_t *tok, int n, int32_t *eot) 
             c = repmixer_block(t, c, b);
             x = op_transpose(t, c, n, D, L, n, L, D, 1);
         } else if (findp(t, "%s.pre_norm_mha.0.weight", b)) {
-            char q[600];
             int heads = layer < t->cfg.n_text_heads ? t->cfg.text_heads[layer]
                                                      : t->cfg.text_heads[t->cfg.n_text_heads - 1];
             layer++;
-            snprintf(q, sizeof q, "%s.pre_norm_mha.0", b);
-            tt *h = op_layernorm(t, x, q);
-            h = op_linear(t, h, needp(t, "%s.pre_norm_mha.1.qkv_proj.weight", b), findp(t, "%s.pre_norm_mha.1.qkv_proj.bias", b));
-            h = op_attention(t, h, n, L, heads, t->cfg.causal);
-            h = op_linear(t, h, needp(t, "%s.pre_norm_mha.1.out_proj.weight", b), findp(t, "%s.pre_norm_mha.1.out_proj.bias", b));
-            x = op_add(t, h, x, 1.0f);
-            snprintf(q, sizeof q, "%s.pre_norm_ffn.0", b);
-            h = op_layernorm(t, x, q);
-            h = op_act(t, op_linear(t, h, needp(t, "%s.pre_norm_ffn.1.weight", b), findp(t, "%s.pre_norm_ffn.1.bias", b)), MC_ACT_GELU);
-            h = op_linear(t, h, needp(t, "%s.pre_norm_ffn.4.weight", b), findp(t, "%s.pre_norm_ffn.4.bias", b));
-            x = op_add(t, x, h, 1.0f);
+            x = transformer_layer(t, x, b, n, L, heads, t->cfg.causal);
         } else {
             break;
         }
@@ -960,6 +1102,47 @@ mc_status mc_trainer_forward_backward(mc_trainer *t, const mc_train_batch *b, mc
     return MC_OK;
 }
 
+void mc_trainer_set_eval(mc_trainer *t, int on) { t->eval = on != 0; }
+
+mc_status mc_trainer_features(mc_trainer *t, const float *pixels, int n_img, const int32_t *tokens,
+                              int n_txt, float *img, float *txt, const float *d_img,
+                              const float *d_txt, mc_error *err) {
+    if (n_img < 0 || n_txt < 0 || (n_img > 0 && (!pixels || !img)) || (n_txt > 0 && (!tokens || !txt)))
+        return mc_fail(err, MC_ERR_INVALID_ARG, "trainer features: missing inputs or outputs");
+    t->ntape = 0;
+    t->failed = 0;
+    int32_t *eot = mc_arena_alloc(&t->arena, sizeof(int32_t) * (n_txt + 1));
+    if (!eot) t->failed = 1;
+    tt *fi = !t->failed && n_img > 0 ? image_forward(t, pixels, n_img) : NULL;
+    tt *ft = !t->failed && n_txt > 0 ? text_forward(t, tokens, n_txt, eot) : NULL;
+    if (t->failed || (n_img > 0 && !fi) || (n_txt > 0 && !ft)) return forward_fail(t, err);
+    if (fi) memcpy(img, fi->d, numel(fi) * sizeof(float));
+    if (ft) memcpy(txt, ft->d, numel(ft) * sizeof(float));
+    if (fi && d_img) {
+        float *g = gradof(t, fi);
+        if (!g) return forward_fail(t, err);
+        memcpy(g, d_img, numel(fi) * sizeof(float));
+    }
+    if (ft && d_txt) {
+        float *g = gradof(t, ft);
+        if (!g) return forward_fail(t, err);
+        memcpy(g, d_txt, numel(ft) * sizeof(float));
+    }
+    if ((fi && d_img) || (ft && d_txt))
+        for (size_t k = t->ntape; k-- > 0;) {
+            backward_op(t, &t->tape[k]);
+            if (t->failed) return forward_fail(t, err);
+        }
+    t->ntape = 0;
+    mc_arena_free(&t->arena);
+    return MC_OK;
+}
+
+int mc_trainer_embed_dim(mc_trainer *t) {
+    mc_tparam *p = findp(t, "text_encoder.projection_layer");
+    return p && p->ndim == 2 ? (int)p->shape[1] : 0;
+}
+
 mc_status mc_trainer_step(mc_trainer *t, mc_train_result *res, mc_error *err) {
     if (t->micro < 1) return mc_fail(err, MC_ERR_INVALID_ARG, "trainer step: no gradients accumulated");
     float inv = 1.0f / (float)t->micro;
@@ -1034,8 +1217,8 @@ mc_status mc_train_config_load(const char *path, mc_train_config *cfg, mc_error 
     }
     if (cfg->n_text_heads == 0) cfg->text_heads[cfg->n_text_heads++] = 8;
     mc_json_free(root);
-    if (strncmp(cfg->image_arch, "mci", 3))
-        return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: training supports the MCi image towers, not '%s'",
+    if (strncmp(cfg->image_arch, "mci", 3) && strcmp(cfg->image_arch, "vit_b16"))
+        return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: training supports the MCi and vit_b16 image towers, not '%s'",
                        path, cfg->image_arch);
     if (strcmp(cfg->text_arch, "mct") && strcmp(cfg->text_arch, "base"))
         return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: unknown text tower '%s'", path, cfg->text_arch);
