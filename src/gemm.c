@@ -121,7 +121,10 @@ static void gemm_block(const mc_kset *ks, int ta, int tb, int m0, int m1, int n0
             for (int jr = 0; jr < nc; jr += NR) {
                 int nr = nc - jr < NR ? nc - jr : NR;
                 const float *src = tb ? b + (size_t)(jc + jr) * ldb + pc : b + (size_t)pc * ldb + jc + jr;
-                pack_b(tb, src, ldb, nr, NR, kc, bp + (size_t)jr * kc);
+                if (tb && ks->pack_a_rows && NR <= 16)   /* B^T rows: same transpose as packing A */
+                    ks->pack_a_rows(src, ldb, nr, NR, kc, bp + (size_t)jr * kc);
+                else
+                    pack_b(tb, src, ldb, nr, NR, kc, bp + (size_t)jr * kc);
             }
             for (int ic = m0; ic < m1; ic += MC) {
                 int mc = m1 - ic < MC ? m1 - ic : MC;

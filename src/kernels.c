@@ -86,6 +86,21 @@ void mc_linear(const float *x, const float *w, const float *b, int m, int k, int
     mc_gemm_ex(ks, nt, 0, 1, m, n, k, 1.0f, x, k, w, k, 0.0f, y, n, NULL, b, act);
 }
 
+void mc_linear_add(const float *x, const float *w, const float *b, int m, int k, int n, float *y) {
+    const mc_kset *ks = mc_kset_get();
+    int nt = mc_threads_for(2.0 * m * n * k);
+    mc_gemm_ex(ks, nt, 0, 1, m, n, k, 1.0f, x, k, w, k, 1.0f, y, n, NULL, b, MC_ACT_NONE);
+}
+
+void mc_pointwise_add(const float *w, const float *b, const float *x, int n, int cin, int cout,
+                      int hw, float *y) {
+    const mc_kset *ks = mc_kset_get();
+    int nt = mc_threads_for(2.0 * cout * hw * cin);
+    for (int i = 0; i < n; i++)
+        mc_gemm_ex(ks, nt, 0, 0, cout, hw, cin, 1.0f, w, cin, x + (size_t)i * cin * hw, hw, 1.0f,
+                   y + (size_t)i * cout * hw, hw, b, NULL, MC_ACT_NONE);
+}
+
 void mc_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
              const float *b, int ldb, float beta, float *c, int ldc) {
     if (m <= 0 || n <= 0) return;
@@ -193,6 +208,36 @@ void mc_softmax_rows(float *x, int rows, int cols) {
     if (nt > rows) nt = rows;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int r = 0; r < rows; r++) ks->softmax_row(x + (size_t)r * cols, cols);
+}
+
+/* One head of one sequence: S = scale Q K^T, (causal mask), softmax rows, O = S V. */
+static void attention_head(const mc_kset *ks, const float *q, const float *k, const float *v, int ld,
+                           int t, int hd, int causal, float scale, float *out, int od, float *s) {
+    mc_gemm_ex(ks, 1, 0, 1, t, t, hd, scale, q, ld, k, ld, 0.0f, s, t, NULL, NULL, MC_ACT_NONE);
+    for (int i = 0; i < t; i++) {
+        float *sr = s + (size_t)i * t;
+        if (causal)
+            for (int j = i + 1; j < t; j++) sr[j] = -INFINITY;
+        ks->softmax_row(sr, t);
+    }
+    mc_gemm_ex(ks, 1, 0, 0, t, hd, t, 1.0f, s, t, v, ld, 0.0f, out, od, NULL, NULL, MC_ACT_NONE);
+}
+
+void mc_attention_batch(const float *q, const float *k, const float *v, int ld, int nseq, int t,
+                        int heads, int hd, int causal, float *out) {
+    const mc_kset *ks = mc_kset_get();
+    float scale = 1.0f / sqrtf((float)hd);
+    int od = heads * hd, total = nseq * heads;
+    int nt = mc_threads_for(4.0 * t * t * hd * total);
+    if (nt > total) nt = total;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
+    for (int i = 0; i < total; i++) {
+        int sq = i / heads, h = i % heads;
+        size_t in_off = (size_t)sq * t * ld + (size_t)h * hd;
+        attention_head(ks, q + in_off, k + in_off, v + in_off, ld, t, hd, causal, scale,
+                       out + (size_t)sq * t * od + (size_t)h * hd, od,
+                       mc_scratch(MC_SCRATCH_ATTN, (size_t)t * t));
+    }
 }
 
 void mc_attention(const float *q, const float *k, const float *v, int ld, int t, int heads, int hd,

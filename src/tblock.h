@@ -40,10 +40,11 @@ typedef struct mc_tblock {
 mc_status mc_tblock_bind(mc_binder *b, const char *prefix, const mc_tblock_names *names, int dim,
                          int heads, float eps, mc_act act, mc_tblock *out);
 
-/* Floats of scratch one call needs for a sequence of t tokens. */
-size_t mc_tblock_workspace(const mc_tblock *blk, int t);
+/* Floats of scratch one call needs for nseq sequences of t tokens. */
+size_t mc_tblock_workspace(const mc_tblock *blk, int nseq, int t);
 
-/* x[t, dim] updated in place; ws: mc_tblock_workspace(blk, t) floats. */
-void mc_tblock_forward(const mc_tblock *blk, float *x, int t, int causal, float *ws);
+/* x[nseq, t, dim] updated in place (sequences one after another; attention
+ * stays within each); ws: mc_tblock_workspace(blk, nseq, t) floats. */
+void mc_tblock_forward(const mc_tblock *blk, float *x, int nseq, int t, int causal, float *ws);
 
 #endif /* MC_TBLOCK_H */
