@@ -810,34 +810,50 @@ static void se_run(const mci_se *se, float *y, int n, size_t hw, float *scratch)
     }
 }
 
-/* x[n, c, h, w] += ffn(x); t, hbuf: scratch maps. */
+static int conv_is_pointwise(const mc_conv2d_desc *d) {
+    return d->kh == 1 && d->kw == 1 && d->sh == 1 && d->sw == 1 && d->ph == 0 && d->pw == 0 && d->groups == 1;
+}
+
+/* x[n, c, h, w] += ffn(x); t, hbuf: scratch maps.  The residual add is fused
+ * into fc2's GEMM. */
 static void ffn_run(const mci_ffn *f, float *x, int n, int h, int w, float *t, float *hbuf) {
     conv_run(&f->dw, x, n, h, w, t, MC_ACT_NONE);
     conv_run(&f->fc1, t, n, h, w, hbuf, MC_ACT_GELU);
+    if (conv_is_pointwise(&f->fc2.d)) {
+        mc_pointwise_add(f->fc2.w, f->fc2.b, hbuf, n, f->fc2.d.cin, f->fc2.d.cout, h * w, x);
+        return;
+    }
     conv_run(&f->fc2, hbuf, n, h, w, t, MC_ACT_NONE);
     size_t len = (size_t)n * f->fc2.d.cout * h * w;
     for (size_t i = 0; i < len; i++) x[i] += t[i];
 }
 
-/* x[n, c, h, w] += proj(mhsa(norm(x))), one image at a time. */
-static void attn_run(const mci_unit *u, float *x, int n, int h, int w, float *bb, float *cb, float *scores) {
-    int c = u->c, hw = h * w;
+/* x[n, c, h, w] += proj(mhsa(norm(x))): the tokens of all n images are one
+ * [n hw, c] matrix, so qkv and proj are one GEMM each; attention runs per
+ * (image, head).  bb: 2 n c hw floats, cb: 3 n c hw floats. */
+static void attn_run(const mci_unit *u, float *x, int n, int h, int w, float *bb, float *cb) {
+    int c = u->c, hw = h * w, rows = n * hw;
     size_t map = (size_t)c * hw;
-    float *tok = bb, *tmp = bb + map, *qkv = cb;   /* [hw, c], [hw, c], [hw, 3c] */
+    float *tok = bb, *tmp = bb + (size_t)n * map, *qkv = cb;   /* [n hw, c], [n hw, c], [n hw, 3c] */
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * map;
+        float *ti = tok + (size_t)i * map;
+        for (int ch = 0; ch < c; ch++)
+            for (int p = 0; p < hw; p++) ti[(size_t)p * c + ch] = xi[(size_t)ch * hw + p];
+    }
+    const float *qin = tok;
+    if (u->ln_g) {
+        mc_layernorm(tok, rows, c, u->ln_g, u->ln_b, MCI_LN_EPS, tmp);
+        qin = tmp;
+    }
+    mc_linear(qin, u->qkv_w, u->qkv_b, rows, c, 3 * c, qkv, MC_ACT_NONE);
+    mc_attention_batch(qkv, qkv + c, qkv + 2 * c, 3 * c, n, hw, u->heads, u->head_dim, 0, tmp);
+    mc_linear(tmp, u->proj_w, u->proj_b, rows, c, c, tok, MC_ACT_NONE);
     for (int i = 0; i < n; i++) {
         float *xi = x + (size_t)i * map;
+        const float *ti = tok + (size_t)i * map;
         for (int ch = 0; ch < c; ch++)
-            for (int p = 0; p < hw; p++) tok[(size_t)p * c + ch] = xi[(size_t)ch * hw + p];
-        const float *qin = tok;
-        if (u->ln_g) {
-            mc_layernorm(tok, hw, c, u->ln_g, u->ln_b, MCI_LN_EPS, tmp);
-            qin = tmp;
-        }
-        mc_linear(qin, u->qkv_w, u->qkv_b, hw, c, 3 * c, qkv, MC_ACT_NONE);
-        mc_attention(qkv, qkv + c, qkv + 2 * c, 3 * c, hw, u->heads, u->head_dim, 0, tmp, scores);
-        mc_linear(tmp, u->proj_w, u->proj_b, hw, c, c, tok, MC_ACT_NONE);
-        for (int ch = 0; ch < c; ch++)
-            for (int p = 0; p < hw; p++) xi[(size_t)ch * hw + p] += tok[(size_t)p * c + ch];
+            for (int p = 0; p < hw; p++) xi[(size_t)ch * hw + p] += ti[(size_t)p * c + ch];
     }
 }
 
@@ -870,10 +886,12 @@ mc_status mc_mci_forward_trace(const mc_image_tower *t, float *ws, const float *
             int oh = mc_conv_out(h, u->conv.d.kh, u->conv.d.sh, u->conv.d.ph);
             int ow = mc_conv_out(w, u->conv.d.kw, u->conv.d.sw, u->conv.d.pw);
             float *y = x == A ? B : A;
-            conv_run(&u->conv, x, n, h, w, y, MC_ACT_NONE);
+            conv_run(&u->conv, x, n, h, w, y, u->has_se ? MC_ACT_NONE : MC_ACT_GELU);
             h = oh, w = ow;
-            if (u->has_se) se_run(&u->se, y, n, (size_t)h * w, sescr);
-            mc_act_apply(y, (size_t)n * u->conv.d.cout * h * w, MC_ACT_GELU);
+            if (u->has_se) {
+                se_run(&u->se, y, n, (size_t)h * w, sescr);
+                mc_act_apply(y, (size_t)n * u->conv.d.cout * h * w, MC_ACT_GELU);
+            }
             conv_run(&u->pw, y, n, h, w, x, MC_ACT_GELU);
             break;
         }
@@ -890,7 +908,7 @@ mc_status mc_mci_forward_trace(const mc_image_tower *t, float *ws, const float *
         }
         case MCI_UNIT_ATTN: {
             float *s1 = x == A ? B : A;
-            attn_run(u, x, n, h, w, s1, C, scores);
+            attn_run(u, x, n, h, w, s1, C);
             ffn_run(&u->ffn, x, n, h, w, s1, C);
             break;
         }
