@@ -78,7 +78,9 @@ static void pack_a(int ta, const float *a, int lda, int mr, int MR, int kc, floa
 /* B(p, j) = tb ? b[j * ldb + p] : b[p * ldb + j]; panel of nr <= NR columns, zero padded. */
 static void pack_b(int tb, const float *b, int ldb, int nr, int NR, int kc, float *dst) {
     if (!tb) {
-        if (nr == NR) {
+        if (nr == NR && NR == 16) {   /* constant size: the copy is inlined as vector moves */
+            for (int p = 0; p < kc; p++) memcpy(dst + (size_t)p * 16, b + (size_t)p * ldb, 16 * sizeof(float));
+        } else if (nr == NR) {
             for (int p = 0; p < kc; p++) memcpy(dst + (size_t)p * NR, b + (size_t)p * ldb, NR * sizeof(float));
         } else {
             for (int p = 0; p < kc; p++) {

@@ -152,7 +152,7 @@ void mc_conv2d(const mc_conv2d_desc *d, const float *w, const float *b, const fl
         size_t sc = mc_dw_scratch_floats(d, h, wd);
         int nt = mc_threads_for(2.0 * total * ohw * khw);
         if (nt > total) nt = total;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 4) if (nt > 1)
         for (int i = 0; i < total; i++) {
             int oc = i % d->cout;
             ks->dw(x + (size_t)i * hw, h, wd, w + (size_t)oc * khw, d, b ? b[oc] : 0.0f, act,
