@@ -7,7 +7,10 @@
 #   MODELS="mobileclip_s0 mobileclip_s2 mobileclip_b"  TOWERS="image text"
 #   BATCH=1,16  THREADS=1,2  RUNS=3  WARMUP=1  BUDGET=20 (seconds of timed runs per
 #   measurement; at least one run)  BIN=build/mobileclip
+#   OMP_WAIT_POLICY=passive unless set: on a shared machine, spinning OpenMP
+#   workers stall every fork/join when another job holds a core.
 set -u
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 BIN=${BIN:-build/mobileclip}
 MODELS=${MODELS:-"mobileclip_s0 mobileclip_s2 mobileclip_b"}
 TOWERS=${TOWERS:-"image text"}
