@@ -147,15 +147,15 @@ void mc_conv2d(const mc_conv2d_desc *d, const float *w, const float *b, const fl
     if (n <= 0 || oh <= 0 || ow <= 0) return;
     int cpg_in = d->cin / d->groups, cpg_out = d->cout / d->groups;
     size_t hw = (size_t)h * wd, ohw = (size_t)oh * ow;
-    if (cpg_in == 1 && cpg_out == 1) {          /* depthwise */
+    if (cpg_in == 1) {   /* depthwise, or depthwise with a channel multiplier: one plane per output */
         int total = n * d->cout, khw = d->kh * d->kw;
         size_t sc = mc_dw_scratch_floats(d, h, wd);
         int nt = mc_threads_for(2.0 * total * ohw * khw);
         if (nt > total) nt = total;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 4) if (nt > 1)
         for (int i = 0; i < total; i++) {
-            int oc = i % d->cout;
-            ks->dw(x + (size_t)i * hw, h, wd, w + (size_t)oc * khw, d, b ? b[oc] : 0.0f, act,
+            int img = i / d->cout, oc = i % d->cout, ic = oc / cpg_out;
+            ks->dw(x + ((size_t)img * d->cin + ic) * hw, h, wd, w + (size_t)oc * khw, d, b ? b[oc] : 0.0f, act,
                    y + (size_t)i * ohw, mc_scratch(MC_SCRATCH_CONV, sc));
         }
         return;

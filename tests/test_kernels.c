@@ -121,6 +121,8 @@ static void test_conv(void) {
     test_conv_one(2, 8, 12, 4, 3, 3, 1, 1, 1, 1, 13, 7, MC_ACT_SIGMOID, 1);
     test_conv_one(1, 6, 6, 2, 1, 1, 1, 1, 0, 0, 7, 7, MC_ACT_NONE, 1);
     test_conv_one(1, 4, 8, 4, 3, 3, 1, 1, 1, 1, 11, 11, MC_ACT_NONE, 1);   /* channel multiplier 2 */
+    test_conv_one(2, 6, 12, 6, 7, 7, 2, 2, 3, 3, 17, 16, MC_ACT_GELU, 1);  /* MCi downsample shape */
+    test_conv_one(2, 3, 9, 3, 3, 3, 2, 2, 1, 1, 9, 10, MC_ACT_NONE, 0);   /* channel multiplier 3 */
     test_conv_one(1, 5, 7, 1, 7, 7, 2, 2, 3, 3, 19, 23, MC_ACT_QUICK_GELU, 1);
 }
 
