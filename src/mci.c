@@ -857,6 +857,69 @@ static void attn_run(const mci_unit *u, float *x, int n, int h, int w, float *bb
     }
 }
 
+/* Activation buffers of one forward: x lives in a or b (units alternate),
+ * c is scratch; each holds a batch's largest map. */
+typedef struct mci_bufs {
+    float *a, *b, *c;
+} mci_bufs;
+
+/* Stem: pixels [n, 3, S, S] -> bufs->a; sets *c, *h, *w. */
+static float *run_stem(const mci_net *net, const mci_bufs *bf, const float *pixels, int n, int *c, int *h,
+                       int *w) {
+    const float *in = pixels;
+    float *dst[3] = {bf->b, bf->c, bf->a};
+    for (int i = 0; i < 3; i++) {
+        const mci_conv *cv = &net->stem[i];
+        int oh = mc_conv_out(*h, cv->d.kh, cv->d.sh, cv->d.ph), ow = mc_conv_out(*w, cv->d.kw, cv->d.sw, cv->d.pw);
+        conv_run(cv, in, n, *h, *w, dst[i], MC_ACT_GELU);
+        in = dst[i], *c = cv->d.cout, *h = oh, *w = ow;
+    }
+    return bf->a;
+}
+
+/* Units [k0, k1) on x (bufs->a or bufs->b); returns the buffer holding the output. */
+static float *run_units(const mci_net *net, const mci_bufs *bf, int k0, int k1, float *x, int n, int *c,
+                        int *h, int *w, float *sescr, mc_mci_trace_fn fn, void *ctx) {
+    float *A = bf->a, *B = bf->b, *C = bf->c;
+    for (int k = k0; k < k1; k++) {
+        const mci_unit *u = &net->units[k];
+        switch (u->kind) {
+        case MCI_UNIT_DOWN: {
+            int oh = mc_conv_out(*h, u->conv.d.kh, u->conv.d.sh, u->conv.d.ph);
+            int ow = mc_conv_out(*w, u->conv.d.kw, u->conv.d.sw, u->conv.d.pw);
+            float *y = x == A ? B : A;
+            conv_run(&u->conv, x, n, *h, *w, y, u->has_se ? MC_ACT_NONE : MC_ACT_GELU);
+            *h = oh, *w = ow;
+            if (u->has_se) {
+                se_run(&u->se, y, n, (size_t)*h * *w, sescr);
+                mc_act_apply(y, (size_t)n * u->conv.d.cout * *h * *w, MC_ACT_GELU);
+            }
+            conv_run(&u->pw, y, n, *h, *w, x, MC_ACT_GELU);
+            break;
+        }
+        case MCI_UNIT_CPE:
+        case MCI_UNIT_REPMIXER: {
+            float *y = x == A ? B : A;
+            conv_run(&u->conv, x, n, *h, *w, y, MC_ACT_NONE);
+            x = y;
+            if (u->kind == MCI_UNIT_REPMIXER) ffn_run(&u->ffn, x, n, *h, *w, x == A ? B : A, C);
+            break;
+        }
+        case MCI_UNIT_ATTN:
+            attn_run(u, x, n, *h, *w, x == A ? B : A, C);
+            ffn_run(&u->ffn, x, n, *h, *w, x == A ? B : A, C);
+            break;
+        }
+        *c = u->c;
+        if (fn && u->tag[0]) fn(ctx, u->tag, x, n, *c, *h, *w);
+    }
+    return x;
+}
+
+/* Per-image maps at or below this many floats run as a batch; larger (early)
+ * stages run one image at a time so that each image's maps stay in cache. */
+#define MCI_BATCH_MAP_FLOATS 32768
+
 mc_status mc_mci_forward_trace(const mc_image_tower *t, float *ws, const float *pixels, int n,
                                float *out, mc_mci_trace_fn fn, void *ctx, mc_error *err) {
     const mci_net *net = t->impl;
@@ -865,57 +928,32 @@ mc_status mc_mci_forward_trace(const mc_image_tower *t, float *ws, const float *
     size_t M = (size_t)n * net->max_map;
     float *A = ws, *B = A + M, *C = B + M, *scores = C + M, *sescr = scores + net->max_scores,
           *pooled = sescr + net->max_se;
-    int c = 3, h = t->image_size, w = t->image_size;
+    mci_bufs bf = {A, B, C};
+    int c = 3, h = t->image_size, w = t->image_size, k0 = 0;
+    float *x;
 
-    /* stem: pixels -> B -> C -> A */
-    const float *in = pixels;
-    float *dst[3] = {B, C, A};
-    for (int i = 0; i < 3; i++) {
-        const mci_conv *cv = &net->stem[i];
-        int oh = mc_conv_out(h, cv->d.kh, cv->d.sh, cv->d.ph), ow = mc_conv_out(w, cv->d.kw, cv->d.sw, cv->d.pw);
-        conv_run(cv, in, n, h, w, dst[i], MC_ACT_GELU);
-        in = dst[i], c = cv->d.cout, h = oh, w = ow;
-    }
-    float *x = A;   /* current activation; B and C are scratch */
-    if (fn) fn(ctx, net->stem_tag, x, n, c, h, w);
-
-    for (int k = 0; k < net->n_units; k++) {
-        const mci_unit *u = &net->units[k];
-        switch (u->kind) {
-        case MCI_UNIT_DOWN: {
-            int oh = mc_conv_out(h, u->conv.d.kh, u->conv.d.sh, u->conv.d.ph);
-            int ow = mc_conv_out(w, u->conv.d.kw, u->conv.d.sw, u->conv.d.pw);
-            float *y = x == A ? B : A;
-            conv_run(&u->conv, x, n, h, w, y, u->has_se ? MC_ACT_NONE : MC_ACT_GELU);
-            h = oh, w = ow;
-            if (u->has_se) {
-                se_run(&u->se, y, n, (size_t)h * w, sescr);
-                mc_act_apply(y, (size_t)n * u->conv.d.cout * h * w, MC_ACT_GELU);
+    if (fn || n == 1) {
+        x = run_stem(net, &bf, pixels, n, &c, &h, &w);
+        if (fn) fn(ctx, net->stem_tag, x, n, c, h, w);
+    } else {
+        /* early stages image by image (buffers of one image's maps carved from
+         * B and C, which hold n >= 2 of them), each output gathered into A */
+        size_t mm = net->max_map, S = (size_t)t->image_size;
+        mci_bufs one = {B, B + mm, C};
+        for (int i = 0; i < n; i++) {
+            int ci = 3, hi = t->image_size, wi = t->image_size, k = 0;
+            float *xi = run_stem(net, &one, pixels + (size_t)i * 3 * S * S, 1, &ci, &hi, &wi);
+            while (k < net->n_units && (size_t)ci * hi * wi > MCI_BATCH_MAP_FLOATS) {
+                xi = run_units(net, &one, k, k + 1, xi, 1, &ci, &hi, &wi, sescr, NULL, NULL);
+                k++;
             }
-            conv_run(&u->pw, y, n, h, w, x, MC_ACT_GELU);
-            break;
+            size_t map = (size_t)ci * hi * wi;
+            memcpy(A + (size_t)i * map, xi, map * sizeof(float));
+            c = ci, h = hi, w = wi, k0 = k;
         }
-        case MCI_UNIT_CPE:
-        case MCI_UNIT_REPMIXER: {
-            float *y = x == A ? B : A;
-            conv_run(&u->conv, x, n, h, w, y, MC_ACT_NONE);
-            x = y;
-            if (u->kind == MCI_UNIT_REPMIXER) {
-                float *s1 = x == A ? B : A;
-                ffn_run(&u->ffn, x, n, h, w, s1, C);
-            }
-            break;
-        }
-        case MCI_UNIT_ATTN: {
-            float *s1 = x == A ? B : A;
-            attn_run(u, x, n, h, w, s1, C);
-            ffn_run(&u->ffn, x, n, h, w, s1, C);
-            break;
-        }
-        }
-        c = u->c;
-        if (fn && u->tag[0]) fn(ctx, u->tag, x, n, c, h, w);
+        x = A;
     }
+    x = run_units(net, &bf, k0, net->n_units, x, n, &c, &h, &w, sescr, fn, ctx);
 
     /* final conv + SE + GELU, pool, projection */
     float *y = x == A ? B : A;

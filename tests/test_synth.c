@@ -168,6 +168,24 @@ int main(void) {
         mc_model_info info;
         mc_model_get_info(m, &info);
         CHECK(info.image_size == 256 && info.embed_dim == 512, "S0 image dims");
+        /* a batch (early stages image by image, late stages batched) gives
+         * the rows of single-image forwards */
+        mc_context *ctx = NULL;
+        CHECK(mc_context_new(m, NULL, &ctx, &err) == MC_OK, "%s", err.message);
+        enum { NI = 3, PIX = 3 * 256 * 256 };
+        float *pix = malloc((size_t)NI * PIX * sizeof(float)), *eb = malloc(NI * 512 * sizeof(float)), one[512];
+        uint32_t r = 7;
+        for (size_t i = 0; i < (size_t)NI * PIX; i++) { r = r * 1664525u + 1013904223u; pix[i] = (float)(r >> 8) / 8388608.0f - 1.0f; }
+        st = ctx ? mc_encode_image(ctx, pix, NI, 1, eb) : MC_ERR_INTERNAL;
+        CHECK(st == MC_OK, "S0 image batch forward");
+        for (int i = 0; i < NI && st == MC_OK; i++) {
+            st = mc_encode_image(ctx, pix + (size_t)i * PIX, 1, 1, one);
+            float d = 0;
+            for (int j = 0; j < 512; j++) d = fmaxf(d, fabsf(one[j] - eb[i * 512 + j]));
+            CHECK(st == MC_OK && d <= 1e-5f, "S0 image %d: batch and single forwards differ by %g", i, d);
+        }
+        free(pix), free(eb);
+        mc_context_free(ctx);
         mc_model_free(m);
     }
     m = load_tower("mobileclip_b", 1, 1, &st);
