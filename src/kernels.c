@@ -61,8 +61,15 @@ int mc_kernels_force(const char *name) {
     return 1;
 }
 
+static __thread int tl_threads = -1;   /* per calling thread; -1: use g_threads */
+
 void mc_kernels_set_threads(int n) { g_threads = n > 0 ? n : 0; }
-int mc_kernels_get_threads(void) { return g_threads; }
+int mc_kernels_get_threads(void) { return tl_threads >= 0 ? tl_threads : g_threads; }
+int mc_kernels_set_local_threads(int n) {
+    int prev = tl_threads;
+    tl_threads = n < 0 ? -1 : n;
+    return prev;
+}
 const char *mc_kernels_name(void) { return mc_kset_get()->name; }
 
 void mc_act_apply(float *x, size_t n, mc_act act) {

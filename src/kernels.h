@@ -103,5 +103,9 @@ const char *mc_kernels_name(void);
 /* Thread count used by the kernels (0 = one per core). */
 void mc_kernels_set_threads(int n);
 int mc_kernels_get_threads(void);
+/* Thread count for kernels called from the calling thread only, overriding
+ * the process-wide one (0 = one per core, -1 = no override); returns the
+ * previous override.  Contexts set it around each forward pass. */
+int mc_kernels_set_local_threads(int n);
 
 #endif /* MC_KERNELS_H */

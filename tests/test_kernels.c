@@ -336,5 +336,12 @@ int main(void) {
     test_geometry_14x32();
     mc_kernels_set_threads(0);
     CHECK(mc_kernels_get_threads() == 0, "threads 0 = all cores");
+    /* a per-thread override (what contexts set around a forward) */
+    mc_kernels_set_threads(2);
+    int prev = mc_kernels_set_local_threads(1);
+    CHECK(prev == -1 && mc_kernels_get_threads() == 1, "local thread override");
+    mc_kernels_set_local_threads(prev);
+    CHECK(mc_kernels_get_threads() == 2, "local override cleared");
+    mc_kernels_set_threads(0);
     return test_summary("test_kernels");
 }
