@@ -70,6 +70,8 @@ int mc_kernels_set_local_threads(int n) {
     tl_threads = n < 0 ? -1 : n;
     return prev;
 }
+int mc_kernels_threads_avail(void) { return mc_threads_for(1e15); }
+
 const char *mc_kernels_name(void) { return mc_kset_get()->name; }
 
 void mc_act_apply(float *x, size_t n, mc_act act) {

@@ -107,5 +107,7 @@ int mc_kernels_get_threads(void);
  * the process-wide one (0 = one per core, -1 = no override); returns the
  * previous override.  Contexts set it around each forward pass. */
 int mc_kernels_set_local_threads(int n);
+/* Threads a kernel called here would use at most (1 inside a parallel region). */
+int mc_kernels_threads_avail(void);
 
 #endif /* MC_KERNELS_H */

@@ -23,6 +23,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#else
+#pragma GCC diagnostic ignored "-Wunknown-pragmas"
+#endif
+
 #define MCI_DOWN_STRIDE 2
 #define MCI_DEFAULT_HEAD_DIM 32
 #define MCI_LN_EPS 1e-5f
@@ -936,21 +942,38 @@ mc_status mc_mci_forward_trace(const mc_image_tower *t, float *ws, const float *
         x = run_stem(net, &bf, pixels, n, &c, &h, &w);
         if (fn) fn(ctx, net->stem_tag, x, n, c, h, w);
     } else {
-        /* early stages image by image (buffers of one image's maps carved from
-         * B and C, which hold n >= 2 of them), each output gathered into A */
-        size_t mm = net->max_map, S = (size_t)t->image_size;
-        mci_bufs one = {B, B + mm, C};
+        /* early stages image by image, each output gathered into A.  With
+         * several threads, whole images go to separate threads (kernels inside
+         * run single-threaded: no fork/join per op); each worker's buffers of
+         * one image's maps (3 maps + SE scratch) are carved from B and C, which
+         * hold 2 n maps. */
+        size_t mm = net->max_map, S = (size_t)t->image_size, per = 3 * mm + net->max_se + 16;
+        int nw = mc_kernels_threads_avail();
+        int fit = (int)(2 * (size_t)n * mm / per);
+        if (nw > fit) nw = fit;
+        if (nw > n) nw = n;
+        if (nw < 1) nw = 1;
+        int kk = 0, cc = 0, hh = 0, ww = 0;
+#pragma omp parallel for num_threads(nw) schedule(dynamic, 1) if (nw > 1)
         for (int i = 0; i < n; i++) {
+            int wid = 0;
+#ifdef _OPENMP
+            wid = omp_get_thread_num();
+#endif
+            float *base = B + (size_t)wid * per;
+            mci_bufs one = {base, base + mm, base + 2 * mm};
+            float *se1 = nw > 1 ? base + 3 * mm : sescr;
             int ci = 3, hi = t->image_size, wi = t->image_size, k = 0;
             float *xi = run_stem(net, &one, pixels + (size_t)i * 3 * S * S, 1, &ci, &hi, &wi);
             while (k < net->n_units && (size_t)ci * hi * wi > MCI_BATCH_MAP_FLOATS) {
-                xi = run_units(net, &one, k, k + 1, xi, 1, &ci, &hi, &wi, sescr, NULL, NULL);
+                xi = run_units(net, &one, k, k + 1, xi, 1, &ci, &hi, &wi, se1, NULL, NULL);
                 k++;
             }
             size_t map = (size_t)ci * hi * wi;
             memcpy(A + (size_t)i * map, xi, map * sizeof(float));
-            c = ci, h = hi, w = wi, k0 = k;
+            if (i == 0) kk = k, cc = ci, hh = hi, ww = wi;   /* the same for every image */
         }
+        c = cc, h = hh, w = ww, k0 = kk;
         x = A;
     }
     x = run_units(net, &bf, k0, net->n_units, x, n, &c, &h, &w, sescr, fn, ctx);

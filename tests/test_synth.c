@@ -172,7 +172,7 @@ int main(void) {
          * the rows of single-image forwards */
         mc_context *ctx = NULL;
         CHECK(mc_context_new(m, NULL, &ctx, &err) == MC_OK, "%s", err.message);
-        enum { NI = 3, PIX = 3 * 256 * 256 };
+        enum { NI = 4, PIX = 3 * 256 * 256 };
         float *pix = malloc((size_t)NI * PIX * sizeof(float)), *eb = malloc(NI * 512 * sizeof(float)), one[512];
         uint32_t r = 7;
         for (size_t i = 0; i < (size_t)NI * PIX; i++) { r = r * 1664525u + 1013904223u; pix[i] = (float)(r >> 8) / 8388608.0f - 1.0f; }
