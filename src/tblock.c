@@ -1,7 +1,7 @@
 /*
  * tblock.c - the pre-norm transformer block (see tblock.h): binding by
  * layout and the forward pass on a batch of sequences
- * (every linear layer is one GEMM over all their tokens).
+ * (every linear layer is one GEMM over the tokens of a chunk of sequences).
  */
 #include "tblock.h"
 
@@ -51,14 +51,21 @@ mc_status mc_tblock_bind(mc_binder *b, const char *prefix, const mc_tblock_names
     return b->status;
 }
 
+int mc_tblock_chunk(int nseq, int t) {
+    int c = MC_TBLOCK_ROWS / (t > 0 ? t : 1);
+    if (c < 1) c = 1;
+    return c < nseq ? c : nseq;
+}
+
 size_t mc_tblock_workspace(const mc_tblock *blk, int nseq, int t) {
-    size_t R = (size_t)nseq * t, d = (size_t)blk->dim;
+    size_t R = (size_t)mc_tblock_chunk(nseq, t) * t, d = (size_t)blk->dim;
     size_t mlp = R * (size_t)blk->hidden;
     size_t attn = R * 4 * d;   /* qkv, context */
     return R * d + (mlp > attn ? mlp : attn);
 }
 
-void mc_tblock_forward(const mc_tblock *blk, float *x, int nseq, int t, int causal, float *ws) {
+/* One chunk of nseq sequences. */
+static void tblock_rows(const mc_tblock *blk, float *x, int nseq, int t, int causal, float *ws) {
     int d = blk->dim, rows = nseq * t;
     size_t R = (size_t)rows;
     float *h = ws;                            /* [R, d] normed input */
@@ -74,4 +81,10 @@ void mc_tblock_forward(const mc_tblock *blk, float *x, int nseq, int t, int caus
     mc_layernorm(x, rows, d, blk->ln2_w, blk->ln2_b, blk->eps, h);
     mc_linear(h, blk->fc1_w, blk->fc1_b, rows, d, blk->hidden, mid, blk->act);
     mc_linear_add(mid, blk->fc2_w, blk->fc2_b, rows, blk->hidden, d, x);
+}
+
+void mc_tblock_forward(const mc_tblock *blk, float *x, int nseq, int t, int causal, float *ws) {
+    int c = mc_tblock_chunk(nseq, t);
+    for (int s = 0; s < nseq; s += c)
+        tblock_rows(blk, x + (size_t)s * t * blk->dim, nseq - s < c ? nseq - s : c, t, causal, ws);
 }

@@ -40,6 +40,12 @@ typedef struct mc_tblock {
 mc_status mc_tblock_bind(mc_binder *b, const char *prefix, const mc_tblock_names *names, int dim,
                          int heads, float eps, mc_act act, mc_tblock *out);
 
+/* Sequences are processed in chunks of about MC_TBLOCK_ROWS tokens (at least
+ * one sequence): GEMMs stay large, while the MLP's hidden activations of a
+ * chunk stay in cache and the scratch does not grow with the batch. */
+#define MC_TBLOCK_ROWS 768
+int mc_tblock_chunk(int nseq, int t);
+
 /* Floats of scratch one call needs for nseq sequences of t tokens. */
 size_t mc_tblock_workspace(const mc_tblock *blk, int nseq, int t);
 

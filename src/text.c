@@ -80,13 +80,13 @@ static void dwconv_seq(const float *x, int t, int dim, int k, const float *w, co
 }
 
 static size_t repmixer_ws(const text_repmixer *r, int nseq, int t) {
-    size_t R = (size_t)nseq * t;
+    size_t R = (size_t)mc_tblock_chunk(nseq, t) * t;
     return R * r->dim * 2 + R * r->hidden;
 }
 
 /* x[nseq, t, dim] in place; the token convs stay within each sequence, the
- * MLP is one GEMM pair over all nseq x t tokens. */
-static void repmixer_forward(const text_repmixer *r, float *x, int nseq, int t, float *ws) {
+ * MLP is one GEMM pair over all nseq x t tokens (of one chunk). */
+static void repmixer_rows(const text_repmixer *r, float *x, int nseq, int t, float *ws) {
     int d = r->dim, rows = nseq * t;
     size_t R = (size_t)rows, TD = (size_t)t * d;
     float *a = ws, *z = a + R * d, *m = z + R * d;
@@ -106,6 +106,13 @@ static void repmixer_forward(const text_repmixer *r, float *x, int nseq, int t, 
         const float *ai = a + i * d;
         for (int c = 0; c < d; c++) xi[c] += r->ls[c] * ai[c];
     }
+}
+
+/* In chunks of sequences, as the transformer blocks. */
+static void repmixer_forward(const text_repmixer *r, float *x, int nseq, int t, float *ws) {
+    int c = mc_tblock_chunk(nseq, t);
+    for (int s = 0; s < nseq; s += c)
+        repmixer_rows(r, x + (size_t)s * t * r->dim, nseq - s < c ? nseq - s : c, t, ws);
 }
 
 static size_t text_workspace(const mc_text_tower *tw, int n) {

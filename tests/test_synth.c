@@ -9,6 +9,7 @@
 #include "test.h"
 
 #include "synth.h"
+#include "tblock.h"
 
 #include <string.h>
 
@@ -159,6 +160,27 @@ int main(void) {
         int finite = 1;
         for (int i = 0; i < 512; i++) { nrm += out[i] * out[i]; finite &= isfinite(out[i]) != 0; }
         CHECK(st == MC_OK && finite && fabs(nrm - 1) < 1e-3, "S0 text embedding finite and unit length");
+        /* a batch larger than one chunk of sequences (mc_tblock_chunk) gives
+         * the rows of single-text forwards */
+        enum { NT = 11 };
+        int32_t *toks = calloc((size_t)NT * 77, sizeof(int32_t));
+        float *eb = malloc((size_t)NT * 512 * sizeof(float));
+        for (int i = 0; i < NT; i++) {
+            int32_t *tk = toks + (size_t)i * 77;
+            tk[0] = MC_TOKEN_SOT;
+            for (int j = 1; j <= 3 + i; j++) tk[j] = 320 + 97 * i + 13 * j;
+            tk[4 + i] = MC_TOKEN_EOT;
+        }
+        CHECK(mc_tblock_chunk(NT, 77) < NT, "the batch spans several chunks");
+        st = ctx ? mc_encode_text(ctx, toks, NT, 1, eb) : MC_ERR_INTERNAL;
+        CHECK(st == MC_OK, "S0 text batch forward");
+        for (int i = 0; i < NT && st == MC_OK; i++) {
+            st = mc_encode_text(ctx, toks + (size_t)i * 77, 1, 1, out);
+            float d = 0;
+            for (int j = 0; j < 512; j++) d = fmaxf(d, fabsf(out[j] - eb[i * 512 + j]));
+            CHECK(st == MC_OK && d <= 1e-5f, "S0 text %d: batch and single forwards differ by %g", i, d);
+        }
+        free(toks), free(eb);
         mc_context_free(ctx);
         mc_model_free(m);
     }
