@@ -10,7 +10,10 @@
 # Then one short training-step run (`mobileclip bench-train`: full-size S0,
 # forward + backward + AdamW): TRAIN_BATCH=2 TRAIN_STEPS=1 (TRAIN=0 skips it;
 # the documented figure uses TRAIN_BATCH=8).
+#   OMP_WAIT_POLICY=passive unless set: on a shared machine, spinning OpenMP
+#   workers stall every fork/join when another job holds a core.
 set -u
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 BIN=${BIN:-build/mobileclip}
 MODELS=${MODELS:-"mobileclip_s0 mobileclip_s2 mobileclip_b"}
 TOWERS=${TOWERS:-"image text"}

@@ -83,7 +83,9 @@ static void pack_a(int ta, const float *a, int lda, int mr, int MR, int kc, floa
 /* B(p, j) = tb ? b[j * ldb + p] : b[p * ldb + j]; panel of nr <= NR columns, zero padded. */
 static void pack_b(int tb, const float *b, int ldb, int nr, int NR, int kc, float *dst) {
     if (!tb) {
-        if (nr == NR) {
+        if (nr == NR && NR == 16) {   /* constant size: the copy is inlined as vector moves */
+            for (int p = 0; p < kc; p++) memcpy(dst + (size_t)p * 16, b + (size_t)p * ldb, 16 * sizeof(float));
+        } else if (nr == NR) {
             for (int p = 0; p < kc; p++) memcpy(dst + (size_t)p * NR, b + (size_t)p * ldb, NR * sizeof(float));
         } else {
             for (int p = 0; p < kc; p++) {
@@ -151,7 +153,7 @@ static void gemm_block(const mc_kset *ks, int ta, int tb, int m0, int m1, int n0
             for (int jr = 0; jr < nc; jr += NR) {
                 int nr = nc - jr < NR ? nc - jr : NR;
                 const float *src = tb ? b + (size_t)(jc + jr) * ldb + pc : b + (size_t)pc * ldb + jc + jr;
-                if (tb && ks->pack_a_rows)   /* B^T rows are panel columns: same transpose */
+                if (tb && ks->pack_a_rows && NR <= 16)   /* B^T rows: same transpose as packing A */
                     ks->pack_a_rows(src, ldb, nr, NR, kc, bp + (size_t)jr * kc);
                 else
                     pack_b(tb, src, ldb, nr, NR, kc, bp + (size_t)jr * kc);

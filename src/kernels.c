@@ -61,8 +61,17 @@ int mc_kernels_force(const char *name) {
     return 1;
 }
 
+static __thread int tl_threads = -1;   /* per calling thread; -1: use g_threads */
+
 void mc_kernels_set_threads(int n) { g_threads = n > 0 ? n : 0; }
-int mc_kernels_get_threads(void) { return g_threads; }
+int mc_kernels_get_threads(void) { return tl_threads >= 0 ? tl_threads : g_threads; }
+int mc_kernels_set_local_threads(int n) {
+    int prev = tl_threads;
+    tl_threads = n < 0 ? -1 : n;
+    return prev;
+}
+int mc_kernels_threads_avail(void) { return mc_threads_for(1e15); }
+
 const char *mc_kernels_name(void) { return mc_kset_get()->name; }
 
 void mc_act_apply(float *x, size_t n, mc_act act) {
@@ -96,6 +105,21 @@ void mc_linear(const float *x, const float *w, const float *b, int m, int k, int
         return;
     }
     mc_gemm_ex(ks, nt, 0, 1, m, n, k, 1.0f, x, k, w, k, 0.0f, y, n, NULL, b, act);
+}
+
+void mc_linear_add(const float *x, const float *w, const float *b, int m, int k, int n, float *y) {
+    const mc_kset *ks = mc_kset_get();
+    int nt = mc_threads_for(2.0 * m * n * k);
+    mc_gemm_ex(ks, nt, 0, 1, m, n, k, 1.0f, x, k, w, k, 1.0f, y, n, NULL, b, MC_ACT_NONE);
+}
+
+void mc_pointwise_add(const float *w, const float *b, const float *x, int n, int cin, int cout,
+                      int hw, float *y) {
+    const mc_kset *ks = mc_kset_get();
+    int nt = mc_threads_for(2.0 * cout * hw * cin);
+    for (int i = 0; i < n; i++)
+        mc_gemm_ex(ks, nt, 0, 0, cout, hw, cin, 1.0f, w, cin, x + (size_t)i * cin * hw, hw, 1.0f,
+                   y + (size_t)i * cout * hw, hw, b, NULL, MC_ACT_NONE);
 }
 
 void mc_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
@@ -144,12 +168,12 @@ void mc_conv2d(const mc_conv2d_desc *d, const float *w, const float *b, const fl
     if (n <= 0 || oh <= 0 || ow <= 0) return;
     int cpg_in = d->cin / d->groups, cpg_out = d->cout / d->groups;
     size_t hw = (size_t)h * wd, ohw = (size_t)oh * ow;
-    if (cpg_in == 1) {   /* depthwise, also with a channel multiplier (cout = m * cin) */
+    if (cpg_in == 1) {   /* depthwise, or depthwise with a channel multiplier: one plane per output */
         int total = n * d->cout, khw = d->kh * d->kw;
         size_t sc = mc_dw_scratch_floats(d, h, wd);
         int nt = mc_threads_for(2.0 * total * ohw * khw);
         if (nt > total) nt = total;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 4) if (nt > 1)
         for (int i = 0; i < total; i++) {
             int img = i / d->cout, oc = i % d->cout, ic = oc / cpg_out;
             const float *xc = x + ((size_t)img * d->cin + ic) * hw;
@@ -259,6 +283,40 @@ static void attention_head_online(const float *q, const float *k, const float *v
     }
 }
 
+/* One head of one sequence: S = scale Q K^T, (causal mask), softmax rows, O = S V. */
+static void attention_head(const mc_kset *ks, const float *q, const float *k, const float *v, int ld,
+                           int t, int hd, int causal, float scale, float *out, int od, float *s) {
+    if (!s) {   /* no memory for the score matrix */
+        attention_head_online(q, k, v, ld, t, hd, causal, scale, out, od);
+        return;
+    }
+    mc_gemm_ex(ks, 1, 0, 1, t, t, hd, scale, q, ld, k, ld, 0.0f, s, t, NULL, NULL, MC_ACT_NONE);
+    for (int i = 0; i < t; i++) {
+        float *sr = s + (size_t)i * t;
+        if (causal)
+            for (int j = i + 1; j < t; j++) sr[j] = -INFINITY;
+        ks->softmax_row(sr, t);
+    }
+    mc_gemm_ex(ks, 1, 0, 0, t, hd, t, 1.0f, s, t, v, ld, 0.0f, out, od, NULL, NULL, MC_ACT_NONE);
+}
+
+void mc_attention_batch(const float *q, const float *k, const float *v, int ld, int nseq, int t,
+                        int heads, int hd, int causal, float *out) {
+    const mc_kset *ks = mc_kset_get();
+    float scale = 1.0f / sqrtf((float)hd);
+    int od = heads * hd, total = nseq * heads;
+    int nt = mc_threads_for(4.0 * t * t * hd * total);
+    if (nt > total) nt = total;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
+    for (int i = 0; i < total; i++) {
+        int sq = i / heads, h = i % heads;
+        size_t in_off = (size_t)sq * t * ld + (size_t)h * hd;
+        attention_head(ks, q + in_off, k + in_off, v + in_off, ld, t, hd, causal, scale,
+                       out + (size_t)sq * t * od + (size_t)h * hd, od,
+                       mc_scratch(MC_SCRATCH_ATTN, (size_t)t * t));
+    }
+}
+
 void mc_attention(const float *q, const float *k, const float *v, int ld, int t, int heads, int hd,
                   int causal, float *out, float *scratch) {
     const mc_kset *ks = mc_kset_get();
@@ -267,21 +325,7 @@ void mc_attention(const float *q, const float *k, const float *v, int ld, int t,
     int nt = mc_threads_for(4.0 * t * t * hd * heads);
     if (nt > heads) nt = heads;
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-    for (int h = 0; h < heads; h++) {
-        float *s = nt > 1 ? mc_scratch(MC_SCRATCH_ATTN, (size_t)t * t) : scratch;
-        if (!s) {
-            attention_head_online(q + h * hd, k + h * hd, v + h * hd, ld, t, hd, causal, scale, out + h * hd, od);
-            continue;
-        }
-        mc_gemm_ex(ks, 1, 0, 1, t, t, hd, scale, q + h * hd, ld, k + h * hd, ld, 0.0f, s, t, NULL,
-                   NULL, MC_ACT_NONE);
-        for (int i = 0; i < t; i++) {
-            float *sr = s + (size_t)i * t;
-            if (causal)
-                for (int j = i + 1; j < t; j++) sr[j] = -INFINITY;
-            ks->softmax_row(sr, t);
-        }
-        mc_gemm_ex(ks, 1, 0, 0, t, hd, t, 1.0f, s, t, v + h * hd, ld, 0.0f, out + h * hd, od, NULL,
-                   NULL, MC_ACT_NONE);
-    }
+    for (int h = 0; h < heads; h++)
+        attention_head(ks, q + h * hd, k + h * hd, v + h * hd, ld, t, hd, causal, scale, out + h * hd, od,
+                       nt > 1 ? mc_scratch(MC_SCRATCH_ATTN, (size_t)t * t) : scratch);
 }

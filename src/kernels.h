@@ -43,6 +43,17 @@ void mc_act_apply_ref(float *x, size_t n, mc_act act);
 void mc_linear(const float *x, const float *w, const float *b, int m, int k, int n, float *y, mc_act act);
 void mc_linear_ref(const float *x, const float *w, const float *b, int m, int k, int n, float *y, mc_act act);
 
+/* y[m, n] += x[m, k] . w[n, k]^T + b[n] (a residual add fused into the GEMM);  b may be NULL. */
+void mc_linear_add(const float *x, const float *w, const float *b, int m, int k, int n, float *y);
+void mc_linear_add_ref(const float *x, const float *w, const float *b, int m, int k, int n, float *y);
+
+/* 1x1 convolution added to a residual, per image of NCHW maps:
+ * y[i, cout, hw] += w[cout, cin] . x[i, cin, hw] + b[cout];  b may be NULL. */
+void mc_pointwise_add(const float *w, const float *b, const float *x, int n, int cin, int cout,
+                      int hw, float *y);
+void mc_pointwise_add_ref(const float *w, const float *b, const float *x, int n, int cin, int cout,
+                          int hw, float *y);
+
 /* c[m, n] = alpha * op(a) . op(b) + beta * c, row-major with leading dimensions;
  * op(a) = a[m, k] (ta = 0) or a[k, m]^T (ta = 1); op(b) = b[k, n] or b[n, k]^T. */
 void mc_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
@@ -81,10 +92,22 @@ void mc_attention(const float *q, const float *k, const float *v, int ld, int t,
 void mc_attention_ref(const float *q, const float *k, const float *v, int ld, int t, int heads,
                       int hd, int causal, float *out, float *scratch);
 
+/* mc_attention over nseq sequences stored one after another: sequence s
+ * reads q, k, v + s t ld and writes out + s t heads hd.  The (sequence, head)
+ * pairs run on separate threads; score scratch is thread-local. */
+void mc_attention_batch(const float *q, const float *k, const float *v, int ld, int nseq, int t,
+                        int heads, int hd, int causal, float *out);
+
 /* Kernel set in use ("scalar", "avx2", "avx512"), chosen once at first use. */
 const char *mc_kernels_name(void);
 /* Thread count used by the kernels (0 = one per core). */
 void mc_kernels_set_threads(int n);
 int mc_kernels_get_threads(void);
+/* Thread count for kernels called from the calling thread only, overriding
+ * the process-wide one (0 = one per core, -1 = no override); returns the
+ * previous override.  Contexts set it around each forward pass. */
+int mc_kernels_set_local_threads(int n);
+/* Threads a kernel called here would use at most (1 inside a parallel region). */
+int mc_kernels_threads_avail(void);
 
 #endif /* MC_KERNELS_H */

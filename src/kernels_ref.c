@@ -170,3 +170,28 @@ void mc_attention_ref(const float *q, const float *k, const float *v, int ld, in
         }
     }
 }
+
+void mc_linear_add_ref(const float *x, const float *w, const float *b, int m, int k, int n, float *y) {
+    for (int i = 0; i < m; i++) {
+        const float *xi = x + (size_t)i * k;
+        for (int j = 0; j < n; j++) {
+            const float *wj = w + (size_t)j * k;
+            float s = 0;
+            for (int p = 0; p < k; p++) s += xi[p] * wj[p];
+            if (b) s += b[j];
+            y[(size_t)i * n + j] += s;
+        }
+    }
+}
+
+void mc_pointwise_add_ref(const float *w, const float *b, const float *x, int n, int cin, int cout,
+                          int hw, float *y) {
+    for (int i = 0; i < n; i++)
+        for (int o = 0; o < cout; o++)
+            for (int p = 0; p < hw; p++) {
+                float s = 0;
+                for (int c = 0; c < cin; c++) s += w[(size_t)o * cin + c] * x[((size_t)i * cin + c) * hw + p];
+                if (b) s += b[o];
+                y[((size_t)i * cout + o) * hw + p] += s;
+            }
+}

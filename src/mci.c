@@ -23,6 +23,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#else
+#pragma GCC diagnostic ignored "-Wunknown-pragmas"
+#endif
+
 #define MCI_DOWN_STRIDE 2
 #define MCI_DEFAULT_HEAD_DIM 32
 #define MCI_LN_EPS 1e-5f
@@ -924,36 +930,115 @@ static void se_run(const mci_se *se, float *y, int n, size_t hw, float *scratch)
     }
 }
 
-/* x[n, c, h, w] += ffn(x); t, hbuf: scratch maps. */
+static int conv_is_pointwise(const mc_conv2d_desc *d) {
+    return d->kh == 1 && d->kw == 1 && d->sh == 1 && d->sw == 1 && d->ph == 0 && d->pw == 0 && d->groups == 1;
+}
+
+/* x[n, c, h, w] += ffn(x); t, hbuf: scratch maps.  The residual add is fused
+ * into fc2's GEMM. */
 static void ffn_run(const mci_ffn *f, float *x, int n, int h, int w, float *t, float *hbuf) {
     conv_run(&f->dw, x, n, h, w, t, MC_ACT_NONE);
     conv_run(&f->fc1, t, n, h, w, hbuf, MC_ACT_GELU);
+    if (conv_is_pointwise(&f->fc2.d)) {
+        mc_pointwise_add(f->fc2.w, f->fc2.b, hbuf, n, f->fc2.d.cin, f->fc2.d.cout, h * w, x);
+        return;
+    }
     conv_run(&f->fc2, hbuf, n, h, w, t, MC_ACT_NONE);
     size_t len = (size_t)n * f->fc2.d.cout * h * w;
     for (size_t i = 0; i < len; i++) x[i] += t[i];
 }
 
-/* x[n, c, h, w] += proj(mhsa(norm(x))), one image at a time. */
-static void attn_run(const mci_unit *u, float *x, int n, int h, int w, float *bb, float *cb, float *scores) {
-    int c = u->c, hw = h * w;
+/* x[n, c, h, w] += proj(mhsa(norm(x))): the tokens of all n images are one
+ * [n hw, c] matrix, so qkv and proj are one GEMM each; attention runs per
+ * (image, head).  bb: 2 n c hw floats, cb: 3 n c hw floats. */
+static void attn_run(const mci_unit *u, float *x, int n, int h, int w, float *bb, float *cb) {
+    int c = u->c, hw = h * w, rows = n * hw;
     size_t map = (size_t)c * hw;
-    float *tok = bb, *tmp = bb + map, *qkv = cb;   /* [hw, c], [hw, c], [hw, 3c] */
+    float *tok = bb, *tmp = bb + (size_t)n * map, *qkv = cb;   /* [n hw, c], [n hw, c], [n hw, 3c] */
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * map;
+        float *ti = tok + (size_t)i * map;
+        for (int ch = 0; ch < c; ch++)
+            for (int p = 0; p < hw; p++) ti[(size_t)p * c + ch] = xi[(size_t)ch * hw + p];
+    }
+    const float *qin = tok;
+    if (u->ln_g) {
+        mc_layernorm(tok, rows, c, u->ln_g, u->ln_b, MCI_LN_EPS, tmp);
+        qin = tmp;
+    }
+    mc_linear(qin, u->qkv_w, u->qkv_b, rows, c, 3 * c, qkv, MC_ACT_NONE);
+    mc_attention_batch(qkv, qkv + c, qkv + 2 * c, 3 * c, n, hw, u->heads, u->head_dim, 0, tmp);
+    mc_linear(tmp, u->proj_w, u->proj_b, rows, c, c, tok, MC_ACT_NONE);
     for (int i = 0; i < n; i++) {
         float *xi = x + (size_t)i * map;
+        const float *ti = tok + (size_t)i * map;
         for (int ch = 0; ch < c; ch++)
-            for (int p = 0; p < hw; p++) tok[(size_t)p * c + ch] = xi[(size_t)ch * hw + p];
-        const float *qin = tok;
-        if (u->ln_g) {
-            mc_layernorm(tok, hw, c, u->ln_g, u->ln_b, MCI_LN_EPS, tmp);
-            qin = tmp;
-        }
-        mc_linear(qin, u->qkv_w, u->qkv_b, hw, c, 3 * c, qkv, MC_ACT_NONE);
-        mc_attention(qkv, qkv + c, qkv + 2 * c, 3 * c, hw, u->heads, u->head_dim, 0, tmp, scores);
-        mc_linear(tmp, u->proj_w, u->proj_b, hw, c, c, tok, MC_ACT_NONE);
-        for (int ch = 0; ch < c; ch++)
-            for (int p = 0; p < hw; p++) xi[(size_t)ch * hw + p] += tok[(size_t)p * c + ch];
+            for (int p = 0; p < hw; p++) xi[(size_t)ch * hw + p] += ti[(size_t)p * c + ch];
     }
 }
+
+/* Activation buffers of one forward: x lives in a or b (units alternate),
+ * c is scratch; each holds a batch's largest map. */
+typedef struct mci_bufs {
+    float *a, *b, *c;
+} mci_bufs;
+
+/* Stem: pixels [n, 3, S, S] -> bufs->a; sets *c, *h, *w. */
+static float *run_stem(const mci_net *net, const mci_bufs *bf, const float *pixels, int n, int *c, int *h,
+                       int *w) {
+    const float *in = pixels;
+    float *dst[3] = {bf->b, bf->c, bf->a};
+    for (int i = 0; i < 3; i++) {
+        const mci_conv *cv = &net->stem[i];
+        int oh = mc_conv_out(*h, cv->d.kh, cv->d.sh, cv->d.ph), ow = mc_conv_out(*w, cv->d.kw, cv->d.sw, cv->d.pw);
+        conv_run(cv, in, n, *h, *w, dst[i], MC_ACT_GELU);
+        in = dst[i], *c = cv->d.cout, *h = oh, *w = ow;
+    }
+    return bf->a;
+}
+
+/* Units [k0, k1) on x (bufs->a or bufs->b); returns the buffer holding the output. */
+static float *run_units(const mci_net *net, const mci_bufs *bf, int k0, int k1, float *x, int n, int *c,
+                        int *h, int *w, float *sescr, mc_mci_trace_fn fn, void *ctx) {
+    float *A = bf->a, *B = bf->b, *C = bf->c;
+    for (int k = k0; k < k1; k++) {
+        const mci_unit *u = &net->units[k];
+        switch (u->kind) {
+        case MCI_UNIT_DOWN: {
+            int oh = mc_conv_out(*h, u->conv.d.kh, u->conv.d.sh, u->conv.d.ph);
+            int ow = mc_conv_out(*w, u->conv.d.kw, u->conv.d.sw, u->conv.d.pw);
+            float *y = x == A ? B : A;
+            conv_run(&u->conv, x, n, *h, *w, y, u->has_se ? MC_ACT_NONE : MC_ACT_GELU);
+            *h = oh, *w = ow;
+            if (u->has_se) {
+                se_run(&u->se, y, n, (size_t)*h * *w, sescr);
+                mc_act_apply(y, (size_t)n * u->conv.d.cout * *h * *w, MC_ACT_GELU);
+            }
+            conv_run(&u->pw, y, n, *h, *w, x, MC_ACT_GELU);
+            break;
+        }
+        case MCI_UNIT_CPE:
+        case MCI_UNIT_REPMIXER: {
+            float *y = x == A ? B : A;
+            conv_run(&u->conv, x, n, *h, *w, y, MC_ACT_NONE);
+            x = y;
+            if (u->kind == MCI_UNIT_REPMIXER) ffn_run(&u->ffn, x, n, *h, *w, x == A ? B : A, C);
+            break;
+        }
+        case MCI_UNIT_ATTN:
+            attn_run(u, x, n, *h, *w, x == A ? B : A, C);
+            ffn_run(&u->ffn, x, n, *h, *w, x == A ? B : A, C);
+            break;
+        }
+        *c = u->c;
+        if (fn && u->tag[0]) fn(ctx, u->tag, x, n, *c, *h, *w);
+    }
+    return x;
+}
+
+/* Per-image maps at or below this many floats run as a batch; larger (early)
+ * stages run one image at a time so that each image's maps stay in cache. */
+#define MCI_BATCH_MAP_FLOATS 32768
 
 mc_status mc_mci_forward_trace(const mc_image_tower *t, float *ws, const float *pixels, int n,
                                float *out, mc_mci_trace_fn fn, void *ctx, mc_error *err) {
@@ -963,55 +1048,49 @@ mc_status mc_mci_forward_trace(const mc_image_tower *t, float *ws, const float *
     size_t M = (size_t)n * net->max_map;
     float *A = ws, *B = A + M, *C = B + M, *scores = C + M, *sescr = scores + net->max_scores,
           *pooled = sescr + net->max_se;
-    int c = 3, h = t->image_size, w = t->image_size;
+    mci_bufs bf = {A, B, C};
+    int c = 3, h = t->image_size, w = t->image_size, k0 = 0;
+    float *x;
 
-    /* stem: pixels -> B -> C -> A */
-    const float *in = pixels;
-    float *dst[3] = {B, C, A};
-    for (int i = 0; i < 3; i++) {
-        const mci_conv *cv = &net->stem[i];
-        int oh = mc_conv_out(h, cv->d.kh, cv->d.sh, cv->d.ph), ow = mc_conv_out(w, cv->d.kw, cv->d.sw, cv->d.pw);
-        conv_run(cv, in, n, h, w, dst[i], MC_ACT_GELU);
-        in = dst[i], c = cv->d.cout, h = oh, w = ow;
-    }
-    float *x = A;   /* current activation; B and C are scratch */
-    if (fn) fn(ctx, net->stem_tag, x, n, c, h, w);
-
-    for (int k = 0; k < net->n_units; k++) {
-        const mci_unit *u = &net->units[k];
-        switch (u->kind) {
-        case MCI_UNIT_DOWN: {
-            int oh = mc_conv_out(h, u->conv.d.kh, u->conv.d.sh, u->conv.d.ph);
-            int ow = mc_conv_out(w, u->conv.d.kw, u->conv.d.sw, u->conv.d.pw);
-            float *y = x == A ? B : A;
-            conv_run(&u->conv, x, n, h, w, y, MC_ACT_NONE);
-            h = oh, w = ow;
-            if (u->has_se) se_run(&u->se, y, n, (size_t)h * w, sescr);
-            mc_act_apply(y, (size_t)n * u->conv.d.cout * h * w, MC_ACT_GELU);
-            conv_run(&u->pw, y, n, h, w, x, MC_ACT_GELU);
-            break;
-        }
-        case MCI_UNIT_CPE:
-        case MCI_UNIT_REPMIXER: {
-            float *y = x == A ? B : A;
-            conv_run(&u->conv, x, n, h, w, y, MC_ACT_NONE);
-            x = y;
-            if (u->kind == MCI_UNIT_REPMIXER) {
-                float *s1 = x == A ? B : A;
-                ffn_run(&u->ffn, x, n, h, w, s1, C);
+    if (fn || n == 1) {
+        x = run_stem(net, &bf, pixels, n, &c, &h, &w);
+        if (fn) fn(ctx, net->stem_tag, x, n, c, h, w);
+    } else {
+        /* early stages image by image, each output gathered into A.  With
+         * several threads, whole images go to separate threads (kernels inside
+         * run single-threaded: no fork/join per op); each worker's buffers of
+         * one image's maps (3 maps + SE scratch) are carved from B and C, which
+         * hold 2 n maps. */
+        size_t mm = net->max_map, S = (size_t)t->image_size, per = 3 * mm + net->max_se + 16;
+        int nw = mc_kernels_threads_avail();
+        int fit = (int)(2 * (size_t)n * mm / per);
+        if (nw > fit) nw = fit;
+        if (nw > n) nw = n;
+        if (nw < 1) nw = 1;
+        int kk = 0, cc = 0, hh = 0, ww = 0;
+#pragma omp parallel for num_threads(nw) schedule(dynamic, 1) if (nw > 1)
+        for (int i = 0; i < n; i++) {
+            int wid = 0;
+#ifdef _OPENMP
+            wid = omp_get_thread_num();
+#endif
+            float *base = B + (size_t)wid * per;
+            mci_bufs one = {base, base + mm, base + 2 * mm};
+            float *se1 = nw > 1 ? base + 3 * mm : sescr;
+            int ci = 3, hi = t->image_size, wi = t->image_size, k = 0;
+            float *xi = run_stem(net, &one, pixels + (size_t)i * 3 * S * S, 1, &ci, &hi, &wi);
+            while (k < net->n_units && (size_t)ci * hi * wi > MCI_BATCH_MAP_FLOATS) {
+                xi = run_units(net, &one, k, k + 1, xi, 1, &ci, &hi, &wi, se1, NULL, NULL);
+                k++;
             }
-            break;
+            size_t map = (size_t)ci * hi * wi;
+            memcpy(A + (size_t)i * map, xi, map * sizeof(float));
+            if (i == 0) kk = k, cc = ci, hh = hi, ww = wi;   /* the same for every image */
         }
-        case MCI_UNIT_ATTN: {
-            float *s1 = x == A ? B : A;
-            attn_run(u, x, n, h, w, s1, C, scores);
-            ffn_run(&u->ffn, x, n, h, w, s1, C);
-            break;
-        }
-        }
-        c = u->c;
-        if (fn && u->tag[0]) fn(ctx, u->tag, x, n, c, h, w);
+        c = cc, h = hh, w = ww, k0 = kk;
+        x = A;
     }
+    x = run_units(net, &bf, k0, net->n_units, x, n, &c, &h, &w, sescr, fn, ctx);
 
     /* final conv + SE + GELU, pool, projection */
     float *y = x == A ? B : A;

@@ -39,6 +39,7 @@ struct mc_context {
     float *ws;                /* scratch for the planned batch */
     size_t ws_floats;
     int batch;                /* batch the scratch is planned for */
+    int n_threads;            /* kernel threads for this context's calls (0: process default) */
 };
 
 void mc_l2_normalize_rows(float *x, int n, int d) {
@@ -487,6 +488,7 @@ mc_status mc_context_new(const mc_model *model, const mc_context_params *params,
     mc_context *c = calloc(1, sizeof *c);
     if (!c) return mc_fail(err, MC_ERR_NOMEM, "out of memory");
     c->model = model;
+    c->n_threads = p.n_threads;
     mc_error_clear(&c->last);
     if (ctx_plan(c, p.max_batch) != MC_OK) {
         if (err) *err = c->last;
@@ -513,7 +515,9 @@ mc_status mc_encode_image(mc_context *ctx, const float *pixels, int n, int norma
     if (!pixels || !out || n < 1) return mc_fail(&ctx->last, MC_ERR_INVALID_ARG, "mc_encode_image: bad arguments (n = %d)", n);
     mc_status st = ctx_plan(ctx, n);
     if (st != MC_OK) return st;
+    int prev = mc_kernels_set_local_threads(ctx->n_threads > 0 ? ctx->n_threads : -1);
     st = t->forward(t, ctx->ws, pixels, n, out, &ctx->last);
+    mc_kernels_set_local_threads(prev);
     if (st != MC_OK) return st;
     if (normalize) mc_l2_normalize_rows(out, n, t->out_dim);
     return MC_OK;
@@ -527,7 +531,9 @@ mc_status mc_encode_text(mc_context *ctx, const int32_t *tokens, int n, int norm
     if (!tokens || !out || n < 1) return mc_fail(&ctx->last, MC_ERR_INVALID_ARG, "mc_encode_text: bad arguments (n = %d)", n);
     mc_status st = ctx_plan(ctx, n);
     if (st != MC_OK) return st;
+    int prev = mc_kernels_set_local_threads(ctx->n_threads > 0 ? ctx->n_threads : -1);
     st = t->forward(t, ctx->ws, tokens, n, out, &ctx->last);
+    mc_kernels_set_local_threads(prev);
     if (st != MC_OK) return st;
     if (normalize) mc_l2_normalize_rows(out, n, t->out_dim);
     return MC_OK;

@@ -1,6 +1,8 @@
 /*
  * tblock.c - the pre-norm transformer block (see tblock.h): binding by
  * layout, export under those names and the forward pass on one sequence.
+ * layout and the forward pass on a batch of sequences
+ * (every linear layer is one GEMM over the tokens of a chunk of sequences).
  */
 #include "tblock.h"
 
@@ -68,30 +70,40 @@ void mc_tblock_export(mc_export *ex, const mc_tblock *blk, const char *prefix, c
     mc_export_add(ex, blk->fc2_b, 1, &d, "%s%s", prefix, nm->fc2_b);
 }
 
-size_t mc_tblock_workspace(const mc_tblock *blk, int t) {
-    size_t T = (size_t)t, d = (size_t)blk->dim;
-    size_t mlp = T * (size_t)blk->hidden;
-    size_t attn = T * 3 * d + T * d + T * T;   /* qkv, context, scores */
-    return T * d + (mlp > attn ? mlp : attn);
+int mc_tblock_chunk(int nseq, int t) {
+    int c = MC_TBLOCK_ROWS / (t > 0 ? t : 1);
+    if (c < 1) c = 1;
+    return c < nseq ? c : nseq;
 }
 
-void mc_tblock_forward(const mc_tblock *blk, float *x, int t, int causal, float *ws) {
-    int d = blk->dim;
-    size_t T = (size_t)t;
-    float *h = ws;                            /* [t, d] normed input */
-    float *qkv = h + T * d;                   /* [t, 3d] */
-    float *ctx = qkv + T * 3 * d;             /* [t, d] */
-    float *scores = ctx + T * d;              /* [t, t] */
-    float *mid = h + T * d;                   /* [t, hidden] (reuses qkv) */
+size_t mc_tblock_workspace(const mc_tblock *blk, int nseq, int t) {
+    size_t R = (size_t)mc_tblock_chunk(nseq, t) * t, d = (size_t)blk->dim;
+    size_t mlp = R * (size_t)blk->hidden;
+    size_t attn = R * 4 * d;   /* qkv, context */
+    return R * d + (mlp > attn ? mlp : attn);
+}
 
-    mc_layernorm(x, t, d, blk->ln1_w, blk->ln1_b, blk->eps, h);
-    mc_linear(h, blk->qkv_w, blk->qkv_b, t, d, 3 * d, qkv, MC_ACT_NONE);
-    mc_attention(qkv, qkv + d, qkv + 2 * d, 3 * d, t, blk->heads, d / blk->heads, causal, ctx, scores);
-    mc_linear(ctx, blk->out_w, blk->out_b, t, d, d, h, MC_ACT_NONE);
-    for (size_t i = 0; i < T * d; i++) x[i] += h[i];
+/* One chunk of nseq sequences. */
+static void tblock_rows(const mc_tblock *blk, float *x, int nseq, int t, int causal, float *ws) {
+    int d = blk->dim, rows = nseq * t;
+    size_t R = (size_t)rows;
+    float *h = ws;                            /* [R, d] normed input */
+    float *qkv = h + R * d;                   /* [R, 3d] */
+    float *ctx = qkv + R * 3 * d;             /* [R, d] */
+    float *mid = h + R * d;                   /* [R, hidden] (reuses qkv) */
 
-    mc_layernorm(x, t, d, blk->ln2_w, blk->ln2_b, blk->eps, h);
-    mc_linear(h, blk->fc1_w, blk->fc1_b, t, d, blk->hidden, mid, blk->act);
-    mc_linear(mid, blk->fc2_w, blk->fc2_b, t, blk->hidden, d, h, MC_ACT_NONE);
-    for (size_t i = 0; i < T * d; i++) x[i] += h[i];
+    mc_layernorm(x, rows, d, blk->ln1_w, blk->ln1_b, blk->eps, h);
+    mc_linear(h, blk->qkv_w, blk->qkv_b, rows, d, 3 * d, qkv, MC_ACT_NONE);
+    mc_attention_batch(qkv, qkv + d, qkv + 2 * d, 3 * d, nseq, t, blk->heads, d / blk->heads, causal, ctx);
+    mc_linear_add(ctx, blk->out_w, blk->out_b, rows, d, d, x);
+
+    mc_layernorm(x, rows, d, blk->ln2_w, blk->ln2_b, blk->eps, h);
+    mc_linear(h, blk->fc1_w, blk->fc1_b, rows, d, blk->hidden, mid, blk->act);
+    mc_linear_add(mid, blk->fc2_w, blk->fc2_b, rows, blk->hidden, d, x);
+}
+
+void mc_tblock_forward(const mc_tblock *blk, float *x, int nseq, int t, int causal, float *ws) {
+    int c = mc_tblock_chunk(nseq, t);
+    for (int s = 0; s < nseq; s += c)
+        tblock_rows(blk, x + (size_t)s * t * blk->dim, nseq - s < c ? nseq - s : c, t, causal, ws);
 }

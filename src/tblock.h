@@ -45,10 +45,17 @@ struct mc_export;
 void mc_tblock_export(struct mc_export *ex, const mc_tblock *blk, const char *prefix,
                       const mc_tblock_names *names);
 
-/* Floats of scratch one call needs for a sequence of t tokens. */
-size_t mc_tblock_workspace(const mc_tblock *blk, int t);
+/* Sequences are processed in chunks of about MC_TBLOCK_ROWS tokens (at least
+ * one sequence): GEMMs stay large, while the MLP's hidden activations of a
+ * chunk stay in cache and the scratch does not grow with the batch. */
+#define MC_TBLOCK_ROWS 768
+int mc_tblock_chunk(int nseq, int t);
 
-/* x[t, dim] updated in place; ws: mc_tblock_workspace(blk, t) floats. */
-void mc_tblock_forward(const mc_tblock *blk, float *x, int t, int causal, float *ws);
+/* Floats of scratch one call needs for nseq sequences of t tokens. */
+size_t mc_tblock_workspace(const mc_tblock *blk, int nseq, int t);
+
+/* x[nseq, t, dim] updated in place (sequences one after another; attention
+ * stays within each); ws: mc_tblock_workspace(blk, nseq, t) floats. */
+void mc_tblock_forward(const mc_tblock *blk, float *x, int nseq, int t, int causal, float *ws);
 
 #endif /* MC_TBLOCK_H */

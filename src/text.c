@@ -82,32 +82,52 @@ static void dwconv_seq(const float *x, int t, int dim, int k, const float *w, co
     }
 }
 
-static size_t repmixer_ws(const text_repmixer *r, int t) {
-    return (size_t)t * r->dim * 2 + (size_t)t * r->hidden;
+static size_t repmixer_ws(const text_repmixer *r, int nseq, int t) {
+    size_t R = (size_t)mc_tblock_chunk(nseq, t) * t;
+    return R * r->dim * 2 + R * r->hidden;
 }
 
-static void repmixer_forward(const text_repmixer *r, float *x, int t, float *ws) {
-    int d = r->dim;
-    float *a = ws, *z = a + (size_t)t * d, *m = z + (size_t)t * d;
-    dwconv_seq(x, t, d, r->k, r->mix_w, r->mix_b, a);          /* token mixer */
-    memcpy(x, a, (size_t)t * d * sizeof(float));
-    dwconv_seq(x, t, d, r->k, r->ffn_w, r->ffn_b, z);          /* ConvFFN */
-    mc_linear(z, r->fc1_w, r->fc1_b, t, d, r->hidden, m, r->act);
-    mc_linear(m, r->fc2_w, r->fc2_b, t, r->hidden, d, a, MC_ACT_NONE);
-    for (int i = 0; i < t; i++)
-        for (int c = 0; c < d; c++) x[(size_t)i * d + c] += (r->ls ? r->ls[c] : 1.0f) * a[(size_t)i * d + c];
+/* x[nseq, t, dim] in place; the token convs stay within each sequence, the
+ * MLP is one GEMM pair over all nseq x t tokens (of one chunk). */
+static void repmixer_rows(const text_repmixer *r, float *x, int nseq, int t, float *ws) {
+    int d = r->dim, rows = nseq * t;
+    size_t R = (size_t)rows, TD = (size_t)t * d;
+    float *a = ws, *z = a + R * d, *m = z + R * d;
+    for (int s = 0; s < nseq; s++) {
+        dwconv_seq(x + s * TD, t, d, r->k, r->mix_w, r->mix_b, a + s * TD);   /* token mixer */
+        dwconv_seq(a + s * TD, t, d, r->k, r->ffn_w, r->ffn_b, z + s * TD);   /* ConvFFN */
+    }
+    memcpy(x, a, R * d * sizeof(float));
+    mc_linear(z, r->fc1_w, r->fc1_b, rows, d, r->hidden, m, r->act);
+    if (!r->ls) {
+        mc_linear_add(m, r->fc2_w, r->fc2_b, rows, r->hidden, d, x);
+        return;
+    }
+    mc_linear(m, r->fc2_w, r->fc2_b, rows, r->hidden, d, a, MC_ACT_NONE);
+    for (size_t i = 0; i < R; i++) {
+        float *xi = x + i * d;
+        const float *ai = a + i * d;
+        for (int c = 0; c < d; c++) xi[c] += r->ls[c] * ai[c];
+    }
+}
+
+/* In chunks of sequences, as the transformer blocks. */
+static void repmixer_forward(const text_repmixer *r, float *x, int nseq, int t, float *ws) {
+    int c = mc_tblock_chunk(nseq, t);
+    for (int s = 0; s < nseq; s += c)
+        repmixer_rows(r, x + (size_t)s * t * r->dim, nseq - s < c ? nseq - s : c, t, ws);
 }
 
 static size_t text_workspace(const mc_text_tower *tw, int n) {
     const text_impl *v = tw->impl;
-    size_t T = (size_t)v->ctx, W = (size_t)v->width;
-    size_t m = T * W;
+    size_t X = (size_t)n * v->ctx * v->width, W = (size_t)v->width;
+    size_t m = (size_t)n * W;
     for (int l = 0; l < v->n_layers; l++) {
         const text_layer *L = &v->layers[l];
-        size_t s = L->is_repmixer ? repmixer_ws(&L->rm, v->ctx) : mc_tblock_workspace(&L->tb, v->ctx);
+        size_t s = L->is_repmixer ? repmixer_ws(&L->rm, n, v->ctx) : mc_tblock_workspace(&L->tb, n, v->ctx);
         if (s > m) m = s;
     }
-    return T * W + m + W;
+    return X + m;
 }
 
 static int text_pool_index(const text_impl *v, const int32_t *tok) {
@@ -131,7 +151,8 @@ static mc_status text_forward(const mc_text_tower *tw, float *ws, const int32_t 
                               float *out, mc_error *err) {
     const text_impl *v = tw->impl;
     int T = v->ctx, W = v->width;
-    float *x = ws, *scr = x + (size_t)T * W;
+    size_t TW = (size_t)T * W;
+    float *x = ws, *scr = x + (size_t)n * TW;   /* x [n, T, W] */
     for (int s = 0; s < n; s++) {
         const int32_t *tok = tokens + (size_t)s * T;
         for (int i = 0; i < T; i++) {
@@ -140,19 +161,22 @@ static mc_status text_forward(const mc_text_tower *tw, float *ws, const int32_t 
                                tok[i], i, s, v->vocab);
             const float *e = v->tok_emb + (size_t)tok[i] * W;
             const float *p = v->pos_emb + (size_t)i * W;
-            float *xi = x + (size_t)i * W;
+            float *xi = x + s * TW + (size_t)i * W;
             for (int c = 0; c < W; c++) xi[c] = e[c] + p[c];
         }
-        for (int l = 0; l < v->n_layers; l++) {
-            const text_layer *L = &v->layers[l];
-            if (L->is_repmixer) repmixer_forward(&L->rm, x, T, scr);
-            else mc_tblock_forward(&L->tb, x, T, v->causal, scr);
-        }
-        int at = text_pool_index(v, tok);
-        float *pooled = scr;
-        mc_layernorm(x + (size_t)at * W, 1, W, v->ln_w, v->ln_b, v->eps, pooled);
-        mc_linear(pooled, v->proj_w, v->proj_b, 1, W, v->out_dim, out + (size_t)s * v->out_dim, MC_ACT_NONE);
     }
+    /* every linear layer is one GEMM over all n x T tokens */
+    for (int l = 0; l < v->n_layers; l++) {
+        const text_layer *L = &v->layers[l];
+        if (L->is_repmixer) repmixer_forward(&L->rm, x, n, T, scr);
+        else mc_tblock_forward(&L->tb, x, n, T, v->causal, scr);
+    }
+    float *pooled = scr;   /* [n, W] */
+    for (int s = 0; s < n; s++) {
+        int at = text_pool_index(v, tokens + (size_t)s * T);
+        mc_layernorm(x + s * TW + (size_t)at * W, 1, W, v->ln_w, v->ln_b, v->eps, pooled + (size_t)s * W);
+    }
+    mc_linear(pooled, v->proj_w, v->proj_b, n, W, v->out_dim, out, MC_ACT_NONE);
     return MC_OK;
 }
 

@@ -93,26 +93,25 @@ static size_t vit_stem_max(const vit_impl *v) {
 
 static size_t vit_workspace(const mc_image_tower *t, int n) {
     const vit_impl *v = t->impl;
-    size_t T = (size_t)v->n_tokens, D = (size_t)v->dim;
-    size_t rest = 2 * vit_stem_max(v);
-    size_t blk = v->depth > 0 ? mc_tblock_workspace(&v->blocks[0], v->n_tokens) : 0;
-    for (int i = 1; i < v->depth; i++) {
-        size_t s = mc_tblock_workspace(&v->blocks[i], v->n_tokens);
-        if (s > blk) blk = s;
+    size_t T = (size_t)v->n_tokens, D = (size_t)v->dim, X = (size_t)n * T * D;
+    size_t rest = 2 * vit_stem_max(v);    /* the stem runs one image at a time */
+    for (int i = 0; i < v->depth; i++) {
+        size_t s = mc_tblock_workspace(&v->blocks[i], n, v->n_tokens);
+        if (s > rest) rest = s;
     }
-    if (blk > rest) rest = blk;
-    if (T * D + D > rest) rest = T * D + D;
-    return T * D + rest;     /* x [T, D] + scratch; one image at a time */
+    if (X + (size_t)n * D > rest) rest = X + (size_t)n * D;
+    return X + rest;     /* x [n, T, D] + scratch */
 }
 
 static mc_status vit_forward(const mc_image_tower *t, float *ws, const float *pixels, int n,
                              float *out, mc_error *err) {
     const vit_impl *v = t->impl;
     int D = v->dim, T = v->n_tokens, N = v->n_patches;
-    size_t S = (size_t)t->image_size;
-    float *x = ws;                       /* [T, D] tokens */
-    float *scr = x + (size_t)T * D;      /* scratch */
+    size_t S = (size_t)t->image_size, TD = (size_t)T * D;
+    float *x = ws;                       /* [n, T, D] tokens */
+    float *scr = x + (size_t)n * TD;     /* scratch */
     size_t stem_max = vit_stem_max(v);
+    int off = v->cls ? 1 : 0;
     for (int img = 0; img < n; img++) {
         /* stem: [3, S, S] -> [D, gh, gw] */
         const float *in = pixels + (size_t)img * 3 * S * S;
@@ -127,35 +126,41 @@ static mc_status vit_forward(const mc_image_tower *t, float *ws, const float *pi
             w = c->ow;
         }
         /* tokens: [cls,] patches transposed to [N, D], plus positions */
-        int off = v->cls ? 1 : 0;
-        if (v->cls) memcpy(x, v->cls, (size_t)D * sizeof(float));
-        for (int p = 0; p < N; p++)
-            for (int c = 0; c < D; c++) x[(size_t)(p + off) * D + c] = in[(size_t)c * N + p];
+        float *xi = x + (size_t)img * TD;
+        if (v->cls) memcpy(xi, v->cls, (size_t)D * sizeof(float));
+        for (int p = 0; p < N; p++) {
+            float *row = xi + (size_t)(p + off) * D;
+            for (int c = 0; c < D; c++) row[c] = in[(size_t)c * N + p];
+        }
         if (v->pos_has_cls) {
-            for (size_t i = 0; i < (size_t)T * D; i++) x[i] += v->pos[i];
+            for (size_t i = 0; i < TD; i++) xi[i] += v->pos[i];
         } else {
-            for (size_t i = 0; i < (size_t)N * D; i++) x[(size_t)off * D + i] += v->pos[i];
+            for (size_t i = 0; i < (size_t)N * D; i++) xi[(size_t)off * D + i] += v->pos[i];
         }
-        if (v->pre_w) {
-            mc_layernorm(x, T, D, v->pre_w, v->pre_b, v->eps, scr);
-            memcpy(x, scr, (size_t)T * D * sizeof(float));
-        }
-        for (int l = 0; l < v->depth; l++) mc_tblock_forward(&v->blocks[l], x, T, 0, scr);
-        /* final norm, then pool */
-        float *pooled = scr + (size_t)T * D;
+    }
+    /* the transformer: every linear layer is one GEMM over all n x T tokens */
+    if (v->pre_w) {
+        mc_layernorm(x, n * T, D, v->pre_w, v->pre_b, v->eps, scr);
+        memcpy(x, scr, (size_t)n * TD * sizeof(float));
+    }
+    for (int l = 0; l < v->depth; l++) mc_tblock_forward(&v->blocks[l], x, n, T, 0, scr);
+    /* final norm, then pool */
+    float *pooled = scr + (size_t)n * TD;    /* [n, D] */
+    for (int img = 0; img < n; img++) {
+        const float *xi = x + (size_t)img * TD;
+        float *pi = pooled + (size_t)img * D;
         if (v->cls) {
-            mc_layernorm(x, 1, D, v->norm_w, v->norm_b, v->eps, pooled);
+            mc_layernorm(xi, 1, D, v->norm_w, v->norm_b, v->eps, pi);
         } else {
-            mc_layernorm(x, T, D, v->norm_w, v->norm_b, v->eps, scr);
+            mc_layernorm(xi, T, D, v->norm_w, v->norm_b, v->eps, scr);
             for (int c = 0; c < D; c++) {
                 double s = 0;
                 for (int i = 0; i < T; i++) s += scr[(size_t)i * D + c];
-                pooled[c] = (float)(s / T);
+                pi[c] = (float)(s / T);
             }
         }
-        mc_linear(pooled, v->head_w, v->head_b, 1, D, v->out_dim, out + (size_t)img * v->out_dim,
-                  MC_ACT_NONE);
     }
+    mc_linear(pooled, v->head_w, v->head_b, n, D, v->out_dim, out, MC_ACT_NONE);
     (void)err;
     return MC_OK;
 }

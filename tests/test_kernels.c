@@ -124,6 +124,8 @@ static void test_conv(void) {
     test_conv_one(1, 4, 8, 4, 3, 3, 1, 1, 1, 1, 11, 11, MC_ACT_NONE, 1);   /* channel multiplier 2 */
     test_conv_one(2, 6, 12, 6, 7, 7, 2, 2, 3, 3, 17, 20, MC_ACT_GELU, 1);  /* patch-embed-like: 7x7 s2, x2 */
     test_conv_one(1, 3, 9, 3, 3, 3, 1, 1, 1, 1, 9, 9, MC_ACT_NONE, 0);     /* multiplier 3 */
+    test_conv_one(2, 6, 12, 6, 7, 7, 2, 2, 3, 3, 17, 16, MC_ACT_GELU, 1);  /* MCi downsample shape */
+    test_conv_one(2, 3, 9, 3, 3, 3, 2, 2, 1, 1, 9, 10, MC_ACT_NONE, 0);   /* channel multiplier 3 */
     test_conv_one(1, 5, 7, 1, 7, 7, 2, 2, 3, 3, 19, 23, MC_ACT_QUICK_GELU, 1);
 }
 
@@ -223,6 +225,51 @@ static void test_attention(void) {
         }
 }
 
+static void test_fused_add(void) {
+    static const int sz[][3] = {{1, 7, 13}, {77, 64, 129}, {200, 300, 70}, {13, 129, 1}};
+    for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++)
+        for (int hb = 0; hb < 2; hb++) {
+            int m = sz[i][0], k = sz[i][1], n = sz[i][2];
+            float *x = rand_buf((size_t)m * k, 1), *w = rand_buf((size_t)n * k, 0.5f), *b = rand_buf(n, 1);
+            float *y1 = rand_buf((size_t)m * n, 1), *y2 = malloc((size_t)m * n * sizeof(float));
+            memcpy(y2, y1, (size_t)m * n * sizeof(float));
+            mc_linear_add_ref(x, w, hb ? b : NULL, m, k, n, y1);
+            mc_linear_add(x, w, hb ? b : NULL, m, k, n, y2);
+            double e = rel_err(y2, y1, (size_t)m * n);
+            CHECK(e <= TOL, "[%s t%d] linear_add m=%d k=%d n=%d: err %g", g_set, g_nt, m, k, n, e);
+            /* as a pointwise conv: 2 images, cin = k, cout = n, hw = m */
+            float *px = rand_buf((size_t)2 * k * m, 1), *p1 = rand_buf((size_t)2 * n * m, 1);
+            float *p2 = malloc((size_t)2 * n * m * sizeof(float));
+            memcpy(p2, p1, (size_t)2 * n * m * sizeof(float));
+            mc_pointwise_add_ref(w, hb ? b : NULL, px, 2, k, n, m, p1);
+            mc_pointwise_add(w, hb ? b : NULL, px, 2, k, n, m, p2);
+            e = rel_err(p2, p1, (size_t)2 * n * m);
+            CHECK(e <= TOL, "[%s t%d] pointwise_add hw=%d cin=%d cout=%d: err %g", g_set, g_nt, m, k, n, e);
+            free(x), free(w), free(b), free(y1), free(y2), free(px), free(p1), free(p2);
+        }
+}
+
+static void test_attention_batch(void) {
+    static const int cfg[][4] = {{3, 7, 3, 8}, {2, 64, 4, 32}, {4, 77, 8, 64}, {1, 13, 2, 5}};
+    for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++)
+        for (int causal = 0; causal < 2; causal++) {
+            int ns = cfg[i][0], t = cfg[i][1], heads = cfg[i][2], hd = cfg[i][3], od = heads * hd, ld = 3 * od;
+            size_t rows = (size_t)ns * t;
+            float *qkv = rand_buf(rows * ld, 1.5f);
+            float *o1 = malloc(rows * od * sizeof(float)), *o2 = malloc(rows * od * sizeof(float));
+            float *s = malloc((size_t)t * t * sizeof(float));
+            for (int q = 0; q < ns; q++) {
+                const float *b = qkv + (size_t)q * t * ld;
+                mc_attention_ref(b, b + od, b + 2 * od, ld, t, heads, hd, causal, o1 + (size_t)q * t * od, s);
+            }
+            mc_attention_batch(qkv, qkv + od, qkv + 2 * od, ld, ns, t, heads, hd, causal, o2);
+            double e = rel_err(o2, o1, rows * od);
+            CHECK(e <= TOL, "[%s t%d] attention_batch n=%d t=%d heads=%d hd=%d causal=%d: err %g", g_set, g_nt,
+                  ns, t, heads, hd, causal, e);
+            free(qkv), free(o1), free(o2), free(s);
+        }
+}
+
 /* The AVX-512 set's geometry (14 x 32 tiles, its cache blocks, the AVX2 A
  * packer) cannot run here without AVX-512; drive the same blocked driver
  * with a plain C micro-kernel of that shape instead. */
@@ -287,6 +334,8 @@ int main(void) {
             test_norms();
             test_act();
             test_attention();
+            test_attention_batch();
+            test_fused_add();
         }
     }
     mc_kernels_force(NULL);
@@ -305,5 +354,12 @@ int main(void) {
     test_geometry_14x32();
     mc_kernels_set_threads(0);
     CHECK(mc_kernels_get_threads() == 0, "threads 0 = all cores");
+    /* a per-thread override (what contexts set around a forward) */
+    mc_kernels_set_threads(2);
+    int prev = mc_kernels_set_local_threads(1);
+    CHECK(prev == -1 && mc_kernels_get_threads() == 1, "local thread override");
+    mc_kernels_set_local_threads(prev);
+    CHECK(mc_kernels_get_threads() == 2, "local override cleared");
+    mc_kernels_set_threads(0);
     return test_summary("test_kernels");
 }

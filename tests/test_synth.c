@@ -9,6 +9,7 @@
 #include "test.h"
 
 #include "synth.h"
+#include "tblock.h"
 
 #include <string.h>
 
@@ -159,6 +160,27 @@ int main(void) {
         int finite = 1;
         for (int i = 0; i < 512; i++) { nrm += out[i] * out[i]; finite &= isfinite(out[i]) != 0; }
         CHECK(st == MC_OK && finite && fabs(nrm - 1) < 1e-3, "S0 text embedding finite and unit length");
+        /* a batch larger than one chunk of sequences (mc_tblock_chunk) gives
+         * the rows of single-text forwards */
+        enum { NT = 11 };
+        int32_t *toks = calloc((size_t)NT * 77, sizeof(int32_t));
+        float *eb = malloc((size_t)NT * 512 * sizeof(float));
+        for (int i = 0; i < NT; i++) {
+            int32_t *tk = toks + (size_t)i * 77;
+            tk[0] = MC_TOKEN_SOT;
+            for (int j = 1; j <= 3 + i; j++) tk[j] = 320 + 97 * i + 13 * j;
+            tk[4 + i] = MC_TOKEN_EOT;
+        }
+        CHECK(mc_tblock_chunk(NT, 77) < NT, "the batch spans several chunks");
+        st = ctx ? mc_encode_text(ctx, toks, NT, 1, eb) : MC_ERR_INTERNAL;
+        CHECK(st == MC_OK, "S0 text batch forward");
+        for (int i = 0; i < NT && st == MC_OK; i++) {
+            st = mc_encode_text(ctx, toks + (size_t)i * 77, 1, 1, out);
+            float d = 0;
+            for (int j = 0; j < 512; j++) d = fmaxf(d, fabsf(out[j] - eb[i * 512 + j]));
+            CHECK(st == MC_OK && d <= 1e-5f, "S0 text %d: batch and single forwards differ by %g", i, d);
+        }
+        free(toks), free(eb);
         mc_context_free(ctx);
         mc_model_free(m);
     }
@@ -168,6 +190,24 @@ int main(void) {
         mc_model_info info;
         mc_model_get_info(m, &info);
         CHECK(info.image_size == 256 && info.embed_dim == 512, "S0 image dims");
+        /* a batch (early stages image by image, late stages batched) gives
+         * the rows of single-image forwards */
+        mc_context *ctx = NULL;
+        CHECK(mc_context_new(m, NULL, &ctx, &err) == MC_OK, "%s", err.message);
+        enum { NI = 4, PIX = 3 * 256 * 256 };
+        float *pix = malloc((size_t)NI * PIX * sizeof(float)), *eb = malloc(NI * 512 * sizeof(float)), one[512];
+        uint32_t r = 7;
+        for (size_t i = 0; i < (size_t)NI * PIX; i++) { r = r * 1664525u + 1013904223u; pix[i] = (float)(r >> 8) / 8388608.0f - 1.0f; }
+        st = ctx ? mc_encode_image(ctx, pix, NI, 1, eb) : MC_ERR_INTERNAL;
+        CHECK(st == MC_OK, "S0 image batch forward");
+        for (int i = 0; i < NI && st == MC_OK; i++) {
+            st = mc_encode_image(ctx, pix + (size_t)i * PIX, 1, 1, one);
+            float d = 0;
+            for (int j = 0; j < 512; j++) d = fmaxf(d, fabsf(one[j] - eb[i * 512 + j]));
+            CHECK(st == MC_OK && d <= 1e-5f, "S0 image %d: batch and single forwards differ by %g", i, d);
+        }
+        free(pix), free(eb);
+        mc_context_free(ctx);
         mc_model_free(m);
     }
     m = load_tower("mobileclip_b", 1, 1, &st);
