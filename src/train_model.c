@@ -8,6 +8,7 @@
  * tensor names (mobileclip repo state dict); shapes from the tensors.
  * Also the trainer: parameters, one training step, AdamW, config.
  */
+#include "gemm.h"
 #include "train.h"
 
 #include "json.h"
@@ -270,6 +271,8 @@ static tt *op_add(mc_trainer *t, tt *a, tt *b, float alpha) {
     tt *y = new_tt(t, a->n, a->c, a->h, a->w);
     BAIL(t);
     size_t n = numel(a);
+    int nt = mc_threads_for(4.0 * (double)n);
+    #pragma omp parallel for simd num_threads(nt) schedule(static) if (nt > 1)
     for (size_t i = 0; i < n; i++) y->d[i] = a->d[i] + alpha * b->d[i];
     top *o = push(t, OP_ADD);
     BAIL(t);
@@ -283,12 +286,15 @@ static tt *op_chscale(mc_trainer *t, tt *x, mc_tparam *s) {
     tt *y = new_tt(t, x->n, x->c, x->h, x->w);
     BAIL(t);
     size_t hw = (size_t)x->h * x->w;
-    for (int i = 0; i < x->n; i++)
-        for (int c = 0; c < x->c; c++)
-            for (size_t p = 0; p < hw; p++) {
-                size_t k = ((size_t)i * x->c + c) * hw + p;
-                y->d[k] = s->w[c] * x->d[k];
-            }
+    int planes = x->n * x->c, nt = mc_threads_for(4.0 * (double)planes * hw);
+    #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int ic = 0; ic < planes; ic++) {
+        float sc = s->w[ic % x->c];
+        const float *xp = x->d + (size_t)ic * hw;
+        float *yp = y->d + (size_t)ic * hw;
+        #pragma omp simd
+        for (size_t p = 0; p < hw; p++) yp[p] = sc * xp[p];
+    }
     top *o = push(t, OP_CHSCALE);
     BAIL(t);
     o->x = x; o->y = y; o->w = s;
@@ -329,7 +335,10 @@ static tt *op_gate(mc_trainer *t, tt *x, tt *s) {
     tt *y = new_tt(t, x->n, x->c, x->h, x->w);
     BAIL(t);
     size_t hw = (size_t)x->h * x->w;
-    for (size_t k = 0; k < (size_t)x->n * x->c; k++)
+    long planes = (long)x->n * x->c;
+    int nt = mc_threads_for(4.0 * (double)planes * hw);
+    #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (long k = 0; k < planes; k++)
         for (size_t p = 0; p < hw; p++) y->d[k * hw + p] = x->d[k * hw + p] * s->d[k];
     top *o = push(t, OP_GATE);
     BAIL(t);
@@ -648,6 +657,8 @@ static void backward_op(mc_trainer *t, top *o) {
         float *ga = gradof(t, x), *gb = gradof(t, o->x2);
         if (!ga || !gb) return;
         size_t n = numel(y);
+        int nt = mc_threads_for(6.0 * (double)n);
+        #pragma omp parallel for simd num_threads(nt) schedule(static) if (nt > 1)
         for (size_t i = 0; i < n; i++) { ga[i] += dy[i]; gb[i] += o->alpha * dy[i]; }
         break;
     }
@@ -655,6 +666,9 @@ static void backward_op(mc_trainer *t, top *o) {
         float *gx = gradof(t, x);
         if (!gx) return;
         size_t hw = (size_t)x->h * x->w;
+        int nt = mc_threads_for(6.0 * (double)numel(x));
+        /* one thread per channel: the same sums in the same order */
+        #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
         for (int c = 0; c < x->c; c++) {
             double s = 0;
             for (int i = 0; i < x->n; i++)
@@ -684,7 +698,10 @@ static void backward_op(mc_trainer *t, top *o) {
         float *gx = gradof(t, x), *gs = gradof(t, o->x2);
         if (!gx || !gs) return;
         size_t hw = (size_t)x->h * x->w;
-        for (size_t k = 0; k < (size_t)x->n * x->c; k++) {
+        long planes = (long)x->n * x->c;
+        int nt = mc_threads_for(6.0 * (double)planes * hw);
+        #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+        for (long k = 0; k < planes; k++) {
             double s = 0;
             for (size_t p = 0; p < hw; p++) {
                 s += (double)dy[k * hw + p] * x->d[k * hw + p];
