@@ -5,7 +5,8 @@
  * linear, projection matmul, LayerNorm, activations, attention (causal and
  * not), forward and backward with gradients accumulating onto non-zero
  * buffers; for each kernel set this CPU can run and for 1 and 2 threads, and
- * the 2-thread results bit for bit equal to the 1-thread ones.
+ * the 2-thread results bit for bit equal to the 1-thread ones (each kernel
+ * has a shape above the 4 Mflop at which the kernels start sharing work).
  */
 #include "test.h"
 
@@ -135,6 +136,10 @@ static void test_conv(void) {
         {1, 7, 7, 7, 1, 11, 1, 1, 0, 5, 5, 23, 1},   /* depthwise 1 x 11 */
         {2, 16, 24, 1, 3, 3, 1, 1, 1, 1, 12, 12, 1}, /* dense 3x3 */
         {1, 3, 5, 1, 5, 5, 1, 1, 0, 0, 4, 4, 0},     /* kernel larger than the image after padding: 0 x 0 */
+        /* large enough (> 4 Mflop) for the kernels to use 2 threads */
+        {2, 32, 48, 1, 3, 3, 1, 1, 1, 1, 24, 23, 1}, /* dense 3x3 */
+        {2, 64, 96, 1, 1, 1, 1, 1, 0, 0, 32, 31, 1}, /* 1x1 */
+        {2, 32, 32, 32, 7, 7, 1, 1, 3, 3, 33, 32, 1}, /* depthwise 7x7 */
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
         const int *p = c[i];
@@ -153,7 +158,7 @@ static void test_conv(void) {
 /* ------------------------------------------------------------- batchnorm */
 
 static void test_bn(void) {
-    static const int s[][3] = {{2, 3, 1}, {3, 5, 7}, {4, 17, 33}, {2, 9, 300}};
+    static const int s[][3] = {{2, 3, 1}, {3, 5, 7}, {4, 17, 33}, {2, 9, 300}, {4, 33, 8191}};
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
         int n = s[i][0], c = s[i][1], hw = s[i][2];
         size_t nx = (size_t)n * c * hw;
@@ -197,7 +202,7 @@ static void test_bn(void) {
 /* ------------------------------------------------------- linear / matmul */
 
 static void test_linear(void) {
-    static const int s[][3] = {{1, 1, 1}, {7, 13, 5}, {33, 65, 17}, {130, 37, 70}, {5, 300, 9}};
+    static const int s[][3] = {{1, 1, 1}, {7, 13, 5}, {33, 65, 17}, {130, 37, 70}, {5, 300, 9}, {130, 257, 131}};
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
         int m = s[i][0], k = s[i][1], n = s[i][2];
         size_t nx = (size_t)m * k, nw = (size_t)n * k, ny = (size_t)m * n;
@@ -251,7 +256,7 @@ static void test_linear(void) {
 /* ------------------------------------------------------------- layernorm */
 
 static void test_layernorm(void) {
-    static const int s[][2] = {{1, 1}, {3, 7}, {77, 65}, {200, 33}};
+    static const int s[][2] = {{1, 1}, {3, 7}, {77, 65}, {200, 33}, {1001, 513}};
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
         for (int aff = 0; aff <= 1; aff++) {
             int rows = s[i][0], dim = s[i][1];
@@ -292,7 +297,7 @@ static void test_layernorm(void) {
 
 static void test_act(void) {
     static const mc_act acts[] = {MC_ACT_RELU, MC_ACT_GELU, MC_ACT_SIGMOID, MC_ACT_NONE};
-    static const size_t lens[] = {1, 31, 16385, 100003};
+    static const size_t lens[] = {1, 31, 16385, 250007};
     for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++)
         for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {
             size_t n = lens[l];
@@ -325,7 +330,7 @@ static void test_act(void) {
 /* ------------------------------------------------------------- attention */
 
 static void test_attention(void) {
-    static const int s[][4] = {{1, 1, 1, 4}, {2, 7, 3, 5}, {3, 17, 2, 16}, {2, 77, 4, 8}, {1, 50, 1, 33}};
+    static const int s[][4] = {{1, 1, 1, 4}, {2, 7, 3, 5}, {3, 17, 2, 16}, {2, 77, 4, 8}, {1, 50, 1, 33}, {2, 77, 4, 32}};
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++)
         for (int causal = 0; causal <= 1; causal++) {
             int b = s[i][0], t = s[i][1], heads = s[i][2], hd = s[i][3], D = heads * hd;
