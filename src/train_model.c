@@ -8,6 +8,7 @@
  * tensor names (mobileclip repo state dict); shapes from the tensors.
  * Also the trainer: parameters, one training step, AdamW, config.
  */
+#include "gemm.h"
 #include "train.h"
 
 #include "json.h"
@@ -42,6 +43,67 @@ typedef struct top {
     const int32_t *idx;
 } top;
 
+/* Activation memory of the tape: chunks that are kept when a micro-batch
+ * ends (tape_reset) and handed out again, zeroed, to the next one, so that a
+ * steady training loop maps no new pages; released by tape_release. */
+typedef struct tape_chunk {
+    struct tape_chunk *next;
+    size_t size, used;
+    unsigned char *mem;
+} tape_chunk;
+
+typedef struct tape_mem {
+    tape_chunk *head, *cur;   /* chunks in allocation order; the one being filled */
+} tape_mem;
+
+#define TAPE_CHUNK ((size_t)64 << 20)
+
+static void *tape_alloc(tape_mem *a, size_t bytes) {
+    size_t need;
+    if (!mc_size_add(bytes, 63, &need)) return NULL;
+    need &= ~(size_t)63;
+    if (need == 0) need = 64;
+    tape_chunk *c = a->cur, *last = NULL;
+    while (c && c->size - c->used < need) { last = c; c = c->next; }
+    if (!c) {
+        size_t sz = need > TAPE_CHUNK ? need : TAPE_CHUNK;
+        c = calloc(1, sizeof *c);
+        if (!c) return NULL;
+        c->mem = aligned_alloc(64, sz);
+        if (!c->mem) { free(c); return NULL; }
+        c->size = sz;
+        if (!last) for (last = a->head; last && last->next; last = last->next) {}
+        if (last) last->next = c; else a->head = c;
+    }
+    a->cur = c;
+    void *p = c->mem + c->used;
+    c->used += need;
+    memset(p, 0, need);
+    return p;
+}
+
+static float *tape_floats(tape_mem *a, size_t n) {
+    size_t bytes;
+    if (!mc_size_mul(n, sizeof(float), &bytes)) return NULL;
+    return tape_alloc(a, bytes);
+}
+
+static void tape_reset(tape_mem *a) {
+    for (tape_chunk *c = a->head; c; c = c->next) c->used = 0;
+    a->cur = a->head;
+}
+
+static void tape_release(tape_mem *a) {
+    tape_chunk *c = a->head;
+    while (c) {
+        tape_chunk *n = c->next;
+        free(c->mem);
+        free(c);
+        c = n;
+    }
+    a->head = a->cur = NULL;
+}
+
 struct mc_trainer {
     mc_train_config cfg;
     mc_dr_loss_params loss;
@@ -51,7 +113,7 @@ struct mc_trainer {
     mc_tparam *logit_scale;
     int step;           /* optimizer steps done */
     int micro;          /* micro-batches accumulated since the last step */
-    mc_arena arena;     /* activations of the current micro-batch */
+    tape_mem mem;       /* activations of the current micro-batch (kept between batches) */
     top *tape;
     size_t ntape, captape;
     int failed;         /* allocation failure during a forward */
@@ -100,17 +162,17 @@ static int has_prefix(const mc_trainer *t, const char *prefix) {
 static size_t numel(const tt *x) { return (size_t)x->n * x->c * x->h * x->w; }
 
 static tt *new_tt(mc_trainer *t, int n, int c, int h, int w) {
-    tt *x = mc_arena_alloc(&t->arena, sizeof *x);
+    tt *x = tape_alloc(&t->mem, sizeof *x);
     if (!x) { t->failed = 1; return NULL; }
     x->n = n; x->c = c; x->h = h; x->w = w;
-    x->d = mc_arena_floats(&t->arena, numel(x));
+    x->d = tape_floats(&t->mem, numel(x));
     if (!x->d) { t->failed = 1; return NULL; }
     return x;
 }
 
 static float *gradof(mc_trainer *t, tt *x) {
     if (!x->g) {
-        x->g = mc_arena_floats(&t->arena, numel(x));
+        x->g = tape_floats(&t->mem, numel(x));
         if (!x->g) t->failed = 1;
     }
     return x->g;
@@ -163,7 +225,7 @@ static tt *op_conv(mc_trainer *t, tt *x, mc_tparam *w, mc_tparam *b, int s) {
 /* BatchNorm2d in eval mode: y = (x - running_mean) / sqrt(running_var + eps) * g + b */
 static tt *op_bn_eval(mc_trainer *t, tt *x, mc_tparam *g, mc_tparam *b, mc_tparam *rm, mc_tparam *rv) {
     tt *y = new_tt(t, x->n, x->c, x->h, x->w);
-    float *mean = mc_arena_floats(&t->arena, x->c), *rstd = mc_arena_floats(&t->arena, x->c);
+    float *mean = tape_floats(&t->mem, x->c), *rstd = tape_floats(&t->mem, x->c);
     if (!mean || !rstd) t->failed = 1;
     BAIL(t);
     size_t hw = (size_t)x->h * x->w;
@@ -191,7 +253,7 @@ static tt *op_bn(mc_trainer *t, tt *x, const char *prefix) {
     BAIL(t);
     if (t->eval) return op_bn_eval(t, x, g, b, rm, rv);
     tt *y = new_tt(t, x->n, x->c, x->h, x->w);
-    float *mean = mc_arena_floats(&t->arena, x->c), *rstd = mc_arena_floats(&t->arena, x->c);
+    float *mean = tape_floats(&t->mem, x->c), *rstd = tape_floats(&t->mem, x->c);
     if (!mean || !rstd) t->failed = 1;
     BAIL(t);
     mc_train_bn_forward(x->d, x->n, x->c, x->h * x->w, g->w, b->w, 1e-5f, t->cfg.bn_momentum, rm->w,
@@ -209,6 +271,8 @@ static tt *op_add(mc_trainer *t, tt *a, tt *b, float alpha) {
     tt *y = new_tt(t, a->n, a->c, a->h, a->w);
     BAIL(t);
     size_t n = numel(a);
+    int nt = mc_threads_for(4.0 * (double)n);
+    #pragma omp parallel for simd num_threads(nt) schedule(static) if (nt > 1)
     for (size_t i = 0; i < n; i++) y->d[i] = a->d[i] + alpha * b->d[i];
     top *o = push(t, OP_ADD);
     BAIL(t);
@@ -222,12 +286,15 @@ static tt *op_chscale(mc_trainer *t, tt *x, mc_tparam *s) {
     tt *y = new_tt(t, x->n, x->c, x->h, x->w);
     BAIL(t);
     size_t hw = (size_t)x->h * x->w;
-    for (int i = 0; i < x->n; i++)
-        for (int c = 0; c < x->c; c++)
-            for (size_t p = 0; p < hw; p++) {
-                size_t k = ((size_t)i * x->c + c) * hw + p;
-                y->d[k] = s->w[c] * x->d[k];
-            }
+    int planes = x->n * x->c, nt = mc_threads_for(4.0 * (double)planes * hw);
+    #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int ic = 0; ic < planes; ic++) {
+        float sc = s->w[ic % x->c];
+        const float *xp = x->d + (size_t)ic * hw;
+        float *yp = y->d + (size_t)ic * hw;
+        #pragma omp simd
+        for (size_t p = 0; p < hw; p++) yp[p] = sc * xp[p];
+    }
     top *o = push(t, OP_CHSCALE);
     BAIL(t);
     o->x = x; o->y = y; o->w = s;
@@ -268,7 +335,10 @@ static tt *op_gate(mc_trainer *t, tt *x, tt *s) {
     tt *y = new_tt(t, x->n, x->c, x->h, x->w);
     BAIL(t);
     size_t hw = (size_t)x->h * x->w;
-    for (size_t k = 0; k < (size_t)x->n * x->c; k++)
+    long planes = (long)x->n * x->c;
+    int nt = mc_threads_for(4.0 * (double)planes * hw);
+    #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (long k = 0; k < planes; k++)
         for (size_t p = 0; p < hw; p++) y->d[k * hw + p] = x->d[k * hw + p] * s->d[k];
     top *o = push(t, OP_GATE);
     BAIL(t);
@@ -325,7 +395,7 @@ static tt *op_layernorm(mc_trainer *t, tt *x, const char *prefix) {
     BAIL(t);
     int dim = (int)g->n, rows = (int)(numel(x) / dim);
     tt *y = new_tt(t, x->n, x->c, x->h, x->w);
-    float *mean = mc_arena_floats(&t->arena, rows), *rstd = mc_arena_floats(&t->arena, rows);
+    float *mean = tape_floats(&t->mem, rows), *rstd = tape_floats(&t->mem, rows);
     if (!mean || !rstd) t->failed = 1;
     BAIL(t);
     mc_train_layernorm_forward(x->d, rows, dim, g->w, b->w, 1e-5f, y->d, mean, rstd);
@@ -341,7 +411,7 @@ static tt *op_attention(mc_trainer *t, tt *qkv, int B, int T, int heads, int cau
     int D = (int)(numel(qkv) / ((size_t)B * T * 3));
     if (heads <= 0 || D % heads) { t->failed = 3; return NULL; }
     tt *y = new_tt(t, B, T, D, 1);
-    float *probs = mc_arena_floats(&t->arena, (size_t)B * heads * T * T);
+    float *probs = tape_floats(&t->mem, (size_t)B * heads * T * T);
     if (!probs) t->failed = 1;
     BAIL(t);
     mc_train_attention_forward(qkv->d, B, T, heads, D / heads, causal, y->d, probs);
@@ -587,6 +657,8 @@ static void backward_op(mc_trainer *t, top *o) {
         float *ga = gradof(t, x), *gb = gradof(t, o->x2);
         if (!ga || !gb) return;
         size_t n = numel(y);
+        int nt = mc_threads_for(6.0 * (double)n);
+        #pragma omp parallel for simd num_threads(nt) schedule(static) if (nt > 1)
         for (size_t i = 0; i < n; i++) { ga[i] += dy[i]; gb[i] += o->alpha * dy[i]; }
         break;
     }
@@ -594,6 +666,9 @@ static void backward_op(mc_trainer *t, top *o) {
         float *gx = gradof(t, x);
         if (!gx) return;
         size_t hw = (size_t)x->h * x->w;
+        int nt = mc_threads_for(6.0 * (double)numel(x));
+        /* one thread per channel: the same sums in the same order */
+        #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
         for (int c = 0; c < x->c; c++) {
             double s = 0;
             for (int i = 0; i < x->n; i++)
@@ -623,7 +698,10 @@ static void backward_op(mc_trainer *t, top *o) {
         float *gx = gradof(t, x), *gs = gradof(t, o->x2);
         if (!gx || !gs) return;
         size_t hw = (size_t)x->h * x->w;
-        for (size_t k = 0; k < (size_t)x->n * x->c; k++) {
+        long planes = (long)x->n * x->c;
+        int nt = mc_threads_for(6.0 * (double)planes * hw);
+        #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+        for (long k = 0; k < planes; k++) {
             double s = 0;
             for (size_t p = 0; p < hw; p++) {
                 s += (double)dy[k * hw + p] * x->d[k * hw + p];
@@ -844,7 +922,7 @@ static tt *vit_forward(mc_trainer *t, tt *x, int n) {
     snprintf(b, sizeof b, "%s.post_transformer_norm", P);
     x = op_layernorm(t, x, b);
     if (cls) {
-        int32_t *zero = mc_arena_alloc(&t->arena, sizeof(int32_t) * n);
+        int32_t *zero = tape_alloc(&t->mem, sizeof(int32_t) * n);
         if (!zero) { t->failed = 1; return NULL; }
         memset(zero, 0, sizeof(int32_t) * n);
         x = op_gather(t, x, n, T, D, zero);
@@ -1011,7 +1089,7 @@ void mc_trainer_free(mc_trainer *t) {
     }
     free(t->p);
     free(t->tape);
-    mc_arena_free(&t->arena);
+    tape_release(&t->mem);
     free(t);
 }
 
@@ -1055,7 +1133,7 @@ static mc_status forward_fail(mc_trainer *t, mc_error *err) {
         st = mc_fail(err, MC_ERR_NOMEM, "training model: out of memory");
     t->ntape = 0;
     t->failed = 0;
-    mc_arena_free(&t->arena);
+    tape_release(&t->mem);
     return st;
 }
 
@@ -1067,7 +1145,7 @@ mc_status mc_trainer_forward_backward(mc_trainer *t, const mc_train_batch *b, mc
     int n = b->n;
     t->ntape = 0;
     t->failed = 0;
-    int32_t *eot = mc_arena_alloc(&t->arena, sizeof(int32_t) * 2 * n);
+    int32_t *eot = tape_alloc(&t->mem, sizeof(int32_t) * 2 * n);
     if (!eot) t->failed = 1;
     tt *fi = t->failed ? NULL : image_forward(t, b->pixels, n);
     tt *fr = t->failed ? NULL : text_forward(t, b->tokens_real, n, eot);
@@ -1076,7 +1154,7 @@ mc_status mc_trainer_forward_backward(mc_trainer *t, const mc_train_batch *b, mc
     if (t->failed || !ei || !er || !es) return forward_fail(t, err);
     int e = (int)(numel(ei) / n);
     if ((int)(numel(er) / n) != e) {
-        t->ntape = 0; mc_arena_free(&t->arena);
+        t->ntape = 0; tape_reset(&t->mem);
         return mc_fail(err, MC_ERR_SHAPE, "training model: image embedding dim %d, text %d", e, (int)(numel(er) / n));
     }
     float *gi = gradof(t, ei), *gr = gradof(t, er), *gs = gradof(t, es);
@@ -1098,7 +1176,7 @@ mc_status mc_trainer_forward_backward(mc_trainer *t, const mc_train_batch *b, mc
     }
     t->micro++;
     t->ntape = 0;
-    mc_arena_free(&t->arena);
+    tape_reset(&t->mem);
     return MC_OK;
 }
 
@@ -1111,7 +1189,7 @@ mc_status mc_trainer_features(mc_trainer *t, const float *pixels, int n_img, con
         return mc_fail(err, MC_ERR_INVALID_ARG, "trainer features: missing inputs or outputs");
     t->ntape = 0;
     t->failed = 0;
-    int32_t *eot = mc_arena_alloc(&t->arena, sizeof(int32_t) * (n_txt + 1));
+    int32_t *eot = tape_alloc(&t->mem, sizeof(int32_t) * (n_txt + 1));
     if (!eot) t->failed = 1;
     tt *fi = !t->failed && n_img > 0 ? image_forward(t, pixels, n_img) : NULL;
     tt *ft = !t->failed && n_txt > 0 ? text_forward(t, tokens, n_txt, eot) : NULL;
@@ -1134,7 +1212,7 @@ mc_status mc_trainer_features(mc_trainer *t, const float *pixels, int n_img, con
             if (t->failed) return forward_fail(t, err);
         }
     t->ntape = 0;
-    mc_arena_free(&t->arena);
+    tape_reset(&t->mem);
     return MC_OK;
 }
 

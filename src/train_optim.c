@@ -3,6 +3,7 @@
  * groups (no weight decay on ndim < 2 or bn/ln/bias/logit_scale names), the
  * warm-up + cosine learning-rate schedule of open_clip.
  */
+#include "gemm.h"
 #include "train.h"
 
 #include <math.h>
@@ -47,6 +48,9 @@ void mc_adamw_update(float *w, const float *g, float *m, float *v, size_t n, flo
     float step_size = (float)(lr / bc1);
     float bc2_sqrt = (float)sqrt(bc2);
     float decay = (float)(1.0 - (double)lr * wd);
+    /* elementwise: threads and vector lanes give the same values as a plain loop */
+    int nt = mc_threads_for(12.0 * (double)n);
+    #pragma omp parallel for simd num_threads(nt) schedule(static) if (nt > 1)
     for (size_t i = 0; i < n; i++) {
         if (wd != 0) w[i] *= decay;
         m[i] = m[i] * beta1 + g[i] * (1.0f - beta1);
