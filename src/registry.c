@@ -29,7 +29,7 @@ static const mc_registry_entry registry[] = {
     {"MobileCLIP-S2", "open_clip", MC_SOURCE_HF, "apple/MobileCLIP-S2-OpenCLIP", OC_FILES, "fastvit_mci2", 256, 512, 35.7, 63.4},
     {"MobileCLIP-B", "open_clip", MC_SOURCE_HF, "apple/MobileCLIP-B-OpenCLIP", OC_FILES, "vit_base_mci_224", 224, 512, 86.3, 63.4},
     {"MobileCLIP-B-LT", "open_clip", MC_SOURCE_HF, "apple/MobileCLIP-B-LT-OpenCLIP", OC_FILES, "vit_base_mci_224", 224, 512, 86.3, 63.4},
-    {"MobileCLIP2-S0", "open_clip", MC_SOURCE_HF, "timm/MobileCLIP2-S0-OpenCLIP", OC_FILES, "fastvit_mci0", 256, 512, 11.4, 42.4},
+    {"MobileCLIP2-S0", "open_clip", MC_SOURCE_HF, "timm/MobileCLIP2-S0-OpenCLIP", OC_FILES, "fastvit_mci0", 256, 512, 11.4, 63.4},
     {"MobileCLIP2-S2", "open_clip", MC_SOURCE_HF, "timm/MobileCLIP2-S2-OpenCLIP", OC_FILES, "fastvit_mci2", 256, 512, 35.7, 63.4},
     {"MobileCLIP2-B", "open_clip", MC_SOURCE_HF, "timm/MobileCLIP2-B-OpenCLIP", OC_FILES, "vit_base_mci_224", 224, 512, 86.3, 63.4},
     {"MobileCLIP2-S3", "open_clip", MC_SOURCE_HF, "timm/MobileCLIP2-S3-OpenCLIP", OC_FILES, "fastvit_mci3", 256, 768, 125.1, 123.6},
