@@ -237,14 +237,15 @@ typedef struct mc_model mc_model;
 typedef struct mc_context mc_context;
 
 /* How a loaded model holds its large weight matrices (linear layers, dense and
- * 1x1 convolutions; biases, norms, depthwise kernels stay float32).  Compute
+ * 1x1 convolutions, the token embedding; biases, norms, depthwise kernels
+ * and positional embeddings stay float32).  Compute
  * stays float32: reduced weights are converted as they are read.  See
  * docs/performance.md, "Reduced precision", for the measured agreement. */
 typedef enum mc_weight_dtype {
     MC_WEIGHTS_F32 = 0,     /* default: results as the reference */
-    MC_WEIGHTS_BF16,        /* half the memory; embeddings within cosine 0.999 of f32 */
-    MC_WEIGHTS_F16,         /* half the memory (values beyond +-65504 saturate) */
-    MC_WEIGHTS_INT8,        /* a quarter: symmetric int8 with one scale per output channel */
+    MC_WEIGHTS_BF16,        /* half the memory; embeddings within cosine 0.9995 of f32 */
+    MC_WEIGHTS_F16,         /* half the memory (values beyond +-65504 saturate); cosine 0.99999 */
+    MC_WEIGHTS_INT8,        /* a quarter: symmetric int8, one scale per output channel; cosine 0.995 */
     MC_WEIGHTS_COUNT
 } mc_weight_dtype;
 

@@ -19,9 +19,9 @@
 #include <stdint.h>
 
 /* The stated bounds: min cosine to the float32 embedding. */
-#define COS_BF16 0.999
-#define COS_F16 0.9999
-#define COS_I8 0.99
+#define COS_BF16 0.9995
+#define COS_F16 0.99999
+#define COS_I8 0.995
 
 static uint32_t rng = 777;
 static float frand(void) {   /* uniform [-1, 1) */
