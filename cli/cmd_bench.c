@@ -8,6 +8,7 @@
  */
 #include "cli.h"
 #include "config.h"
+#include "progress.h"
 #include "kernels.h"
 #include "synth.h"
 
@@ -31,6 +32,7 @@ static const cli_opt bench_opts[] = {
     {"warmup", 'w', 1, 0, "N       untimed runs first (default 1)"},
     {"budget", 0, 1, 0, "S       stop a measurement's timed runs after S seconds (at least one run; default none)"},
     {"seed", 0, 1, 0, "N       seed of the random weights and inputs (default 1)"},
+    CLI_WEIGHTS_OPT,
     {"gemm-size", 0, 1, 0, "N       side of the square SGEMM for the peak (default 1024)"},
 };
 #define N_BENCH_OPTS (int)(sizeof bench_opts / sizeof bench_opts[0])
@@ -197,7 +199,7 @@ int cmd_bench(int argc, char **argv) {
     if (help) {
         cli_print_help(stdout,
                        "mobileclip bench (-m PATH | --model NAME) [--tower image|text|both] [--batch N[,N]]\n"
-                       "                 [--threads N[,N]] [--runs N] [--warmup N] [--budget S]",
+                       "                 [--threads N[,N]] [--runs N] [--warmup N] [--budget S] [--weights T]",
                        "Times the encoders (no preprocessing, no tokenizing) on random inputs.  With\n"
                        "--model the architecture is built in memory with seeded random weights, so no\n"
                        "download is needed; the same loader and kernels run as for a real checkpoint.\n"
@@ -261,6 +263,7 @@ int cmd_bench(int argc, char **argv) {
     mc_config cfg;
     mc_model *m = NULL;
     mc_model_params mp = mc_model_default_params();
+    if (cli_parse_weights(cli_get(&a, "weights"), &mp.weight_dtype)) { cli_args_free(&a); return 2; }
     mp.load_image_tower = do_image;
     mp.load_text_tower = do_text;
     int have_spec = 0;
@@ -296,7 +299,8 @@ int cmd_bench(int argc, char **argv) {
            info.image_size);
     if (do_image) printf(" image_params_m=%.2f image_gmac=%.3f", info.n_params_image / 1e6, gi / 1e9);
     if (do_text) printf(" text_params_m=%.2f text_gmac=%.3f", info.n_params_text / 1e6, gt / 1e9);
-    printf(" load_s=%.2f rss_mb=%.0f\n", load_s, rss_now_mb());
+    static const char *const wnames[MC_WEIGHTS_COUNT] = {"f32", "bf16", "f16", "int8"};
+    printf(" weights=%s load_s=%.2f rss_mb=%.0f\n", wnames[mp.weight_dtype], load_s, rss_now_mb());
     fflush(stdout);
 
     int rc = 0;

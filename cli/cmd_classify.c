@@ -30,6 +30,7 @@ static const cli_opt classify_opts[] = {
     {"top", 'k', 1, 0, "K  labels printed per image (default 5)"},
     {"vocab", 0, 1, 0, "FILE  the BPE vocabulary"},
     {"config", 0, 1, 0, "FILE  model config (default: beside the checkpoint)"},
+    CLI_WEIGHTS_OPT,
     {"batch", 'b', 1, 0, "N  images per forward pass (default 8)"},
     {"threads", 't', 1, 0, "N  compute threads (default: one per core)"},
     {"no-exif", 0, 0, 0, "ignore the EXIF orientation tag"},
@@ -183,7 +184,7 @@ int cmd_classify(int argc, char **argv) {
     if (rc) goto out;
     if ((rc = cli_image_list_build(a.pos, a.n_pos, &list))) goto out;
 
-    cli_model_opts mo = {cli_get(&a, "model"), cli_get(&a, "config"), cli_get(&a, "vocab"), 1, 1, 1};
+    cli_model_opts mo = {cli_get(&a, "model"), cli_get(&a, "config"), cli_get(&a, "vocab"), 1, 1, 1, cli_get(&a, "weights")};
     if ((rc = cli_model_load(&mo, &model, NULL, 0, NULL))) goto out;
     mc_model_info info;
     mc_model_get_info(model, &info);

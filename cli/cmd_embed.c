@@ -303,6 +303,7 @@ static const cli_opt image_opts[] = {
     {"strict", 0, 0, 0, "fail when an image cannot be decoded (default: report it, skip it)"},
     {"no-exif", 0, 0, 0, "ignore the EXIF orientation tag"},
     {"config", 0, 1, 0, "FILE  model config (default: beside the checkpoint)"},
+    CLI_WEIGHTS_OPT,
     {"quiet", 'q', 0, 0, "no progress bar"},
 };
 
@@ -346,7 +347,7 @@ int cmd_embed_image(int argc, char **argv) {
     size_t *rows = NULL, n_rows = 0;
     if ((rc = cli_image_list_build(a.pos, a.n_pos, &list))) goto out;
     if (list.n == 0) { rc = cli_errorf("embed-image: no images found"); goto out; }
-    cli_model_opts mo = {cli_get(&a, "model"), cli_get(&a, "config"), NULL, 1, 0, 1};
+    cli_model_opts mo = {cli_get(&a, "model"), cli_get(&a, "config"), NULL, 1, 0, 1, cli_get(&a, "weights")};
     if ((rc = cli_model_load(&mo, &model, NULL, 0, NULL))) goto out;
     mc_model_info info;
     mc_model_get_info(model, &info);
@@ -393,6 +394,7 @@ static const cli_opt text_opts[] = {
     {"threads", 't', 1, 0, "N  compute threads (default: one per core)"},
     {"no-normalize", 0, 0, 0, "raw projected features instead of L2-normalised embeddings"},
     {"config", 0, 1, 0, "FILE  model config (default: beside the checkpoint)"},
+    CLI_WEIGHTS_OPT,
 };
 
 /* Appends the lines of a file (without line ends) to texts. */
@@ -459,7 +461,7 @@ int cmd_embed_text(int argc, char **argv) {
     for (int i = 0; i < nf && !rc; i++) rc = read_lines(files[i], &texts, &n, &cap);
     if (rc) goto out;
     if (n == 0) { rc = cli_errorf("embed-text: no texts given (see --help)"); goto out; }
-    cli_model_opts mo = {cli_get(&a, "model"), cli_get(&a, "config"), cli_get(&a, "vocab"), 0, 1, 1};
+    cli_model_opts mo = {cli_get(&a, "model"), cli_get(&a, "config"), cli_get(&a, "vocab"), 0, 1, 1, cli_get(&a, "weights")};
     if ((rc = cli_model_load(&mo, &model, NULL, 0, NULL))) goto out;
     mc_model_info info;
     mc_model_get_info(model, &info);

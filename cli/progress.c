@@ -80,6 +80,18 @@ int cli_progress_download(void *user, const char *label, int64_t done, int64_t t
     return 0;
 }
 
+int cli_parse_weights(const char *s, int *out) {
+    static const char *const names[MC_WEIGHTS_COUNT] = {"f32", "bf16", "f16", "int8"};
+    *out = MC_WEIGHTS_F32;
+    if (!s) return 0;
+    for (int i = 0; i < MC_WEIGHTS_COUNT; i++)
+        if (!strcmp(s, names[i])) {
+            *out = i;
+            return 0;
+        }
+    return cli_errorf("--weights: expected f32, bf16, f16 or int8, got '%s'", s);
+}
+
 int cli_model_load(const cli_model_opts *o, mc_model **out, char *resolved_out, size_t cap,
                    const char **name_out) {
     char path[4096];
@@ -100,6 +112,7 @@ int cli_model_load(const cli_model_opts *o, mc_model **out, char *resolved_out, 
     }
     if (mc_registry_resolve(o->model, allow, &dp, path, sizeof path, &e, &err)) return cli_error(&err);
     mc_model_params mp = mc_model_default_params();
+    if (cli_parse_weights(o->weights, &mp.weight_dtype)) return 1;
     mp.config_path = o->config;
     mp.vocab_path = o->vocab;
     mp.model_name = e ? e->name : NULL;

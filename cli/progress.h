@@ -34,7 +34,13 @@ typedef struct cli_model_opts {
     int image;             /* load the image tower */
     int text;              /* load the text tower */
     int reparameterize;
+    const char *weights;   /* --weights (f32, bf16, f16, int8) or NULL: f32 */
 } cli_model_opts;
+
+/* The --weights option of the commands that load a model. */
+#define CLI_WEIGHTS_OPT {"weights", 0, 1, 0, "T  weight precision: f32 (default), bf16, f16 or int8 (docs/performance.md)"}
+/* "f32" | "bf16" | "f16" | "int8" (NULL: f32) -> an mc_weight_dtype; prints the error, returns nonzero. */
+int cli_parse_weights(const char *s, int *out);
 
 /* Resolves (downloading an official model when missing) and loads; prints
  * the error and returns nonzero on failure.  resolved_out (may be NULL)

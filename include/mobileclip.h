@@ -236,6 +236,19 @@ mc_status mc_image_preprocess_file(const char *path, const mc_preprocess_params 
 typedef struct mc_model mc_model;
 typedef struct mc_context mc_context;
 
+/* How a loaded model holds its large weight matrices (linear layers, dense and
+ * 1x1 convolutions, the token embedding; biases, norms, depthwise kernels
+ * and positional embeddings stay float32).  Compute
+ * stays float32: reduced weights are converted as they are read.  See
+ * docs/performance.md, "Reduced precision", for the measured agreement. */
+typedef enum mc_weight_dtype {
+    MC_WEIGHTS_F32 = 0,     /* default: results as the reference */
+    MC_WEIGHTS_BF16,        /* half the memory; embeddings within cosine 0.9995 of f32 */
+    MC_WEIGHTS_F16,         /* half the memory (values beyond +-65504 saturate); cosine 0.99999 */
+    MC_WEIGHTS_INT8,        /* a quarter: symmetric int8, one scale per output channel; cosine 0.995 */
+    MC_WEIGHTS_COUNT
+} mc_weight_dtype;
+
 typedef struct mc_model_params {
     const char *config_path;  /* config.json / open_clip_config.json; NULL: beside the model,
                                  else the "mobileclip.config" metadata of a file written by
@@ -249,6 +262,9 @@ typedef struct mc_model_params {
                                  training API's (docs/training.md). */
     int load_tokenizer;       /* 1 (default) when the text tower is loaded: find and load the
                                  vocabulary; 0: skip it (validation, encode_text from ids) */
+    int weight_dtype;         /* an mc_weight_dtype: MC_WEIGHTS_F32 (default), MC_WEIGHTS_BF16,
+                                 MC_WEIGHTS_F16, MC_WEIGHTS_INT8.  A model loaded with reduced
+                                 weights cannot be exported ('convert'). */
 } mc_model_params;
 
 mc_model_params mc_model_default_params(void);

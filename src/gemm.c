@@ -110,16 +110,23 @@ static void pack_b(int tb, const float *b, int ldb, int nr, int NR, int kc, floa
 
 /* The same block computed directly, without packing buffers: the path taken
  * when scratch memory cannot be had (the kernels have no error return). */
+static float qop_get(const mc_qop *o, int64_t r, int64_t c) {
+    float v;
+    mc_qmat_row_ref(o->q, o->row0 + r, c, 1, &v);
+    return v;
+}
+
 static void gemm_block_plain(const mc_kset *ks, int ta, int tb, int m0, int m1, int n0, int n1, int k,
-                             float alpha, const float *a, int lda, const float *b, int ldb, float beta,
-                             float *c, int ldc, const float *brow, const float *bcol, mc_act act) {
+                             float alpha, const float *a, int lda, const mc_qop *qa, const float *b, int ldb,
+                             const mc_qop *qb, float beta, float *c, int ldc, const float *brow,
+                             const float *bcol, mc_act act) {
     for (int i = m0; i < m1; i++) {
         float *ci = c + (size_t)i * ldc;
         for (int j = n0; j < n1; j++) {
             float sum = 0;
             for (int p = 0; p < k; p++) {
-                float av = ta ? a[(size_t)p * lda + i] : a[(size_t)i * lda + p];
-                float bv = tb ? b[(size_t)j * ldb + p] : b[(size_t)p * ldb + j];
+                float av = qa ? qop_get(qa, i, p) : ta ? a[(size_t)p * lda + i] : a[(size_t)i * lda + p];
+                float bv = qb ? qop_get(qb, j, p) : tb ? b[(size_t)j * ldb + p] : b[(size_t)p * ldb + j];
                 sum += av * bv;
             }
             ci[j] = alpha * sum + (beta == 0 ? 0 : beta * ci[j]);
@@ -129,9 +136,25 @@ static void gemm_block_plain(const mc_kset *ks, int ta, int tb, int m0, int m1, 
     }
 }
 
+/* Rows [r0, r0 + nr) of a reduced operand, columns [c0, c0 + kc), converted
+ * into tmp (row stride kc) and packed as an R-row panel (zero padded).
+ * use_fast: the kernel set's transposing packer may be used. */
+static void pack_q(const mc_kset *ks, const mc_qop *o, int64_t r0, int64_t c0, int nr, int R, int kc,
+                   int use_fast, float *tmp, float *dst) {
+    for (int i = 0; i < nr; i++) {
+        int64_t r = o->row0 + r0 + i;
+        ks->cvt(o->q->type, mc_qmat_at(o->q, r, c0), kc, o->q->scale ? o->q->scale[r] : 1.0f, tmp + (size_t)i * kc);
+    }
+    if (use_fast)
+        ks->pack_a_rows(tmp, kc, nr, R, kc, dst);
+    else
+        pack_a(0, tmp, kc, nr, R, kc, dst);
+}
+
 static void gemm_block(const mc_kset *ks, int ta, int tb, int m0, int m1, int n0, int n1, int k,
-                       float alpha, const float *a, int lda, const float *b, int ldb, float beta,
-                       float *c, int ldc, const float *brow, const float *bcol, mc_act act) {
+                       float alpha, const float *a, int lda, const mc_qop *qa, const float *b, int ldb,
+                       const mc_qop *qb, float beta, float *c, int ldc, const float *brow,
+                       const float *bcol, mc_act act) {
     const int MR = ks->mr, NR = ks->nr, MC = ks->mc, KC = ks->kc, NC = ks->nc;
     int has_epi = brow || bcol || act != MC_ACT_NONE;
     int kc_max = k < KC ? k : KC;
@@ -139,8 +162,10 @@ static void gemm_block(const mc_kset *ks, int ta, int tb, int m0, int m1, int n0
     int mc_max = (m1 - m0) < MC ? (m1 - m0) : MC;
     float *bp = mc_scratch(MC_SCRATCH_PACK_B, (size_t)kc_max * ((nc_max + NR - 1) / NR) * NR + (size_t)MR * NR);
     float *ap = mc_scratch(MC_SCRATCH_PACK_A, (size_t)kc_max * ((mc_max + MR - 1) / MR) * MR + (size_t)MR * NR);
-    if (!bp || !ap) {   /* no memory for packing: the same block without it */
-        gemm_block_plain(ks, ta, tb, m0, m1, n0, n1, k, alpha, a, lda, b, ldb, beta, c, ldc, brow, bcol, act);
+    float *qt = (qa || qb) ? mc_scratch(MC_SCRATCH_PACK_Q, (size_t)kc_max * (MR > NR ? MR : NR) + 64) : NULL;
+    if (!bp || !ap || ((qa || qb) && !qt)) {   /* no memory for packing: the same block without it */
+        gemm_block_plain(ks, ta, tb, m0, m1, n0, n1, k, alpha, a, lda, qa, b, ldb, qb, beta, c, ldc, brow, bcol,
+                         act);
         return;
     }
     float tmp[64 * 64] __attribute__((aligned(64)));
@@ -152,6 +177,10 @@ static void gemm_block(const mc_kset *ks, int ta, int tb, int m0, int m1, int n0
             float beff = pc == 0 ? beta : 1.0f;
             for (int jr = 0; jr < nc; jr += NR) {
                 int nr = nc - jr < NR ? nc - jr : NR;
+                if (qb) {
+                    pack_q(ks, qb, jc + jr, pc, nr, NR, kc, ks->pack_a_rows && NR <= 16, qt, bp + (size_t)jr * kc);
+                    continue;
+                }
                 const float *src = tb ? b + (size_t)(jc + jr) * ldb + pc : b + (size_t)pc * ldb + jc + jr;
                 if (tb && ks->pack_a_rows && NR <= 16)   /* B^T rows: same transpose as packing A */
                     ks->pack_a_rows(src, ldb, nr, NR, kc, bp + (size_t)jr * kc);
@@ -162,6 +191,10 @@ static void gemm_block(const mc_kset *ks, int ta, int tb, int m0, int m1, int n0
                 int mc = m1 - ic < MC ? m1 - ic : MC;
                 for (int ir = 0; ir < mc; ir += MR) {
                     int mr = mc - ir < MR ? mc - ir : MR;
+                    if (qa) {
+                        pack_q(ks, qa, ic + ir, pc, mr, MR, kc, ks->pack_a_rows != NULL, qt, ap + (size_t)ir * kc);
+                        continue;
+                    }
                     const float *src = ta ? a + (size_t)pc * lda + ic + ir : a + (size_t)(ic + ir) * lda + pc;
                     if (!ta && ks->pack_a_rows)
                         ks->pack_a_rows(src, lda, mr, MR, kc, ap + (size_t)ir * kc);
@@ -215,9 +248,9 @@ static void split_grid(int nt, int mt, int ntl, int *tm, int *tn) {
         }
 }
 
-void mc_gemm_ex(const mc_kset *ks, int nthreads, int ta, int tb, int m, int n, int k, float alpha,
-                const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc,
-                const float *brow, const float *bcol, mc_act act) {
+void mc_gemm_q(const mc_kset *ks, int nthreads, int ta, int tb, int m, int n, int k, float alpha,
+               const float *a, int lda, const mc_qop *qa, const float *b, int ldb, const mc_qop *qb,
+               float beta, float *c, int ldc, const float *brow, const float *bcol, mc_act act) {
     if (m <= 0 || n <= 0) return;
     if (k <= 0) {
         for (int i = 0; i < m; i++) {
@@ -233,7 +266,7 @@ void mc_gemm_ex(const mc_kset *ks, int nthreads, int ta, int tb, int m, int n, i
     if (nt > 1) split_grid(nt, mt, ntl, &tm, &tn);
     int chunks = tm * tn;
     if (chunks <= 1 || nt <= 1) {
-        gemm_block(ks, ta, tb, 0, m, 0, n, k, alpha, a, lda, b, ldb, beta, c, ldc, brow, bcol, act);
+        gemm_block(ks, ta, tb, 0, m, 0, n, k, alpha, a, lda, qa, b, ldb, qb, beta, c, ldc, brow, bcol, act);
         return;
     }
     if (nt > chunks) nt = chunks;
@@ -245,8 +278,14 @@ void mc_gemm_ex(const mc_kset *ks, int nthreads, int ta, int tb, int m, int n, i
         if (m1 > m) m1 = m;
         if (n1 > n) n1 = n;
         if (m0 < m1 && n0 < n1)
-            gemm_block(ks, ta, tb, m0, m1, n0, n1, k, alpha, a, lda, b, ldb, beta, c, ldc, brow, bcol, act);
+            gemm_block(ks, ta, tb, m0, m1, n0, n1, k, alpha, a, lda, qa, b, ldb, qb, beta, c, ldc, brow, bcol, act);
     }
+}
+
+void mc_gemm_ex(const mc_kset *ks, int nthreads, int ta, int tb, int m, int n, int k, float alpha,
+                const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc,
+                const float *brow, const float *bcol, mc_act act) {
+    mc_gemm_q(ks, nthreads, ta, tb, m, n, k, alpha, a, lda, NULL, b, ldb, NULL, beta, c, ldc, brow, bcol, act);
 }
 
 int mc_gemm_blas(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
@@ -361,4 +400,5 @@ void mc_kset_portable(mc_kset *ks) {
     ks->softmax_row = softmax_row_portable;
     ks->layernorm_row = layernorm_row_portable;
     ks->layernorm_nchw = layernorm_nchw_portable;
+    ks->cvt = mc_cvt_ref;
 }

@@ -46,6 +46,9 @@ typedef struct mc_kset {
     /* LayerNorm over c channels for pixels [p0, p1) of one NCHW image. */
     void (*layernorm_nchw)(const float *x, int c, int hw, int p0, int p1, const float *g,
                            const float *b, float eps, float *y);
+    /* dst[j] = float32 of the j-th element of src (bf16 / f16 bits, or int8
+     * times scale), j < n; for MC_WT_F32 a copy. */
+    void (*cvt)(mc_wtype t, const void *src, int n, float scale, float *dst);
 } mc_kset;
 
 /* Kernel sets.  avx2/avx512 fill *ks and return 1 (0 when not compiled in). */
@@ -67,7 +70,7 @@ int mc_kernels_force(const char *name);
 
 /* Scratch owned by the calling thread, grown on demand, never shrunk (no
  * allocation per call in steady state).  Slots keep callers' uses apart. */
-enum { MC_SCRATCH_PACK_A, MC_SCRATCH_PACK_B, MC_SCRATCH_CONV, MC_SCRATCH_ATTN, MC_SCRATCH_N };
+enum { MC_SCRATCH_PACK_A, MC_SCRATCH_PACK_B, MC_SCRATCH_CONV, MC_SCRATCH_ATTN, MC_SCRATCH_PACK_Q, MC_SCRATCH_N };
 /* NULL when the memory cannot be had (or exceeds the test limit); every caller
  * then takes a path that needs no scratch, since the kernels cannot fail. */
 float *mc_scratch(int slot, size_t floats);
@@ -83,6 +86,30 @@ int mc_threads_for(double flops);
 void mc_gemm_ex(const mc_kset *ks, int nthreads, int ta, int tb, int m, int n, int k, float alpha,
                 const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc,
                 const float *brow, const float *bcol, mc_act act);
+
+/* A reduced-precision GEMM operand: rows row0.. of q, all its columns. */
+typedef struct mc_qop {
+    const mc_qmat *q;
+    int64_t row0;
+} mc_qop;
+
+/* Address of element (r, c) of q's data. */
+static inline const void *mc_qmat_at(const mc_qmat *q, int64_t r, int64_t c) {
+    size_t es = q->type == MC_WT_I8 ? 1 : q->type == MC_WT_F32 ? 4 : 2;
+    return (const char *)q->data + ((size_t)r * (size_t)q->cols + (size_t)c) * es;
+}
+
+/* mc_gemm_ex with op(a)[i, p] = qa row i, column p when qa is non-NULL (ta,
+ * a and lda are then ignored), and op(b)[p, j] = qb row j, column p when qb
+ * is non-NULL (tb, b, ldb ignored): a weight matrix [out, in] serves as the
+ * A of a conv (out x pixels) or the transposed B of a linear layer.  Rows are
+ * converted to float32 while the panels are packed. */
+void mc_gemm_q(const mc_kset *ks, int nthreads, int ta, int tb, int m, int n, int k, float alpha,
+               const float *a, int lda, const mc_qop *qa, const float *b, int ldb, const mc_qop *qb,
+               float beta, float *c, int ldc, const float *brow, const float *bcol, mc_act act);
+
+/* The scalar conversion (every kernel set's reference; the portable set's cvt). */
+void mc_cvt_ref(mc_wtype t, const void *src, int n, float scale, float *dst);
 
 /* cblas_sgemm when built with BLAS=openblas; returns 0 (does nothing) otherwise. */
 int mc_gemm_blas(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,

@@ -122,6 +122,37 @@ void mc_pointwise_add(const float *w, const float *b, const float *x, int n, int
                    y + (size_t)i * cout * hw, hw, b, NULL, MC_ACT_NONE);
 }
 
+static int is_lowp(const mc_qmat *q) { return q && q->type != MC_WT_F32; }
+
+void mc_linear_q(const float *x, const float *w, const mc_qmat *q, const float *b, int m, int k, int n,
+                 float *y, mc_act act) {
+    if (!is_lowp(q)) { mc_linear(x, w, b, m, k, n, y, act); return; }
+    const mc_kset *ks = mc_kset_get();
+    mc_qop qb = {q, 0};
+    mc_gemm_q(ks, mc_threads_for(2.0 * m * n * k), 0, 1, m, n, k, 1.0f, x, k, NULL, NULL, 0, &qb, 0.0f, y, n,
+              NULL, b, act);
+}
+
+void mc_linear_add_q(const float *x, const float *w, const mc_qmat *q, const float *b, int m, int k,
+                     int n, float *y) {
+    if (!is_lowp(q)) { mc_linear_add(x, w, b, m, k, n, y); return; }
+    const mc_kset *ks = mc_kset_get();
+    mc_qop qb = {q, 0};
+    mc_gemm_q(ks, mc_threads_for(2.0 * m * n * k), 0, 1, m, n, k, 1.0f, x, k, NULL, NULL, 0, &qb, 1.0f, y, n,
+              NULL, b, MC_ACT_NONE);
+}
+
+void mc_pointwise_add_q(const float *w, const mc_qmat *q, const float *b, const float *x, int n, int cin,
+                        int cout, int hw, float *y) {
+    if (!is_lowp(q)) { mc_pointwise_add(w, b, x, n, cin, cout, hw, y); return; }
+    const mc_kset *ks = mc_kset_get();
+    int nt = mc_threads_for(2.0 * cout * hw * cin);
+    mc_qop qa = {q, 0};
+    for (int i = 0; i < n; i++)
+        mc_gemm_q(ks, nt, 0, 0, cout, hw, cin, 1.0f, NULL, 0, &qa, x + (size_t)i * cin * hw, hw, NULL, 1.0f,
+                  y + (size_t)i * cout * hw, hw, b, NULL, MC_ACT_NONE);
+}
+
 void mc_gemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
              const float *b, int ldb, float beta, float *c, int ldc) {
     if (m <= 0 || n <= 0) return;
@@ -161,13 +192,54 @@ static void im2col(const float *x, int cin, int h, int w, const mc_conv2d_desc *
     }
 }
 
+/* The reference conv with the weights of q (the no-scratch path of mc_conv2d_q). */
+static void conv2d_q_plain(const mc_conv2d_desc *d, const mc_qmat *q, const float *b, const float *x, int n,
+                           int h, int wd, float *y, mc_act act) {
+    int oh = mc_conv_out(h, d->kh, d->sh, d->ph), ow = mc_conv_out(wd, d->kw, d->sw, d->pw);
+    int cpg_in = d->cin / d->groups, cpg_out = d->cout / d->groups;
+    for (int img = 0; img < n; img++)
+        for (int oc = 0; oc < d->cout; oc++) {
+            int g = oc / cpg_out;
+            float *yo = y + ((size_t)img * d->cout + oc) * oh * ow;
+            for (int oy = 0; oy < oh; oy++)
+                for (int ox = 0; ox < ow; ox++) {
+                    float s = b ? b[oc] : 0.0f;
+                    for (int ic = 0; ic < cpg_in; ic++) {
+                        const float *xc = x + ((size_t)img * d->cin + (size_t)g * cpg_in + ic) * h * wd;
+                        for (int ky = 0; ky < d->kh; ky++) {
+                            int iy = oy * d->sh - d->ph + ky;
+                            if (iy < 0 || iy >= h) continue;
+                            for (int kx = 0; kx < d->kw; kx++) {
+                                int ix = ox * d->sw - d->pw + kx;
+                                if (ix < 0 || ix >= wd) continue;
+                                float wv;
+                                mc_qmat_row_ref(q, oc, ((int64_t)ic * d->kh + ky) * d->kw + kx, 1, &wv);
+                                s += wv * xc[(size_t)iy * wd + ix];
+                            }
+                        }
+                    }
+                    yo[(size_t)oy * ow + ox] = s;
+                }
+            mc_act_apply_ref(yo, (size_t)oh * ow, act);
+        }
+}
+
 void mc_conv2d(const mc_conv2d_desc *d, const float *w, const float *b, const float *x, int n,
                int h, int wd, float *y, mc_act act) {
+    mc_conv2d_q(d, w, NULL, b, x, n, h, wd, y, act);
+}
+
+void mc_conv2d_q(const mc_conv2d_desc *d, const float *w, const mc_qmat *q, const float *b,
+                 const float *x, int n, int h, int wd, float *y, mc_act act) {
     const mc_kset *ks = mc_kset_get();
     int oh = mc_conv_out(h, d->kh, d->sh, d->ph), ow = mc_conv_out(wd, d->kw, d->sw, d->pw);
     if (n <= 0 || oh <= 0 || ow <= 0) return;
     int cpg_in = d->cin / d->groups, cpg_out = d->cout / d->groups;
     size_t hw = (size_t)h * wd, ohw = (size_t)oh * ow;
+    if (cpg_in == 1 && is_lowp(q)) {   /* not a GEMM: callers keep depthwise weights in float32 */
+        conv2d_q_plain(d, q, b, x, n, h, wd, y, act);
+        return;
+    }
     if (cpg_in == 1) {   /* depthwise, or depthwise with a channel multiplier: one plane per output */
         int total = n * d->cout, khw = d->kh * d->kw;
         size_t sc = mc_dw_scratch_floats(d, h, wd);
@@ -190,6 +262,7 @@ void mc_conv2d(const mc_conv2d_desc *d, const float *w, const float *b, const fl
     }
     int kk = cpg_in * d->kh * d->kw;
     int direct = d->kh == 1 && d->kw == 1 && d->sh == 1 && d->sw == 1 && d->ph == 0 && d->pw == 0;
+    int lowp = is_lowp(q);
     int nt = mc_threads_for(2.0 * cpg_out * ohw * kk);
     for (int img = 0; img < n; img++)
         for (int g = 0; g < d->groups; g++) {
@@ -198,15 +271,20 @@ void mc_conv2d(const mc_conv2d_desc *d, const float *w, const float *b, const fl
             if (!direct) {
                 float *cb = mc_scratch(MC_SCRATCH_CONV, (size_t)kk * ohw);
                 if (!cb) {   /* no memory for im2col: the reference conv */
-                    mc_conv2d_ref(d, w, b, x, n, h, wd, y, act);
+                    if (lowp)
+                        conv2d_q_plain(d, q, b, x, n, h, wd, y, act);
+                    else
+                        mc_conv2d_ref(d, w, b, x, n, h, wd, y, act);
                     return;
                 }
                 im2col(xg, cpg_in, h, wd, d, oh, ow, cb, nt);
                 col = cb;
             }
-            mc_gemm_ex(ks, nt, 0, 0, cpg_out, (int)ohw, kk, 1.0f, w + (size_t)g * cpg_out * kk, kk,
-                       col, (int)ohw, 0.0f, y + ((size_t)img * d->cout + (size_t)g * cpg_out) * ohw,
-                       (int)ohw, b ? b + (size_t)g * cpg_out : NULL, NULL, act);
+            mc_qop qa = {q, (int64_t)g * cpg_out};
+            mc_gemm_q(ks, nt, 0, 0, cpg_out, (int)ohw, kk, 1.0f, lowp ? NULL : w + (size_t)g * cpg_out * kk, kk,
+                      lowp ? &qa : NULL, col, (int)ohw, NULL, 0.0f,
+                      y + ((size_t)img * d->cout + (size_t)g * cpg_out) * ohw, (int)ohw,
+                      b ? b + (size_t)g * cpg_out : NULL, NULL, act);
         }
 }
 

@@ -98,6 +98,36 @@ void mc_attention_ref(const float *q, const float *k, const float *v, int ld, in
 void mc_attention_batch(const float *q, const float *k, const float *v, int ld, int nseq, int t,
                         int heads, int hd, int causal, float *out);
 
+/* ---- reduced-precision weight matrices (docs/performance.md, "Reduced precision") ----
+ * A weight matrix [rows, cols] may be held as bf16, f16 or int8 with one
+ * symmetric scale per row (per output channel); the kernels below convert it
+ * to float32 while packing GEMM panels, so all arithmetic stays float32. */
+typedef enum mc_wtype { MC_WT_F32 = 0, MC_WT_BF16, MC_WT_F16, MC_WT_I8, MC_WT_COUNT } mc_wtype;
+
+typedef struct mc_qmat {
+    mc_wtype type;          /* MC_WT_F32: none (the float32 weights are used) */
+    int64_t rows, cols;
+    const void *data;       /* [rows, cols] row-major: uint16 bits (bf16, f16) or int8 */
+    const float *scale;     /* MC_WT_I8: [rows], value = q * scale[row]; else NULL */
+} mc_qmat;
+
+/* Elements of one row of q converted to float32: dst[j] = q[r, c0 + j], j < n. */
+void mc_qmat_row(const mc_qmat *q, int64_t r, int64_t c0, int n, float *dst);
+void mc_qmat_row_ref(const mc_qmat *q, int64_t r, int64_t c0, int n, float *dst);
+
+/* The kernels above with the weights taken from q when q is non-NULL and its
+ * type is not MC_WT_F32 (w is then ignored and may be NULL); otherwise exactly
+ * the float32 kernels on w.  For mc_conv2d_q, q holds w as [cout, cin/groups
+ * kh kw] and is used only by dense or grouped convs (cin/groups > 1). */
+void mc_linear_q(const float *x, const float *w, const mc_qmat *q, const float *b, int m, int k, int n,
+                 float *y, mc_act act);
+void mc_linear_add_q(const float *x, const float *w, const mc_qmat *q, const float *b, int m, int k,
+                     int n, float *y);
+void mc_pointwise_add_q(const float *w, const mc_qmat *q, const float *b, const float *x, int n, int cin,
+                        int cout, int hw, float *y);
+void mc_conv2d_q(const mc_conv2d_desc *d, const float *w, const mc_qmat *q, const float *b,
+                 const float *x, int n, int h, int wd, float *y, mc_act act);
+
 /* Kernel set in use ("scalar", "avx2", "avx512"), chosen once at first use. */
 const char *mc_kernels_name(void);
 /* Thread count used by the kernels (0 = one per core). */

@@ -2,8 +2,9 @@
  * kernels_avx2.c - the AVX2 + FMA kernel set: the 6 x 16 SGEMM micro-kernel
  * (gemm_ukr.h), the A / transposed-B panel packer, the vector math, bias +
  * activation epilogue and few-row dot products (kernels_vec.h at 8 lanes),
- * depthwise convolution on padded phase-split planes, softmax and LayerNorm.
- * Compiled with -mavx2 -mfma; used only when mc_cpu_level() says so.  The
+ * depthwise convolution on padded phase-split planes, softmax and LayerNorm,
+ * and the bf16 / f16 / int8 weight conversions.
+ * Compiled with -mavx2 -mfma -mf16c; used only when mc_cpu_level() says so.  The
  * AVX-512 set replaces the micro-kernel and the kernels_vec.h parts and
  * reuses the rest.
  */
@@ -370,6 +371,33 @@ static void layernorm_nchw_avx2(const float *x, int c, int hw, int p0, int p1, c
     }
 }
 
+/* ---- reduced-precision weights to float32 (8 at a time): bf16 by a 16-bit
+ * shift, f16 by F16C, int8 by sign extension, int -> float and the row scale.
+ * Bit-identical to mc_cvt_ref. */
+static void cvt_avx2(mc_wtype t, const void *src, int n, float scale, float *dst) {
+    int j = 0;
+    if (t == MC_WT_BF16) {
+        const uint16_t *s = src;
+        for (; j + 8 <= n; j += 8) {
+            __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(s + j)));
+            _mm256_storeu_ps(dst + j, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
+        }
+    } else if (t == MC_WT_F16) {
+        const uint16_t *s = src;
+        for (; j + 8 <= n; j += 8)
+            _mm256_storeu_ps(dst + j, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + j))));
+    } else if (t == MC_WT_I8) {
+        const int8_t *s = src;
+        vf vs = _mm256_set1_ps(scale);
+        for (; j + 8 <= n; j += 8) {
+            __m256i v = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(s + j)));
+            _mm256_storeu_ps(dst + j, _mm256_mul_ps(_mm256_cvtepi32_ps(v), vs));
+        }
+    }
+    if (j < n) mc_cvt_ref(t, (const char *)src + (size_t)j * (t == MC_WT_I8 ? 1 : t == MC_WT_F32 ? 4 : 2), n - j, scale,
+                          dst + j);
+}
+
 int mc_kset_avx2(mc_kset *ks) {
     ks->name = "avx2";
     ks->mr = 6, ks->nr = 16;
@@ -383,5 +411,6 @@ int mc_kset_avx2(mc_kset *ks) {
     ks->softmax_row = softmax_row_avx2;
     ks->layernorm_row = layernorm_row_avx2;
     ks->layernorm_nchw = layernorm_nchw_avx2;
+    ks->cvt = cvt_avx2;
     return 1;
 }

@@ -16,6 +16,7 @@
  * layer scale folded into fc2 (and ls1 into proj; a BatchNorm norm into qkv).
  */
 #include "mci.h"
+#include "lowp.h"
 #include "reparam.h"
 
 #include <math.h>
@@ -37,6 +38,7 @@ typedef struct mci_conv {
     mc_conv2d_desc d;
     float *w;   /* [cout, cin/groups, kh, kw] */
     float *b;   /* [cout] */
+    mc_qmat q;  /* reduced copy of a dense conv's w (w is then NULL) */
 } mci_conv;
 
 typedef struct mci_se {
@@ -67,6 +69,7 @@ typedef struct mci_unit {
     float *ln_g, *ln_b;       /* ATTN LayerNorm2d [c]; NULL when the BatchNorm is folded into qkv */
     float *qkv_w, *qkv_b;     /* [3c, c], [3c] */
     float *proj_w, *proj_b;   /* [c, c], [c] */
+    mc_qmat qkv_q, proj_q;    /* reduced copies (the _w are then NULL) */
     mci_ffn ffn;              /* REPMIXER, ATTN */
 } mci_unit;
 
@@ -83,11 +86,15 @@ typedef struct mci_net {
     mci_se final_se;
     int feat;                 /* channels after the final conv */
     float *head_w, *head_b;   /* [out_dim, feat], [out_dim] (bias may be NULL); NULL = identity */
+    int has_head;             /* head_w was bound (it is NULL once reduced into head_q) */
+    mc_qmat head_q;
     int out_dim;
     size_t max_map;           /* largest per-image activation, floats */
     size_t max_scores;        /* largest attention score matrix, floats */
     size_t max_se;            /* SE scratch, floats */
 } mci_net;
+
+static void mci_lower(mc_image_tower *t, mc_lower *L);
 
 /* ---------------------------------------------------------------- loading */
 
@@ -899,15 +906,43 @@ mc_status mc_mci_tower_load(mc_binder *b, const mc_mci_params *p, mc_image_tower
     t->forward = mci_forward;
     t->workspace_floats = mci_workspace;
     t->export_weights = mci_export;
+    t->lower = mci_lower;
+    net->has_head = net->head_w != NULL;
     t->destroy = NULL;   /* impl and weights live in the arena; the caller frees t */
     *out = t;
     return MC_OK;
 }
 
+/* ---------------------------------------------------------------- lowering */
+
+/* Dense and grouped convs (not depthwise: those are no GEMM) go reduced. */
+static void conv_lower(mci_conv *cv, mc_lower *L) {
+    if (!cv->w || cv->d.groups <= 0) return;
+    int cpg = cv->d.cin / cv->d.groups;
+    if (cpg > 1) MC_LOWER(L, cv->w, cv->d.cout, (int64_t)cpg * cv->d.kh * cv->d.kw, cv->q);
+}
+
+static void mci_lower(mc_image_tower *t, mc_lower *L) {
+    mci_net *net = t->impl;
+    for (int i = 0; i < 3; i++) conv_lower(&net->stem[i], L);
+    for (int i = 0; i < net->n_units; i++) {
+        mci_unit *u = &net->units[i];
+        conv_lower(&u->conv, L);
+        conv_lower(&u->pw, L);
+        conv_lower(&u->ffn.dw, L);
+        conv_lower(&u->ffn.fc1, L);
+        conv_lower(&u->ffn.fc2, L);
+        MC_LOWER(L, u->qkv_w, 3 * (int64_t)u->c, u->c, u->qkv_q);
+        MC_LOWER(L, u->proj_w, u->c, u->c, u->proj_q);
+    }
+    conv_lower(&net->final, L);
+    MC_LOWER(L, net->head_w, net->out_dim, net->feat, net->head_q);
+}
+
 /* ---------------------------------------------------------------- forward */
 
 static void conv_run(const mci_conv *cv, const float *x, int n, int h, int w, float *y, mc_act act) {
-    mc_conv2d(&cv->d, cv->w, cv->b, x, n, h, w, y, act);
+    mc_conv2d_q(&cv->d, cv->w, &cv->q, cv->b, x, n, h, w, y, act);
 }
 
 /* y[n, c, hw] *= sigmoid(fc2(relu(fc1(mean_hw(y))))) per image. scratch: c + rd floats. */
@@ -940,7 +975,7 @@ static void ffn_run(const mci_ffn *f, float *x, int n, int h, int w, float *t, f
     conv_run(&f->dw, x, n, h, w, t, MC_ACT_NONE);
     conv_run(&f->fc1, t, n, h, w, hbuf, MC_ACT_GELU);
     if (conv_is_pointwise(&f->fc2.d)) {
-        mc_pointwise_add(f->fc2.w, f->fc2.b, hbuf, n, f->fc2.d.cin, f->fc2.d.cout, h * w, x);
+        mc_pointwise_add_q(f->fc2.w, &f->fc2.q, f->fc2.b, hbuf, n, f->fc2.d.cin, f->fc2.d.cout, h * w, x);
         return;
     }
     conv_run(&f->fc2, hbuf, n, h, w, t, MC_ACT_NONE);
@@ -966,9 +1001,9 @@ static void attn_run(const mci_unit *u, float *x, int n, int h, int w, float *bb
         mc_layernorm(tok, rows, c, u->ln_g, u->ln_b, MCI_LN_EPS, tmp);
         qin = tmp;
     }
-    mc_linear(qin, u->qkv_w, u->qkv_b, rows, c, 3 * c, qkv, MC_ACT_NONE);
+    mc_linear_q(qin, u->qkv_w, &u->qkv_q, u->qkv_b, rows, c, 3 * c, qkv, MC_ACT_NONE);
     mc_attention_batch(qkv, qkv + c, qkv + 2 * c, 3 * c, n, hw, u->heads, u->head_dim, 0, tmp);
-    mc_linear(tmp, u->proj_w, u->proj_b, rows, c, c, tok, MC_ACT_NONE);
+    mc_linear_q(tmp, u->proj_w, &u->proj_q, u->proj_b, rows, c, c, tok, MC_ACT_NONE);
     for (int i = 0; i < n; i++) {
         float *xi = x + (size_t)i * map;
         const float *ti = tok + (size_t)i * map;
@@ -1107,7 +1142,7 @@ mc_status mc_mci_forward_trace(const mc_image_tower *t, float *ws, const float *
             for (size_t j = 0; j < hw; j++) s += p[j];
             pooled[(size_t)i * c + ch] = (float)(s / (double)hw);
         }
-    if (net->head_w) mc_linear(pooled, net->head_w, net->head_b, n, c, net->out_dim, out, MC_ACT_NONE);
+    if (net->has_head) mc_linear_q(pooled, net->head_w, &net->head_q, net->head_b, n, c, net->out_dim, out, MC_ACT_NONE);
     else memcpy(out, pooled, (size_t)n * c * sizeof *out);
     return MC_OK;
 }

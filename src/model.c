@@ -5,6 +5,7 @@
  * contexts (planned scratch memory) and the encode entry points.
  */
 #include "model.h"
+#include "lowp.h"
 
 #include "config.h"
 #include "mci.h"
@@ -31,6 +32,7 @@ struct mc_model {
     int64_t n_tensors, n_params;
     char *cfg_text;           /* the config JSON text the model was built from */
     char cfg_file[256];       /* its file name when read from a file, else "" */
+    int weight_dtype;         /* mc_weight_dtype the big matrices are held in */
 };
 
 struct mc_context {
@@ -192,10 +194,23 @@ mc_status mc_model_load(const char *path, const mc_model_params *params, mc_mode
     return MC_OK;
 }
 
+/* Replaces the towers' big matrices by reduced copies (src/lowp.h). */
+static mc_status model_lower(mc_model *m, int dtype, mc_error *err) {
+    _Static_assert((int)MC_WT_BF16 == MC_WEIGHTS_BF16 && (int)MC_WT_F16 == MC_WEIGHTS_F16 &&
+                     (int)MC_WT_I8 == MC_WEIGHTS_INT8, "weight type numbering");
+    mc_lower L = {.arena = &m->arena, .type = (mc_wtype)dtype, .err = err, .status = MC_OK};
+    if (m->image && m->image->lower) m->image->lower(m->image, &L);
+    if (m->text && m->text->lower) m->text->lower(m->text, &L);
+    m->weight_dtype = dtype;
+    return L.status;
+}
+
 /* Binds both towers and the logit scale from an open checkpoint into m. */
 static mc_status model_bind(mc_model *m, const mc_checkpoint *ck, const mc_model_params *pp, mc_error *err) {
     mc_model_params p = *pp;
     mc_status st;
+    if (p.weight_dtype < 0 || p.weight_dtype >= MC_WEIGHTS_COUNT)
+        return mc_fail(err, MC_ERR_INVALID_ARG, "weight_dtype %d is not an mc_weight_dtype", p.weight_dtype);
     /* a file written by 'convert' says whether it holds the folded weights */
     const char *layout = mc_checkpoint_metadata(ck, "mobileclip.layout");
     int folded = layout && !strcmp(layout, "folded");
@@ -240,6 +255,7 @@ static mc_status model_bind(mc_model *m, const mc_checkpoint *ck, const mc_model
                      m->image->out_dim, m->text->out_dim);
     m->n_params = b.n_params;
     mc_binder_free(&b);
+    if (st == MC_OK && p.weight_dtype != MC_WEIGHTS_F32) st = model_lower(m, p.weight_dtype, err);
     return st;
 }
 
@@ -406,6 +422,9 @@ mc_status mc_model_export(const mc_model *m, mc_st_entry **entries, size_t *n, m
                        m->image->export_weights ? "text" : "image");
     if (!m->cfg_text)
         return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: the model's config text is unknown", m->ckpt_path);
+    if (m->weight_dtype != MC_WEIGHTS_F32)
+        return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: a model loaded with reduced-precision weights cannot be exported",
+                       m->ckpt_path);
     mc_export ex = {.status = MC_OK, .err = err};
     mc_status st = m->image->export_weights(m->image, &ex);
     if (st == MC_OK) st = m->text->export_weights(m->text, &ex);

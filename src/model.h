@@ -25,6 +25,7 @@ void mc_export_add(mc_export *ex, const float *data, int ndim, const int64_t *sh
  * buffer of prod(shape) floats to fill, or NULL after an error. */
 float *mc_export_add_new(mc_export *ex, int ndim, const int64_t *shape, const char *fmt, ...) MC_PRINTF(4, 5);
 
+struct mc_lower;
 typedef struct mc_image_tower mc_image_tower;
 struct mc_image_tower {
     const char *arch;        /* "mci0", "fastvit_mci3", "vit_b16", ... */
@@ -40,6 +41,8 @@ struct mc_image_tower {
     /* adds the tower's weights as held (folded), under names its loader reads back
      * from a file whose "mobileclip.layout" is "folded"; NULL: not exportable */
     mc_status (*export_weights)(const mc_image_tower *t, mc_export *ex);
+    /* replaces the big matrices by reduced copies (src/lowp.h); NULL: keeps float32 */
+    void (*lower)(mc_image_tower *t, struct mc_lower *L);
 };
 
 typedef struct mc_text_tower mc_text_tower;
@@ -56,6 +59,7 @@ struct mc_text_tower {
     size_t (*workspace_floats)(const mc_text_tower *t, int n);
     void (*destroy)(mc_text_tower *t);
     mc_status (*export_weights)(const mc_text_tower *t, mc_export *ex);   /* as for the image tower */
+    void (*lower)(mc_text_tower *t, struct mc_lower *L);                   /* as for the image tower */
 };
 
 /* L2-normalises each row of x[n, d] in place (as F.normalize, eps 1e-12). */

@@ -5,6 +5,7 @@
  * (every linear layer is one GEMM over the tokens of a chunk of sequences).
  */
 #include "tblock.h"
+#include "lowp.h"
 
 #include "model.h"
 
@@ -70,6 +71,14 @@ void mc_tblock_export(mc_export *ex, const mc_tblock *blk, const char *prefix, c
     mc_export_add(ex, blk->fc2_b, 1, &d, "%s%s", prefix, nm->fc2_b);
 }
 
+void mc_tblock_lower(mc_tblock *blk, mc_lower *L) {
+    int64_t d = blk->dim, h = blk->hidden;
+    MC_LOWER(L, blk->qkv_w, 3 * d, d, blk->qkv_q);
+    MC_LOWER(L, blk->out_w, d, d, blk->out_q);
+    MC_LOWER(L, blk->fc1_w, h, d, blk->fc1_q);
+    MC_LOWER(L, blk->fc2_w, d, h, blk->fc2_q);
+}
+
 int mc_tblock_chunk(int nseq, int t) {
     int c = MC_TBLOCK_ROWS / (t > 0 ? t : 1);
     if (c < 1) c = 1;
@@ -93,13 +102,13 @@ static void tblock_rows(const mc_tblock *blk, float *x, int nseq, int t, int cau
     float *mid = h + R * d;                   /* [R, hidden] (reuses qkv) */
 
     mc_layernorm(x, rows, d, blk->ln1_w, blk->ln1_b, blk->eps, h);
-    mc_linear(h, blk->qkv_w, blk->qkv_b, rows, d, 3 * d, qkv, MC_ACT_NONE);
+    mc_linear_q(h, blk->qkv_w, &blk->qkv_q, blk->qkv_b, rows, d, 3 * d, qkv, MC_ACT_NONE);
     mc_attention_batch(qkv, qkv + d, qkv + 2 * d, 3 * d, nseq, t, blk->heads, d / blk->heads, causal, ctx);
-    mc_linear_add(ctx, blk->out_w, blk->out_b, rows, d, d, x);
+    mc_linear_add_q(ctx, blk->out_w, &blk->out_q, blk->out_b, rows, d, d, x);
 
     mc_layernorm(x, rows, d, blk->ln2_w, blk->ln2_b, blk->eps, h);
-    mc_linear(h, blk->fc1_w, blk->fc1_b, rows, d, blk->hidden, mid, blk->act);
-    mc_linear_add(mid, blk->fc2_w, blk->fc2_b, rows, blk->hidden, d, x);
+    mc_linear_q(h, blk->fc1_w, &blk->fc1_q, blk->fc1_b, rows, d, blk->hidden, mid, blk->act);
+    mc_linear_add_q(mid, blk->fc2_w, &blk->fc2_q, blk->fc2_b, rows, blk->hidden, d, x);
 }
 
 void mc_tblock_forward(const mc_tblock *blk, float *x, int nseq, int t, int causal, float *ws) {

@@ -33,12 +33,17 @@ typedef struct mc_tblock {
     const float *ln2_w, *ln2_b;   /* [dim] */
     const float *fc1_w, *fc1_b;   /* [hidden, dim], [hidden] */
     const float *fc2_w, *fc2_b;   /* [dim, hidden], [dim] */
+    mc_qmat qkv_q, out_q, fc1_q, fc2_q;   /* reduced copies (the _w are then NULL); type F32: none */
 } mc_tblock;
 
 /* Binds block `prefix` (e.g. "visual.trunk.blocks.0."): dim is known; the
  * MLP width comes from the checkpoint.  heads must divide dim. */
 mc_status mc_tblock_bind(mc_binder *b, const char *prefix, const mc_tblock_names *names, int dim,
                          int heads, float eps, mc_act act, mc_tblock *out);
+
+/* Replaces the four matrices by reduced copies (src/lowp.h). */
+struct mc_lower;
+void mc_tblock_lower(mc_tblock *blk, struct mc_lower *L);
 
 /* Adds the block's weights to an export under prefix + the layout's names. */
 struct mc_export;

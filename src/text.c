@@ -6,6 +6,7 @@
  */
 #include "text.h"
 
+#include "lowp.h"
 #include "tblock.h"
 
 #include <math.h>
@@ -23,6 +24,7 @@ typedef struct text_repmixer {
     const float *fc2_w, *fc2_b;   /* [dim, hidden], [dim] */
     const float *ls;         /* [dim] block layer scale, or NULL */
     mc_act act;
+    mc_qmat fc1_q, fc2_q;    /* reduced copies (the _w are then NULL) */
 } text_repmixer;
 
 typedef struct text_layer {
@@ -46,6 +48,7 @@ typedef struct text_impl {
     const float *ln_w, *ln_b;     /* [width] */
     const float *proj_w;     /* [out_dim, width] (transposed from x @ P when needed) */
     const float *proj_b;     /* [out_dim] or NULL */
+    mc_qmat tok_q, proj_q;   /* reduced copies (tok_emb, proj_w are then NULL) */
 } text_impl;
 
 mc_text_params mc_text_default_params(void) {
@@ -98,12 +101,12 @@ static void repmixer_rows(const text_repmixer *r, float *x, int nseq, int t, flo
         dwconv_seq(a + s * TD, t, d, r->k, r->ffn_w, r->ffn_b, z + s * TD);   /* ConvFFN */
     }
     memcpy(x, a, R * d * sizeof(float));
-    mc_linear(z, r->fc1_w, r->fc1_b, rows, d, r->hidden, m, r->act);
+    mc_linear_q(z, r->fc1_w, &r->fc1_q, r->fc1_b, rows, d, r->hidden, m, r->act);
     if (!r->ls) {
-        mc_linear_add(m, r->fc2_w, r->fc2_b, rows, r->hidden, d, x);
+        mc_linear_add_q(m, r->fc2_w, &r->fc2_q, r->fc2_b, rows, r->hidden, d, x);
         return;
     }
-    mc_linear(m, r->fc2_w, r->fc2_b, rows, r->hidden, d, a, MC_ACT_NONE);
+    mc_linear_q(m, r->fc2_w, &r->fc2_q, r->fc2_b, rows, r->hidden, d, a, MC_ACT_NONE);
     for (size_t i = 0; i < R; i++) {
         float *xi = x + i * d;
         const float *ai = a + i * d;
@@ -159,10 +162,15 @@ static mc_status text_forward(const mc_text_tower *tw, float *ws, const int32_t 
             if (tok[i] < 0 || tok[i] >= v->vocab)
                 return mc_fail(err, MC_ERR_INVALID_ARG, "token %d at position %d of text %d is outside the vocabulary (%d)",
                                tok[i], i, s, v->vocab);
-            const float *e = v->tok_emb + (size_t)tok[i] * W;
             const float *p = v->pos_emb + (size_t)i * W;
             float *xi = x + s * TW + (size_t)i * W;
-            for (int c = 0; c < W; c++) xi[c] = e[c] + p[c];
+            if (v->tok_q.type != MC_WT_F32) {
+                mc_qmat_row(&v->tok_q, tok[i], 0, W, xi);
+                for (int c = 0; c < W; c++) xi[c] += p[c];
+            } else {
+                const float *e = v->tok_emb + (size_t)tok[i] * W;
+                for (int c = 0; c < W; c++) xi[c] = e[c] + p[c];
+            }
         }
     }
     /* every linear layer is one GEMM over all n x T tokens */
@@ -176,8 +184,24 @@ static mc_status text_forward(const mc_text_tower *tw, float *ws, const int32_t 
         int at = text_pool_index(v, tokens + (size_t)s * T);
         mc_layernorm(x + s * TW + (size_t)at * W, 1, W, v->ln_w, v->ln_b, v->eps, pooled + (size_t)s * W);
     }
-    mc_linear(pooled, v->proj_w, v->proj_b, n, W, v->out_dim, out, MC_ACT_NONE);
+    mc_linear_q(pooled, v->proj_w, &v->proj_q, v->proj_b, n, W, v->out_dim, out, MC_ACT_NONE);
     return MC_OK;
+}
+
+static void text_lower(mc_text_tower *tw, mc_lower *L) {
+    text_impl *v = tw->impl;
+    MC_LOWER(L, v->tok_emb, v->vocab, v->width, v->tok_q);
+    for (int l = 0; l < v->n_layers; l++) {
+        text_layer *ly = &v->layers[l];
+        if (!ly->is_repmixer) {
+            mc_tblock_lower(&ly->tb, L);
+            continue;
+        }
+        text_repmixer *r = &ly->rm;
+        MC_LOWER(L, r->fc1_w, r->hidden, r->dim, r->fc1_q);
+        MC_LOWER(L, r->fc2_w, r->dim, r->hidden, r->fc2_q);
+    }
+    MC_LOWER(L, v->proj_w, v->out_dim, v->width, v->proj_q);
 }
 
 static void text_destroy(mc_text_tower *tw) {
@@ -397,6 +421,7 @@ mc_status mc_text_tower_load(mc_binder *b, const mc_text_params *p, mc_text_towe
     v->mob = mob;
     tw->arch = v->arch;
     tw->export_weights = text_export;
+    tw->lower = text_lower;
     v->causal = p->causal;
     v->pool = p->pool;
     v->eos_id = p->eos_id;

@@ -7,6 +7,7 @@
  */
 #include "vit.h"
 
+#include "lowp.h"
 #include "tblock.h"
 
 #include <math.h>
@@ -22,6 +23,7 @@ typedef struct vit_stem_conv {
     const float *b;          /* [cout] or NULL */
     mc_act act;
     int oh, ow;              /* output size for the tower's image size */
+    mc_qmat q;               /* reduced copy of a dense conv's w (w is then NULL) */
 } vit_stem_conv;
 
 typedef struct vit_impl {
@@ -39,6 +41,7 @@ typedef struct vit_impl {
     const float *pre_w, *pre_b;    /* norm_pre [dim] or NULL */
     const float *norm_w, *norm_b;  /* final norm [dim] */
     const float *head_w, *head_b;  /* [out_dim, dim], [out_dim] or NULL */
+    mc_qmat head_q;          /* reduced copy of head_w (then NULL) */
     float eps;
     mc_tblock *blocks;       /* [depth] */
 } vit_impl;
@@ -120,7 +123,7 @@ static mc_status vit_forward(const mc_image_tower *t, float *ws, const float *pi
         for (int i = 0; i < v->n_stem; i++) {
             const vit_stem_conv *c = &v->stem[i];
             float *o = bufs[i & 1];
-            mc_conv2d(&c->d, c->w, c->b, in, 1, h, w, o, c->act);
+            mc_conv2d_q(&c->d, c->w, &c->q, c->b, in, 1, h, w, o, c->act);
             in = o;
             h = c->oh;
             w = c->ow;
@@ -160,7 +163,7 @@ static mc_status vit_forward(const mc_image_tower *t, float *ws, const float *pi
             }
         }
     }
-    mc_linear(pooled, v->head_w, v->head_b, n, D, v->out_dim, out, MC_ACT_NONE);
+    mc_linear_q(pooled, v->head_w, &v->head_q, v->head_b, n, D, v->out_dim, out, MC_ACT_NONE);
     (void)err;
     return MC_OK;
 }
@@ -256,6 +259,17 @@ static mc_status vit_export(const mc_image_tower *t, mc_export *ex) {
     return MC_OK;
 }
 
+static void vit_lower(mc_image_tower *t, mc_lower *L) {
+    vit_impl *v = t->impl;
+    for (int i = 0; i < v->n_stem; i++) {
+        vit_stem_conv *c = &v->stem[i];
+        int cpg = c->d.cin / c->d.groups;
+        if (cpg > 1) MC_LOWER(L, c->w, c->d.cout, (int64_t)cpg * c->d.kh * c->d.kw, c->q);
+    }
+    for (int i = 0; i < v->depth; i++) mc_tblock_lower(&v->blocks[i], L);
+    MC_LOWER(L, v->head_w, v->out_dim, v->dim, v->head_q);
+}
+
 mc_status mc_vit_tower_load(mc_binder *b, const mc_vit_params *p, mc_image_tower **out) {
     *out = NULL;
     if (b->status != MC_OK) return b->status;
@@ -277,6 +291,7 @@ mc_status mc_vit_tower_load(mc_binder *b, const mc_vit_params *p, mc_image_tower
     v->mob = mob;
     t->arch = v->arch;
     t->export_weights = vit_export;
+    t->lower = vit_lower;
     t->image_size = p->image_size;
     int64_t n0 = b->n_params;
     char name[512], nb[512], bn[512];

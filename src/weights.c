@@ -6,6 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __linux__
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
 
 struct mc_arena_chunk {
     mc_arena_chunk *next;
@@ -54,6 +58,19 @@ void mc_arena_free(mc_arena *a) {
     }
     a->head = NULL;
     a->total = 0;
+}
+
+void mc_arena_release(mc_arena *a, const void *p, size_t bytes) {
+    (void)a;
+#ifdef __linux__
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg <= 0 || !p) return;
+    uintptr_t lo = ((uintptr_t)p + (uintptr_t)pg - 1) & ~(uintptr_t)(pg - 1);
+    uintptr_t hi = ((uintptr_t)p + bytes) & ~(uintptr_t)(pg - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+#else
+    (void)p, (void)bytes;
+#endif
 }
 
 mc_status mc_binder_init(mc_binder *b, const mc_checkpoint *ckpt, const char *path, mc_arena *arena,

@@ -24,6 +24,10 @@ typedef struct mc_arena {
 void *mc_arena_alloc(mc_arena *a, size_t bytes);
 float *mc_arena_floats(mc_arena *a, size_t n);   /* NULL on overflow/failure */
 void mc_arena_free(mc_arena *a);
+/* Says that [p, p + bytes), memory of a, will not be read again: the whole
+ * pages inside it go back to the system (Linux madvise; elsewhere nothing
+ * happens).  Their addresses stay a's until mc_arena_free. */
+void mc_arena_release(mc_arena *a, const void *p, size_t bytes);
 
 typedef struct mc_binder {
     const mc_checkpoint *ckpt;

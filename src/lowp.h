@@ -1,0 +1,46 @@
+/*
+ * lowp.h - reduced-precision weights: quantizing a float32 matrix into an mc_qmat, and the load-time pass that
+ * replaces a tower's big matrices by their reduced copies (mc_lower).
+ * The kernels that read an mc_qmat are in kernels.h.
+ */
+#ifndef MC_LOWP_H
+#define MC_LOWP_H
+
+#include "kernels.h"
+#include "weights.h"
+
+/* Bytes per element of a weight type. */
+size_t mc_wtype_size(mc_wtype t);
+/* "f32", "bf16", "f16", "int8". */
+const char *mc_wtype_name(mc_wtype t);
+
+/* Quantizes w[rows, cols] into out (data and scales allocated in a).  int8:
+ * scale[r] = max |w[r, :]| / 127, q = round(w / scale) (a zero row: scale 0);
+ * f16 saturates at +-65504; bf16 and f16 round to nearest even.
+ * Returns 0 when memory runs out. */
+int mc_qmat_make(mc_arena *a, mc_wtype t, const float *w, int64_t rows, int64_t cols, mc_qmat *out);
+
+/* The load-time pass.  A tower's lower hook calls mc_lower_mat for each big
+ * matrix; errors are sticky. */
+typedef struct mc_lower {
+    mc_arena *arena;      /* where the reduced copies go (the model's arena) */
+    mc_wtype type;
+    mc_error *err;
+    mc_status status;
+    int64_t n_mats;
+    size_t bytes_f32, bytes_lowp;   /* of the matrices replaced */
+} mc_lower;
+
+/* Quantizes w[rows, cols] (float32 in L->arena) into *q and gives the pages
+ * of w back to the system (mc_arena_release).  Returns 1 when w was replaced
+ * (the caller then sets its pointer to NULL), 0 after an error. */
+int mc_lower_mat(mc_lower *L, const float *w, int64_t rows, int64_t cols, mc_qmat *q);
+
+/* mc_lower_mat for a pointer field: nulls it once replaced. */
+#define MC_LOWER(L, field, rows, cols, qfield)                                  \
+    do {                                                                        \
+        if ((field) && mc_lower_mat((L), (field), (rows), (cols), &(qfield)))   \
+            (field) = NULL;                                                     \
+    } while (0)
+
+#endif /* MC_LOWP_H */
