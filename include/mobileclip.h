@@ -17,6 +17,35 @@
  *     defaults and change what you need, so that new fields keep old code
  *     working.
  *   - Arrays are row-major float32 unless said otherwise; images are CHW.
+ *
+ * Example: embed an image and a text and compare them.
+ *
+ *     mc_error err;
+ *     mc_model *model;
+ *     mc_model_params mp = mc_model_default_params();
+ *     if (mc_model_load("mobileclip_s0.pt", &mp, &model, &err) != MC_OK) {
+ *         fprintf(stderr, "%s\n", err.message);   // names the file and tensor at fault
+ *         return 1;
+ *     }
+ *     mc_model_info info;
+ *     mc_model_get_info(model, &info);
+ *     mc_context *ctx;
+ *     mc_context_params cp = mc_context_default_params();
+ *     mc_context_new(model, &cp, &ctx, &err);
+ *
+ *     float *pixels = malloc(3 * info.image_size * info.image_size * sizeof(float));
+ *     mc_image_preprocess_file("cat.jpg", &info.preprocess, pixels, &err);
+ *     int32_t ids[MC_CONTEXT_LENGTH];
+ *     mc_tokenizer_encode(mc_model_tokenizer(model), "a photo of a cat", MC_CONTEXT_LENGTH, ids, &err);
+ *
+ *     float img[512], txt[512];                // info.embed_dim floats each
+ *     mc_encode_image(ctx, pixels, 1, 1, img); // L2-normalised
+ *     mc_encode_text(ctx, ids, 1, 1, txt);
+ *     float cosine = 0;
+ *     for (int i = 0; i < info.embed_dim; i++) cosine += img[i] * txt[i];
+ *
+ *     mc_context_free(ctx);
+ *     mc_model_free(model);
  */
 #ifndef MOBILECLIP_H
 #define MOBILECLIP_H
