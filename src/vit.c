@@ -264,7 +264,9 @@ static void vit_lower(mc_image_tower *t, mc_lower *L) {
     for (int i = 0; i < v->n_stem; i++) {
         vit_stem_conv *c = &v->stem[i];
         int cpg = c->d.cin / c->d.groups;
-        if (cpg > 1) MC_LOWER(L, c->w, c->d.cout, (int64_t)cpg * c->d.kh * c->d.kw, c->q);
+        if (cpg > 1)
+            MC_LOWER_AS(L, c->w, c->d.cout, (int64_t)cpg * c->d.kh * c->d.kw, c->q,
+                        c->d.groups == 1 ? MC_USE_CONV : MC_USE_TABLE);
     }
     for (int i = 0; i < v->depth; i++) mc_tblock_lower(&v->blocks[i], L);
     MC_LOWER(L, v->head_w, v->out_dim, v->dim, v->head_q);
