@@ -2,7 +2,7 @@
  * lowp.c - reduced-precision weights (lowp.h): the scalar row conversion
  * (the reference for the SIMD ones; element conversions in core.c), quantizing float32 matrices into
  * mc_qmat, reading their rows back, and the load-time lowering of a tower's
- * big matrices.
+ * big matrices (or, for float32 models, their pre-packing for the GEMM).
  */
 #include "gemm.h"
 #include "lowp.h"

@@ -38,7 +38,7 @@ typedef struct mci_conv {
     mc_conv2d_desc d;
     float *w;   /* [cout, cin/groups, kh, kw] */
     float *b;   /* [cout] */
-    mc_qmat q;  /* reduced copy of a dense conv's w (w is then NULL) */
+    mc_qmat q;  /* reduced copy of a dense conv's w (w is then NULL), or w pre-packed */
 } mci_conv;
 
 typedef struct mci_se {

@@ -23,7 +23,7 @@ typedef struct vit_stem_conv {
     const float *b;          /* [cout] or NULL */
     mc_act act;
     int oh, ow;              /* output size for the tower's image size */
-    mc_qmat q;               /* reduced copy of a dense conv's w (w is then NULL) */
+    mc_qmat q;               /* reduced copy of a dense conv's w (w is then NULL), or w pre-packed */
 } vit_stem_conv;
 
 typedef struct vit_impl {
