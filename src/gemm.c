@@ -1,12 +1,14 @@
 /*
  * gemm.c - the blocked, packed SGEMM driver (cache blocks MC/KC/NC, packing
  * of A into MR-row panels and B into NR-column panels, edge tiles, fused
- * bias + activation epilogue, OpenMP split of C over threads), the portable
+ * bias + activation epilogue, OpenMP split of C over threads), weights
+ * pre-packed once in the panel layout (mc_qmat_pack), the portable
  * C kernel set, thread-local scratch and the optional cblas hook.
  */
 #include "gemm.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -168,6 +170,13 @@ static void gemm_block(const mc_kset *ks, int ta, int tb, int m0, int m1, int n0
                          act);
         return;
     }
+    /* pre-packed weights (mc_qmat_pack): panels are read in place */
+    const float *apk = qa ? mc_qmat_packed_for(qa->q, ks, 0) : NULL;
+    const float *bpk = qb ? mc_qmat_packed_for(qb->q, ks, 1) : NULL;
+    if (apk && qa->row0 % MR) apk = NULL;
+    if (bpk && qb->row0 % NR) bpk = NULL;
+    size_t a_rows = apk ? (size_t)(qa->q->rows + MR - 1) / MR * MR : 0;
+    size_t b_rows = bpk ? (size_t)(qb->q->rows + NR - 1) / NR * NR : 0;
     float tmp[64 * 64] __attribute__((aligned(64)));
     for (int jc = n0; jc < n1; jc += NC) {
         int nc = n1 - jc < NC ? n1 - jc : NC;
@@ -175,7 +184,8 @@ static void gemm_block(const mc_kset *ks, int ta, int tb, int m0, int m1, int n0
             int kc = k - pc < KC ? k - pc : KC;
             int last = pc + kc >= k;
             float beff = pc == 0 ? beta : 1.0f;
-            for (int jr = 0; jr < nc; jr += NR) {
+            const float *bblk = bpk ? bpk + (size_t)pc * b_rows + (size_t)(qb->row0 + jc) * kc : bp;
+            for (int jr = 0; jr < nc && !bpk; jr += NR) {
                 int nr = nc - jr < NR ? nc - jr : NR;
                 if (qb) {
                     pack_q(ks, qb, jc + jr, pc, nr, NR, kc, ks->pack_a_rows && NR <= 16, qt, bp + (size_t)jr * kc);
@@ -189,7 +199,8 @@ static void gemm_block(const mc_kset *ks, int ta, int tb, int m0, int m1, int n0
             }
             for (int ic = m0; ic < m1; ic += MC) {
                 int mc = m1 - ic < MC ? m1 - ic : MC;
-                for (int ir = 0; ir < mc; ir += MR) {
+                const float *ablk = apk ? apk + (size_t)pc * a_rows + (size_t)(qa->row0 + ic) * kc : ap;
+                for (int ir = 0; ir < mc && !apk; ir += MR) {
                     int mr = mc - ir < MR ? mc - ir : MR;
                     if (qa) {
                         pack_q(ks, qa, ic + ir, pc, mr, MR, kc, ks->pack_a_rows != NULL, qt, ap + (size_t)ir * kc);
@@ -203,11 +214,11 @@ static void gemm_block(const mc_kset *ks, int ta, int tb, int m0, int m1, int n0
                 }
                 for (int jr = 0; jr < nc; jr += NR) {
                     int nr = nc - jr < NR ? nc - jr : NR;
-                    const float *bpan = bp + (size_t)jr * kc;
+                    const float *bpan = bblk + (size_t)jr * kc;
                     for (int ir = 0; ir < mc; ir += MR) {
                         int mr = mc - ir < MR ? mc - ir : MR;
                         float *ct = c + (size_t)(ic + ir) * ldc + jc + jr;
-                        const float *apan = ap + (size_t)ir * kc;
+                        const float *apan = ablk + (size_t)ir * kc;
                         if (mr == MR && nr == NR) {
                             ks->ukr(kc, apan, bpan, ct, (size_t)ldc, alpha, beff);
                         } else {
@@ -227,6 +238,33 @@ static void gemm_block(const mc_kset *ks, int ta, int tb, int m0, int m1, int n0
             }
         }
     }
+}
+
+size_t mc_qmat_packed_floats(const mc_kset *ks, int b, int64_t rows, int64_t cols) {
+    int64_t R = b ? ks->nr : ks->mr;
+    if (rows <= 0 || cols <= 0 || rows > INT32_MAX || cols > INT32_MAX) return 0;
+    return (size_t)((rows + R - 1) / R * R) * (size_t)cols;   /* < 2^63: both below 2^31 */
+}
+
+void mc_qmat_pack(const mc_kset *ks, int b, const float *w, int64_t rows, int64_t cols, float *dst, mc_qmat *q) {
+    const int R = b ? ks->nr : ks->mr, KC = ks->kc, k = (int)cols;
+    const size_t rp = (size_t)((rows + R - 1) / R * R);
+    for (int pc = 0; pc < k; pc += KC) {
+        int kc = k - pc < KC ? k - pc : KC;
+        for (int64_t r = 0; r < rows; r += R) {
+            int nr = rows - r < R ? (int)(rows - r) : R;
+            pack_a(0, w + (size_t)r * (size_t)cols + pc, k, nr, R, kc, dst + (size_t)pc * rp + (size_t)r * kc);
+        }
+    }
+    memset(q, 0, sizeof *q);
+    q->type = MC_WT_F32;
+    q->rows = rows;
+    q->cols = cols;
+    q->data = w;
+    q->packed = dst;
+    q->pk_r = R;
+    q->pk_kc = KC;
+    q->pk_b = b;
 }
 
 /* Splits C into a tm x tn grid of chunks (whole micro-tiles) handed to nt

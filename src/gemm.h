@@ -108,6 +108,19 @@ void mc_gemm_q(const mc_kset *ks, int nthreads, int ta, int tb, int m, int n, in
                const float *a, int lda, const mc_qop *qa, const float *b, int ldb, const mc_qop *qb,
                float beta, float *c, int ldc, const float *brow, const float *bcol, mc_act act);
 
+/* Floats of a pre-packed copy of a [rows, cols] weight matrix for kernel set
+ * ks, as the B of a linear layer (b = 1) or the A of a conv (b = 0); 0 on
+ * overflow. */
+size_t mc_qmat_packed_floats(const mc_kset *ks, int b, int64_t rows, int64_t cols);
+/* Packs w[rows, cols] into dst (mc_qmat_packed_floats floats) and makes *q a
+ * float32 mc_qmat of w carrying the packed copy (layout in kernels.h). */
+void mc_qmat_pack(const mc_kset *ks, int b, const float *w, int64_t rows, int64_t cols, float *dst, mc_qmat *q);
+/* q's packed copy when it fits kernel set ks used as the B (b = 1) or A operand. */
+static inline const float *mc_qmat_packed_for(const mc_qmat *q, const mc_kset *ks, int b) {
+    if (!q || !q->packed || q->pk_b != b || q->pk_kc != ks->kc || q->pk_r != (b ? ks->nr : ks->mr)) return NULL;
+    return q->packed;
+}
+
 /* The scalar conversion (every kernel set's reference; the portable set's cvt). */
 void mc_cvt_ref(mc_wtype t, const void *src, int n, float scale, float *dst);
 

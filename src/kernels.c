@@ -124,10 +124,15 @@ void mc_pointwise_add(const float *w, const float *b, const float *x, int n, int
 
 static int is_lowp(const mc_qmat *q) { return q && q->type != MC_WT_F32; }
 
+/* q carries a pre-packed copy usable by the kernel set in use, as the B (b = 1) or A operand. */
+static int use_packed(const mc_qmat *q, const mc_kset *ks, int b) { return mc_qmat_packed_for(q, ks, b) != NULL; }
+
 void mc_linear_q(const float *x, const float *w, const mc_qmat *q, const float *b, int m, int k, int n,
                  float *y, mc_act act) {
-    if (!is_lowp(q)) { mc_linear(x, w, b, m, k, n, y, act); return; }
     const mc_kset *ks = mc_kset_get();
+    /* few rows take the dot-product path on w (no packing either way) */
+    int packed = use_packed(q, ks, 1) && !(m <= 4 && ks->gemv && w);
+    if (!is_lowp(q) && !packed) { mc_linear(x, w, b, m, k, n, y, act); return; }
     mc_qop qb = {q, 0};
     mc_gemm_q(ks, mc_threads_for(2.0 * m * n * k), 0, 1, m, n, k, 1.0f, x, k, NULL, NULL, 0, &qb, 0.0f, y, n,
               NULL, b, act);
@@ -135,8 +140,8 @@ void mc_linear_q(const float *x, const float *w, const mc_qmat *q, const float *
 
 void mc_linear_add_q(const float *x, const float *w, const mc_qmat *q, const float *b, int m, int k,
                      int n, float *y) {
-    if (!is_lowp(q)) { mc_linear_add(x, w, b, m, k, n, y); return; }
     const mc_kset *ks = mc_kset_get();
+    if (!is_lowp(q) && !use_packed(q, ks, 1)) { mc_linear_add(x, w, b, m, k, n, y); return; }
     mc_qop qb = {q, 0};
     mc_gemm_q(ks, mc_threads_for(2.0 * m * n * k), 0, 1, m, n, k, 1.0f, x, k, NULL, NULL, 0, &qb, 1.0f, y, n,
               NULL, b, MC_ACT_NONE);
@@ -144,8 +149,8 @@ void mc_linear_add_q(const float *x, const float *w, const mc_qmat *q, const flo
 
 void mc_pointwise_add_q(const float *w, const mc_qmat *q, const float *b, const float *x, int n, int cin,
                         int cout, int hw, float *y) {
-    if (!is_lowp(q)) { mc_pointwise_add(w, b, x, n, cin, cout, hw, y); return; }
     const mc_kset *ks = mc_kset_get();
+    if (!is_lowp(q) && !use_packed(q, ks, 0)) { mc_pointwise_add(w, b, x, n, cin, cout, hw, y); return; }
     int nt = mc_threads_for(2.0 * cout * hw * cin);
     mc_qop qa = {q, 0};
     for (int i = 0; i < n; i++)
@@ -263,6 +268,7 @@ void mc_conv2d_q(const mc_conv2d_desc *d, const float *w, const mc_qmat *q, cons
     int kk = cpg_in * d->kh * d->kw;
     int direct = d->kh == 1 && d->kw == 1 && d->sh == 1 && d->sw == 1 && d->ph == 0 && d->pw == 0;
     int lowp = is_lowp(q);
+    int useq = lowp || (d->groups == 1 && use_packed(q, ks, 0));   /* weights from q */
     int nt = mc_threads_for(2.0 * cpg_out * ohw * kk);
     for (int img = 0; img < n; img++)
         for (int g = 0; g < d->groups; g++) {
@@ -281,8 +287,8 @@ void mc_conv2d_q(const mc_conv2d_desc *d, const float *w, const mc_qmat *q, cons
                 col = cb;
             }
             mc_qop qa = {q, (int64_t)g * cpg_out};
-            mc_gemm_q(ks, nt, 0, 0, cpg_out, (int)ohw, kk, 1.0f, lowp ? NULL : w + (size_t)g * cpg_out * kk, kk,
-                      lowp ? &qa : NULL, col, (int)ohw, NULL, 0.0f,
+            mc_gemm_q(ks, nt, 0, 0, cpg_out, (int)ohw, kk, 1.0f, useq ? NULL : w + (size_t)g * cpg_out * kk, kk,
+                      useq ? &qa : NULL, col, (int)ohw, NULL, 0.0f,
                       y + ((size_t)img * d->cout + (size_t)g * cpg_out) * ohw, (int)ohw,
                       b ? b + (size_t)g * cpg_out : NULL, NULL, act);
         }

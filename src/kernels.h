@@ -109,6 +109,15 @@ typedef struct mc_qmat {
     int64_t rows, cols;
     const void *data;       /* [rows, cols] row-major: uint16 bits (bf16, f16) or int8 */
     const float *scale;     /* MC_WT_I8: [rows], value = q * scale[row]; else NULL */
+    /* Pre-packed float32 copy in the GEMM's panel layout (mc_qmat_pack), or
+     * NULL.  For each K block p0 = 0, kc, 2 kc, .. (kc = pk_kc) it holds
+     * rows padded to a multiple of pk_r in pk_r-row panels, each panel
+     * k-major (pk_r values per k step, zero padded): element (r, p) sits at
+     * p0 * Rp + (r / pk_r) * pk_r * kb + (p - p0) * pk_r + r % pk_r, with Rp the
+     * padded row count and kb that block's width.  pk_b: packed for the B
+     * operand of a linear layer (pk_r = NR), else for the A of a conv (MR). */
+    const float *packed;
+    int pk_r, pk_kc, pk_b;
 } mc_qmat;
 
 /* Elements of one row of q converted to float32: dst[j] = q[r, c0 + j], j < n. */

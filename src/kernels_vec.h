@@ -113,10 +113,26 @@ static inline VF v_gelu_tanh(VF x) {
 #define A_QGELU(v) VMUL(v, v_sigmoid(VMUL(v, VSET1(1.702f))))
 #define A_NONE(v) (v)
 
-/* One switch, then the rows of the tile. */
+/* One switch, then the rows of the tile.  A full-width GEMM tile (two
+ * vectors per row) goes two rows at a time, so four independent polynomial
+ * chains overlap as in ROW_LOOP (one row alone would give only two); the
+ * same operations in the same order as ROW_LOOP, so the results are identical. */
 #define EPI_ROWS(ACT)                                                                    \
     do {                                                                                 \
-        for (int i = 0; i < mr; i++) {                                                   \
+        int i = 0;                                                                       \
+        if (n == 2 * VW) {                                                               \
+            VF c0 = bcol ? VLOAD(bcol) : VZERO(), c1 = bcol ? VLOAD(bcol + VW) : VZERO(); \
+            for (; i + 2 <= mr; i += 2) {                                                \
+                float *x0 = c + i * ldc, *x1 = x0 + ldc;                                 \
+                VF b0 = VSET1(brow ? brow[i] : 0.0f), b1 = VSET1(brow ? brow[i + 1] : 0.0f); \
+                VF v0 = VADD(VLOAD(x0), b0), v1 = VADD(VLOAD(x0 + VW), b0);              \
+                VF v2 = VADD(VLOAD(x1), b1), v3 = VADD(VLOAD(x1 + VW), b1);              \
+                if (bcol) v0 = VADD(v0, c0), v1 = VADD(v1, c1), v2 = VADD(v2, c0), v3 = VADD(v3, c1); \
+                VSTORE(x0, ACT(v0)), VSTORE(x0 + VW, ACT(v1));                           \
+                VSTORE(x1, ACT(v2)), VSTORE(x1 + VW, ACT(v3));                           \
+            }                                                                            \
+        }                                                                                \
+        for (; i < mr; i++) {                                                            \
             float *x = c + i * ldc;                                                      \
             VF vbr = VSET1(brow ? brow[i] : 0.0f);                                       \
             ROW_LOOP(ACT);                                                               \

@@ -2,7 +2,7 @@
  * lowp.c - reduced-precision weights (lowp.h): the scalar row conversion
  * (the reference for the SIMD ones; element conversions in core.c), quantizing float32 matrices into
  * mc_qmat, reading their rows back, and the load-time lowering of a tower's
- * big matrices.
+ * big matrices (or, for float32 models, their pre-packing for the GEMM).
  */
 #include "gemm.h"
 #include "lowp.h"
@@ -96,9 +96,20 @@ int mc_qmat_make(mc_arena *a, mc_wtype t, const float *w, int64_t rows, int64_t 
     return 1;
 }
 
-int mc_lower_mat(mc_lower *L, const float *w, int64_t rows, int64_t cols, mc_qmat *q) {
+int mc_lower_mat(mc_lower *L, const float *w, int64_t rows, int64_t cols, int use, mc_qmat *q) {
     if (L->status != MC_OK) return 0;
-    if (L->type == MC_WT_F32) return 0;
+    if (L->type == MC_WT_F32) {   /* float32 stays; GEMM weights get a pre-packed copy */
+        if (!L->pack || use == MC_USE_TABLE || rows <= 0 || cols <= 0 || rows > INT32_MAX || cols > INT32_MAX)
+            return 0;
+        const mc_kset *ks = mc_kset_get();
+        size_t nf = mc_qmat_packed_floats(ks, use == MC_USE_LINEAR, rows, cols);
+        float *dst = nf ? mc_arena_floats(L->arena, nf) : NULL;
+        if (!dst) return 0;   /* no memory: the weights are packed per call as before */
+        mc_qmat_pack(ks, use == MC_USE_LINEAR, w, rows, cols, dst, q);
+        L->n_mats++;
+        L->bytes_packed += nf * sizeof(float);
+        return 0;
+    }
     if (!mc_qmat_make(L->arena, L->type, w, rows, cols, q)) {
         L->status = mc_fail(L->err, MC_ERR_NOMEM, "out of memory for %s weights", mc_wtype_name(L->type));
         return 0;

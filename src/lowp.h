@@ -25,22 +25,30 @@ int mc_qmat_make(mc_arena *a, mc_wtype t, const float *w, int64_t rows, int64_t 
 typedef struct mc_lower {
     mc_arena *arena;      /* where the reduced copies go (the model's arena) */
     mc_wtype type;
+    int pack;             /* type f32: pre-pack GEMM weights for the kernel set in use */
     mc_error *err;
     mc_status status;
     int64_t n_mats;
     size_t bytes_f32, bytes_lowp;   /* of the matrices replaced */
+    size_t bytes_packed;            /* pre-packed copies */
 } mc_lower;
+
+/* How a matrix is used: a linear layer's weight (B^T of its GEMM), a conv's
+ * weight (the A of its GEMM), or neither (an embedding table: never packed). */
+enum { MC_USE_LINEAR, MC_USE_CONV, MC_USE_TABLE };
 
 /* Quantizes w[rows, cols] (float32 in L->arena) into *q and gives the pages
  * of w back to the system (mc_arena_release).  Returns 1 when w was replaced
  * (the caller then sets its pointer to NULL), 0 after an error. */
-int mc_lower_mat(mc_lower *L, const float *w, int64_t rows, int64_t cols, mc_qmat *q);
+int mc_lower_mat(mc_lower *L, const float *w, int64_t rows, int64_t cols, int use, mc_qmat *q);
 
-/* mc_lower_mat for a pointer field: nulls it once replaced. */
-#define MC_LOWER(L, field, rows, cols, qfield)                                  \
-    do {                                                                        \
-        if ((field) && mc_lower_mat((L), (field), (rows), (cols), &(qfield)))   \
-            (field) = NULL;                                                     \
+/* mc_lower_mat for a pointer field: nulls it once replaced.  With L->pack
+ * (float32 models) the field stays and q gets the pre-packed copy. */
+#define MC_LOWER_AS(L, field, rows, cols, qfield, use)                                 \
+    do {                                                                               \
+        if ((field) && mc_lower_mat((L), (field), (rows), (cols), (use), &(qfield)))   \
+            (field) = NULL;                                                            \
     } while (0)
+#define MC_LOWER(L, field, rows, cols, qfield) MC_LOWER_AS(L, field, rows, cols, qfield, MC_USE_LINEAR)
 
 #endif /* MC_LOWP_H */

@@ -38,7 +38,7 @@ typedef struct mci_conv {
     mc_conv2d_desc d;
     float *w;   /* [cout, cin/groups, kh, kw] */
     float *b;   /* [cout] */
-    mc_qmat q;  /* reduced copy of a dense conv's w (w is then NULL) */
+    mc_qmat q;  /* reduced copy of a dense conv's w (w is then NULL), or w pre-packed */
 } mci_conv;
 
 typedef struct mci_se {
@@ -919,7 +919,9 @@ mc_status mc_mci_tower_load(mc_binder *b, const mc_mci_params *p, mc_image_tower
 static void conv_lower(mci_conv *cv, mc_lower *L) {
     if (!cv->w || cv->d.groups <= 0) return;
     int cpg = cv->d.cin / cv->d.groups;
-    if (cpg > 1) MC_LOWER(L, cv->w, cv->d.cout, (int64_t)cpg * cv->d.kh * cv->d.kw, cv->q);
+    if (cpg > 1)   /* grouped: its GEMMs start at rows g cout/groups, not pre-packed */
+        MC_LOWER_AS(L, cv->w, cv->d.cout, (int64_t)cpg * cv->d.kh * cv->d.kw, cv->q,
+                    cv->d.groups == 1 ? MC_USE_CONV : MC_USE_TABLE);
 }
 
 static void mci_lower(mc_image_tower *t, mc_lower *L) {

@@ -205,6 +205,17 @@ static mc_status model_lower(mc_model *m, int dtype, mc_error *err) {
     return L.status;
 }
 
+/* Float32 models: pre-packed copies of the GEMM weights for the kernel set in
+ * use (src/gemm.h, mc_qmat_pack), so forward passes never re-pack them.
+ * MC_PREPACK=0 in the environment turns this off (for comparisons). */
+static void model_prepack(mc_model *m, mc_error *err) {
+    const char *env = getenv("MC_PREPACK");
+    if (env && !strcmp(env, "0")) return;
+    mc_lower L = {.arena = &m->arena, .type = MC_WT_F32, .pack = 1, .err = err, .status = MC_OK};
+    if (m->image && m->image->lower) m->image->lower(m->image, &L);
+    if (m->text && m->text->lower) m->text->lower(m->text, &L);
+}
+
 /* Binds both towers and the logit scale from an open checkpoint into m. */
 static mc_status model_bind(mc_model *m, const mc_checkpoint *ck, const mc_model_params *pp, mc_error *err) {
     mc_model_params p = *pp;
@@ -256,6 +267,7 @@ static mc_status model_bind(mc_model *m, const mc_checkpoint *ck, const mc_model
     m->n_params = b.n_params;
     mc_binder_free(&b);
     if (st == MC_OK && p.weight_dtype != MC_WEIGHTS_F32) st = model_lower(m, p.weight_dtype, err);
+    else if (st == MC_OK) model_prepack(m, err);
     return st;
 }
 

@@ -190,7 +190,7 @@ static mc_status text_forward(const mc_text_tower *tw, float *ws, const int32_t 
 
 static void text_lower(mc_text_tower *tw, mc_lower *L) {
     text_impl *v = tw->impl;
-    MC_LOWER(L, v->tok_emb, v->vocab, v->width, v->tok_q);
+    MC_LOWER_AS(L, v->tok_emb, v->vocab, v->width, v->tok_q, MC_USE_TABLE);
     for (int l = 0; l < v->n_layers; l++) {
         text_layer *ly = &v->layers[l];
         if (!ly->is_repmixer) {

@@ -23,7 +23,7 @@ typedef struct vit_stem_conv {
     const float *b;          /* [cout] or NULL */
     mc_act act;
     int oh, ow;              /* output size for the tower's image size */
-    mc_qmat q;               /* reduced copy of a dense conv's w (w is then NULL) */
+    mc_qmat q;               /* reduced copy of a dense conv's w (w is then NULL), or w pre-packed */
 } vit_stem_conv;
 
 typedef struct vit_impl {
@@ -264,7 +264,9 @@ static void vit_lower(mc_image_tower *t, mc_lower *L) {
     for (int i = 0; i < v->n_stem; i++) {
         vit_stem_conv *c = &v->stem[i];
         int cpg = c->d.cin / c->d.groups;
-        if (cpg > 1) MC_LOWER(L, c->w, c->d.cout, (int64_t)cpg * c->d.kh * c->d.kw, c->q);
+        if (cpg > 1)
+            MC_LOWER_AS(L, c->w, c->d.cout, (int64_t)cpg * c->d.kh * c->d.kw, c->q,
+                        c->d.groups == 1 ? MC_USE_CONV : MC_USE_TABLE);
     }
     for (int i = 0; i < v->depth; i++) mc_tblock_lower(&v->blocks[i], L);
     MC_LOWER(L, v->head_w, v->out_dim, v->dim, v->head_q);

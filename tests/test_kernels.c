@@ -314,6 +314,65 @@ static void test_geometry_14x32(void) {
                 }
 }
 
+/* Weights pre-packed at load (mc_qmat_pack) for the set in use, and packed
+ * for another set (then ignored: the kernels pack per call): linear (B),
+ * linear_add, pointwise_add and dense convs (A), over several K blocks and
+ * partial panels. */
+static void test_prepacked(void) {
+    static const int sz[][3] = {{1, 7, 13}, {5, 300, 37}, {77, 600, 70}, {200, 513, 33}, {64, 64, 129}};
+    mc_kset other;
+    mc_kset_portable(&other);
+    other.kc = 200;   /* never the set in use: the packed copy must be ignored */
+    for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++)
+        for (int which = 0; which < 2; which++) {
+            const mc_kset *ks = which ? &other : mc_kset_get();
+            int m = sz[i][0], k = sz[i][1], n = sz[i][2];
+            float *x = rand_buf((size_t)m * k, 1), *w = rand_buf((size_t)n * k, 0.5f), *b = rand_buf(n, 1);
+            float *y1 = rand_buf((size_t)m * n, 1), *y2 = malloc((size_t)m * n * sizeof(float));
+            mc_qmat ql, qc;
+            float *pl = malloc(mc_qmat_packed_floats(ks, 1, n, k) * sizeof(float));
+            float *pc = malloc(mc_qmat_packed_floats(ks, 0, n, k) * sizeof(float));
+            mc_qmat_pack(ks, 1, w, n, k, pl, &ql);
+            mc_qmat_pack(ks, 0, w, n, k, pc, &qc);
+            mc_linear_ref(x, w, b, m, k, n, y1, MC_ACT_GELU);
+            mc_linear_q(x, w, &ql, b, m, k, n, y2, MC_ACT_GELU);
+            double e = rel_err(y2, y1, (size_t)m * n);
+            CHECK(e <= TOL, "[%s t%d] packed(%d) linear m=%d k=%d n=%d: err %g", g_set, g_nt, which, m, k, n, e);
+            memcpy(y2, y1, (size_t)m * n * sizeof(float));
+            mc_linear_add_ref(x, w, b, m, k, n, y1);
+            mc_linear_add_q(x, w, &ql, b, m, k, n, y2);
+            e = rel_err(y2, y1, (size_t)m * n);
+            CHECK(e <= TOL, "[%s t%d] packed(%d) linear_add m=%d k=%d n=%d: err %g", g_set, g_nt, which, m, k, n, e);
+            /* as a pointwise conv: 2 images, cin = k, cout = n, hw = m */
+            float *px = rand_buf((size_t)2 * k * m, 1), *p1 = rand_buf((size_t)2 * n * m, 1);
+            float *p2 = malloc((size_t)2 * n * m * sizeof(float));
+            memcpy(p2, p1, (size_t)2 * n * m * sizeof(float));
+            mc_pointwise_add_ref(w, b, px, 2, k, n, m, p1);
+            mc_pointwise_add_q(w, &qc, b, px, 2, k, n, m, p2);
+            e = rel_err(p2, p1, (size_t)2 * n * m);
+            CHECK(e <= TOL, "[%s t%d] packed(%d) pointwise_add hw=%d cin=%d cout=%d: err %g", g_set, g_nt, which, m, k,
+                  n, e);
+            mc_conv2d_desc d = {.cin = k, .cout = n, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .groups = 1};
+            mc_conv2d_ref(&d, w, b, px, 2, 1, m, p1, MC_ACT_GELU);
+            mc_conv2d_q(&d, w, &qc, b, px, 2, 1, m, p2, MC_ACT_GELU);
+            e = rel_err(p2, p1, (size_t)2 * n * m);
+            CHECK(e <= TOL, "[%s t%d] packed(%d) conv1x1 hw=%d cin=%d cout=%d: err %g", g_set, g_nt, which, m, k, n, e);
+            if (k % 9 == 0) {   /* the same weights as a 3x3 conv over k / 9 channels, stride 2, padding 1 */
+                int cin = k / 9, hh = 9, ww = 11;
+                mc_conv2d_desc d3 = {.cin = cin, .cout = n, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1, .pw = 1, .groups = 1};
+                int oh = mc_conv_out(hh, 3, 2, 1), ow = mc_conv_out(ww, 3, 2, 1);
+                float *cx = rand_buf((size_t)cin * hh * ww, 1), *c1 = malloc((size_t)n * oh * ow * sizeof(float));
+                float *c2 = malloc((size_t)n * oh * ow * sizeof(float));
+                mc_conv2d_ref(&d3, w, b, cx, 1, hh, ww, c1, MC_ACT_NONE);
+                mc_conv2d_q(&d3, w, &qc, b, cx, 1, hh, ww, c2, MC_ACT_NONE);
+                e = rel_err(c2, c1, (size_t)n * oh * ow);
+                CHECK(e <= TOL, "[%s t%d] packed(%d) conv3x3 cin=%d cout=%d: err %g", g_set, g_nt, which, cin, n, e);
+                free(cx), free(c1), free(c2);
+            }
+            free(x), free(w), free(b), free(y1), free(y2), free(px), free(p1), free(p2), free(pl), free(pc);
+        }
+}
+
 int main(void) {
     const char *best = mc_kernels_name();
     int lvl = mc_cpu_level();
@@ -336,6 +395,7 @@ int main(void) {
             test_attention();
             test_attention_batch();
             test_fused_add();
+            test_prepacked();
         }
     }
     mc_kernels_force(NULL);
