@@ -143,10 +143,13 @@ static void gemm_block_plain(const mc_kset *ks, int ta, int tb, int m0, int m1, 
  * use_fast: the kernel set's transposing packer may be used. */
 static void pack_q(const mc_kset *ks, const mc_qop *o, int64_t r0, int64_t c0, int nr, int R, int kc,
                    int use_fast, float *tmp, float *dst) {
-    for (int i = 0; i < nr; i++) {
-        int64_t r = o->row0 + r0 + i;
-        ks->cvt(o->q->type, mc_qmat_at(o->q, r, c0), kc, o->q->scale ? o->q->scale[r] : 1.0f, tmp + (size_t)i * kc);
-    }
+    if (o->q->type == MC_WT_F32 && !o->q->data)   /* float32 held only as its packed copy */
+        mc_qmat_unpack(o->q, o->row0 + r0, nr, c0, kc, tmp, (size_t)kc);
+    else
+        for (int i = 0; i < nr; i++) {
+            int64_t r = o->row0 + r0 + i;
+            ks->cvt(o->q->type, mc_qmat_at(o->q, r, c0), kc, o->q->scale ? o->q->scale[r] : 1.0f, tmp + (size_t)i * kc);
+        }
     if (use_fast)
         ks->pack_a_rows(tmp, kc, nr, R, kc, dst);
     else
@@ -265,6 +268,22 @@ void mc_qmat_pack(const mc_kset *ks, int b, const float *w, int64_t rows, int64_
     q->pk_r = R;
     q->pk_kc = KC;
     q->pk_b = b;
+}
+
+void mc_qmat_unpack(const mc_qmat *q, int64_t r0, int nr, int64_t c0, int n, float *dst, size_t ldd) {
+    const int64_t R = q->pk_r, KC = q->pk_kc, k = q->cols, end = c0 + n;
+    const size_t rp = (size_t)((q->rows + R - 1) / R * R);
+    for (int64_t p = c0; p < end;) {
+        int64_t p0 = p / KC * KC, kb = k - p0 < KC ? k - p0 : KC;   /* the K block holding column p */
+        int64_t pe = p0 + kb < end ? p0 + kb : end;
+        for (int i = 0; i < nr; i++) {
+            int64_t r = r0 + i;
+            const float *src = q->packed + (size_t)p0 * rp + (size_t)(r / R * R) * (size_t)kb + (size_t)(r % R);
+            float *d = dst + (size_t)i * ldd + (size_t)(p - c0);
+            for (int64_t c = p; c < pe; c++) d[c - p] = src[(size_t)(c - p0) * (size_t)R];
+        }
+        p = pe;
+    }
 }
 
 /* Splits C into a tm x tn grid of chunks (whole micro-tiles) handed to nt

@@ -113,8 +113,15 @@ void mc_gemm_q(const mc_kset *ks, int nthreads, int ta, int tb, int m, int n, in
  * overflow. */
 size_t mc_qmat_packed_floats(const mc_kset *ks, int b, int64_t rows, int64_t cols);
 /* Packs w[rows, cols] into dst (mc_qmat_packed_floats floats) and makes *q a
- * float32 mc_qmat of w carrying the packed copy (layout in kernels.h). */
+ * float32 mc_qmat of w carrying the packed copy (layout in kernels.h).  The
+ * caller may then give w back and set q->data to NULL: readers of a float32
+ * q without data take its values from the packed copy (mc_qmat_unpack). */
 void mc_qmat_pack(const mc_kset *ks, int b, const float *w, int64_t rows, int64_t cols, float *dst, mc_qmat *q);
+/* Rows [r0, r0 + nr), columns [c0, c0 + n) of q's packed copy (q->packed
+ * non-NULL) into dst, row stride ldd: the inverse of mc_qmat_pack (packing
+ * only moves values and pads with zeros, so this is exact).  Scalar, for any
+ * kernel set's geometry. */
+void mc_qmat_unpack(const mc_qmat *q, int64_t r0, int nr, int64_t c0, int n, float *dst, size_t ldd);
 /* q's packed copy when it fits kernel set ks used as the B (b = 1) or A operand. */
 static inline const float *mc_qmat_packed_for(const mc_qmat *q, const mc_kset *ks, int b) {
     if (!q || !q->packed || q->pk_b != b || q->pk_kc != ks->kc || q->pk_r != (b ? ks->nr : ks->mr)) return NULL;

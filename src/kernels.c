@@ -127,12 +127,54 @@ static int is_lowp(const mc_qmat *q) { return q && q->type != MC_WT_F32; }
 /* q carries a pre-packed copy usable by the kernel set in use, as the B (b = 1) or A operand. */
 static int use_packed(const mc_qmat *q, const mc_kset *ks, int b) { return mc_qmat_packed_for(q, ks, b) != NULL; }
 
+/* The float32 weights are held only as q's packed copy (w NULL). */
+static int only_packed(const float *w, const mc_qmat *q) { return !w && q && q->type == MC_WT_F32 && q->packed; }
+
+/* mc_linear's dot-product path for weights held only packed: rows of q are
+ * unpacked a block at a time into scratch and handed to the kernel set's
+ * gemv, so every output is the same dot product mc_linear computes on w. */
+static void linear_gemv_packed(const mc_kset *ks, const float *x, const mc_qmat *q, const float *b, int m,
+                               int k, int n, float *y, mc_act act) {
+    enum { ROWS = 32 };
+    int nt = mc_threads_for(2.0 * m * n * k);
+    int chunks = nt > 1 ? 4 * nt : 1;
+    if (chunks > n) chunks = n;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
+    for (int ci = 0; ci < chunks; ci++) {
+        int j0 = (int)((long)n * ci / chunks), j1 = (int)((long)n * (ci + 1) / chunks);
+        if (j0 >= j1) continue;
+        float *buf = mc_scratch(MC_SCRATCH_PACK_B, (size_t)ROWS * k);
+        for (int jb = j0; jb < j1; jb += ROWS) {
+            int nb = j1 - jb < ROWS ? j1 - jb : ROWS;
+            if (buf) {
+                mc_qmat_unpack(q, jb, nb, 0, k, buf, (size_t)k);
+                ks->gemv(x, m, k, buf, nb, y + jb, (size_t)n);
+                continue;
+            }
+            for (int j = jb; j < jb + nb; j++)   /* no scratch memory: one element at a time */
+                for (int i = 0; i < m; i++) {
+                    float s = 0, v;
+                    for (int p = 0; p < k; p++) {
+                        mc_qmat_unpack(q, j, 1, p, 1, &v, 1);
+                        s += x[(size_t)i * k + p] * v;
+                    }
+                    y[(size_t)i * n + j] = s;
+                }
+        }
+        if (b || act != MC_ACT_NONE) ks->epi(y + j0, (size_t)n, m, j1 - j0, NULL, b ? b + j0 : NULL, act);
+    }
+}
+
 void mc_linear_q(const float *x, const float *w, const mc_qmat *q, const float *b, int m, int k, int n,
                  float *y, mc_act act) {
     const mc_kset *ks = mc_kset_get();
-    /* few rows take the dot-product path on w (no packing either way) */
+    /* few rows take the dot-product path on the plain weights (no packing either way) */
+    if (m <= 4 && k > 0 && ks->gemv && only_packed(w, q)) {
+        if (n > 0) linear_gemv_packed(ks, x, q, b, m, k, n, y, act);
+        return;
+    }
     int packed = use_packed(q, ks, 1) && !(m <= 4 && ks->gemv && w);
-    if (!is_lowp(q) && !packed) { mc_linear(x, w, b, m, k, n, y, act); return; }
+    if (!is_lowp(q) && !packed && !only_packed(w, q)) { mc_linear(x, w, b, m, k, n, y, act); return; }
     mc_qop qb = {q, 0};
     mc_gemm_q(ks, mc_threads_for(2.0 * m * n * k), 0, 1, m, n, k, 1.0f, x, k, NULL, NULL, 0, &qb, 0.0f, y, n,
               NULL, b, act);
@@ -141,7 +183,7 @@ void mc_linear_q(const float *x, const float *w, const mc_qmat *q, const float *
 void mc_linear_add_q(const float *x, const float *w, const mc_qmat *q, const float *b, int m, int k,
                      int n, float *y) {
     const mc_kset *ks = mc_kset_get();
-    if (!is_lowp(q) && !use_packed(q, ks, 1)) { mc_linear_add(x, w, b, m, k, n, y); return; }
+    if (!is_lowp(q) && !use_packed(q, ks, 1) && !only_packed(w, q)) { mc_linear_add(x, w, b, m, k, n, y); return; }
     mc_qop qb = {q, 0};
     mc_gemm_q(ks, mc_threads_for(2.0 * m * n * k), 0, 1, m, n, k, 1.0f, x, k, NULL, NULL, 0, &qb, 1.0f, y, n,
               NULL, b, MC_ACT_NONE);
@@ -150,7 +192,10 @@ void mc_linear_add_q(const float *x, const float *w, const mc_qmat *q, const flo
 void mc_pointwise_add_q(const float *w, const mc_qmat *q, const float *b, const float *x, int n, int cin,
                         int cout, int hw, float *y) {
     const mc_kset *ks = mc_kset_get();
-    if (!is_lowp(q) && !use_packed(q, ks, 0)) { mc_pointwise_add(w, b, x, n, cin, cout, hw, y); return; }
+    if (!is_lowp(q) && !use_packed(q, ks, 0) && !only_packed(w, q)) {
+        mc_pointwise_add(w, b, x, n, cin, cout, hw, y);
+        return;
+    }
     int nt = mc_threads_for(2.0 * cout * hw * cin);
     mc_qop qa = {q, 0};
     for (int i = 0; i < n; i++)
@@ -241,7 +286,7 @@ void mc_conv2d_q(const mc_conv2d_desc *d, const float *w, const mc_qmat *q, cons
     if (n <= 0 || oh <= 0 || ow <= 0) return;
     int cpg_in = d->cin / d->groups, cpg_out = d->cout / d->groups;
     size_t hw = (size_t)h * wd, ohw = (size_t)oh * ow;
-    if (cpg_in == 1 && is_lowp(q)) {   /* not a GEMM: callers keep depthwise weights in float32 */
+    if (cpg_in == 1 && (is_lowp(q) || only_packed(w, q))) {   /* not a GEMM: callers keep depthwise weights in float32 */
         conv2d_q_plain(d, q, b, x, n, h, wd, y, act);
         return;
     }
@@ -268,7 +313,7 @@ void mc_conv2d_q(const mc_conv2d_desc *d, const float *w, const mc_qmat *q, cons
     int kk = cpg_in * d->kh * d->kw;
     int direct = d->kh == 1 && d->kw == 1 && d->sh == 1 && d->sw == 1 && d->ph == 0 && d->pw == 0;
     int lowp = is_lowp(q);
-    int useq = lowp || (d->groups == 1 && use_packed(q, ks, 0));   /* weights from q */
+    int useq = lowp || (d->groups == 1 && use_packed(q, ks, 0)) || only_packed(w, q);   /* weights from q */
     int nt = mc_threads_for(2.0 * cpg_out * ohw * kk);
     for (int img = 0; img < n; img++)
         for (int g = 0; g < d->groups; g++) {
@@ -277,7 +322,7 @@ void mc_conv2d_q(const mc_conv2d_desc *d, const float *w, const mc_qmat *q, cons
             if (!direct) {
                 float *cb = mc_scratch(MC_SCRATCH_CONV, (size_t)kk * ohw);
                 if (!cb) {   /* no memory for im2col: the reference conv */
-                    if (lowp)
+                    if (lowp || !w)
                         conv2d_q_plain(d, q, b, x, n, h, wd, y, act);
                     else
                         mc_conv2d_ref(d, w, b, x, n, h, wd, y, act);

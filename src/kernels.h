@@ -107,7 +107,8 @@ typedef enum mc_wtype { MC_WT_F32 = 0, MC_WT_BF16, MC_WT_F16, MC_WT_I8, MC_WT_CO
 typedef struct mc_qmat {
     mc_wtype type;          /* MC_WT_F32: none (the float32 weights are used) */
     int64_t rows, cols;
-    const void *data;       /* [rows, cols] row-major: uint16 bits (bf16, f16) or int8 */
+    const void *data;       /* [rows, cols] row-major: uint16 bits (bf16, f16) or int8;
+                             * float32: the plain matrix, or NULL when only packed */
     const float *scale;     /* MC_WT_I8: [rows], value = q * scale[row]; else NULL */
     /* Pre-packed float32 copy in the GEMM's panel layout (mc_qmat_pack), or
      * NULL.  For each K block p0 = 0, kc, 2 kc, .. (kc = pk_kc) it holds
@@ -126,8 +127,12 @@ void mc_qmat_row_ref(const mc_qmat *q, int64_t r, int64_t c0, int n, float *dst)
 
 /* The kernels above with the weights taken from q when q is non-NULL and its
  * type is not MC_WT_F32 (w is then ignored and may be NULL); otherwise exactly
- * the float32 kernels on w.  For mc_conv2d_q, q holds w as [cout, cin/groups
- * kh kw] and is used only by dense or grouped convs (cin/groups > 1). */
+ * the float32 kernels on w.  A float32 q with a packed copy stands for w:
+ * its panels are read in place when they fit the kernel set in use, and when
+ * w is NULL (the weights held only packed) values come from the copy for any
+ * kernel set, with the same results as on w.  For mc_conv2d_q, q holds w as
+ * [cout, cin/groups kh kw] and is used only by dense or grouped convs
+ * (cin/groups > 1). */
 void mc_linear_q(const float *x, const float *w, const mc_qmat *q, const float *b, int m, int k, int n,
                  float *y, mc_act act);
 void mc_linear_add_q(const float *x, const float *w, const mc_qmat *q, const float *b, int m, int k,

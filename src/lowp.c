@@ -51,10 +51,12 @@ void mc_cvt_ref(mc_wtype t, const void *src, int n, float scale, float *dst) {
 }
 
 void mc_qmat_row_ref(const mc_qmat *q, int64_t r, int64_t c0, int n, float *dst) {
+    if (q->type == MC_WT_F32 && !q->data) { mc_qmat_unpack(q, r, 1, c0, n, dst, (size_t)n); return; }
     mc_cvt_ref(q->type, mc_qmat_at(q, r, c0), n, q->scale ? q->scale[r] : 1.0f, dst);
 }
 
 void mc_qmat_row(const mc_qmat *q, int64_t r, int64_t c0, int n, float *dst) {
+    if (q->type == MC_WT_F32 && !q->data) { mc_qmat_unpack(q, r, 1, c0, n, dst, (size_t)n); return; }
     mc_kset_get()->cvt(q->type, mc_qmat_at(q, r, c0), n, q->scale ? q->scale[r] : 1.0f, dst);
 }
 
@@ -98,7 +100,7 @@ int mc_qmat_make(mc_arena *a, mc_wtype t, const float *w, int64_t rows, int64_t 
 
 int mc_lower_mat(mc_lower *L, const float *w, int64_t rows, int64_t cols, int use, mc_qmat *q) {
     if (L->status != MC_OK) return 0;
-    if (L->type == MC_WT_F32) {   /* float32 stays; GEMM weights get a pre-packed copy */
+    if (L->type == MC_WT_F32) {   /* GEMM weights: held once, as a pre-packed copy */
         if (!L->pack || use == MC_USE_TABLE || rows <= 0 || cols <= 0 || rows > INT32_MAX || cols > INT32_MAX)
             return 0;
         const mc_kset *ks = mc_kset_get();
@@ -106,9 +108,12 @@ int mc_lower_mat(mc_lower *L, const float *w, int64_t rows, int64_t cols, int us
         float *dst = nf ? mc_arena_floats(L->arena, nf) : NULL;
         if (!dst) return 0;   /* no memory: the weights are packed per call as before */
         mc_qmat_pack(ks, use == MC_USE_LINEAR, w, rows, cols, dst, q);
+        q->data = NULL;   /* the packed copy is the only one */
         L->n_mats++;
         L->bytes_packed += nf * sizeof(float);
-        return 0;
+        L->bytes_f32 += (size_t)rows * (size_t)cols * sizeof(float);
+        mc_arena_release(L->arena, w, (size_t)rows * (size_t)cols * sizeof(float));
+        return 1;
     }
     if (!mc_qmat_make(L->arena, L->type, w, rows, cols, q)) {
         L->status = mc_fail(L->err, MC_ERR_NOMEM, "out of memory for %s weights", mc_wtype_name(L->type));

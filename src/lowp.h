@@ -37,13 +37,16 @@ typedef struct mc_lower {
  * weight (the A of its GEMM), or neither (an embedding table: never packed). */
 enum { MC_USE_LINEAR, MC_USE_CONV, MC_USE_TABLE };
 
-/* Quantizes w[rows, cols] (float32 in L->arena) into *q and gives the pages
- * of w back to the system (mc_arena_release).  Returns 1 when w was replaced
- * (the caller then sets its pointer to NULL), 0 after an error. */
+/* Quantizes w[rows, cols] (float32 in L->arena) into *q, or for a float32
+ * model (L->pack) makes *q its pre-packed copy (q->data NULL), and gives the
+ * pages of w back to the system (mc_arena_release), so each matrix is held
+ * once.  Returns 1 when w was replaced (the caller then sets its pointer to
+ * NULL), 0 when w stays (an embedding table, packing off, no memory for the
+ * copy, or an error). */
 int mc_lower_mat(mc_lower *L, const float *w, int64_t rows, int64_t cols, int use, mc_qmat *q);
 
-/* mc_lower_mat for a pointer field: nulls it once replaced.  With L->pack
- * (float32 models) the field stays and q gets the pre-packed copy. */
+/* mc_lower_mat for a pointer field: nulls it once replaced (then q holds the
+ * weights, reduced or pre-packed; the kernels and export read them from q). */
 #define MC_LOWER_AS(L, field, rows, cols, qfield, use)                                 \
     do {                                                                               \
         if ((field) && mc_lower_mat((L), (field), (rows), (cols), (use), &(qfield)))   \

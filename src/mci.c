@@ -38,7 +38,7 @@ typedef struct mci_conv {
     mc_conv2d_desc d;
     float *w;   /* [cout, cin/groups, kh, kw] */
     float *b;   /* [cout] */
-    mc_qmat q;  /* reduced copy of a dense conv's w (w is then NULL), or w pre-packed */
+    mc_qmat q;  /* reduced or pre-packed copy of a dense conv's w (w is then NULL) */
 } mci_conv;
 
 typedef struct mci_se {
@@ -680,7 +680,7 @@ static size_t mci_workspace(const mc_image_tower *t, int n) {
 static void export_conv(mc_export *ex, const mci_net *net, const mci_conv *cv, const char *path,
                         const char *leaf) {
     int64_t ws[4] = {cv->d.cout, cv->d.cin / cv->d.groups, cv->d.kh, cv->d.kw}, bs[1] = {cv->d.cout};
-    mc_export_add(ex, cv->w, 4, ws, "%s%s.%s.weight", net->pfx, path, leaf);
+    mc_export_add_w(ex, cv->w, &cv->q, 4, ws, "%s%s.%s.weight", net->pfx, path, leaf);
     mc_export_add(ex, cv->b, 1, bs, "%s%s.%s.bias", net->pfx, path, leaf);
 }
 
@@ -698,9 +698,9 @@ static void export_ffn(mc_export *ex, const mci_net *net, const mci_ffn *f, cons
     export_conv(ex, net, &f->dw, P, "conv.reparam_conv");
     int64_t s1[4] = {f->fc1.d.cout, f->fc1.d.cin, 1, 1}, s2[4] = {f->fc2.d.cout, f->fc2.d.cin, 1, 1};
     int64_t b1[1] = {f->fc1.d.cout}, b2[1] = {f->fc2.d.cout};
-    mc_export_add(ex, f->fc1.w, 4, s1, "%s%s.fc1.weight", net->pfx, P);
+    mc_export_add_w(ex, f->fc1.w, &f->fc1.q, 4, s1, "%s%s.fc1.weight", net->pfx, P);
     mc_export_add(ex, f->fc1.b, 1, b1, "%s%s.fc1.bias", net->pfx, P);
-    mc_export_add(ex, f->fc2.w, 4, s2, "%s%s.fc2.weight", net->pfx, P);
+    mc_export_add_w(ex, f->fc2.w, &f->fc2.q, 4, s2, "%s%s.fc2.weight", net->pfx, P);
     mc_export_add(ex, f->fc2.b, 1, b2, "%s%s.fc2.bias", net->pfx, P);
 }
 
@@ -741,9 +741,9 @@ static mc_status mci_export(const mc_image_tower *t, mc_export *ex) {
                 mc_export_add(ex, u->ln_g, 1, cs, "%s%s.norm.weight", net->pfx, u->path);
                 mc_export_add(ex, u->ln_b, 1, cs, "%s%s.norm.bias", net->pfx, u->path);
             }
-            mc_export_add(ex, u->qkv_w, 2, qs, "%s%s.token_mixer.qkv.weight", net->pfx, u->path);
+            mc_export_add_w(ex, u->qkv_w, &u->qkv_q, 2, qs, "%s%s.token_mixer.qkv.weight", net->pfx, u->path);
             mc_export_add(ex, u->qkv_b, 1, qb, "%s%s.token_mixer.qkv.bias", net->pfx, u->path);
-            mc_export_add(ex, u->proj_w, 2, ps, "%s%s.token_mixer.proj.weight", net->pfx, u->path);
+            mc_export_add_w(ex, u->proj_w, &u->proj_q, 2, ps, "%s%s.token_mixer.proj.weight", net->pfx, u->path);
             mc_export_add(ex, u->proj_b, 1, cs, "%s%s.token_mixer.proj.bias", net->pfx, u->path);
             export_ffn(ex, net, &u->ffn, u->path);
             break;
@@ -752,14 +752,15 @@ static mc_status mci_export(const mc_image_tower *t, mc_export *ex) {
     }
     export_conv(ex, net, &net->final, net->final_tag, "reparam_conv");
     if (net->has_final_se) export_se(ex, net, &net->final_se, net->final_tag);
-    if (net->head_w && v1) {   /* head.proj [feat, D]: x @ proj */
+    if (net->has_head && v1) {   /* head.proj [feat, D]: x @ proj */
+        const float *hw = mc_export_mat(ex, net->head_w, &net->head_q);
         float *pj = mc_export_add_new(ex, 2, (int64_t[]){net->feat, net->out_dim}, "%shead.proj", net->pfx);
-        if (pj)
+        if (pj && hw)
             for (int i = 0; i < net->feat; i++)
                 for (int j = 0; j < net->out_dim; j++)
-                    pj[(size_t)i * net->out_dim + j] = net->head_w[(size_t)j * net->feat + i];
-    } else if (net->head_w) {
-        mc_export_add(ex, net->head_w, 2, (int64_t[]){net->out_dim, net->feat}, "%shead.fc.weight", net->pfx);
+                    pj[(size_t)i * net->out_dim + j] = hw[(size_t)j * net->feat + i];
+    } else if (net->has_head) {
+        mc_export_add_w(ex, net->head_w, &net->head_q, 2, (int64_t[]){net->out_dim, net->feat}, "%shead.fc.weight", net->pfx);
         if (net->head_b) mc_export_add(ex, net->head_b, 1, (int64_t[]){net->out_dim}, "%shead.fc.bias", net->pfx);
     }
     return MC_OK;

@@ -5,6 +5,7 @@
  * contexts (planned scratch memory) and the encode entry points.
  */
 #include "model.h"
+#include "gemm.h"
 #include "lowp.h"
 
 #include "config.h"
@@ -205,8 +206,9 @@ static mc_status model_lower(mc_model *m, int dtype, mc_error *err) {
     return L.status;
 }
 
-/* Float32 models: pre-packed copies of the GEMM weights for the kernel set in
- * use (src/gemm.h, mc_qmat_pack), so forward passes never re-pack them.
+/* Float32 models: the GEMM weights pre-packed for the kernel set in use
+ * (src/gemm.h, mc_qmat_pack), so forward passes never re-pack them; the plain
+ * matrices are given back, each weight is held once (export unpacks them).
  * MC_PREPACK=0 in the environment turns this off (for comparisons). */
 static void model_prepack(mc_model *m, mc_error *err) {
     const char *env = getenv("MC_PREPACK");
@@ -316,6 +318,8 @@ typedef struct export_item {
 struct mc_export {
     export_item *v;
     size_t n, cap;
+    float **tmp;              /* mc_export_mat's unpacked matrices */
+    size_t n_tmp;
     mc_status status;
     mc_error *err;
 };
@@ -377,12 +381,59 @@ float *mc_export_add_new(mc_export *ex, int ndim, const int64_t *shape, const ch
     return it->own;
 }
 
+/* q's packed copy unpacked into a new [rows, cols] buffer (NULL: no copy or no memory; error set). */
+static float *export_unpack(mc_export *ex, const mc_qmat *q, const char *name) {
+    if (!q || q->type != MC_WT_F32 || !q->packed || q->rows <= 0 || q->cols <= 0 || q->rows > INT32_MAX ||
+        q->cols > INT32_MAX) {
+        ex->status = mc_fail(ex->err, MC_ERR_INTERNAL, "export: tensor '%s' has no data", name);
+        return NULL;
+    }
+    float *d = malloc((size_t)q->rows * (size_t)q->cols * sizeof(float));
+    if (!d) {
+        ex->status = mc_fail(ex->err, MC_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    mc_qmat_unpack(q, 0, (int)q->rows, 0, (int)q->cols, d, (size_t)q->cols);
+    return d;
+}
+
+void mc_export_add_w(mc_export *ex, const float *w, const mc_qmat *q, int ndim, const int64_t *shape,
+                     const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    export_item *it = export_push(ex, ndim, shape, fmt, ap);
+    va_end(ap);
+    if (!it) return;
+    if (w) { it->data = w; return; }
+    if (q && q->rows * q->cols != (int64_t)item_numel(it)) {
+        ex->status = mc_fail(ex->err, MC_ERR_INTERNAL, "export: tensor '%s' has the wrong size", it->name);
+        return;
+    }
+    it->data = it->own = export_unpack(ex, q, it->name);
+}
+
+const float *mc_export_mat(mc_export *ex, const float *w, const mc_qmat *q) {
+    if (ex->status != MC_OK) return NULL;
+    if (w) return w;
+    float **t = realloc(ex->tmp, (ex->n_tmp + 1) * sizeof *t);
+    if (!t) {
+        ex->status = mc_fail(ex->err, MC_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    ex->tmp = t;
+    float *d = export_unpack(ex, q, "(matrix)");
+    if (d) ex->tmp[ex->n_tmp++] = d;
+    return d;
+}
+
 static void export_free(mc_export *ex) {
     for (size_t i = 0; i < ex->n; i++) {
         free(ex->v[i].name);
         free(ex->v[i].own);
     }
     free(ex->v);
+    for (size_t i = 0; i < ex->n_tmp; i++) free(ex->tmp[i]);
+    free(ex->tmp);
 }
 
 /* One allocation: the entries, then the names, then the held tensors (64-byte aligned). */

@@ -24,6 +24,14 @@ void mc_export_add(mc_export *ex, const float *data, int ndim, const int64_t *sh
 /* Adds a tensor held by the export (e.g. a transposed copy): returns its zeroed
  * buffer of prod(shape) floats to fill, or NULL after an error. */
 float *mc_export_add_new(mc_export *ex, int ndim, const int64_t *shape, const char *fmt, ...) MC_PRINTF(4, 5);
+/* A weight matrix that may be held only as q's pre-packed copy (w NULL; see
+ * mc_lower_mat): with w, mc_export_add; otherwise the matrix unpacked, exactly,
+ * into a tensor held by the export.  shape's product is q's rows x cols. */
+void mc_export_add_w(mc_export *ex, const float *w, const mc_qmat *q, int ndim, const int64_t *shape,
+                     const char *fmt, ...) MC_PRINTF(6, 7);
+/* w, or q's packed copy unpacked into [q->rows, q->cols] floats that live
+ * until the export ends (for hooks that rearrange a matrix); NULL after an error. */
+const float *mc_export_mat(mc_export *ex, const float *w, const mc_qmat *q);
 
 struct mc_lower;
 typedef struct mc_image_tower mc_image_tower;

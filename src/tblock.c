@@ -59,15 +59,15 @@ void mc_tblock_export(mc_export *ex, const mc_tblock *blk, const char *prefix, c
     int64_t d = blk->dim, h = blk->hidden, d3 = 3 * d;
     mc_export_add(ex, blk->ln1_w, 1, &d, "%s%s", prefix, nm->ln1_w);
     mc_export_add(ex, blk->ln1_b, 1, &d, "%s%s", prefix, nm->ln1_b);
-    mc_export_add(ex, blk->qkv_w, 2, (int64_t[]){d3, d}, "%s%s", prefix, nm->qkv_w);
+    mc_export_add_w(ex, blk->qkv_w, &blk->qkv_q, 2, (int64_t[]){d3, d}, "%s%s", prefix, nm->qkv_w);
     mc_export_add(ex, blk->qkv_b, 1, &d3, "%s%s", prefix, nm->qkv_b);
-    mc_export_add(ex, blk->out_w, 2, (int64_t[]){d, d}, "%s%s", prefix, nm->out_w);
+    mc_export_add_w(ex, blk->out_w, &blk->out_q, 2, (int64_t[]){d, d}, "%s%s", prefix, nm->out_w);
     mc_export_add(ex, blk->out_b, 1, &d, "%s%s", prefix, nm->out_b);
     mc_export_add(ex, blk->ln2_w, 1, &d, "%s%s", prefix, nm->ln2_w);
     mc_export_add(ex, blk->ln2_b, 1, &d, "%s%s", prefix, nm->ln2_b);
-    mc_export_add(ex, blk->fc1_w, 2, (int64_t[]){h, d}, "%s%s", prefix, nm->fc1_w);
+    mc_export_add_w(ex, blk->fc1_w, &blk->fc1_q, 2, (int64_t[]){h, d}, "%s%s", prefix, nm->fc1_w);
     mc_export_add(ex, blk->fc1_b, 1, &h, "%s%s", prefix, nm->fc1_b);
-    mc_export_add(ex, blk->fc2_w, 2, (int64_t[]){d, h}, "%s%s", prefix, nm->fc2_w);
+    mc_export_add_w(ex, blk->fc2_w, &blk->fc2_q, 2, (int64_t[]){d, h}, "%s%s", prefix, nm->fc2_w);
     mc_export_add(ex, blk->fc2_b, 1, &d, "%s%s", prefix, nm->fc2_b);
 }
 

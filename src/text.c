@@ -379,9 +379,9 @@ static mc_status text_export(const mc_text_tower *tw, mc_export *ex) {
         mc_export_add(ex, r->mix_b, 1, &C, "%stoken_mixer.reparam_conv.bias", name);
         mc_export_add(ex, r->ffn_w, 4, dw, "%sconvffn.conv.reparam_conv.weight", name);
         mc_export_add(ex, r->ffn_b, 1, &C, "%sconvffn.conv.reparam_conv.bias", name);
-        mc_export_add(ex, r->fc1_w, 4, (int64_t[]){H, C, 1, 1}, "%sconvffn.fc1.weight", name);
+        mc_export_add_w(ex, r->fc1_w, &r->fc1_q, 4, (int64_t[]){H, C, 1, 1}, "%sconvffn.fc1.weight", name);
         mc_export_add(ex, r->fc1_b, 1, &H, "%sconvffn.fc1.bias", name);
-        mc_export_add(ex, r->fc2_w, 4, (int64_t[]){C, H, 1, 1}, "%sconvffn.fc2.weight", name);
+        mc_export_add_w(ex, r->fc2_w, &r->fc2_q, 4, (int64_t[]){C, H, 1, 1}, "%sconvffn.fc2.weight", name);
         mc_export_add(ex, r->fc2_b, 1, &C, "%sconvffn.fc2.bias", name);
         if (r->ls) mc_export_add(ex, r->ls, 3, (int64_t[]){C, 1, 1}, "%slayer_scale", name);
     }
@@ -389,12 +389,13 @@ static mc_status text_export(const mc_text_tower *tw, mc_export *ex) {
     mc_export_add(ex, v->ln_w, 1, &W, "%s%s.weight", P, ln);
     mc_export_add(ex, v->ln_b, 1, &W, "%s%s.bias", P, ln);
     if (v->proj_param) {   /* x @ P [W, E] */
+        const float *pw = mc_export_mat(ex, v->proj_w, &v->proj_q);
         float *pr = mc_export_add_new(ex, 2, (int64_t[]){W, E}, "%s%s", P, v->mob ? "projection_layer" : "text_projection");
-        if (pr)
+        if (pr && pw)
             for (int64_t i = 0; i < W; i++)
-                for (int64_t j = 0; j < E; j++) pr[i * E + j] = v->proj_w[j * W + i];
+                for (int64_t j = 0; j < E; j++) pr[i * E + j] = pw[j * W + i];
     } else {
-        mc_export_add(ex, v->proj_w, 2, (int64_t[]){E, W}, "%stext_projection.weight", P);
+        mc_export_add_w(ex, v->proj_w, &v->proj_q, 2, (int64_t[]){E, W}, "%stext_projection.weight", P);
         if (v->proj_b) mc_export_add(ex, v->proj_b, 1, &E, "%stext_projection.bias", P);
     }
     return MC_OK;

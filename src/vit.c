@@ -23,7 +23,7 @@ typedef struct vit_stem_conv {
     const float *b;          /* [cout] or NULL */
     mc_act act;
     int oh, ow;              /* output size for the tower's image size */
-    mc_qmat q;               /* reduced copy of a dense conv's w (w is then NULL), or w pre-packed */
+    mc_qmat q;               /* reduced or pre-packed copy of a dense conv's w (w is then NULL) */
 } vit_stem_conv;
 
 typedef struct vit_impl {
@@ -227,7 +227,7 @@ static mc_status vit_export(const mc_image_tower *t, mc_export *ex) {
         if (v->patch_proj) snprintf(base, sizeof base, "%spatch_embed.proj", P);
         else if (v->mob) snprintf(base, sizeof base, "%spatch_emb.%d.block.conv", P, i);
         else snprintf(base, sizeof base, "%spatch_embed.backbone.%d.conv", P, i);
-        mc_export_add(ex, c->w, 4, (int64_t[]){c->d.cout, c->d.cin, c->d.kh, c->d.kw}, "%s.weight", base);
+        mc_export_add_w(ex, c->w, &c->q, 4, (int64_t[]){c->d.cout, c->d.cin, c->d.kh, c->d.kw}, "%s.weight", base);
         if (c->b) mc_export_add(ex, c->b, 1, (int64_t[]){c->d.cout}, "%s.bias", base);
     }
     if (v->cls) mc_export_add(ex, v->cls, 3, (int64_t[]){1, 1, D}, "%scls_token", P);
@@ -248,12 +248,13 @@ static mc_status vit_export(const mc_image_tower *t, mc_export *ex) {
     mc_export_add(ex, v->norm_b, 1, &D, "%s%s.bias", P, fn);
     int64_t E = v->out_dim;
     if (v->mob) {   /* classifier.proj [D, E]: x @ proj */
+        const float *hw = mc_export_mat(ex, v->head_w, &v->head_q);
         float *pr = mc_export_add_new(ex, 2, (int64_t[]){D, E}, "%sclassifier.proj", P);
-        if (pr)
+        if (pr && hw)
             for (int64_t i = 0; i < D; i++)
-                for (int64_t j = 0; j < E; j++) pr[i * E + j] = v->head_w[j * D + i];
+                for (int64_t j = 0; j < E; j++) pr[i * E + j] = hw[j * D + i];
     } else {
-        mc_export_add(ex, v->head_w, 2, (int64_t[]){E, D}, "%shead.weight", P);
+        mc_export_add_w(ex, v->head_w, &v->head_q, 2, (int64_t[]){E, D}, "%shead.weight", P);
         if (v->head_b) mc_export_add(ex, v->head_b, 1, &E, "%shead.bias", P);
     }
     return MC_OK;

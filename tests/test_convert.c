@@ -6,8 +6,9 @@
  * tensors), and gives the original model's embeddings (f32: within 1e-6 of
  * the original, 1e-4 of the reference) or the reference's within the
  * documented f16/bf16 bounds.  Also: re-exporting a folded model gives the
- * same tensors, --unfolded keeps the original layout, an unknown layout is
- * refused.  Prints sizes, max-abs errors and load times (not checked).
+ * same tensors, the export of a model holding its weights pre-packed equals
+ * that of one loaded with MC_PREPACK=0 byte for byte, --unfolded keeps the
+ * original layout, an unknown layout is refused.  Prints sizes, max-abs errors and load times (not checked).
  */
 #include "mc_internal.h"
 #include "config.h"
@@ -111,6 +112,33 @@ static void check_reexport(mc_model *m, const char *path, const char *cs) {
     free(meta);
 }
 
+/* A float32 model holds its GEMM weights only pre-packed (src/lowp.h); its
+ * export unpacks them and must equal, byte for byte, the export of the same
+ * checkpoint loaded with MC_PREPACK=0 (plain matrices). */
+static void check_export_prepacked(mc_model *m, const char *dir, const char *cs) {
+    setenv("MC_PREPACK", "0", 1);
+    mc_model *plain = load(dir, NULL);
+    unsetenv("MC_PREPACK");
+    mc_st_entry *e1 = NULL, *e2 = NULL;
+    mc_meta_kv *m1 = NULL, *m2 = NULL;
+    size_t n1 = 0, n2 = 0, k1 = 0, k2 = 0;
+    mc_error err;
+    CHECK(m && mc_model_export(m, &e1, &n1, &m1, &k1, &err) == MC_OK, "%s: export (pre-packed)", cs);
+    CHECK(plain && mc_model_export(plain, &e2, &n2, &m2, &k2, &err) == MC_OK, "%s: export (MC_PREPACK=0)", cs);
+    size_t same = 0;
+    for (size_t i = 0; i < n1 && n1 == n2; i++) {
+        size_t bytes = 4;
+        for (int d = 0; d < e1[i].ndim; d++) bytes *= (size_t)e1[i].shape[d];
+        if (!strcmp(e1[i].name, e2[i].name) && e1[i].ndim == e2[i].ndim &&
+            !memcmp(e1[i].shape, e2[i].shape, sizeof e1[i].shape) && !memcmp(e1[i].data, e2[i].data, bytes))
+            same++;
+    }
+    CHECK(n1 > 0 && n1 == n2 && same == n1, "%s: pre-packed export has %zu of %zu tensors equal to MC_PREPACK=0's (%zu)",
+          cs, same, n1, n2);
+    free(e1), free(e2), free(m1), free(m2);
+    mc_model_free(plain);
+}
+
 static void run_case(const char *cs) {
     char dir[2048], ex_path[2100], ckpt[4096], out[2100];
     snprintf(dir, sizeof dir, "%s", fixture("models/"));
@@ -135,6 +163,7 @@ static void run_case(const char *cs) {
     mc_model_get_info(orig, &info);
     int ok = orig && encode(orig, px, tk, oi, ot);
     CHECK(ok, "%s: original encode", cs);
+    check_export_prepacked(orig, dir, cs);
     /* the original checkpoint's size and tensor count */
     mc_config cfg;
     long long orig_bytes = -1;

@@ -2,7 +2,8 @@
  * test_kernels.c - every fast kernel against its scalar _ref oracle on odd
  * sizes, transposes, alpha/beta, conv strides/paddings/groups, for each
  * kernel set this CPU can run (the portable "scalar" set and the best SIMD
- * set) and for 1 and 2 threads.
+ * set) and for 1 and 2 threads; weights pre-packed, and held only packed
+ * (unpacking is exact, results equal those on the plain matrix).
  */
 #include "test.h"
 
@@ -373,6 +374,132 @@ static void test_prepacked(void) {
         }
 }
 
+/* Kernel-set geometries a copy may be packed for: every set compiled in
+ * (whether or not this CPU runs it), the 14 x 32 shape, and odd cache blocks. */
+static int pack_geometries(mc_kset *g, int max) {
+    int n = 0;
+    mc_kset_portable(&g[n++]);
+    if (n < max && mc_kset_avx2(&g[n])) n++;
+    if (n < max && mc_kset_avx512(&g[n])) n++;
+    if (n < max) { mc_kset_portable(&g[n]); g[n].mr = 14, g[n].nr = 32, g[n].kc = 256, n++; }
+    if (n < max) { mc_kset_portable(&g[n]); g[n].mr = 5, g[n].nr = 3, g[n].kc = 7, n++; }
+    if (n < max) { mc_kset_portable(&g[n]); g[n].kc = 200, n++; }
+    return n;
+}
+
+/* mc_qmat_unpack inverts mc_qmat_pack exactly (whole matrix and windows
+ * crossing panel and K-block edges), for A and B panels of every geometry. */
+static void test_pack_unpack(void) {
+    static const int sz[][2] = {{1, 1}, {7, 13}, {13, 7}, {33, 257}, {65, 513}, {17, 1031}, {100, 3}};
+    mc_kset g[8];
+    int ng = pack_geometries(g, 8);
+    for (int gi = 0; gi < ng; gi++)
+        for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++)
+            for (int b = 0; b < 2; b++) {
+                int rows = sz[i][0], cols = sz[i][1];
+                float *w = rand_buf((size_t)rows * cols, 1), *u = rand_buf((size_t)rows * cols, 1);
+                size_t nf = mc_qmat_packed_floats(&g[gi], b, rows, cols);
+                float *pk = malloc(nf * sizeof(float));
+                mc_qmat q;
+                mc_qmat_pack(&g[gi], b, w, rows, cols, pk, &q);
+                q.data = NULL;
+                mc_qmat_unpack(&q, 0, rows, 0, cols, u, (size_t)cols);
+                CHECK(!memcmp(u, w, (size_t)rows * cols * sizeof(float)), "unpack %dx%d (mr %d nr %d kc %d, b=%d)",
+                      rows, cols, g[gi].mr, g[gi].nr, g[gi].kc, b);
+                /* a window [r0, r0 + nr) x [c0, c0 + nc) */
+                int r0 = rows / 3, c0 = cols / 3, nr = rows - r0 - rows / 5, nc = cols - c0 - cols / 4;
+                if (nr > 0 && nc > 0) {
+                    memset(u, 0, (size_t)nr * nc * sizeof(float));
+                    mc_qmat_unpack(&q, r0, nr, c0, nc, u, (size_t)nc);
+                    int ok = 1;
+                    for (int r = 0; r < nr; r++)
+                        ok &= !memcmp(u + (size_t)r * nc, w + (size_t)(r0 + r) * cols + c0, (size_t)nc * sizeof(float));
+                    CHECK(ok, "unpack window %dx%d at (%d, %d) of %dx%d (kc %d, b=%d)", nr, nc, r0, c0, rows, cols,
+                          g[gi].kc, b);
+                }
+                float v;   /* rows read back one element at a time */
+                mc_qmat_row_ref(&q, rows - 1, cols - 1, 1, &v);
+                CHECK(v == w[(size_t)rows * cols - 1], "row_ref of a packed-only matrix");
+                free(w), free(u), free(pk);
+            }
+}
+
+/* Bitwise equality of two buffers (NaN-free data). */
+static int same(const float *a, const float *b, size_t n) { return !memcmp(a, b, n * sizeof(float)); }
+
+/* Weights held only as a packed copy (q.data and w NULL, as a float32 model
+ * holds them after load): for a copy packed for the set in use and for one
+ * packed for another set, every kernel gives exactly what it gives on the
+ * plain matrix (exact: checked bit for bit; without scratch: against the
+ * reference). */
+static void test_packed_only(int exact) {
+    static const int sz[][3] = {{1, 7, 13}, {3, 300, 37}, {4, 64, 70}, {5, 300, 37}, {77, 600, 70}, {64, 64, 129}};
+    mc_kset other;
+    mc_kset_portable(&other);
+    other.kc = 200;
+    for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++)
+        for (int which = 0; which < 2; which++) {
+            const mc_kset *ks = which ? &other : mc_kset_get();
+            int m = sz[i][0], k = sz[i][1], n = sz[i][2];
+            float *x = rand_buf((size_t)m * k, 1), *w = rand_buf((size_t)n * k, 0.5f), *b = rand_buf(n, 1);
+            float *y1 = rand_buf((size_t)m * n, 1), *y2 = malloc((size_t)m * n * sizeof(float));
+            mc_qmat ql, qc, ql0, qc0;   /* ql0 / qc0: packed only */
+            float *pl = malloc(mc_qmat_packed_floats(ks, 1, n, k) * sizeof(float));
+            float *pc = malloc(mc_qmat_packed_floats(ks, 0, n, k) * sizeof(float));
+            mc_qmat_pack(ks, 1, w, n, k, pl, &ql);
+            mc_qmat_pack(ks, 0, w, n, k, pc, &qc);
+            ql0 = ql, qc0 = qc;
+            ql0.data = qc0.data = NULL;
+            double e;
+#define CMP(y, ref, cnt, what)                                                                                 \
+    do {                                                                                                       \
+        if (exact) {                                                                                           \
+            CHECK(same(y, ref, cnt), "[%s t%d] packed-only(%d) %s m=%d k=%d n=%d differs", g_set, g_nt, which, \
+                  what, m, k, n);                                                                              \
+        } else {                                                                                               \
+            e = rel_err(y, ref, cnt);                                                                          \
+            CHECK(e <= TOL, "[%s t%d] packed-only(%d) %s m=%d k=%d n=%d: err %g", g_set, g_nt, which, what, m, \
+                  k, n, e);                                                                                    \
+        }                                                                                                      \
+    } while (0)
+            if (exact) mc_linear_q(x, w, &ql, b, m, k, n, y1, MC_ACT_GELU);
+            else mc_linear_ref(x, w, b, m, k, n, y1, MC_ACT_GELU);
+            mc_linear_q(x, NULL, &ql0, b, m, k, n, y2, MC_ACT_GELU);
+            CMP(y2, y1, (size_t)m * n, "linear");
+            memcpy(y2, y1, (size_t)m * n * sizeof(float));
+            if (exact) mc_linear_add_q(x, w, &ql, b, m, k, n, y1);
+            else mc_linear_add_ref(x, w, b, m, k, n, y1);
+            mc_linear_add_q(x, NULL, &ql0, b, m, k, n, y2);
+            CMP(y2, y1, (size_t)m * n, "linear_add");
+            float *px = rand_buf((size_t)2 * k * m, 1), *p1 = rand_buf((size_t)2 * n * m, 1);
+            float *p2 = malloc((size_t)2 * n * m * sizeof(float));
+            memcpy(p2, p1, (size_t)2 * n * m * sizeof(float));
+            if (exact) mc_pointwise_add_q(w, &qc, b, px, 2, k, n, m, p1);
+            else mc_pointwise_add_ref(w, b, px, 2, k, n, m, p1);
+            mc_pointwise_add_q(NULL, &qc0, b, px, 2, k, n, m, p2);
+            CMP(p2, p1, (size_t)2 * n * m, "pointwise_add");
+            mc_conv2d_desc d = {.cin = k, .cout = n, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .groups = 1};
+            if (exact) mc_conv2d_q(&d, w, &qc, b, px, 2, 1, m, p1, MC_ACT_GELU);
+            else mc_conv2d_ref(&d, w, b, px, 2, 1, m, p1, MC_ACT_GELU);
+            mc_conv2d_q(&d, NULL, &qc0, b, px, 2, 1, m, p2, MC_ACT_GELU);
+            CMP(p2, p1, (size_t)2 * n * m, "conv1x1");
+            if (k % 3 == 0) {   /* the same weights as a 3x3 conv over k / 3 channels, kernel 1x3, stride 2, padding 1 */
+                int cin = k / 3, hh = 5, ww = 11;
+                mc_conv2d_desc d3 = {.cin = cin, .cout = n, .kh = 1, .kw = 3, .sh = 2, .sw = 2, .ph = 0, .pw = 1, .groups = 1};
+                int oh = mc_conv_out(hh, 1, 2, 0), ow = mc_conv_out(ww, 3, 2, 1);
+                float *cx = rand_buf((size_t)cin * hh * ww, 1), *c1 = malloc((size_t)n * oh * ow * sizeof(float));
+                float *c2 = malloc((size_t)n * oh * ow * sizeof(float));
+                if (exact) mc_conv2d_q(&d3, w, &qc, b, cx, 1, hh, ww, c1, MC_ACT_NONE);
+                else mc_conv2d_ref(&d3, w, b, cx, 1, hh, ww, c1, MC_ACT_NONE);
+                mc_conv2d_q(&d3, NULL, &qc0, b, cx, 1, hh, ww, c2, MC_ACT_NONE);
+                CMP(c2, c1, (size_t)n * oh * ow, "conv1x3");
+                free(cx), free(c1), free(c2);
+            }
+#undef CMP
+            free(x), free(w), free(b), free(y1), free(y2), free(px), free(p1), free(p2), free(pl), free(pc);
+        }
+}
+
 int main(void) {
     const char *best = mc_kernels_name();
     int lvl = mc_cpu_level();
@@ -396,6 +523,7 @@ int main(void) {
             test_attention_batch();
             test_fused_add();
             test_prepacked();
+            test_packed_only(1);
         }
     }
     mc_kernels_force(NULL);
@@ -409,8 +537,10 @@ int main(void) {
         test_linear();
         test_conv();
         test_attention();
+        test_packed_only(0);
     }
     mc_scratch_set_limit((size_t)-1);
+    test_pack_unpack();
     test_geometry_14x32();
     mc_kernels_set_threads(0);
     CHECK(mc_kernels_get_threads() == 0, "threads 0 = all cores");
