@@ -2,8 +2,9 @@
  * gemm.c - the blocked, packed SGEMM driver (cache blocks MC/KC/NC, packing
  * of A into MR-row panels and B into NR-column panels, edge tiles, fused
  * bias + activation epilogue, OpenMP split of C over threads), weights
- * pre-packed once in the panel layout (mc_qmat_pack), the portable
- * C kernel set, thread-local scratch and the optional cblas hook.
+ * pre-packed once in the panel layout (mc_qmat_pack) and read back
+ * (mc_qmat_unpack), the portable C kernel set, thread-local scratch and the
+ * optional cblas hook.
  */
 #include "gemm.h"
 
