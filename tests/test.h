@@ -8,6 +8,7 @@
 #define MC_TEST_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +48,32 @@ static inline float max_abs_diff(const float *a, const float *b, size_t n) {
         if (d > m || d != d) m = (d != d) ? INFINITY : d;
     }
     return m;
+}
+
+/* Seeded pseudo-random floats for kernel tests (an LCG: the same sequence on
+ * every machine).  test_seed() sets the state; test_frand() is uniform in [-1, 1). */
+static uint32_t t_rng = 12345;
+static inline void test_seed(uint32_t seed) { t_rng = seed; }
+static inline float test_frand(void) {
+    t_rng = t_rng * 1664525u + 1013904223u;
+    return (float)((t_rng >> 8) * (1.0 / 8388608.0)) - 1.0f;
+}
+/* malloc'd n floats uniform in [-scale, scale). */
+static inline float *test_rand_buf(size_t n, float scale) {
+    float *p = malloc((n ? n : 1) * sizeof(float));
+    for (size_t i = 0; i < n; i++) p[i] = test_frand() * scale;
+    return p;
+}
+/* max |got - ref| relative to max(1, max |ref|); infinity on NaN. */
+static inline double test_rel_err(const float *got, const float *ref, size_t n) {
+    double md = 0, mr = 1;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - ref[i]);
+        if (d != d) return INFINITY;
+        if (d > md) md = d;
+        if (fabs(ref[i]) > mr) mr = fabs(ref[i]);
+    }
+    return md / mr;
 }
 
 static inline int test_summary(const char *name) {

@@ -12,28 +12,7 @@
 
 #include <stdint.h>
 
-static uint32_t rng = 12345;
-static float frand(void) {   /* uniform [-1, 1) */
-    rng = rng * 1664525u + 1013904223u;
-    return (float)((rng >> 8) * (1.0 / 8388608.0)) - 1.0f;
-}
-static float *rand_buf(size_t n, float scale) {
-    float *p = malloc((n ? n : 1) * sizeof(float));
-    for (size_t i = 0; i < n; i++) p[i] = frand() * scale;
-    return p;
-}
 
-/* max |got - ref| relative to max(1, max |ref|). */
-static double rel_err(const float *got, const float *ref, size_t n) {
-    double md = 0, mr = 1;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - ref[i]);
-        if (d != d) return INFINITY;
-        if (d > md) md = d;
-        if (fabs(ref[i]) > mr) mr = fabs(ref[i]);
-    }
-    return md / mr;
-}
 
 static const char *g_set;
 static int g_nt;
@@ -42,13 +21,13 @@ static int g_nt;
 static void test_gemm_one(int ta, int tb, int m, int n, int k, float alpha, float beta, int pad) {
     int lda = (ta ? m : k) + pad, ldb = (tb ? k : n) + pad, ldc = n + pad;
     size_t asz = (size_t)(ta ? k : m) * lda, bsz = (size_t)(tb ? n : k) * ldb, csz = (size_t)m * ldc;
-    float *a = rand_buf(asz, 1), *b = rand_buf(bsz, 1), *c0 = rand_buf(csz, 1);
+    float *a = test_rand_buf(asz, 1), *b = test_rand_buf(bsz, 1), *c0 = test_rand_buf(csz, 1);
     float *c1 = malloc(csz * sizeof(float)), *c2 = malloc(csz * sizeof(float));
     memcpy(c1, c0, csz * sizeof(float));
     memcpy(c2, c0, csz * sizeof(float));
     mc_gemm_ref(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c1, ldc);
     mc_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c2, ldc);
-    double e = rel_err(c2, c1, csz);
+    double e = test_rel_err(c2, c1, csz);
     CHECK(e <= TOL, "[%s t%d] gemm ta=%d tb=%d m=%d n=%d k=%d alpha=%g beta=%g pad=%d: err %g", g_set,
           g_nt, ta, tb, m, n, k, alpha, beta, pad, e);
     free(a), free(b), free(c0), free(c1), free(c2);
@@ -74,11 +53,11 @@ static void test_linear(void) {
         for (int act = MC_ACT_NONE; act <= MC_ACT_SIGMOID; act++)
             for (int hb = 0; hb < 2; hb++) {
                 int m = sz[i][0], k = sz[i][1], n = sz[i][2];
-                float *x = rand_buf((size_t)m * k, 1), *w = rand_buf((size_t)n * k, 0.5f), *b = rand_buf(n, 1);
+                float *x = test_rand_buf((size_t)m * k, 1), *w = test_rand_buf((size_t)n * k, 0.5f), *b = test_rand_buf(n, 1);
                 float *y1 = malloc((size_t)m * n * sizeof(float)), *y2 = malloc((size_t)m * n * sizeof(float));
                 mc_linear_ref(x, w, hb ? b : NULL, m, k, n, y1, (mc_act)act);
                 mc_linear(x, w, hb ? b : NULL, m, k, n, y2, (mc_act)act);
-                double e = rel_err(y2, y1, (size_t)m * n);
+                double e = test_rel_err(y2, y1, (size_t)m * n);
                 CHECK(e <= TOL, "[%s t%d] linear m=%d k=%d n=%d act=%d bias=%d: err %g", g_set, g_nt, m, k, n,
                       act, hb, e);
                 free(x), free(w), free(b), free(y1), free(y2);
@@ -91,12 +70,12 @@ static void test_conv_one(int n, int cin, int cout, int groups, int kh, int kw, 
     int oh = mc_conv_out(h, kh, sh, ph), ow = mc_conv_out(w, kw, sw, pw);
     size_t xs = (size_t)n * cin * h * w, ws = (size_t)cout * (cin / groups) * kh * kw,
            ys = (size_t)n * cout * oh * ow;
-    float *x = rand_buf(xs, 1), *wt = rand_buf(ws, 0.5f), *b = rand_buf(cout, 1);
+    float *x = test_rand_buf(xs, 1), *wt = test_rand_buf(ws, 0.5f), *b = test_rand_buf(cout, 1);
     float *y1 = malloc(ys * sizeof(float)), *y2 = malloc(ys * sizeof(float));
     mc_conv2d_ref(&d, wt, hb ? b : NULL, x, n, h, w, y1, act);
     for (size_t i = 0; i < ys; i++) y2[i] = NAN;
     mc_conv2d(&d, wt, hb ? b : NULL, x, n, h, w, y2, act);
-    double e = rel_err(y2, y1, ys);
+    double e = test_rel_err(y2, y1, ys);
     CHECK(e <= TOL, "[%s t%d] conv n=%d cin=%d cout=%d g=%d k=%dx%d s=%dx%d p=%dx%d in=%dx%d act=%d: err %g",
           g_set, g_nt, n, cin, cout, groups, kh, kw, sh, sw, ph, pw, h, w, act, e);
     free(x), free(wt), free(b), free(y1), free(y2);
@@ -135,12 +114,12 @@ static void test_norms(void) {
     for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
         for (int aff = 0; aff < 2; aff++) {
             int rows = 5, dim = dims[i];
-            float *x = rand_buf((size_t)rows * dim, 3), *g = rand_buf(dim, 1), *b = rand_buf(dim, 1);
+            float *x = test_rand_buf((size_t)rows * dim, 3), *g = test_rand_buf(dim, 1), *b = test_rand_buf(dim, 1);
             for (int j = 0; j < rows * dim; j++) x[j] += 2.0f;
             float *y1 = malloc((size_t)rows * dim * sizeof(float)), *y2 = malloc((size_t)rows * dim * sizeof(float));
             mc_layernorm_ref(x, rows, dim, aff ? g : NULL, aff ? b : NULL, 1e-5f, y1);
             mc_layernorm(x, rows, dim, aff ? g : NULL, aff ? b : NULL, 1e-5f, y2);
-            double e = rel_err(y2, y1, (size_t)rows * dim);
+            double e = test_rel_err(y2, y1, (size_t)rows * dim);
             CHECK(e <= TOL, "[%s t%d] layernorm dim=%d aff=%d: err %g", g_set, g_nt, dim, aff, e);
             free(x), free(g), free(b), free(y1), free(y2);
         }
@@ -149,24 +128,24 @@ static void test_norms(void) {
         for (int aff = 0; aff < 2; aff++) {
             int n = 2, c = chw[i][0], hw = chw[i][1];
             size_t sz = (size_t)n * c * hw;
-            float *x = rand_buf(sz, 2), *g = rand_buf(c, 1), *b = rand_buf(c, 1);
+            float *x = test_rand_buf(sz, 2), *g = test_rand_buf(c, 1), *b = test_rand_buf(c, 1);
             float *y1 = malloc(sz * sizeof(float)), *y2 = malloc(sz * sizeof(float));
             mc_layernorm_nchw_ref(x, n, c, hw, aff ? g : NULL, aff ? b : NULL, 1e-6f, y1);
             mc_layernorm_nchw(x, n, c, hw, aff ? g : NULL, aff ? b : NULL, 1e-6f, y2);
-            double e = rel_err(y2, y1, sz);
+            double e = test_rel_err(y2, y1, sz);
             CHECK(e <= TOL, "[%s t%d] layernorm_nchw c=%d hw=%d aff=%d: err %g", g_set, g_nt, c, hw, aff, e);
             free(x), free(g), free(b), free(y1), free(y2);
         }
     static const int cols[] = {1, 7, 64, 77, 129};
     for (size_t i = 0; i < sizeof cols / sizeof cols[0]; i++) {
         int rows = 9, n = cols[i];
-        float *x1 = rand_buf((size_t)rows * n, 8), *x2 = malloc((size_t)rows * n * sizeof(float));
+        float *x1 = test_rand_buf((size_t)rows * n, 8), *x2 = malloc((size_t)rows * n * sizeof(float));
         x1[0] = -INFINITY;   /* a masked entry */
         if (n == 1) x1[0] = 3;
         memcpy(x2, x1, (size_t)rows * n * sizeof(float));
         mc_softmax_rows_ref(x1, rows, n);
         mc_softmax_rows(x2, rows, n);
-        double e = rel_err(x2, x1, (size_t)rows * n);
+        double e = test_rel_err(x2, x1, (size_t)rows * n);
         CHECK(e <= TOL, "[%s t%d] softmax cols=%d: err %g", g_set, g_nt, n, e);
         free(x1), free(x2);
     }
@@ -174,7 +153,7 @@ static void test_norms(void) {
 
 static void test_act(void) {
     int n = 1031;
-    float *x = rand_buf(n, 12);
+    float *x = test_rand_buf(n, 12);
     x[0] = 0, x[1] = -0.0f, x[2] = 100, x[3] = -100, x[4] = 1e-7f, x[5] = -30, x[6] = 88, x[7] = -88;
     float *y1 = malloc(n * sizeof(float)), *y2 = malloc(n * sizeof(float));
     for (int act = MC_ACT_NONE; act <= MC_ACT_SIGMOID; act++) {
@@ -193,12 +172,12 @@ static void test_act(void) {
     }
     /* large arrays take the threaded path */
     size_t big = 300007;
-    float *bx = rand_buf(big, 6), *b1 = malloc(big * sizeof(float)), *b2 = malloc(big * sizeof(float));
+    float *bx = test_rand_buf(big, 6), *b1 = malloc(big * sizeof(float)), *b2 = malloc(big * sizeof(float));
     memcpy(b1, bx, big * sizeof(float));
     memcpy(b2, bx, big * sizeof(float));
     mc_act_apply_ref(b1, big, MC_ACT_GELU);
     mc_act_apply(b2, big, MC_ACT_GELU);
-    CHECK(rel_err(b2, b1, big) <= TOL, "[%s t%d] act gelu big", g_set, g_nt);
+    CHECK(test_rel_err(b2, b1, big) <= TOL, "[%s t%d] act gelu big", g_set, g_nt);
     free(bx), free(b1), free(b2);
     float g[3] = {INFINITY, NAN, 1e30f};
     mc_act_apply(g, 3, MC_ACT_GELU);
@@ -214,12 +193,12 @@ static void test_attention(void) {
     for (size_t i = 0; i < sizeof cfg / sizeof cfg[0]; i++)
         for (int causal = 0; causal < 2; causal++) {
             int t = cfg[i][0], heads = cfg[i][1], hd = cfg[i][2], od = heads * hd, ld = 3 * od + 1;
-            float *qkv = rand_buf((size_t)t * ld, 1.5f);
+            float *qkv = test_rand_buf((size_t)t * ld, 1.5f);
             float *o1 = malloc((size_t)t * od * sizeof(float)), *o2 = malloc((size_t)t * od * sizeof(float));
             float *s = malloc((size_t)t * t * sizeof(float));
             mc_attention_ref(qkv, qkv + od, qkv + 2 * od, ld, t, heads, hd, causal, o1, s);
             mc_attention(qkv, qkv + od, qkv + 2 * od, ld, t, heads, hd, causal, o2, s);
-            double e = rel_err(o2, o1, (size_t)t * od);
+            double e = test_rel_err(o2, o1, (size_t)t * od);
             CHECK(e <= TOL, "[%s t%d] attention t=%d heads=%d hd=%d causal=%d: err %g", g_set, g_nt, t, heads,
                   hd, causal, e);
             free(qkv), free(o1), free(o2), free(s);
@@ -231,20 +210,20 @@ static void test_fused_add(void) {
     for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++)
         for (int hb = 0; hb < 2; hb++) {
             int m = sz[i][0], k = sz[i][1], n = sz[i][2];
-            float *x = rand_buf((size_t)m * k, 1), *w = rand_buf((size_t)n * k, 0.5f), *b = rand_buf(n, 1);
-            float *y1 = rand_buf((size_t)m * n, 1), *y2 = malloc((size_t)m * n * sizeof(float));
+            float *x = test_rand_buf((size_t)m * k, 1), *w = test_rand_buf((size_t)n * k, 0.5f), *b = test_rand_buf(n, 1);
+            float *y1 = test_rand_buf((size_t)m * n, 1), *y2 = malloc((size_t)m * n * sizeof(float));
             memcpy(y2, y1, (size_t)m * n * sizeof(float));
             mc_linear_add_ref(x, w, hb ? b : NULL, m, k, n, y1);
             mc_linear_add(x, w, hb ? b : NULL, m, k, n, y2);
-            double e = rel_err(y2, y1, (size_t)m * n);
+            double e = test_rel_err(y2, y1, (size_t)m * n);
             CHECK(e <= TOL, "[%s t%d] linear_add m=%d k=%d n=%d: err %g", g_set, g_nt, m, k, n, e);
             /* as a pointwise conv: 2 images, cin = k, cout = n, hw = m */
-            float *px = rand_buf((size_t)2 * k * m, 1), *p1 = rand_buf((size_t)2 * n * m, 1);
+            float *px = test_rand_buf((size_t)2 * k * m, 1), *p1 = test_rand_buf((size_t)2 * n * m, 1);
             float *p2 = malloc((size_t)2 * n * m * sizeof(float));
             memcpy(p2, p1, (size_t)2 * n * m * sizeof(float));
             mc_pointwise_add_ref(w, hb ? b : NULL, px, 2, k, n, m, p1);
             mc_pointwise_add(w, hb ? b : NULL, px, 2, k, n, m, p2);
-            e = rel_err(p2, p1, (size_t)2 * n * m);
+            e = test_rel_err(p2, p1, (size_t)2 * n * m);
             CHECK(e <= TOL, "[%s t%d] pointwise_add hw=%d cin=%d cout=%d: err %g", g_set, g_nt, m, k, n, e);
             free(x), free(w), free(b), free(y1), free(y2), free(px), free(p1), free(p2);
         }
@@ -256,7 +235,7 @@ static void test_attention_batch(void) {
         for (int causal = 0; causal < 2; causal++) {
             int ns = cfg[i][0], t = cfg[i][1], heads = cfg[i][2], hd = cfg[i][3], od = heads * hd, ld = 3 * od;
             size_t rows = (size_t)ns * t;
-            float *qkv = rand_buf(rows * ld, 1.5f);
+            float *qkv = test_rand_buf(rows * ld, 1.5f);
             float *o1 = malloc(rows * od * sizeof(float)), *o2 = malloc(rows * od * sizeof(float));
             float *s = malloc((size_t)t * t * sizeof(float));
             for (int q = 0; q < ns; q++) {
@@ -264,7 +243,7 @@ static void test_attention_batch(void) {
                 mc_attention_ref(b, b + od, b + 2 * od, ld, t, heads, hd, causal, o1 + (size_t)q * t * od, s);
             }
             mc_attention_batch(qkv, qkv + od, qkv + 2 * od, ld, ns, t, heads, hd, causal, o2);
-            double e = rel_err(o2, o1, rows * od);
+            double e = test_rel_err(o2, o1, rows * od);
             CHECK(e <= TOL, "[%s t%d] attention_batch n=%d t=%d heads=%d hd=%d causal=%d: err %g", g_set, g_nt,
                   ns, t, heads, hd, causal, e);
             free(qkv), free(o1), free(o2), free(s);
@@ -301,15 +280,15 @@ static void test_geometry_14x32(void) {
                 for (int nt = 1; nt <= 2; nt++) {
                     int m = sz[i][0], n = sz[i][1], k = sz[i][2];
                     int lda = ta ? m : k, ldb = tb ? k : n;
-                    float *a = rand_buf((size_t)m * k, 1), *b = rand_buf((size_t)k * n, 1), *c1 = rand_buf((size_t)m * n, 1);
-                    float *c2 = malloc((size_t)m * n * sizeof(float)), *bias = rand_buf(m, 1);
+                    float *a = test_rand_buf((size_t)m * k, 1), *b = test_rand_buf((size_t)k * n, 1), *c1 = test_rand_buf((size_t)m * n, 1);
+                    float *c2 = malloc((size_t)m * n * sizeof(float)), *bias = test_rand_buf(m, 1);
                     memcpy(c2, c1, (size_t)m * n * sizeof(float));
                     mc_gemm_ref(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 0.25f, c1, n);
                     for (int r = 0; r < m; r++)
                         for (int j = 0; j < n; j++) c1[(size_t)r * n + j] += bias[r];
                     mc_act_apply_ref(c1, (size_t)m * n, MC_ACT_GELU);
                     mc_gemm_ex(&ks, nt, ta, tb, m, n, k, 0.5f, a, lda, b, ldb, 0.25f, c2, n, bias, NULL, MC_ACT_GELU);
-                    double e = rel_err(c2, c1, (size_t)m * n);
+                    double e = test_rel_err(c2, c1, (size_t)m * n);
                     CHECK(e <= TOL, "[14x32 geometry t%d] ta=%d tb=%d m=%d n=%d k=%d: err %g", nt, ta, tb, m, n, k, e);
                     free(a), free(b), free(c1), free(c2), free(bias);
                 }
@@ -328,8 +307,8 @@ static void test_prepacked(void) {
         for (int which = 0; which < 2; which++) {
             const mc_kset *ks = which ? &other : mc_kset_get();
             int m = sz[i][0], k = sz[i][1], n = sz[i][2];
-            float *x = rand_buf((size_t)m * k, 1), *w = rand_buf((size_t)n * k, 0.5f), *b = rand_buf(n, 1);
-            float *y1 = rand_buf((size_t)m * n, 1), *y2 = malloc((size_t)m * n * sizeof(float));
+            float *x = test_rand_buf((size_t)m * k, 1), *w = test_rand_buf((size_t)n * k, 0.5f), *b = test_rand_buf(n, 1);
+            float *y1 = test_rand_buf((size_t)m * n, 1), *y2 = malloc((size_t)m * n * sizeof(float));
             mc_qmat ql, qc;
             float *pl = malloc(mc_qmat_packed_floats(ks, 1, n, k) * sizeof(float));
             float *pc = malloc(mc_qmat_packed_floats(ks, 0, n, k) * sizeof(float));
@@ -337,36 +316,36 @@ static void test_prepacked(void) {
             mc_qmat_pack(ks, 0, w, n, k, pc, &qc);
             mc_linear_ref(x, w, b, m, k, n, y1, MC_ACT_GELU);
             mc_linear_q(x, w, &ql, b, m, k, n, y2, MC_ACT_GELU);
-            double e = rel_err(y2, y1, (size_t)m * n);
+            double e = test_rel_err(y2, y1, (size_t)m * n);
             CHECK(e <= TOL, "[%s t%d] packed(%d) linear m=%d k=%d n=%d: err %g", g_set, g_nt, which, m, k, n, e);
             memcpy(y2, y1, (size_t)m * n * sizeof(float));
             mc_linear_add_ref(x, w, b, m, k, n, y1);
             mc_linear_add_q(x, w, &ql, b, m, k, n, y2);
-            e = rel_err(y2, y1, (size_t)m * n);
+            e = test_rel_err(y2, y1, (size_t)m * n);
             CHECK(e <= TOL, "[%s t%d] packed(%d) linear_add m=%d k=%d n=%d: err %g", g_set, g_nt, which, m, k, n, e);
             /* as a pointwise conv: 2 images, cin = k, cout = n, hw = m */
-            float *px = rand_buf((size_t)2 * k * m, 1), *p1 = rand_buf((size_t)2 * n * m, 1);
+            float *px = test_rand_buf((size_t)2 * k * m, 1), *p1 = test_rand_buf((size_t)2 * n * m, 1);
             float *p2 = malloc((size_t)2 * n * m * sizeof(float));
             memcpy(p2, p1, (size_t)2 * n * m * sizeof(float));
             mc_pointwise_add_ref(w, b, px, 2, k, n, m, p1);
             mc_pointwise_add_q(w, &qc, b, px, 2, k, n, m, p2);
-            e = rel_err(p2, p1, (size_t)2 * n * m);
+            e = test_rel_err(p2, p1, (size_t)2 * n * m);
             CHECK(e <= TOL, "[%s t%d] packed(%d) pointwise_add hw=%d cin=%d cout=%d: err %g", g_set, g_nt, which, m, k,
                   n, e);
             mc_conv2d_desc d = {.cin = k, .cout = n, .kh = 1, .kw = 1, .sh = 1, .sw = 1, .groups = 1};
             mc_conv2d_ref(&d, w, b, px, 2, 1, m, p1, MC_ACT_GELU);
             mc_conv2d_q(&d, w, &qc, b, px, 2, 1, m, p2, MC_ACT_GELU);
-            e = rel_err(p2, p1, (size_t)2 * n * m);
+            e = test_rel_err(p2, p1, (size_t)2 * n * m);
             CHECK(e <= TOL, "[%s t%d] packed(%d) conv1x1 hw=%d cin=%d cout=%d: err %g", g_set, g_nt, which, m, k, n, e);
             if (k % 9 == 0) {   /* the same weights as a 3x3 conv over k / 9 channels, stride 2, padding 1 */
                 int cin = k / 9, hh = 9, ww = 11;
                 mc_conv2d_desc d3 = {.cin = cin, .cout = n, .kh = 3, .kw = 3, .sh = 2, .sw = 2, .ph = 1, .pw = 1, .groups = 1};
                 int oh = mc_conv_out(hh, 3, 2, 1), ow = mc_conv_out(ww, 3, 2, 1);
-                float *cx = rand_buf((size_t)cin * hh * ww, 1), *c1 = malloc((size_t)n * oh * ow * sizeof(float));
+                float *cx = test_rand_buf((size_t)cin * hh * ww, 1), *c1 = malloc((size_t)n * oh * ow * sizeof(float));
                 float *c2 = malloc((size_t)n * oh * ow * sizeof(float));
                 mc_conv2d_ref(&d3, w, b, cx, 1, hh, ww, c1, MC_ACT_NONE);
                 mc_conv2d_q(&d3, w, &qc, b, cx, 1, hh, ww, c2, MC_ACT_NONE);
-                e = rel_err(c2, c1, (size_t)n * oh * ow);
+                e = test_rel_err(c2, c1, (size_t)n * oh * ow);
                 CHECK(e <= TOL, "[%s t%d] packed(%d) conv3x3 cin=%d cout=%d: err %g", g_set, g_nt, which, cin, n, e);
                 free(cx), free(c1), free(c2);
             }
@@ -397,7 +376,7 @@ static void test_pack_unpack(void) {
         for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++)
             for (int b = 0; b < 2; b++) {
                 int rows = sz[i][0], cols = sz[i][1];
-                float *w = rand_buf((size_t)rows * cols, 1), *u = rand_buf((size_t)rows * cols, 1);
+                float *w = test_rand_buf((size_t)rows * cols, 1), *u = test_rand_buf((size_t)rows * cols, 1);
                 size_t nf = mc_qmat_packed_floats(&g[gi], b, rows, cols);
                 float *pk = malloc(nf * sizeof(float));
                 mc_qmat q;
@@ -441,8 +420,8 @@ static void test_packed_only(int exact) {
         for (int which = 0; which < 2; which++) {
             const mc_kset *ks = which ? &other : mc_kset_get();
             int m = sz[i][0], k = sz[i][1], n = sz[i][2];
-            float *x = rand_buf((size_t)m * k, 1), *w = rand_buf((size_t)n * k, 0.5f), *b = rand_buf(n, 1);
-            float *y1 = rand_buf((size_t)m * n, 1), *y2 = malloc((size_t)m * n * sizeof(float));
+            float *x = test_rand_buf((size_t)m * k, 1), *w = test_rand_buf((size_t)n * k, 0.5f), *b = test_rand_buf(n, 1);
+            float *y1 = test_rand_buf((size_t)m * n, 1), *y2 = malloc((size_t)m * n * sizeof(float));
             mc_qmat ql, qc, ql0, qc0;   /* ql0 / qc0: packed only */
             float *pl = malloc(mc_qmat_packed_floats(ks, 1, n, k) * sizeof(float));
             float *pc = malloc(mc_qmat_packed_floats(ks, 0, n, k) * sizeof(float));
@@ -457,7 +436,7 @@ static void test_packed_only(int exact) {
             CHECK(same(y, ref, cnt), "[%s t%d] packed-only(%d) %s m=%d k=%d n=%d differs", g_set, g_nt, which, \
                   what, m, k, n);                                                                              \
         } else {                                                                                               \
-            e = rel_err(y, ref, cnt);                                                                          \
+            e = test_rel_err(y, ref, cnt);                                                                          \
             CHECK(e <= TOL, "[%s t%d] packed-only(%d) %s m=%d k=%d n=%d: err %g", g_set, g_nt, which, what, m, \
                   k, n, e);                                                                                    \
         }                                                                                                      \
@@ -471,7 +450,7 @@ static void test_packed_only(int exact) {
             else mc_linear_add_ref(x, w, b, m, k, n, y1);
             mc_linear_add_q(x, NULL, &ql0, b, m, k, n, y2);
             CMP(y2, y1, (size_t)m * n, "linear_add");
-            float *px = rand_buf((size_t)2 * k * m, 1), *p1 = rand_buf((size_t)2 * n * m, 1);
+            float *px = test_rand_buf((size_t)2 * k * m, 1), *p1 = test_rand_buf((size_t)2 * n * m, 1);
             float *p2 = malloc((size_t)2 * n * m * sizeof(float));
             memcpy(p2, p1, (size_t)2 * n * m * sizeof(float));
             if (exact) mc_pointwise_add_q(w, &qc, b, px, 2, k, n, m, p1);
@@ -487,7 +466,7 @@ static void test_packed_only(int exact) {
                 int cin = k / 3, hh = 5, ww = 11;
                 mc_conv2d_desc d3 = {.cin = cin, .cout = n, .kh = 1, .kw = 3, .sh = 2, .sw = 2, .ph = 0, .pw = 1, .groups = 1};
                 int oh = mc_conv_out(hh, 1, 2, 0), ow = mc_conv_out(ww, 3, 2, 1);
-                float *cx = rand_buf((size_t)cin * hh * ww, 1), *c1 = malloc((size_t)n * oh * ow * sizeof(float));
+                float *cx = test_rand_buf((size_t)cin * hh * ww, 1), *c1 = malloc((size_t)n * oh * ow * sizeof(float));
                 float *c2 = malloc((size_t)n * oh * ow * sizeof(float));
                 if (exact) mc_conv2d_q(&d3, w, &qc, b, cx, 1, hh, ww, c1, MC_ACT_NONE);
                 else mc_conv2d_ref(&d3, w, b, cx, 1, hh, ww, c1, MC_ACT_NONE);
@@ -501,6 +480,7 @@ static void test_packed_only(int exact) {
 }
 
 int main(void) {
+    test_seed(12345);
     const char *best = mc_kernels_name();
     int lvl = mc_cpu_level();
     CHECK(!strcmp(best, lvl == 2 ? "avx512" : lvl == 1 ? "avx2" : "scalar") || getenv("MC_KERNELS"),

@@ -23,26 +23,6 @@
 #define COS_F16 0.99999
 #define COS_I8 0.995
 
-static uint32_t rng = 777;
-static float frand(void) {   /* uniform [-1, 1) */
-    rng = rng * 1664525u + 1013904223u;
-    return (float)((rng >> 8) * (1.0 / 8388608.0)) - 1.0f;
-}
-static float *rand_buf(size_t n, float scale) {
-    float *p = malloc((n ? n : 1) * sizeof(float));
-    for (size_t i = 0; i < n; i++) p[i] = frand() * scale;
-    return p;
-}
-static double rel_err(const float *got, const float *ref, size_t n) {
-    double md = 0, mr = 1;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - ref[i]);
-        if (d != d) return INFINITY;
-        if (d > md) md = d;
-        if (fabs(ref[i]) > mr) mr = fabs(ref[i]);
-    }
-    return md / mr;
-}
 
 static const mc_wtype k_types[3] = {MC_WT_BF16, MC_WT_F16, MC_WT_I8};
 static const char *g_set;
@@ -85,7 +65,7 @@ static void test_cvt(void) {
 static void test_quantize(void) {
     mc_arena ar = {0};
     int rows = 13, cols = 37;
-    float *w = rand_buf((size_t)rows * cols, 3.0f);
+    float *w = test_rand_buf((size_t)rows * cols, 3.0f);
     w[5] = 1e-30f, w[6] = 70000.0f, w[7] = -1e6f;   /* f16 underflow and saturation */
     for (int c = 0; c < cols; c++) w[2 * cols + c] = 0;   /* a zero row */
     for (int t = 0; t < 3; t++) {
@@ -125,27 +105,27 @@ static void test_kernels_q(void) {
     for (int t = 0; t < 3; t++)
         for (size_t i = 0; i < sizeof sz / sizeof sz[0]; i++) {
             int m = sz[i][0], n = sz[i][1], k = sz[i][2];
-            float *w = rand_buf((size_t)n * k, 1), *x = rand_buf((size_t)m * k, 1), *b = rand_buf((size_t)n, 1);
+            float *w = test_rand_buf((size_t)n * k, 1), *x = test_rand_buf((size_t)m * k, 1), *b = test_rand_buf((size_t)n, 1);
             mc_qmat q;
             mc_qmat_make(&ar, k_types[t], w, n, k, &q);
             float *wd = deq(&q);
-            float *y0 = rand_buf((size_t)m * n, 1), *y1 = malloc((size_t)m * n * sizeof(float));
+            float *y0 = test_rand_buf((size_t)m * n, 1), *y1 = malloc((size_t)m * n * sizeof(float));
             memcpy(y1, y0, (size_t)m * n * sizeof(float));
             mc_linear_ref(x, wd, b, m, k, n, y0, MC_ACT_GELU);
             mc_linear_q(x, NULL, &q, b, m, k, n, y1, MC_ACT_GELU);
-            CHECK(rel_err(y1, y0, (size_t)m * n) <= TOL, "[%s t%d] linear_q %s m=%d n=%d k=%d: err %g", g_set, g_nt,
-                  mc_wtype_name(k_types[t]), m, n, k, rel_err(y1, y0, (size_t)m * n));
+            CHECK(test_rel_err(y1, y0, (size_t)m * n) <= TOL, "[%s t%d] linear_q %s m=%d n=%d k=%d: err %g", g_set, g_nt,
+                  mc_wtype_name(k_types[t]), m, n, k, test_rel_err(y1, y0, (size_t)m * n));
             mc_linear_add_ref(x, wd, b, m, k, n, y0);
             mc_linear_add_q(x, NULL, &q, b, m, k, n, y1);
-            CHECK(rel_err(y1, y0, (size_t)m * n) <= TOL, "[%s t%d] linear_add_q %s m=%d n=%d k=%d", g_set, g_nt,
+            CHECK(test_rel_err(y1, y0, (size_t)m * n) <= TOL, "[%s t%d] linear_add_q %s m=%d n=%d k=%d", g_set, g_nt,
                   mc_wtype_name(k_types[t]), m, n, k);
             /* 1x1 conv: w [cout = n, cin = k] over hw = m pixels, 2 images */
-            float *px = rand_buf((size_t)2 * k * m, 1), *p0 = rand_buf((size_t)2 * n * m, 1);
+            float *px = test_rand_buf((size_t)2 * k * m, 1), *p0 = test_rand_buf((size_t)2 * n * m, 1);
             float *p1 = malloc((size_t)2 * n * m * sizeof(float));
             memcpy(p1, p0, (size_t)2 * n * m * sizeof(float));
             mc_pointwise_add_ref(wd, b, px, 2, k, n, m, p0);
             mc_pointwise_add_q(NULL, &q, b, px, 2, k, n, m, p1);
-            CHECK(rel_err(p1, p0, (size_t)2 * n * m) <= TOL, "[%s t%d] pointwise_add_q %s cin=%d cout=%d hw=%d", g_set,
+            CHECK(test_rel_err(p1, p0, (size_t)2 * n * m) <= TOL, "[%s t%d] pointwise_add_q %s cin=%d cout=%d hw=%d", g_set,
                   g_nt, mc_wtype_name(k_types[t]), k, n, m);
             free(w), free(x), free(b), free(wd), free(y0), free(y1), free(px), free(p0), free(p1);
         }
@@ -157,8 +137,8 @@ static void test_kernels_q(void) {
             const mc_conv2d_desc *d = &cd[i];
             int h = 11, wd = 13, n = 2, cpg = d->cin / d->groups, kk = cpg * d->kh * d->kw;
             int oh = mc_conv_out(h, d->kh, d->sh, d->ph), ow = mc_conv_out(wd, d->kw, d->sw, d->pw);
-            float *w = rand_buf((size_t)d->cout * kk, 1), *b = rand_buf((size_t)d->cout, 1);
-            float *x = rand_buf((size_t)n * d->cin * h * wd, 1);
+            float *w = test_rand_buf((size_t)d->cout * kk, 1), *b = test_rand_buf((size_t)d->cout, 1);
+            float *x = test_rand_buf((size_t)n * d->cin * h * wd, 1);
             size_t ny = (size_t)n * d->cout * oh * ow;
             float *y0 = malloc(ny * sizeof(float)), *y1 = malloc(ny * sizeof(float));
             mc_qmat q;
@@ -166,8 +146,8 @@ static void test_kernels_q(void) {
             float *wq = deq(&q);
             mc_conv2d_ref(d, wq, b, x, n, h, wd, y0, MC_ACT_RELU);
             mc_conv2d_q(d, NULL, &q, b, x, n, h, wd, y1, MC_ACT_RELU);
-            CHECK(rel_err(y1, y0, ny) <= TOL, "[%s t%d] conv2d_q %s case %zu: err %g", g_set, g_nt,
-                  mc_wtype_name(k_types[t]), i, rel_err(y1, y0, ny));
+            CHECK(test_rel_err(y1, y0, ny) <= TOL, "[%s t%d] conv2d_q %s case %zu: err %g", g_set, g_nt,
+                  mc_wtype_name(k_types[t]), i, test_rel_err(y1, y0, ny));
             free(w), free(b), free(x), free(y0), free(y1), free(wq);
         }
     mc_arena_free(&ar);
@@ -327,12 +307,12 @@ static void test_synth(const char *name) {
     CHECK(S > 0, "%s: image size", name);
     if (S > 0) {
         int n_img = 2, n_txt = 3;
-        float *pix = rand_buf((size_t)n_img * 3 * S * S, 1);
+        float *pix = test_rand_buf((size_t)n_img * 3 * S * S, 1);
         int32_t ids[3 * 77] = {0};
         for (int s = 0; s < n_txt; s++) {
             int len = 6 + 9 * s;
             ids[s * 77] = MC_TOKEN_SOT;
-            for (int i = 1; i < len; i++) ids[s * 77 + i] = 1 + (int32_t)((frand() + 1) * 24000);
+            for (int i = 1; i < len; i++) ids[s * 77 + i] = 1 + (int32_t)((test_frand() + 1) * 24000);
             ids[s * 77 + len] = MC_TOKEN_EOT;
         }
         char label[64];
@@ -344,6 +324,7 @@ static void test_synth(const char *name) {
 }
 
 int main(void) {
+    test_seed(777);
     const char *sets[] = {"scalar", "avx2", "avx512"};
     for (int s = 0; s < 3; s++) {
         if (!mc_kernels_force(sets[s])) continue;

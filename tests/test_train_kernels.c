@@ -15,33 +15,12 @@
 
 #include <stdint.h>
 
-static uint32_t rng = 987654321u;
-static float frand(void) {   /* uniform [-1, 1) */
-    rng = rng * 1664525u + 1013904223u;
-    return (float)((rng >> 8) * (1.0 / 8388608.0)) - 1.0f;
-}
-static float *rand_buf(size_t n, float scale) {
-    float *p = malloc((n ? n : 1) * sizeof(float));
-    for (size_t i = 0; i < n; i++) p[i] = frand() * scale;
-    return p;
-}
 static float *copy_buf(const float *a, size_t n) {
     float *p = malloc((n ? n : 1) * sizeof(float));
     memcpy(p, a, n * sizeof(float));
     return p;
 }
 
-/* max |got - ref| relative to max(1, max |ref|). */
-static double rel_err(const float *got, const float *ref, size_t n) {
-    double md = 0, mr = 1;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - ref[i]);
-        if (d != d) return INFINITY;
-        if (d > md) md = d;
-        if (fabs(ref[i]) > mr) mr = fabs(ref[i]);
-    }
-    return md / mr;
-}
 
 static const char *g_set;
 #define TOL 1e-5
@@ -70,7 +49,7 @@ static void outs_fresh(const outs *o, float *got[6]) {
 
 static void outs_check(const outs *o, float *got1[6], float *got2[6], const char *what) {
     for (int i = 0; i < o->n; i++) {
-        double e = rel_err(got1[i], o->ref[i], o->sz[i]);
+        double e = test_rel_err(got1[i], o->ref[i], o->sz[i]);
         CHECK(e <= TOL, "[%s] %s %s: err %g", g_set, what, o->name[i], e);
         CHECK(memcmp(got1[i], got2[i], o->sz[i] * sizeof(float)) == 0, "[%s] %s %s: 1 vs 2 threads differ",
               g_set, what, o->name[i]);
@@ -89,8 +68,8 @@ static void test_conv_one(int n, int cin, int cout, int groups, int kh, int kw, 
     char what[160];
     snprintf(what, sizeof what, "conv n=%d cin=%d cout=%d g=%d k=%dx%d s=%d,%d p=%d,%d in=%dx%d b=%d", n, cin, cout,
              groups, kh, kw, sh, sw, ph, pw, h, w, bias);
-    float *x = rand_buf(nx, 1), *wt = rand_buf(nw, 0.5f), *b = bias ? rand_buf(cout, 1) : NULL;
-    float *dy = rand_buf(ny, 1), *dx0 = rand_buf(nx, 1), *dw0 = rand_buf(nw, 1), *db0 = rand_buf(cout, 1);
+    float *x = test_rand_buf(nx, 1), *wt = test_rand_buf(nw, 0.5f), *b = bias ? test_rand_buf(cout, 1) : NULL;
+    float *dy = test_rand_buf(ny, 1), *dx0 = test_rand_buf(nx, 1), *dw0 = test_rand_buf(nw, 1), *db0 = test_rand_buf(cout, 1);
 
     float *yr = malloc(ny * sizeof(float));
     mc_train_conv2d_forward_ref(&d, x, n, h, w, wt, b, yr);
@@ -117,7 +96,7 @@ static void test_conv_one(int n, int cin, int cout, int groups, int kh, int kw, 
     float *dwr2 = copy_buf(dw0, nw), *dw2 = copy_buf(dw0, nw);
     mc_train_conv2d_backward_ref(&d, x, n, h, w, wt, dy, NULL, dwr2, NULL);
     mc_train_conv2d_backward(&d, x, n, h, w, wt, dy, NULL, dw2, NULL);
-    CHECK(rel_err(dw2, dwr2, nw) <= TOL, "[%s] %s dw alone", g_set, what);
+    CHECK(test_rel_err(dw2, dwr2, nw) <= TOL, "[%s] %s dw alone", g_set, what);
     free(dwr2), free(dw2), free(zero);
     free(x), free(wt), free(b), free(dy), free(dx0), free(dw0), free(db0);
 }
@@ -164,10 +143,10 @@ static void test_bn(void) {
         size_t nx = (size_t)n * c * hw;
         char what[96];
         snprintf(what, sizeof what, "bn n=%d c=%d hw=%d", n, c, hw);
-        float *x = rand_buf(nx, 2), *g = rand_buf(c, 1), *b = rand_buf(c, 1), *dy = rand_buf(nx, 1);
+        float *x = test_rand_buf(nx, 2), *g = test_rand_buf(c, 1), *b = test_rand_buf(c, 1), *dy = test_rand_buf(nx, 1);
         for (size_t k = 0; k < nx; k++) x[k] += 0.5f;
-        float *rm0 = rand_buf(c, 1), *rv0 = rand_buf(c, 1), *dx0 = rand_buf(nx, 1), *dg0 = rand_buf(c, 1),
-              *db0 = rand_buf(c, 1);
+        float *rm0 = test_rand_buf(c, 1), *rv0 = test_rand_buf(c, 1), *dx0 = test_rand_buf(nx, 1), *dg0 = test_rand_buf(c, 1),
+              *db0 = test_rand_buf(c, 1);
         float *yr = malloc(nx * sizeof(float)), *mr = malloc(c * sizeof(float)), *sr = malloc(c * sizeof(float));
         float *rmr = copy_buf(rm0, c), *rvr = copy_buf(rv0, c);
         mc_train_bn_forward_ref(x, n, c, hw, g, b, 1e-5f, 0.1f, rmr, rvr, yr, mr, sr);
@@ -207,8 +186,8 @@ static void test_linear(void) {
         int m = s[i][0], k = s[i][1], n = s[i][2];
         size_t nx = (size_t)m * k, nw = (size_t)n * k, ny = (size_t)m * n;
         char what[96];
-        float *x = rand_buf(nx, 1), *w = rand_buf(nw, 1), *b = rand_buf(n, 1), *dy = rand_buf(ny, 1);
-        float *dx0 = rand_buf(nx, 1), *dw0 = rand_buf(nw, 1), *db0 = rand_buf(n, 1);
+        float *x = test_rand_buf(nx, 1), *w = test_rand_buf(nw, 1), *b = test_rand_buf(n, 1), *dy = test_rand_buf(ny, 1);
+        float *dx0 = test_rand_buf(nx, 1), *dw0 = test_rand_buf(nw, 1), *db0 = test_rand_buf(n, 1);
         float *zero = calloc(ny, sizeof(float));
         for (int bias = 0; bias <= 1; bias++) {
             snprintf(what, sizeof what, "linear m=%d k=%d n=%d bias=%d", m, k, n, bias);
@@ -263,8 +242,8 @@ static void test_layernorm(void) {
             size_t nx = (size_t)rows * dim;
             char what[96];
             snprintf(what, sizeof what, "layernorm rows=%d dim=%d affine=%d", rows, dim, aff);
-            float *x = rand_buf(nx, 3), *g = rand_buf(dim, 1), *b = rand_buf(dim, 1), *dy = rand_buf(nx, 1);
-            float *dx0 = rand_buf(nx, 1), *dg0 = rand_buf(dim, 1), *db0 = rand_buf(dim, 1);
+            float *x = test_rand_buf(nx, 3), *g = test_rand_buf(dim, 1), *b = test_rand_buf(dim, 1), *dy = test_rand_buf(nx, 1);
+            float *dx0 = test_rand_buf(nx, 1), *dg0 = test_rand_buf(dim, 1), *db0 = test_rand_buf(dim, 1);
             float *yr = malloc(nx * sizeof(float)), *mr = malloc(rows * sizeof(float)),
                   *sr = malloc(rows * sizeof(float));
             mc_train_layernorm_forward_ref(x, rows, dim, aff ? g : NULL, aff ? b : NULL, 1e-5f, yr, mr, sr);
@@ -303,7 +282,7 @@ static void test_act(void) {
             size_t n = lens[l];
             char what[64];
             snprintf(what, sizeof what, "act %d n=%zu", (int)acts[a], n);
-            float *x = rand_buf(n, 4), *dy = rand_buf(n, 1), *dx0 = rand_buf(n, 1), *zero = calloc(n, sizeof(float));
+            float *x = test_rand_buf(n, 4), *dy = test_rand_buf(n, 1), *dx0 = test_rand_buf(n, 1), *zero = calloc(n, sizeof(float));
             x[0] = 0.0f;
             float *yr = malloc(n * sizeof(float)), *dxr = copy_buf(dx0, n);
             mc_train_act_forward_ref(x, n, acts[a], yr);
@@ -337,7 +316,7 @@ static void test_attention(void) {
             size_t nq = (size_t)b * t * 3 * D, no = (size_t)b * t * D, np = (size_t)b * heads * t * t;
             char what[96];
             snprintf(what, sizeof what, "attention b=%d t=%d heads=%d hd=%d causal=%d", b, t, heads, hd, causal);
-            float *qkv = rand_buf(nq, 2), *dout = rand_buf(no, 1), *dq0 = rand_buf(nq, 1);
+            float *qkv = test_rand_buf(nq, 2), *dout = test_rand_buf(no, 1), *dq0 = test_rand_buf(nq, 1);
             float *zero = calloc(np > nq ? np : nq, sizeof(float));
             float *outr = malloc(no * sizeof(float)), *pr = malloc(np * sizeof(float)), *dqr = copy_buf(dq0, nq);
             mc_train_attention_forward_ref(qkv, b, t, heads, hd, causal, outr, pr);
@@ -360,6 +339,7 @@ static void test_attention(void) {
 }
 
 int main(void) {
+    test_seed(987654321u);
     static const char *sets[] = {"scalar", "avx2", "avx512"};
     for (size_t s = 0; s < sizeof sets / sizeof sets[0]; s++) {
         if (!mc_kernels_force(sets[s])) continue;
