@@ -24,7 +24,7 @@ static void usage(FILE *f) {
     fprintf(f, "mobileclip %s - MobileCLIP and MobileCLIP2 in C\n\n"
                "usage: mobileclip COMMAND [options] [arguments]\n\ncommands:\n", mc_version());
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-17s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n'mobileclip COMMAND --help' describes a command.\n");
 }
 
