@@ -106,8 +106,7 @@ static inline float hmax(vf v) {
 #define VMIN _mm256_min_ps
 #define VFNMA _mm256_fnmadd_ps
 #define VABS(x) _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x)
-#define VROUND(x) _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
-#define VEXP2I(n) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))
+#define VSHL23(v) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(v), 23))
 #define VCMP_LT(a, b) _mm256_cmp_ps(a, b, _CMP_LT_OQ)
 #define VCMP_GE(a, b) _mm256_cmp_ps(a, b, _CMP_GE_OQ)
 #define VCMP_UNORD(a) _mm256_cmp_ps(a, a, _CMP_UNORD_Q)

@@ -14,8 +14,10 @@ static inline VF v_exp(VF x) {
     const VF lo = VSET1(-87.33654f), hi = VSET1(88.37626f);
     VM nan = VCMP_UNORD(x);
     VM under = VCMP_LT(x, lo);
+    const VF magic = VSET1(12583039.0f);   /* as in v_exp_neg below */
     VF xc = VMIN(VMAX(x, lo), hi);
-    VF n = VROUND(VMUL(xc, VSET1(1.44269504088896341f)));
+    VF nm = VADD(VMUL(xc, VSET1(1.44269504088896341f)), magic);
+    VF n = VSUB(nm, magic);
     VF r = VFNMA(n, VSET1(0.693359375f), xc);
     r = VFNMA(n, VSET1(-2.12194440e-4f), r);
     VF r2 = VMUL(r, r), r4 = VMUL(r2, r2);
@@ -24,7 +26,7 @@ static inline VF v_exp(VF x) {
     VF p45 = VFMA(r, VSET1(1.0f / 120), VSET1(1.0f / 24));
     VF p67 = VFMA(r, VSET1(1.0f / 5040), VSET1(1.0f / 720));
     VF p = VFMA(VFMA(p67, r2, p45), r4, VFMA(p23, r2, p01));
-    VF y = VMUL(p, VEXP2I(n));
+    VF y = VMUL(p, VSHL23(nm));
     y = VSEL(under, y, VZERO());
     return VSEL(nan, y, VADD(x, x));
 }
@@ -32,8 +34,14 @@ static inline VF v_exp(VF x) {
 /* exp(x) for x <= 0 where NaN needs no care (the caller's result is NaN
  * anyway): below -87.34 gives ~1e-38 instead of 0. */
 static inline VF v_exp_neg(VF x) {
+    /* n = round(x log2 e) by adding M = 1.5 2^23 + 127 (one ulp at M is 1,
+     * so the sum is rounded to an integer); the low bits of the sum are then
+     * n + 127, and 2^n is a shift into the exponent field.  No float->int
+     * conversion or rounding instruction. */
+    const VF magic = VSET1(12583039.0f);
     VF xc = VMAX(x, VSET1(-87.33654f));
-    VF n = VROUND(VMUL(xc, VSET1(1.44269504088896341f)));
+    VF nm = VADD(VMUL(xc, VSET1(1.44269504088896341f)), magic);
+    VF n = VSUB(nm, magic);
     VF r = VFNMA(n, VSET1(0.693359375f), xc);
     r = VFNMA(n, VSET1(-2.12194440e-4f), r);
     VF r2 = VMUL(r, r), r4 = VMUL(r2, r2);
@@ -42,7 +50,7 @@ static inline VF v_exp_neg(VF x) {
     VF p45 = VFMA(r, VSET1(1.0f / 120), VSET1(1.0f / 24));
     VF p67 = VFMA(r, VSET1(1.0f / 5040), VSET1(1.0f / 720));
     VF p = VFMA(VFMA(p67, r2, p45), r4, VFMA(p23, r2, p01));
-    return VMUL(p, VEXP2I(n));
+    return VMUL(p, VSHL23(nm));
 }
 
 static inline VF v_sigmoid(VF x) {
