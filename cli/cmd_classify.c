@@ -190,11 +190,7 @@ int cmd_classify(int argc, char **argv) {
     mc_model_get_info(model, &info);
     const mc_tokenizer *tok = mc_model_tokenizer(model);
     if (!tok) { rc = cli_errorf("the model has no tokenizer (see --vocab)"); goto out; }
-    mc_context_params cp = mc_context_default_params();
-    cp.n_threads = threads;
-    cp.max_batch = batch > 32 ? batch : 32;
-    mc_error err;
-    if (mc_context_new(model, &cp, &ctx, &err)) { rc = cli_error(&err); goto out; }
+    if ((rc = cli_context_new(model, threads, batch > 32 ? batch : 32, &ctx))) goto out;
 
     int D = info.embed_dim;
     temb = malloc(prompts.n * (size_t)D * sizeof *temb);

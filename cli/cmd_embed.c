@@ -353,11 +353,7 @@ int cmd_embed_image(int argc, char **argv) {
     mc_model_get_info(model, &info);
     mc_preprocess_params pp = info.preprocess;
     if (cli_has(&a, "no-exif")) pp.apply_exif = 0;
-    mc_context_params cp = mc_context_default_params();
-    cp.n_threads = threads;
-    cp.max_batch = batch;
-    mc_error err;
-    if (mc_context_new(model, &cp, &ctx, &err)) { rc = cli_error(&err); goto out; }
+    if ((rc = cli_context_new(model, threads, batch, &ctx))) goto out;
     if (dthreads > n_cores()) dthreads = n_cores();
     rc = cli_embed_images(ctx, &info, &pp, &list, batch, dthreads, !cli_has(&a, "no-normalize"),
                           cli_has(&a, "strict"), !cli_has(&a, "quiet"), &emb, &rows, &n_rows);
@@ -467,11 +463,7 @@ int cmd_embed_text(int argc, char **argv) {
     mc_model_get_info(model, &info);
     const mc_tokenizer *tok = mc_model_tokenizer(model);
     if (!tok) { rc = cli_errorf("the model has no tokenizer (see --vocab)"); goto out; }
-    mc_context_params cp = mc_context_default_params();
-    cp.n_threads = threads;
-    cp.max_batch = batch;
-    mc_error err;
-    if (mc_context_new(model, &cp, &ctx, &err)) { rc = cli_error(&err); goto out; }
+    if ((rc = cli_context_new(model, threads, batch, &ctx))) goto out;
     emb = malloc(n * (size_t)info.embed_dim * sizeof *emb);
     if (!emb) { rc = cli_errorf("out of memory"); goto out; }
     if ((rc = cli_embed_texts(ctx, tok, info.context_length, info.embed_dim, (const char *const *)texts, n,

@@ -124,3 +124,12 @@ int cli_model_load(const cli_model_opts *o, mc_model **out, char *resolved_out, 
     if (name_out) *name_out = e ? e->name : NULL;
     return 0;
 }
+
+int cli_context_new(const mc_model *model, int threads, int max_batch, mc_context **out) {
+    mc_context_params cp = mc_context_default_params();
+    cp.n_threads = threads;
+    cp.max_batch = max_batch;
+    mc_error err;
+    if (mc_context_new(model, &cp, out, &err) != MC_OK) return cli_error(&err);
+    return 0;
+}

@@ -48,4 +48,8 @@ int cli_parse_weights(const char *s, int *out);
 int cli_model_load(const cli_model_opts *o, mc_model **out, char *resolved_out, size_t cap,
                    const char **name_out);
 
+/* A context for model with threads (0: all cores) and activations planned
+ * for max_batch; prints the error and returns nonzero on failure. */
+int cli_context_new(const mc_model *model, int threads, int max_batch, mc_context **out);
+
 #endif
