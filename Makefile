@@ -4,6 +4,7 @@
 #   make fuzz       bounded fuzzing of the file parsers (clang libFuzzer)
 #   make bench      the benchmark figures
 #   make bench-kernels  kernel GFLOP/s (ours vs scalar vs OpenBLAS with BLAS=openblas)
+#   make bench-peers    against ONNX Runtime and PyTorch on the same machine (REF=ml-mobileclip)
 # Switches: OPENMP=0|1 (default 1), BLAS=openblas (default none), CUDA=1, MPI=1, DEBUG=1.
 
 CC      ?= gcc
@@ -82,7 +83,8 @@ $(B)/san/libmobileclip.a: $(SAN_OBJ)
 $(B)/san/%: tests/%.c tests/test.h $(B)/san/libmobileclip.a | $(B)/san
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -Itests -o $@ $< $(B)/san/libmobileclip.a $(LIBS)
 
-tests: $(TESTS) $(SAN_TESTS) $(B)/mobileclip
+# The benchmark programs are built with the tests so that they keep compiling.
+tests: $(TESTS) $(SAN_TESTS) $(B)/mobileclip $(B)/bench_kernels $(B)/peer_ours
 
 test: tests
 	@bash tests/run_tests.sh $(TESTS) -- $(SAN_TESTS)
@@ -106,6 +108,13 @@ $(B)/bench_kernels: bench/bench_kernels.c $(B)/libmobileclip.a
 bench-kernels: $(B)/bench_kernels
 	$(B)/bench_kernels $(BENCH_THREADS)
 
+# Same machine, same run: us against ONNX Runtime and PyTorch on the reference's own model
+# (bench/reference/README.md; REF=checkout of apple/ml-mobileclip).
+$(B)/peer_ours: bench/reference/peer_ours.c $(B)/libmobileclip.a
+	$(CC) $(CFLAGS) -o $@ $< $(B)/libmobileclip.a $(LIBS)
+bench-peers: $(B)/peer_ours
+	@bash bench/reference/compare.sh
+
 install: all
 	install -d $(PREFIX)/bin $(PREFIX)/lib $(PREFIX)/include $(SHAREDIR)
 	install -m 755 $(B)/mobileclip $(PREFIX)/bin/
@@ -115,5 +124,5 @@ install: all
 clean:
 	rm -rf $(B)
 
-.PHONY: all test tests fuzz bench bench-kernels install clean
+.PHONY: all test tests fuzz bench bench-kernels bench-peers install clean
 .SECONDARY:
