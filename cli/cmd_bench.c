@@ -12,6 +12,7 @@
 #include "kernels.h"
 #include "synth.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,8 @@ static const cli_opt bench_opts[] = {
     {"runs", 'r', 1, 0, "N       timed runs per measurement (default 5)"},
     {"warmup", 'w', 1, 0, "N       untimed runs first (default 1)"},
     {"budget", 0, 1, 0, "S       stop a measurement's timed runs after S seconds (at least one run; default none)"},
+    {"contexts", 0, 1, 0, "K       K contexts encode at once, each on its own batch with --threads threads:\n"
+                          "                 throughput of a many-core machine (ms per item over all; default 1)"},
     {"seed", 0, 1, 0, "N       seed of the random weights and inputs (default 1)"},
     CLI_WEIGHTS_OPT,
     {"gemm-size", 0, 1, 0, "N       side of the square SGEMM for the peak (default 1024)"},
@@ -124,7 +127,105 @@ typedef struct bench_cfg {
     uint64_t seed;
     double peak[16];   /* best SGEMM GFLOP/s per thread count so far */
     int gemm_n;
+    int contexts;      /* contexts encoding concurrently (each with threads[ti] threads) */
 } bench_cfg;
+
+/* K contexts, each on its own application thread, run the same batch between
+ * two barriers per run: the time of a run is from the first barrier to the
+ * last context finishing. */
+typedef struct bench_par {
+    const mc_model *m;
+    int image, n, runs, warmup, threads, k;
+    const float *pix;
+    const int32_t *tok;
+    size_t out_per_ctx;
+    float *out;
+    double *times;            /* [warmup + runs], written by context 0 */
+    pthread_barrier_t bar;
+    pthread_mutex_t lock;     /* start gate: opened once every thread exists */
+    pthread_cond_t open_cv;
+    int open, abort;
+    mc_status st[64];
+    char err[64][sizeof(((mc_error *)0)->message)];
+} bench_par;
+
+typedef struct bench_arg {
+    bench_par *p;
+    int id;
+} bench_arg;
+
+static void *bench_worker(void *arg) {
+    bench_arg *ba = arg;
+    bench_par *p = ba->p;
+    int id = ba->id;
+    pthread_mutex_lock(&p->lock);
+    while (!p->open) pthread_cond_wait(&p->open_cv, &p->lock);
+    int stop = p->abort;
+    pthread_mutex_unlock(&p->lock);
+    if (stop) return NULL;
+    mc_context_params cp = mc_context_default_params();
+    cp.n_threads = p->threads;
+    cp.max_batch = p->n;
+    mc_context *ctx = NULL;
+    mc_error err;
+    p->st[id] = mc_context_new(p->m, &cp, &ctx, &err);
+    if (p->st[id] != MC_OK) snprintf(p->err[id], sizeof p->err[id], "%s", err.message);
+    float *out = p->out + (size_t)id * p->out_per_ctx;
+    for (int r = 0; r < p->warmup + p->runs; r++) {
+        pthread_barrier_wait(&p->bar);
+        double t0 = now_s();
+        if (ctx && p->st[id] == MC_OK) {
+            p->st[id] = p->image ? mc_encode_image(ctx, p->pix, p->n, 1, out) : mc_encode_text(ctx, p->tok, p->n, 1, out);
+            if (p->st[id] != MC_OK) snprintf(p->err[id], sizeof p->err[id], "%s", mc_context_last_error(ctx)->message);
+        }
+        pthread_barrier_wait(&p->bar);
+        if (id == 0) p->times[r] = now_s() - t0;
+    }
+    mc_context_free(ctx);
+    return NULL;
+}
+
+/* Runs K contexts concurrently; fills times[0..runs) (sorted by the caller). */
+static int bench_concurrent(const mc_model *m, int image, int n, int threads, int k, const float *pix,
+                            const int32_t *tok, size_t out_per_item, bench_cfg *bc, double *times) {
+    bench_par *p = calloc(1, sizeof *p);
+    double *all = calloc((size_t)(bc->warmup + bc->runs), sizeof *all);
+    pthread_t th[64];
+    bench_arg args[64];
+    if (!p || !all) { free(p); free(all); return cli_errorf("bench: out of memory"); }
+    p->m = m, p->image = image, p->n = n, p->runs = bc->runs, p->warmup = bc->warmup, p->threads = threads, p->k = k;
+    p->pix = pix, p->tok = tok, p->out_per_ctx = out_per_item * (size_t)n, p->times = all;
+    p->out = malloc(sizeof(float) * p->out_per_ctx * (size_t)k);
+    if (!p->out || pthread_barrier_init(&p->bar, NULL, (unsigned)k)) {
+        free(p->out); free(p); free(all);
+        return cli_errorf("bench: cannot set up %d contexts", k);
+    }
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->open_cv, NULL);
+    int started = 0;
+    for (int i = 0; i < k; i++) {
+        args[i].p = p, args[i].id = i;
+        if (pthread_create(&th[i], NULL, bench_worker, &args[i])) break;
+        started++;
+    }
+    int rc = 0;
+    /* the barrier counts k parties: with fewer threads, the started ones leave at the gate */
+    pthread_mutex_lock(&p->lock);
+    p->open = 1;
+    p->abort = started < k;
+    pthread_cond_broadcast(&p->open_cv);
+    pthread_mutex_unlock(&p->lock);
+    if (started < k) rc = cli_errorf("bench: cannot start %d threads", k);
+    for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < k && !rc; i++)
+        if (p->st[i] != MC_OK) rc = cli_errorf("bench: context %d: %s", i, p->err[i]);
+    if (!rc) memcpy(times, all + bc->warmup, sizeof(double) * (size_t)bc->runs);
+    pthread_barrier_destroy(&p->bar);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->open_cv);
+    free(p->out); free(p); free(all);
+    return rc;
+}
 
 /* Times one tower at each batch size and thread count; returns nonzero on error. */
 static int bench_tower(const mc_model *m, int image, double macs, bench_cfg *bc) {
@@ -155,17 +256,25 @@ static int bench_tower(const mc_model *m, int image, double macs, bench_cfg *bc)
         for (int bi = 0; bi < bc->nb && !rc; bi++) {
             int n = bc->batches[bi];
             /* the machine is shared: re-measure the peak next to each measurement, keep the best */
-            mc_kernels_set_threads(bc->threads[ti]);
+            mc_kernels_set_threads(bc->threads[ti] * bc->contexts);
             double pk = sgemm_peak(bc->gemm_n);
             if (pk > bc->peak[ti]) bc->peak[ti] = pk;
+            int done = 0;
+            double spent = 0;
+            if (bc->contexts > 1) {
+                rc = bench_concurrent(m, image, n, bc->threads[ti], bc->contexts, pix, tok, (size_t)info.embed_dim, bc,
+                                      times);
+                if (rc) break;
+                done = bc->runs;
+                n *= bc->contexts;   /* items per run, over all contexts */
+                goto report;
+            }
             mc_context_params cp = mc_context_default_params();
             cp.n_threads = bc->threads[ti];
             cp.max_batch = n;
             mc_context *ctx = NULL;
             mc_error err;
             if (mc_context_new(m, &cp, &ctx, &err) != MC_OK) { rc = cli_error(&err); break; }
-            int done = 0;
-            double spent = 0;
             for (int r = -bc->warmup; r < bc->runs; r++) {
                 double t0 = now_s();
                 mc_status st = image ? mc_encode_image(ctx, pix, n, 1, out) : mc_encode_text(ctx, tok, n, 1, out);
@@ -178,13 +287,16 @@ static int bench_tower(const mc_model *m, int image, double macs, bench_cfg *bc)
             }
             mc_context_free(ctx);
             if (rc) break;
+        report:
             qsort(times, done, sizeof *times, cmp_double);
             double tmin = times[0];
             double tmed = done % 2 ? times[done / 2] : 0.5 * (times[done / 2 - 1] + times[done / 2]);
             double gflops = 2.0 * macs * n / tmin / 1e9;
-            printf("bench model=%s tower=%s batch=%d threads=%d ms_min=%.2f ms_median=%.2f gflops=%.2f peak_ratio=%.3f\n",
-                   bc->label, image ? "image" : "text", n, bc->threads[ti], tmin * 1e3 / n, tmed * 1e3 / n, gflops,
-                   bc->peak[ti] > 0 ? gflops / bc->peak[ti] : 0.0);
+            char ctxs[32] = "";
+            if (bc->contexts > 1) snprintf(ctxs, sizeof ctxs, " contexts=%d", bc->contexts);
+            printf("bench model=%s tower=%s batch=%d threads=%d%s ms_min=%.2f ms_median=%.2f gflops=%.2f peak_ratio=%.3f\n",
+                   bc->label, image ? "image" : "text", bc->batches[bi], bc->threads[ti], ctxs, tmin * 1e3 / n,
+                   tmed * 1e3 / n, gflops, bc->peak[ti] > 0 ? gflops / bc->peak[ti] : 0.0);
             fflush(stdout);
         }
     }
@@ -199,7 +311,7 @@ int cmd_bench(int argc, char **argv) {
     if (help) {
         cli_print_help(stdout,
                        "mobileclip bench (-m PATH | --model NAME) [--tower image|text|both] [--batch N[,N]]\n"
-                       "                 [--threads N[,N]] [--runs N] [--warmup N] [--budget S] [--weights T]",
+                       "                 [--threads N[,N]] [--contexts K] [--runs N] [--warmup N] [--budget S] [--weights T]",
                        "Times the encoders (no preprocessing, no tokenizing) on random inputs.  With\n"
                        "--model the architecture is built in memory with seeded random weights, so no\n"
                        "download is needed; the same loader and kernels run as for a real checkpoint.\n"
@@ -209,7 +321,10 @@ int cmd_bench(int argc, char **argv) {
                        "(ms per item; GFLOP/s = 2 x multiply-accumulates of the folded network, attention\n"
                        "products included, over the best run; peak_ratio against the best SGEMM rate at\n"
                        "that thread count, re-measured before each line), then the peak resident memory\n"
-                       "(bench model=M peak_rss_mb=..) and the best SGEMM rates (machine sgemm_n=..).",
+                       "(bench model=M peak_rss_mb=..) and the best SGEMM rates (machine sgemm_n=..).\n"
+                       "With --contexts K > 1, K contexts (sharing the one model) each encode their own\n"
+                       "batch at once, on --threads threads each; lines then carry contexts=K, ms per item\n"
+                       "is over all K batches, and peak_ratio is against SGEMM on K x threads threads.",
                        bench_opts, N_BENCH_OPTS);
         cli_args_free(&a);
         return 0;
@@ -226,6 +341,7 @@ int cmd_bench(int argc, char **argv) {
     bc.runs = 5;
     bc.warmup = 1;
     bc.seed = 1;
+    bc.contexts = 1;
     int gemm_n = 1024, v;
     bc.gemm_n = gemm_n;
     bc.nb = parse_list(cli_get(&a, "batch") ? cli_get(&a, "batch") : "1", bc.batches, 16);
@@ -238,10 +354,11 @@ int cmd_bench(int argc, char **argv) {
         bc.budget = strtod(cli_get(&a, "budget"), &end);
         bad |= *end != 0 || bc.budget < 0;
     }
+    if (cli_get(&a, "contexts")) bad |= cli_parse_int(cli_get(&a, "contexts"), &bc.contexts) || bc.contexts < 1 || bc.contexts > 64;
     if (cli_get(&a, "seed")) { bad |= cli_parse_int(cli_get(&a, "seed"), &v) || v < 0; bc.seed = (uint64_t)v; }
     if (cli_get(&a, "gemm-size")) bad |= cli_parse_int(cli_get(&a, "gemm-size"), &gemm_n) || gemm_n < 16 || gemm_n > 8192;
     bc.gemm_n = gemm_n;
-    if (bad) { cli_args_free(&a); return cli_errorf("bench: bad --batch, --threads, --runs, --warmup, --seed or --gemm-size"); }
+    if (bad) { cli_args_free(&a); return cli_errorf("bench: bad --batch, --threads, --contexts (1..64), --runs, --warmup, --seed or --gemm-size"); }
 
     /* machine line, with the SGEMM peak at each thread count */
     char cpu[256];
@@ -249,9 +366,9 @@ int cmd_bench(int argc, char **argv) {
     printf("machine cpu=\"%s\" cores=%ld kernels=%s sgemm_n=%d", cpu, sysconf(_SC_NPROCESSORS_ONLN), mc_kernels_name(),
            gemm_n);
     for (int i = 0; i < bc.nt; i++) {
-        mc_kernels_set_threads(bc.threads[i]);
+        mc_kernels_set_threads(bc.threads[i] * bc.contexts);
         bc.peak[i] = sgemm_peak(gemm_n);
-        printf(" sgemm_gflops_t%d=%.2f", bc.threads[i], bc.peak[i]);
+        printf(" sgemm_gflops_t%d=%.2f", bc.threads[i] * bc.contexts, bc.peak[i]);
     }
     printf("\n");
     fflush(stdout);
@@ -310,7 +427,7 @@ int cmd_bench(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &ru);
     printf("bench model=%s peak_rss_mb=%.0f\n", bc.label, ru.ru_maxrss / 1024.0);
     printf("machine sgemm_n=%d", gemm_n);
-    for (int i = 0; i < bc.nt; i++) printf(" sgemm_best_gflops_t%d=%.2f", bc.threads[i], bc.peak[i]);
+    for (int i = 0; i < bc.nt; i++) printf(" sgemm_best_gflops_t%d=%.2f", bc.threads[i] * bc.contexts, bc.peak[i]);
     printf("\n");
     mc_model_free(m);
     cli_args_free(&a);

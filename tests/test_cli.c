@@ -239,6 +239,42 @@ static void test_embed(mc_checkpoint *ex) {
     }
 }
 
+/* bench on a fixture model: one well-formed line per (tower, thread count,
+ * batch), with and without concurrent contexts. */
+static int bench_lines(const char *text, int contexts) {
+    int n = 0;
+    for (const char *l = strstr(text, "bench model="); l; l = strstr(l + 1, "bench model=")) {
+        if (strstr(l, "peak_rss_mb=") && strstr(l, "peak_rss_mb=") < strchr(l, '\n')) continue;
+        char tower[16];
+        int batch = 0, threads = 0, k = 1;
+        double ms_min = -1, ms_med = -1, gf = -1, pr = -1;
+        const char *t = strstr(l, " tower=");
+        int ok = t && sscanf(t, " tower=%15s batch=%d threads=%d", tower, &batch, &threads) == 3;
+        const char *c = strstr(l, " contexts=");
+        if (c && c < strchr(l, '\n')) ok &= sscanf(c, " contexts=%d", &k) == 1;
+        const char *m = strstr(l, " ms_min=");
+        ok &= m && sscanf(m, " ms_min=%lf ms_median=%lf gflops=%lf peak_ratio=%lf", &ms_min, &ms_med, &gf, &pr) == 4;
+        CHECK(ok && k == contexts && ms_min > 0 && ms_med >= ms_min && gf > 0 && pr > 0, "bad bench line: %.200s", l);
+        n++;
+    }
+    return n;
+}
+
+static void test_bench(void) {
+    int rc = run("bench -m %s --tower both --batch 1,2 --threads 1,2 --runs 2 --warmup 0 --gemm-size 64",
+                 fixture(S0));
+    CHECK(rc == 0, "bench failed: %s", err_text);
+    CHECK(strstr(out_text, "machine cpu=") && strstr(out_text, "sgemm_gflops_t2="), "no machine line: %s", out_text);
+    CHECK(bench_lines(out_text, 1) == 8, "expected 8 bench lines: %s", out_text);
+    rc = run("bench -m %s --tower image --batch 2 --threads 1 --contexts 3 --runs 2 --warmup 1 --gemm-size 64",
+             fixture(S0));
+    CHECK(rc == 0, "bench --contexts failed: %s", err_text);
+    CHECK(strstr(out_text, "sgemm_gflops_t3="), "peak not on 3 threads: %s", out_text);
+    CHECK(bench_lines(out_text, 3) == 1, "expected 1 bench line with contexts=3: %s", out_text);
+    rc = run("bench -m %s --contexts 0", fixture(S0));
+    CHECK(rc != 0 && strstr(err_text, "--contexts"), "bench --contexts 0 accepted: %d %s", rc, err_text);
+}
+
 static void test_classify(mc_checkpoint *ex) {
     const mc_tensor_info *ie = expect(ex, "image_embeddings"), *te = expect(ex, "text_embeddings"),
                          *ls = expect(ex, "logit_scale");
@@ -385,6 +421,7 @@ int main(void) {
           fixture(S0 "/expected.safetensors"));
     test_help_and_errors();
     test_list();
+    test_bench();
     if (ex) {
         test_embed(ex);
         test_classify(ex);
