@@ -8,6 +8,8 @@
  * loop, measured in the same run); also a few non-GEMM kernels.
  * Usage: bench_kernels [threads...]   (default: 1 and all cores); the thread
  * count is capped for small problems exactly as mc_gemm caps it.
+ * `bench_kernels dw [threads...]` (default 1 thread): only the depthwise convs
+ * of one MobileCLIP-S0 image forward and its stem conv.
  */
 #include "gemm.h"
 #include "kernels.h"
@@ -225,7 +227,50 @@ static void bench_misc(const char *label, int kind, int a, int b, int c, int d, 
     free(m.x), free(m.y), free(m.s), free(m.g);
 }
 
+/* `bench_kernels dw [threads]`: the depthwise convs of one MobileCLIP-S0
+ * image forward (256x256) and its dense stem conv, each with its count per
+ * forward, and the count-weighted total. */
+static void bench_s0_depthwise(int nt) {
+    static const struct { const char *label; int c, mult, k, s, hw, act, count; } sh[] = {
+        {"stem_dw3_s2_gelu", 64, 1, 3, 2, 128, 1, 1},
+        {"s1_dw3", 64, 1, 3, 1, 64, 0, 2},        {"s1_dw7", 64, 1, 7, 1, 64, 0, 2},
+        {"pe1_dw7_s2_x2_gelu", 64, 2, 7, 2, 64, 1, 1},
+        {"s2_dw3", 128, 1, 3, 1, 32, 0, 6},       {"s2_dw7", 128, 1, 7, 1, 32, 0, 6},
+        {"pe2_dw7_s2_x2", 128, 2, 7, 2, 32, 0, 1},
+        {"s3_dw3", 256, 1, 3, 1, 16, 0, 10},      {"s3_dw7", 256, 1, 7, 1, 16, 0, 10},
+        {"pe3_dw7_s2_x2", 256, 2, 7, 2, 16, 0, 1},
+        {"s4_dw7", 512, 1, 7, 1, 8, 0, 3},        {"final_dw3_x2", 512, 2, 3, 1, 8, 0, 1},
+    };
+    double total = 0;
+    for (size_t i = 0; i < sizeof sh / sizeof sh[0]; i++) {
+        int c = sh[i].c, k = sh[i].k;
+        mc_conv2d_desc d = {c, c * sh[i].mult, k, k, sh[i].s, sh[i].s, k / 2, k / 2, c};
+        conv_ctx cc = {d, sh[i].hw, sh[i].hw, NULL, NULL, NULL, NULL, sh[i].act ? MC_ACT_GELU : MC_ACT_NONE};
+        int o = mc_conv_out(sh[i].hw, k, sh[i].s, k / 2);
+        cc.x = buf((size_t)c * sh[i].hw * sh[i].hw), cc.wt = buf((size_t)d.cout * k * k);
+        cc.b = buf(d.cout), cc.y = buf((size_t)d.cout * o * o);
+        mc_kernels_set_threads(nt);
+        double t = time_min(run_conv, &cc);
+        cc.act = MC_ACT_NONE;
+        double tn = sh[i].act ? time_min(run_conv, &cc) : t;
+        total += sh[i].count * tn;
+        printf("dw  %-20s c=%-4d cout=%-4d k=%d s=%d in=%dx%d x%-2d threads=%d time=%.4f ms no_act=%.4f ms\n",
+               sh[i].label, c, d.cout, k, sh[i].s, sh[i].hw, sh[i].hw, sh[i].count, nt, t * 1e3, tn * 1e3);
+        free(cc.x), free(cc.wt), free(cc.b), free(cc.y);
+    }
+    printf("dw  total_per_forward (no act) threads=%d %.3f ms\n", nt, total * 1e3);
+    mc_conv2d_desc stem = {3, 64, 3, 3, 2, 2, 1, 1, 1};
+    bench_conv("stem_3x3_s2_im2col", stem, 256, 256, MC_ACT_GELU, nt);
+    bench_conv("stem_3x3_s2_im2col", stem, 256, 256, MC_ACT_NONE, nt);
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "dw")) {
+        g_best = *mc_kset_get();
+        g_peak = 1;
+        for (int i = 2; i < argc || i == 2; i++) bench_s0_depthwise(i < argc ? atoi(argv[i]) : 1);
+        return 0;
+    }
     int ncores = 1;
 #ifdef _OPENMP
     ncores = omp_get_max_threads();

@@ -390,12 +390,7 @@ static void epi_portable(float *c, size_t ldc, int mr, int nr, const float *brow
     }
 }
 
-size_t mc_dw_scratch_floats(const mc_conv2d_desc *d, int h, int w) {
-    int ow = mc_conv_out(w, d->kw, d->sw, d->pw);
-    size_t rows = (size_t)h + 2 * d->ph + d->sh + 1;
-    size_t wq = (size_t)((ow + 31) & ~31) + (size_t)(d->kw - 1) / d->sw + 16;
-    return (size_t)d->sw * rows * wq + 64;
-}
+size_t mc_dw_scratch_floats(const mc_conv2d_desc *d, int h, int w) { return mc_dw_geometry(d, h, w).total; }
 
 static void dw_portable(const float *x, int h, int w, const float *k, const mc_conv2d_desc *d,
                         float bias, mc_act act, float *y, float *scratch) {

@@ -135,7 +135,34 @@ void mc_cvt_ref(mc_wtype t, const void *src, int n, float scale, float *dst);
 int mc_gemm_blas(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
                  const float *b, int ldb, float beta, float *c, int ldc);
 
-/* Floats of scratch a depthwise plane needs (padded, phase-split input). */
+/* Scratch layout of one depthwise plane (AVX2 kernel): a table of prow input
+ * row pointers (padded rows, 2 floats each), a zero row of zlen floats (the
+ * padding rows point there when the static one is too short), then h rows of
+ * rowlen floats: the column-phase split rows (sw > 1, sw phases of wq
+ * floats), or for sw == 1 the zero-padded copy of a narrow plane (whole) or
+ * of one border block's columns (8 outputs wide); then 8 floats of slack and
+ * a padded input row (sw > 1, sw wq + 8 floats). */
+typedef struct mc_dw_geom {
+    int oh, ow, prow, whole;
+    size_t wq, rowlen, zlen, table, total;
+} mc_dw_geom;
+
+static inline mc_dw_geom mc_dw_geometry(const mc_conv2d_desc *d, int h, int w) {
+    mc_dw_geom g;
+    g.oh = mc_conv_out(h, d->kh, d->sh, d->ph), g.ow = mc_conv_out(w, d->kw, d->sw, d->pw);
+    g.prow = (g.oh > 0 ? (g.oh - 1) * d->sh : 0) + d->kh;
+    int owr = g.ow > 8 ? g.ow : 8;
+    g.whole = d->sw == 1 && w <= 32;
+    g.wq = (size_t)((owr + (d->kw - 1) / d->sw + 7) & ~7);
+    g.rowlen = d->sw > 1 ? (size_t)d->sw * g.wq
+               : (size_t)(((g.whole ? owr : 8) + d->kw - 1 + 7) & ~7);
+    g.zlen = (((size_t)(w > (int)g.rowlen ? w : (int)g.rowlen) + d->kw + 8) + 15) & ~(size_t)15;
+    g.table = ((size_t)g.prow * 2 + 15) & ~(size_t)15;
+    g.total = g.table + g.zlen + (size_t)h * g.rowlen + 8 + (d->sw > 1 ? g.rowlen + 16 : 0) + 64;
+    return g;
+}
+
+/* Floats of scratch a depthwise plane needs (mc_dw_geometry). */
 size_t mc_dw_scratch_floats(const mc_conv2d_desc *d, int h, int w);
 
 #endif /* MC_GEMM_H */

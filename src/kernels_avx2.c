@@ -2,7 +2,8 @@
  * kernels_avx2.c - the AVX2 + FMA kernel set: the 6 x 16 SGEMM micro-kernel
  * (gemm_ukr.h), the A / transposed-B panel packer, the vector math, bias +
  * activation epilogue and few-row dot products (kernels_vec.h at 8 lanes),
- * depthwise convolution on padded phase-split planes, softmax and LayerNorm,
+ * depthwise convolution (register-blocked, input read in place or from
+ * zero-padded / phase-split copies where needed), softmax and LayerNorm,
  * and the bf16 / f16 / int8 weight conversions.
  * Compiled with -mavx2 -mfma -mf16c; used only when mc_cpu_level() says so.  The
  * AVX-512 set replaces the micro-kernel and the kernels_vec.h parts and
@@ -121,124 +122,249 @@ static inline float hmax(vf v) {
 #include "kernels_vec.h"
 
 /* ---- depthwise convolution of one plane ----
- * The input is copied once into sw zero-padded planes split by column phase:
- * plane s, row r, column j holds padded input (r, j * sw + s).  Output column
- * ox, tap kx then reads plane kx % sw at column ox + kx / sw: contiguous for
- * every stride, with no bounds tests in the inner loop. */
-/* Two output rows x nv vectors (nv = 1, 2, 4): input rows oy*sh + rr,
- * rr < kh + sh, feed output row 0 through tap row rr and output row 1 through
- * tap row rr - sh, so each input vector is loaded once for both rows. */
-static inline __attribute__((always_inline)) void dw_rows2(const float *base, const size_t *toff,
-                                                          const float *k, int kh, int kw, int sh,
-                                                          size_t wq, int nv, vf vb, float *y0,
-                                                          float *y1, int left) {
-    vf a0[4], a1[4];
-#pragma GCC unroll 4
-    for (int v = 0; v < nv; v++) a0[v] = vb, a1[v] = vb;
-    for (int rr = 0; rr < kh + sh; rr++) {
-        const float *rowp = base + (size_t)rr * wq;
-        int ky0 = rr, ky1 = rr - sh;
-        const float *k0 = k + ky0 * kw, *k1 = k + ky1 * kw;
-        if (ky0 < kh && ky1 >= 0) {
-            for (int kx = 0; kx < kw; kx++) {
-                const float *src = rowp + toff[kx];
-                vf w0 = _mm256_broadcast_ss(k0 + kx), w1 = _mm256_broadcast_ss(k1 + kx);
-#pragma GCC unroll 4
-                for (int v = 0; v < nv; v++) {
-                    vf in = _mm256_loadu_ps(src + 8 * v);
-                    a0[v] = _mm256_fmadd_ps(w0, in, a0[v]);
-                    a1[v] = _mm256_fmadd_ps(w1, in, a1[v]);
-                }
-            }
-        } else if (ky0 < kh) {
-            for (int kx = 0; kx < kw; kx++) {
-                const float *src = rowp + toff[kx];
-                vf w0 = _mm256_broadcast_ss(k0 + kx);
-#pragma GCC unroll 4
-                for (int v = 0; v < nv; v++) a0[v] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(src + 8 * v), a0[v]);
-            }
-        } else if (ky1 >= 0 && y1) {
-            for (int kx = 0; kx < kw; kx++) {
-                const float *src = rowp + toff[kx];
-                vf w1 = _mm256_broadcast_ss(k1 + kx);
-#pragma GCC unroll 4
-                for (int v = 0; v < nv; v++) a1[v] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(src + 8 * v), a1[v]);
+ * Output is computed in blocks of R rows x 8 columns (one vector per row,
+ * R independent accumulator chains).  Tap column kx is the outer loop: the
+ * kh weights of that column sit in registers and every input row vector the
+ * block needs is loaded once and added into each output row it reaches
+ * (tap row = input row - output row * sh).  The bias is the accumulators'
+ * start value.  Input rows come through a table of padded-row pointers, the
+ * padding rows pointing at one zero row, so no vertical padding is stored.
+ * Columns: stride 1 reads the input plane in place wherever the block's taps
+ * stay inside the row, and a small zero-padded copy of the block's columns
+ * (a tile, 8 + kw - 1 wide) at the borders; larger strides split each input
+ * row once into sw zero-padded column phases (phase s, column j holds padded
+ * column j sw + s), so tap kx reads phase kx % sw at column ox + kx / sw,
+ * contiguous.  Row and column blocks past the first overlap the previous
+ * one where the plane is not a multiple of the block (the same values are
+ * stored twice); the activation runs once over the finished plane. */
+
+/* Accumulate an R-row block: input row rr of the block (padded row
+ * oy0 sh + rr) is at rp[rr], tap column kx at offset o + toff[kx]. */
+static inline __attribute__((always_inline)) void dw_blk(const float *const *rp, ptrdiff_t o,
+                                                        const ptrdiff_t *toff, const float *k, int kh,
+                                                        int kw, int sh, int R, vf vb, float *y,
+                                                        size_t ys) {
+    vf acc[8], wk[8];
+#pragma GCC unroll 8
+    for (int j = 0; j < R; j++) acc[j] = vb;
+    for (int kx = 0; kx < kw; kx++) {
+#pragma GCC unroll 8
+        for (int ky = 0; ky < kh; ky++) wk[ky] = _mm256_broadcast_ss(k + ky * kw + kx);
+        const ptrdiff_t off = o + toff[kx];
+#pragma GCC unroll 32
+        for (int rr = 0; rr < (R - 1) * sh + kh; rr++) {
+            vf v = _mm256_loadu_ps(rp[rr] + off);
+#pragma GCC unroll 8
+            for (int j = 0; j < R; j++) {
+                int ky = rr - j * sh;
+                if (ky >= 0 && ky < kh) acc[j] = _mm256_fmadd_ps(wk[ky], v, acc[j]);
             }
         }
     }
-#pragma GCC unroll 4
-    for (int v = 0; v < nv; v++) {
-        int rem = left - 8 * v;
-        if (rem >= 8) {
-            _mm256_storeu_ps(y0 + 8 * v, a0[v]);
-            if (y1) _mm256_storeu_ps(y1 + 8 * v, a1[v]);
-        } else if (rem > 0) {
-            __m256i m = tail_mask(rem);
-            _mm256_maskstore_ps(y0 + 8 * v, m, a0[v]);
-            if (y1) _mm256_maskstore_ps(y1 + 8 * v, m, a1[v]);
-        }
-    }
+#pragma GCC unroll 8
+    for (int j = 0; j < R; j++) _mm256_storeu_ps(y + (size_t)j * ys, acc[j]);
 }
+
+/* Any kernel height and row stride: weights broadcast per tap. */
+static inline __attribute__((always_inline)) void dw_blk_any(const float *const *rp, ptrdiff_t o,
+                                                            const ptrdiff_t *toff, const float *k, int kh,
+                                                            int kw, int sh, int R, vf vb, float *y,
+                                                            size_t ys) {
+    vf acc[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < R; j++) acc[j] = vb;
+    for (int kx = 0; kx < kw; kx++) {
+        const ptrdiff_t off = o + toff[kx];
+        for (int ky = 0; ky < kh; ky++) {
+            vf w = _mm256_broadcast_ss(k + ky * kw + kx);
+#pragma GCC unroll 4
+            for (int j = 0; j < R; j++) acc[j] = _mm256_fmadd_ps(w, _mm256_loadu_ps(rp[j * sh + ky] + off), acc[j]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int j = 0; j < R; j++) _mm256_storeu_ps(y + (size_t)j * ys, acc[j]);
+}
+
+/* The bias is passed as a float: a function with a vector argument returns
+ * without vzeroupper, and the legacy-SSE callers then pay for the dirty
+ * upper register halves (measured: ~0.1 us per call). */
+typedef void (*dw_blk_fn)(const float *const *rp, ptrdiff_t o, const ptrdiff_t *toff, const float *k,
+                          int kh, int kw, int sh, float bias, float *y, size_t ys);
+
+#define DW_BLK(KH, SH, R)                                                                                   \
+    static void dw_blk_##KH##_##SH##_##R(const float *const *rp, ptrdiff_t o, const ptrdiff_t *toff,     \
+                                         const float *k, int kh, int kw, int sh, float bias, float *y,   \
+                                         size_t ys) {                                                     \
+        (void)kh, (void)sh;                                                                               \
+        dw_blk(rp, o, toff, k, KH, kw, SH, R, _mm256_set1_ps(bias), y, ys);                               \
+    }
+DW_BLK(3, 1, 8) DW_BLK(3, 1, 4) DW_BLK(3, 1, 1)
+DW_BLK(3, 2, 8) DW_BLK(3, 2, 4) DW_BLK(3, 2, 1)
+DW_BLK(7, 1, 8) DW_BLK(7, 1, 4) DW_BLK(7, 1, 1)
+DW_BLK(7, 2, 8) DW_BLK(7, 2, 4) DW_BLK(7, 2, 1)
+#undef DW_BLK
+
+static void dw_blk_any_4(const float *const *rp, ptrdiff_t o, const ptrdiff_t *toff, const float *k, int kh,
+                         int kw, int sh, float bias, float *y, size_t ys) {
+    dw_blk_any(rp, o, toff, k, kh, kw, sh, 4, _mm256_set1_ps(bias), y, ys);
+}
+static void dw_blk_any_1(const float *const *rp, ptrdiff_t o, const ptrdiff_t *toff, const float *k, int kh,
+                         int kw, int sh, float bias, float *y, size_t ys) {
+    dw_blk_any(rp, o, toff, k, kh, kw, sh, 1, _mm256_set1_ps(bias), y, ys);
+}
+
+/* The block routine for (kh, sh) and its row count (8, 4 or 1, at most oh). */
+static dw_blk_fn dw_pick(int kh, int sh, int oh, int *rows) {
+    static const dw_blk_fn tab[2][2][3] = {
+        {{dw_blk_3_1_8, dw_blk_3_1_4, dw_blk_3_1_1}, {dw_blk_3_2_8, dw_blk_3_2_4, dw_blk_3_2_1}},
+        {{dw_blk_7_1_8, dw_blk_7_1_4, dw_blk_7_1_1}, {dw_blk_7_2_8, dw_blk_7_2_4, dw_blk_7_2_1}}};
+    int ri = oh >= 8 ? 0 : oh >= 4 ? 1 : 2;
+    if ((kh == 3 || kh == 7) && (sh == 1 || sh == 2)) {
+        *rows = ri == 0 ? 8 : ri == 1 ? 4 : 1;
+        return tab[kh == 7][sh == 2][ri];
+    }
+    *rows = oh >= 4 ? 4 : 1;
+    return oh >= 4 ? dw_blk_any_4 : dw_blk_any_1;
+}
+
+/* dst[t] = src[c0 + t] where 0 <= c0 + t < w, else 0, for t < n (n a
+ * multiple of 8), by whole-vector stores that may run up to 7 floats past
+ * dst + n (the next row, built after this one, or the buffer's slack). */
+static inline void dw_pad_row(float *dst, size_t n, const float *src, int w, int c0) {
+    int lo = c0 < 0 ? -c0 : 0, hi = w - c0 < (int)n ? w - c0 : (int)n;   /* valid t: [lo, hi) */
+    if (hi - lo < 8) {
+        for (int t = 0; t < (int)n; t++) dst[t] = t >= lo && t < hi ? src[c0 + t] : 0.0f;
+        return;
+    }
+    vf z = _mm256_setzero_ps();
+    __asm__("" : "+x"(z));   /* opaque: keeps the short zero-store loops from becoming memset calls */
+    for (int t = 0; t < lo; t += 8) _mm256_storeu_ps(dst + t, z);
+    int t = lo;
+    for (; t + 8 <= hi; t += 8) _mm256_storeu_ps(dst + t, _mm256_loadu_ps(src + c0 + t));
+    if (t < hi) _mm256_storeu_ps(dst + hi - 8, _mm256_loadu_ps(src + c0 + hi - 8));
+    for (t = hi; t < (int)n; t += 8) _mm256_storeu_ps(dst + t, z);
+}
+
+/* One input row split by column phase: phase s, column j < wq holds input
+ * column j sw + s - pw (0 outside the row).  tmp: sw wq + 8 floats. */
+static void dw_split_row(float *dst, size_t wq, const float *src, int w, int sw, int pw, float *tmp) {
+    if (sw == 2) {   /* the zero-padded row, then 16 columns give 8 of each phase */
+        dw_pad_row(tmp, 2 * wq, src, w, -pw);
+        for (size_t j = 0; j < wq; j += 8) {
+            vf lo = _mm256_loadu_ps(tmp + 2 * j), hi = _mm256_loadu_ps(tmp + 2 * j + 8);
+            vf ev = _mm256_shuffle_ps(lo, hi, 0x88), od = _mm256_shuffle_ps(lo, hi, 0xdd);   /* 0 2 8 10 | 4 6 12 14 */
+            _mm256_storeu_ps(dst + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), 0xd8)));
+            _mm256_storeu_ps(dst + wq + j, _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(od), 0xd8)));
+        }
+        return;
+    }
+    for (int s = 0; s < sw; s++)
+        for (size_t j = 0; j < wq; j++) {
+            long c = (long)j * sw + s - pw;
+            dst[(size_t)s * wq + j] = c >= 0 && c < w ? src[c] : 0.0f;
+        }
+}
+
+static float dw_zeros[2048] __attribute__((aligned(64)));   /* never written: the padding rows */
 
 static void dw_avx2(const float *x, int h, int w, const float *k, const mc_conv2d_desc *d, float bias,
                     mc_act act, float *y, float *scratch) {
     const int kh = d->kh, kw = d->kw, sh = d->sh, sw = d->sw, ph = d->ph, pw = d->pw;
-    const int oh = mc_conv_out(h, kh, sh, ph), ow = mc_conv_out(w, kw, sw, pw);
-    const int rows = h + 2 * ph + sh;   /* + sh zero rows: read by a discarded last odd row */
-    const size_t wq = (size_t)((ow + 7) & ~7) + (size_t)(kw - 1) / sw + 8;
-    const size_t plane = (size_t)rows * wq;
-    for (int s = 0; s < sw; s++) {
-        float *pl = scratch + (size_t)s * plane;
-        /* columns j with ix = j * sw + s - pw in [0, w) */
-        int jlo = pw - s > 0 ? (pw - s + sw - 1) / sw : 0;
-        int jhi = (w - 1 + pw - s) >= 0 ? (w - 1 + pw - s) / sw + 1 : 0;   /* exclusive */
-        if (jhi > (int)wq) jhi = (int)wq;
-        if (jlo > jhi) jlo = jhi;
-        for (int r = 0; r < rows; r++) {
-            float *dst = pl + (size_t)r * wq;
-            int iy = r - ph;
-            if (iy < 0 || iy >= h || jlo >= jhi) { memset(dst, 0, wq * sizeof(float)); continue; }
-            const float *src = x + (size_t)iy * w + (s - pw);
-            memset(dst, 0, (size_t)jlo * sizeof(float));
-            if (sw == 1) {
-                memcpy(dst + jlo, src + jlo, (size_t)(jhi - jlo) * sizeof(float));
-            } else if (sw == 2) {
-                int j = jlo;
-                for (; j + 9 <= jhi; j += 8) {   /* even elements of 16 (all 16 inside the row) */
-                    vf lo = _mm256_loadu_ps(src + 2 * j), hi8 = _mm256_loadu_ps(src + 2 * j + 8);
-                    vf ev = _mm256_shuffle_ps(lo, hi8, 0x88);   /* 0 2 8 10 | 4 6 12 14 */
-                    ev = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), 0xd8));
-                    _mm256_storeu_ps(dst + j, ev);
-                }
-                for (; j < jhi; j++) dst[j] = src[(size_t)j * 2];
-            } else {
-                for (int j = jlo; j < jhi; j++) dst[j] = src[(size_t)j * sw];
-            }
-            memset(dst + jhi, 0, (wq - (size_t)jhi) * sizeof(float));
-        }
-    }
-    /* tap kx reads scratch + toff[kx] + row offset + ox */
-    size_t toff[64];
     if (kw > 64) {   /* wider than any real kernel: portable path */
         mc_kset ps;
         mc_kset_portable(&ps);
         ps.dw(x, h, w, k, d, bias, act, y, scratch);
         return;
     }
-    for (int kx = 0; kx < kw; kx++) toff[kx] = (size_t)(kx % sw) * plane + (size_t)(kx / sw);
-    const vf vb = _mm256_set1_ps(bias);
-    for (int oy = 0; oy < oh; oy += 2) {
-        float *y0 = y + (size_t)oy * ow, *y1 = oy + 1 < oh ? y0 + ow : NULL;
-        const float *base = scratch + (size_t)oy * sh * wq;
-        int ox = 0;
-        for (; ox + 32 <= ow; ox += 32) dw_rows2(base + ox, toff, k, kh, kw, sh, wq, 4, vb, y0 + ox, y1 ? y1 + ox : NULL, ow - ox);
-        for (; ox + 16 <= ow; ox += 16) dw_rows2(base + ox, toff, k, kh, kw, sh, wq, 2, vb, y0 + ox, y1 ? y1 + ox : NULL, ow - ox);
-        for (; ox < ow; ox += 8) dw_rows2(base + ox, toff, k, kh, kw, sh, wq, 1, vb, y0 + ox, y1 ? y1 + ox : NULL, ow - ox);
-        if (act != MC_ACT_NONE) {
-            epi_avx2(y0, 0, 1, ow, NULL, NULL, act);
-            if (y1) epi_avx2(y1, 0, 1, ow, NULL, NULL, act);
+    const mc_dw_geom g = mc_dw_geometry(d, h, w);
+    const int oh = g.oh, ow = g.ow;
+    const float **rp = (const float **)(void *)scratch;
+    float *buf = scratch + g.table + g.zlen;
+    const float *zrow = dw_zeros;
+    if (g.zlen > sizeof dw_zeros / sizeof dw_zeros[0]) {   /* a very wide plane: a zero row in scratch */
+        memset(scratch + g.table, 0, g.zlen * sizeof(float));
+        zrow = scratch + g.table;
+    }
+    int R;
+    dw_blk_fn blk = dw_pick(kh, sh, oh, &R);
+    float tmpy[8 * 8];   /* one block when the plane is narrower than a vector */
+    ptrdiff_t toff[64];
+
+    /* one column block at ox (o: its offset in the rows rp points at) over every row block */
+#define DW_COLUMN(ox, o)                                                                      \
+    for (int oy = 0;; oy += R) {                                                              \
+        if (oy + R > oh) oy = oh - R;                                                         \
+        if (ow >= 8) {                                                                        \
+            blk(rp + (size_t)oy * sh, o, toff, k, kh, kw, sh, bias, y + (size_t)oy * ow + (ox), (size_t)ow); \
+        } else {                                                                              \
+            blk(rp + (size_t)oy * sh, o, toff, k, kh, kw, sh, bias, tmpy, 8);                    \
+            for (int j = 0; j < R; j++) memcpy(y + (size_t)(oy + j) * ow, tmpy + 8 * j, (size_t)ow * sizeof(float)); \
+        }                                                                                     \
+        if (oy + R >= oh) break;                                                              \
+    }
+
+    if (sw == 1 && g.whole) {   /* a narrow plane: one zero-padded copy, column t = input column t - pw */
+        for (int kx = 0; kx < kw; kx++) toff[kx] = kx;
+        for (int iy = 0; iy < h; iy++) dw_pad_row(buf + (size_t)iy * g.rowlen, g.rowlen, x + (size_t)iy * w, w, -pw);
+        for (int r = 0; r < g.prow; r++) {
+            int iy = r - ph;
+            rp[r] = iy >= 0 && iy < h ? buf + (size_t)iy * g.rowlen : zrow;
+        }
+        for (int ox = 0;; ox += 8) {
+            if (ow >= 8 && ox + 8 > ow) ox = ow - 8;
+            DW_COLUMN(ox, ox)
+            if (ox + 8 >= ow) break;
+        }
+    } else if (sw == 1) {
+        for (int kx = 0; kx < kw; kx++) toff[kx] = kx;
+        /* the input in place: rows of x, padding rows at the zero row */
+        for (int r = 0; r < g.prow; r++) {
+            int iy = r - ph;
+            rp[r] = iy >= 0 && iy < h ? x + (size_t)iy * w : zrow;
+        }
+        int tiled = -1;   /* rp points at x (-1) or at the tile */
+        for (int ox = 0;; ox += 8) {
+            if (ow >= 8 && ox + 8 > ow) ox = ow - 8;
+            int c0 = ox - pw;
+            if (ow >= 8 && c0 >= 0 && c0 + 8 + kw - 1 <= w) {
+                if (tiled != -1) {
+                    for (int r = 0; r < g.prow; r++) {
+                        int iy = r - ph;
+                        rp[r] = iy >= 0 && iy < h ? x + (size_t)iy * w : zrow;
+                    }
+                    tiled = -1;
+                }
+                DW_COLUMN(ox, c0)
+            } else {   /* a border block: its columns copied with zero padding */
+                for (int iy = 0; iy < h; iy++) dw_pad_row(buf + (size_t)iy * g.rowlen, g.rowlen, x + (size_t)iy * w, w, c0);
+                if (tiled != 1) {
+                    for (int r = 0; r < g.prow; r++) {
+                        int iy = r - ph;
+                        rp[r] = iy >= 0 && iy < h ? buf + (size_t)iy * g.rowlen : zrow;
+                    }
+                    tiled = 1;
+                }
+                DW_COLUMN(ox, 0)
+            }
+            if (ox + 8 >= ow) break;
+        }
+    } else {
+        float *tmp = buf + (size_t)h * g.rowlen + 8;
+        for (int kx = 0; kx < kw; kx++) toff[kx] = (ptrdiff_t)(kx % sw) * (ptrdiff_t)g.wq + kx / sw;
+        for (int iy = 0; iy < h; iy++) dw_split_row(buf + (size_t)iy * g.rowlen, g.wq, x + (size_t)iy * w, w, sw, pw, tmp);
+        for (int r = 0; r < g.prow; r++) {
+            int iy = r - ph;
+            rp[r] = iy >= 0 && iy < h ? buf + (size_t)iy * g.rowlen : zrow;
+        }
+        for (int ox = 0;; ox += 8) {
+            if (ow >= 8 && ox + 8 > ow) ox = ow - 8;
+            DW_COLUMN(ox, ox)
+            if (ox + 8 >= ow) break;
         }
     }
+#undef DW_COLUMN
+    if (act != MC_ACT_NONE) epi_avx2(y, 0, 1, oh * ow, NULL, NULL, act);
+    _mm256_zeroupper();   /* the caller is legacy-SSE code */
 }
 
 /* ---- softmax and LayerNorm ---- */

@@ -94,6 +94,24 @@ static void test_conv(void) {
             test_conv_one(2, 5, 5, 5, q[0], q[1], q[2], q[3], q[4], q[5], hw[j][0], hw[j][1],
                           (j & 1) ? MC_ACT_GELU : MC_ACT_NONE, (int)(i & 1) || j == 0);
         }
+    /* the AVX2 plane kernel's paths: wide planes (in-place interior column
+     * blocks, copied border blocks, overlapping last row / column blocks),
+     * narrow ones (one padded copy, blocks of 8, 4 and 1 rows), stride 2
+     * (phase split), kernels 3 / 7 specialised, 1 x 11 / 11 x 1 / 5 x 5 generic,
+     * asymmetric and zero padding */
+    static const int dw2[][6] = {{3, 3, 1, 1, 1, 1}, {7, 7, 1, 1, 3, 3}, {3, 3, 2, 2, 1, 1}, {7, 7, 2, 2, 3, 3},
+                                 {1, 11, 1, 1, 0, 5}, {11, 1, 1, 1, 5, 0}, {7, 7, 1, 1, 0, 0}, {3, 3, 1, 1, 0, 1},
+                                 {7, 7, 1, 2, 3, 2}, {5, 5, 1, 1, 2, 2}};
+    static const int hw2[][2] = {{37, 45}, {7, 70}, {12, 33}, {70, 7}, {3, 64}, {5, 31}, {19, 9}};
+    for (size_t i = 0; i < sizeof dw2 / sizeof dw2[0]; i++)
+        for (size_t j = 0; j < sizeof hw2 / sizeof hw2[0]; j++) {
+            const int *q = dw2[i];
+            if (mc_conv_out(hw2[j][0], q[0], q[2], q[4]) <= 0 || mc_conv_out(hw2[j][1], q[1], q[3], q[5]) <= 0) continue;
+            test_conv_one(1, 3, 3, 3, q[0], q[1], q[2], q[3], q[4], q[5], hw2[j][0], hw2[j][1],
+                          (i + j) % 3 == 0 ? MC_ACT_GELU : MC_ACT_NONE, (int)((i + j) & 1));
+        }
+    test_conv_one(1, 4, 8, 4, 7, 7, 2, 2, 3, 3, 64, 64, MC_ACT_GELU, 1);   /* S0 patch embedding, x2 */
+    test_conv_one(1, 2, 2, 2, 3, 3, 2, 2, 1, 1, 128, 128, MC_ACT_GELU, 1); /* S0 stem depthwise */
     /* 1x1 (GEMM on NCHW), strided 1x1, dense stem-like, grouped */
     test_conv_one(2, 37, 13, 1, 1, 1, 1, 1, 0, 0, 9, 11, MC_ACT_GELU, 1);
     test_conv_one(1, 64, 96, 1, 1, 1, 1, 1, 0, 0, 16, 16, MC_ACT_RELU, 1);
