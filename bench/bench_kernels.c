@@ -10,11 +10,13 @@
  * count is capped for small problems exactly as mc_gemm caps it.
  * `bench_kernels dw [threads...]` (default 1 thread): only the depthwise convs
  * of one MobileCLIP-S0 image forward and its stem conv.
+ * `bench_kernels act`: only the activation timings (ns per element).
  */
 #include "gemm.h"
 #include "kernels.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,6 +266,31 @@ static void bench_s0_depthwise(int nt) {
     bench_conv("stem_3x3_s2_im2col", stem, 256, 256, MC_ACT_NONE, nt);
 }
 
+/* Activations on 4096 floats (L1-resident), one thread, the kernel set's
+ * act() called directly: ns per element, minimum over 300 runs, the input
+ * restored before each (uniform in [-6, 6), outside the timing). */
+static void bench_act(void) {
+    enum { N = 4096 };
+    static const struct { const char *name; mc_act act; } acts[] = {
+        {"relu", MC_ACT_RELU}, {"gelu", MC_ACT_GELU}, {"gelu_tanh", MC_ACT_GELU_TANH},
+        {"quick_gelu", MC_ACT_QUICK_GELU}, {"sigmoid", MC_ACT_SIGMOID}};
+    float *x = malloc(N * sizeof(float)), *y = malloc(N * sizeof(float));
+    uint32_t st = 1;
+    for (int i = 0; i < N; i++) st = st * 1664525u + 1013904223u, x[i] = (float)(st >> 8) * (12.0f / 16777216.0f) - 6.0f;
+    for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++) {
+        double best = 1e30;
+        for (int r = 0; r < 300; r++) {
+            memcpy(y, x, N * sizeof(float));
+            double t0 = now();
+            g_best.act(y, N, acts[a].act);
+            double t = now() - t0;
+            if (t < best) best = t;
+        }
+        printf("act   %-12s set=%s n=%d %.3f ns/element\n", acts[a].name, g_best.name, N, best * 1e9 / N);
+    }
+    free(x), free(y);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "dw")) {
         g_best = *mc_kset_get();
@@ -276,13 +303,16 @@ int main(int argc, char **argv) {
     ncores = omp_get_max_threads();
 #endif
     int tl[8], ntl = 0;
-    for (int i = 1; i < argc && ntl < 8; i++) tl[ntl++] = atoi(argv[i]);
+    int act_only = argc > 1 && !strcmp(argv[1], "act");
+    for (int i = 1 + act_only; i < argc && ntl < 8; i++) tl[ntl++] = atoi(argv[i]);
     if (!ntl) {
         tl[ntl++] = 1;
         if (ncores > 1) tl[ntl++] = ncores;
     }
     g_best = *mc_kset_get();
     mc_kset_portable(&g_port);
+    bench_act();
+    if (act_only) return 0;
     const char *ct = getenv("OPENBLAS_CORETYPE");
     printf("# kernel set %s, cores %d, OPENBLAS_CORETYPE=%s, openblas %s\n", g_best.name, ncores,
            ct ? ct : "(unset)",

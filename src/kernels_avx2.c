@@ -108,6 +108,11 @@ static inline float hmax(vf v) {
 #define VFNMA _mm256_fnmadd_ps
 #define VABS(x) _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x)
 #define VSHL23(v) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(v), 23))
+/* integer min / max / add on the float bits (v_gelu's clamps, 2^n scaling) */
+#define VMINI(a, b) _mm256_castsi256_ps(_mm256_min_epi32(_mm256_castps_si256(a), _mm256_castps_si256(b)))
+#define VMINU(a, b) _mm256_castsi256_ps(_mm256_min_epu32(_mm256_castps_si256(a), _mm256_castps_si256(b)))
+#define VMAXI(a, b) _mm256_castsi256_ps(_mm256_max_epi32(_mm256_castps_si256(a), _mm256_castps_si256(b)))
+#define VADDI(a, b) _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(a), _mm256_castps_si256(b)))
 #define VCMP_LT(a, b) _mm256_cmp_ps(a, b, _CMP_LT_OQ)
 #define VCMP_GE(a, b) _mm256_cmp_ps(a, b, _CMP_GE_OQ)
 #define VCMP_UNORD(a) _mm256_cmp_ps(a, a, _CMP_UNORD_Q)

@@ -33,6 +33,11 @@
 #define VFNMA _mm512_fnmadd_ps
 #define VABS _mm512_abs_ps
 #define VSHL23(v) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(v), 23))
+/* integer min / max / add on the float bits (v_gelu's clamps, 2^n scaling) */
+#define VMINI(a, b) _mm512_castsi512_ps(_mm512_min_epi32(_mm512_castps_si512(a), _mm512_castps_si512(b)))
+#define VMINU(a, b) _mm512_castsi512_ps(_mm512_min_epu32(_mm512_castps_si512(a), _mm512_castps_si512(b)))
+#define VMAXI(a, b) _mm512_castsi512_ps(_mm512_max_epi32(_mm512_castps_si512(a), _mm512_castps_si512(b)))
+#define VADDI(a, b) _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(a), _mm512_castps_si512(b)))
 #define VCMP_LT(a, b) _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ)
 #define VCMP_GE(a, b) _mm512_cmp_ps_mask(a, b, _CMP_GE_OQ)
 #define VCMP_UNORD(a) _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q)

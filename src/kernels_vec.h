@@ -14,7 +14,11 @@ static inline VF v_exp(VF x) {
     const VF lo = VSET1(-87.33654f), hi = VSET1(88.37626f);
     VM nan = VCMP_UNORD(x);
     VM under = VCMP_LT(x, lo);
-    const VF magic = VSET1(12583039.0f);   /* as in v_exp_neg below */
+    /* n = round(x log2 e) by adding M = 1.5 2^23 + 127 (one ulp at M is 1,
+     * so the sum is rounded to an integer); the low bits of the sum are then
+     * n + 127, and 2^n is a shift into the exponent field.  No float->int
+     * conversion or rounding instruction. */
+    const VF magic = VSET1(12583039.0f);
     VF xc = VMIN(VMAX(x, lo), hi);
     VF nm = VADD(VMUL(xc, VSET1(1.44269504088896341f)), magic);
     VF n = VSUB(nm, magic);
@@ -31,54 +35,46 @@ static inline VF v_exp(VF x) {
     return VSEL(nan, y, VADD(x, x));
 }
 
-/* exp(x) for x <= 0 where NaN needs no care (the caller's result is NaN
- * anyway): below -87.34 gives ~1e-38 instead of 0. */
-static inline VF v_exp_neg(VF x) {
-    /* n = round(x log2 e) by adding M = 1.5 2^23 + 127 (one ulp at M is 1,
-     * so the sum is rounded to an integer); the low bits of the sum are then
-     * n + 127, and 2^n is a shift into the exponent field.  No float->int
-     * conversion or rounding instruction. */
-    const VF magic = VSET1(12583039.0f);
-    VF xc = VMAX(x, VSET1(-87.33654f));
-    VF nm = VADD(VMUL(xc, VSET1(1.44269504088896341f)), magic);
-    VF n = VSUB(nm, magic);
-    VF r = VFNMA(n, VSET1(0.693359375f), xc);
-    r = VFNMA(n, VSET1(-2.12194440e-4f), r);
-    VF r2 = VMUL(r, r), r4 = VMUL(r2, r2);
-    VF p01 = VADD(r, VSET1(1.0f));
-    VF p23 = VFMA(r, VSET1(1.0f / 6), VSET1(0.5f));
-    VF p45 = VFMA(r, VSET1(1.0f / 120), VSET1(1.0f / 24));
-    VF p67 = VFMA(r, VSET1(1.0f / 5040), VSET1(1.0f / 720));
-    VF p = VFMA(VFMA(p67, r2, p45), r4, VFMA(p23, r2, p01));
-    return VMUL(p, VSHL23(nm));
-}
-
 static inline VF v_sigmoid(VF x) {
     const VF one = VSET1(1.0f);
     return VDIV(one, VADD(one, v_exp(VSUB(VZERO(), x))));
 }
 
-/* GELU(x) = x/2 * erfc(-x / sqrt 2), erfc from the Chebyshev-fitted form
- * erfc(z) = t exp(-z^2 + P(t)), t = 1 / (1 + z/2), z >= 0, whose fractional
- * error is below 1.2e-7 for all z; erfc(-z) = 2 - erfc(z).  No cancellation
- * for negative x, where the output is small. */
+/* GELU(x) = x Phi(x) = relu(x) - |x| Q(|x|), Q(a) = Phi(-a) = erfc(a / sqrt 2) / 2
+ * (for x >= 0: x - x Q; for x < 0: x Q; one FMA, no cancellation since
+ * Q <= 1/2).  Q(a) = exp(-a^2 / 2) R(a), R = N / D a (4, 4) rational fitted
+ * (relative minimax, N(0) = 1/2) on [0, 4.5], 2e-8 there, 2e-5 out to the
+ * clamp a <= 12.5 where Q < 1e-34.  exp(-a^2 / 2) = 2^n exp(s / 2) with
+ * n = floor(-a^2 / (2 ln 2)) and s = -a^2 - 2 n ln 2 in [0, 2 ln 2], a^2 exact
+ * inside the FMA, ln 2 in two parts; exp(s / 2) = 1 + s P(s), degree 6.
+ * |x| multiplies into that polynomial's last step and 2^n goes into R's
+ * exponent field (an integer add: R >= 0.077 and n >= -113 stay normal).
+ * The clamps use integer min / max on the float bits (x < 0 orders below
+ * every positive float): |min(x, 12.5)| keeps |x| for negative x, so
+ * -inf gives -inf as x Q does, +inf and large x give x, NaN of either sign
+ * gives NaN.  Max error measured against double erfc: see
+ * docs/performance.md and tests/test_kernels.c. */
 static inline VF v_gelu(VF x) {
-    VF z = VMUL(x, VSET1(0.70710678118654752f));
-    VF az = VMIN(VABS(z), VSET1(16.0f));   /* erfc(16) is 0 in float; keeps t finite for inf */
-    VF den = VFMA(az, VSET1(0.5f), VSET1(1.0f));
-    VF t = VDIV(VSET1(1.0f), den);
-    VF t2 = VMUL(t, t), t4 = VMUL(t2, t2), t8 = VMUL(t4, t4);
-    VF p01 = VFMA(t, VSET1(1.00002368f), VSET1(-1.26551223f));
-    VF p23 = VFMA(t, VSET1(0.09678418f), VSET1(0.37409196f));
-    VF p45 = VFMA(t, VSET1(0.27886807f), VSET1(-0.18628806f));
-    VF p67 = VFMA(t, VSET1(1.48851587f), VSET1(-1.13520398f));
-    VF p89 = VFMA(t, VSET1(0.17087277f), VSET1(-0.82215223f));
-    VF q03 = VFMA(p23, t2, p01), q47 = VFMA(p67, t2, p45);
-    VF p = VFMA(p89, t8, VFMA(q47, t4, q03));
-    VF r = VMUL(t, v_exp_neg(VFNMA(az, az, p)));   /* erfc(|z|); NaN x: t is NaN */
-    VM pos = VCMP_GE(z, VZERO());
-    VF e = VSEL(pos, r, VSUB(VSET1(2.0f), r));
-    return VMUL(VMUL(x, VSET1(0.5f)), e);
+    const VF clampv = VSET1(12.5f), magic = VSET1(12582912.0f);   /* 1.5 2^23 */
+    VF am = VABS(VMINI(x, clampv));
+    VF ac = VMINU(am, clampv);
+    VF relu = VMAXI(x, VZERO());
+    VF nn = VFMA(VFMA(VFMA(VFMA(VSET1(9.94473226e-07f), ac, VSET1(0.0112905968f)), ac,
+                           VSET1(0.0931359455f)), ac, VSET1(0.311016828f)), ac, VSET1(0.5f));
+    VF dd = VFMA(VFMA(VFMA(VFMA(VSET1(0.0283870548f), ac, VSET1(0.232180133f)), ac,
+                           VSET1(0.819210708f)), ac, VSET1(1.41991758f)), ac, VSET1(1.0f));
+    VF r = VDIV(nn, dd);
+    /* n + M in nm: -a^2 / (2 ln 2) - 1/2 rounded to an integer (the floor) */
+    VF nm = VADD(VFMA(ac, VMUL(ac, VSET1(-0.72134752044448170f)), VSET1(-0.5f)), magic);
+    VF n = VSUB(nm, magic);
+    VF s = VFNMA(ac, ac, VMUL(n, VSET1(-1.38671875f)));   /* exact: -a^2 - 2 n ln2_hi */
+    s = VFMA(n, VSET1(4.24388880e-4f), s);                /* - 2 n ln2_lo */
+    VF p = VFMA(VFMA(VFMA(VFMA(VFMA(VSET1(3.04642599e-05f), s, VSET1(0.000243454924f)), s,
+                               VSET1(0.00261975871f)), s, VSET1(0.0208262242f)), s,
+                     VSET1(0.12500146f)), s, VSET1(0.499999911f));
+    VF w = VFMA(s, VMUL(am, p), am);                      /* |x| exp(s / 2) */
+    r = VADDI(r, VSHL23(nm));                             /* R 2^n: low bits of nm are n */
+    return VFNMA(w, r, relu);
 }
 
 /* 0.5 x (1 + tanh u) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3). */
