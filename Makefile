@@ -1,10 +1,12 @@
 # mobileclip.c build.
 #   make            library build/libmobileclip.a and CLI build/mobileclip
-#   make test       every test (fixture parity, kernels, hostile files under ASan/UBSan)
+#   make test       every test (fixture parity, kernels, hostile files under ASan/UBSan,
+#                   and on x86 with the cross tools the NEON kernels under QEMU)
 #   make fuzz       bounded fuzzing of the file parsers (clang libFuzzer)
 #   make bench      the benchmark figures
 #   make bench-kernels  kernel GFLOP/s (ours vs scalar vs OpenBLAS with BLAS=openblas)
 #   make bench-peers    against ONNX Runtime and PyTorch on the same machine (REF=ml-mobileclip)
+#   make cross-neon-test  the AArch64 NEON kernel set's tests, cross-compiled and run under QEMU
 # Switches: OPENMP=0|1 (default 1), BLAS=openblas (default none), CUDA=1, MPI=1, DEBUG=1.
 
 CC      ?= gcc
@@ -40,6 +42,11 @@ SIMD_FLAGS_avx2   := -mavx2 -mfma -mf16c
 SIMD_FLAGS_avx512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx2 -mfma -mf16c
 
 LIB_SRC  := $(sort $(wildcard src/*.c))
+# The x86 SIMD files only on x86 (kernels_neon.c is empty off AArch64).
+HOST_ARCH := $(shell $(CC) -dumpmachine 2>/dev/null)
+ifneq ($(filter aarch64% arm%,$(HOST_ARCH)),)
+LIB_SRC  := $(filter-out %_avx2.c %_avx512.c,$(LIB_SRC))
+endif
 CLI_SRC  := $(sort $(wildcard cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TESTS    := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
@@ -83,11 +90,44 @@ $(B)/san/libmobileclip.a: $(SAN_OBJ)
 $(B)/san/%: tests/%.c tests/test.h $(B)/san/libmobileclip.a | $(B)/san
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -Itests -o $@ $< $(B)/san/libmobileclip.a $(LIBS)
 
+# The NEON kernel set checked on an x86 host: the kernel sources (those the
+# kernel tests link, no external libraries) cross-compiled for AArch64 and the
+# kernel tests run under QEMU user-mode against the scalar oracle, 1 and 2
+# threads.  Needs gcc-aarch64-linux-gnu and qemu-user (tools/install-deps.sh);
+# `make test` includes them when both are installed (CROSS_NEON=0: never).
+CROSS_CC  ?= aarch64-linux-gnu-gcc
+CROSS_RUN ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
+XB := $(B)/aarch64
+CROSS_CFLAGS := -std=gnu11 -O2 -Wall -Wextra -Wno-unused-parameter -Wshadow -fno-strict-aliasing -fopenmp \
+                -Iinclude -Isrc -DMC_SHARE_DIR='"$(SHAREDIR)"'
+CROSS_SRC := $(addprefix src/,kernels.c kernels_ref.c kernels_neon.c gemm.c cpu.c lowp.c core.c weights.c \
+               checkpoint.c json.c torchzip.c train_kernels.c train_kernels_ref.c)
+CROSS_TESTS := $(patsubst %,$(XB)/%-aarch64-qemu,test_kernels test_train_kernels)
+$(XB)/obj $(XB)/bin:
+	mkdir -p $@
+$(XB)/obj/%.o: src/%.c $(wildcard include/*.h src/*.h) | $(XB)/obj
+	$(CROSS_CC) $(CROSS_CFLAGS) -c $< -o $@
+$(XB)/libmc_kernels.a: $(patsubst src/%.c,$(XB)/obj/%.o,$(CROSS_SRC))
+	rm -f $@ && ar rcs $@ $^
+$(XB)/bin/%: tests/%.c tests/test.h $(XB)/libmc_kernels.a | $(XB)/bin
+	$(CROSS_CC) $(CROSS_CFLAGS) -Itests -o $@ $< $(XB)/libmc_kernels.a -lm
+# run_tests.sh takes programs: each is a script running its binary under QEMU
+$(XB)/%-aarch64-qemu: $(XB)/bin/%
+	printf '#!/bin/sh\nexec $(CROSS_RUN) %s "$$@"\n' "$(abspath $<)" > $@ && chmod +x $@
+cross-neon-test: $(CROSS_TESTS)
+	@bash tests/run_tests.sh $^
+ifndef CROSS_NEON
+CROSS_NEON := $(if $(and $(filter x86_64%,$(HOST_ARCH)),$(shell command -v $(CROSS_CC) 2>/dev/null),\
+                $(shell command -v $(firstword $(CROSS_RUN)) 2>/dev/null)),1,0)
+endif
+TEST_CROSS := $(if $(filter 1,$(CROSS_NEON)),$(CROSS_TESTS))
+
 # The benchmark programs are built with the tests so that they keep compiling.
-tests: $(TESTS) $(SAN_TESTS) $(B)/mobileclip $(B)/bench_kernels $(B)/peer_ours
+tests: $(TESTS) $(TEST_CROSS) $(SAN_TESTS) $(B)/mobileclip $(B)/bench_kernels $(B)/peer_ours
 
 test: tests
-	@bash tests/run_tests.sh $(TESTS) -- $(SAN_TESTS)
+	@$(if $(TEST_CROSS),,echo "note: NEON cross test skipped (CROSS_NEON=0, not x86, or no $(CROSS_CC) / qemu-aarch64)")
+	@bash tests/run_tests.sh $(TESTS) $(TEST_CROSS) -- $(SAN_TESTS)
 
 # Fuzzing: clang's libFuzzer over the parsers, FUZZ_SECONDS each (bounded).
 FUZZ_SECONDS ?= 30
@@ -124,5 +164,5 @@ install: all
 clean:
 	rm -rf $(B)
 
-.PHONY: all test tests fuzz bench bench-kernels bench-peers install clean
+.PHONY: all test tests fuzz bench bench-kernels bench-peers cross-neon-test install clean
 .SECONDARY:

@@ -1,7 +1,8 @@
 /*
  * cpu.c - run-time CPU feature detection (cpuid + xgetbv) for choosing the
  * kernel set: AVX2+FMA, or AVX-512 F/BW/VL/DQ, only when the OS saves the
- * matching register state.
+ * matching register state; on AArch64 NEON, always present.  Also the
+ * stand-ins for kernel sets not built for this architecture.
  */
 #include "gemm.h"
 
@@ -29,6 +30,16 @@ int mc_cpu_level(void) {
     if (avx512 && (xcr0 & 0xe6) == 0xe6) return 2;     /* + opmask, ZMM hi256, hi16 ZMM */
     return 1;
 }
+
+int mc_kset_neon(mc_kset *ks) { (void)ks; return 0; }
+#else
+#if defined(__aarch64__)
+int mc_cpu_level(void) { return 1; }   /* NEON: part of the AArch64 base ISA */
 #else
 int mc_cpu_level(void) { return 0; }
+int mc_kset_neon(mc_kset *ks) { (void)ks; return 0; }
+#endif
+/* kernels_avx2.c / kernels_avx512.c are x86-only (not built here) */
+int mc_kset_avx2(mc_kset *ks) { (void)ks; return 0; }
+int mc_kset_avx512(mc_kset *ks) { (void)ks; return 0; }
 #endif

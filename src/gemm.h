@@ -1,7 +1,7 @@
 /*
  * gemm.h - internals of the fast kernels: the per-CPU kernel set (micro-kernel
- * and vector helpers filled in by kernels_avx2.c / kernels_avx512.c / the
- * portable C set in gemm.c), the blocked SGEMM driver, CPU detection and the
+ * and vector helpers filled in by kernels_avx2.c / kernels_avx512.c /
+ * kernels_neon.c / the portable C set in gemm.c), the blocked SGEMM driver, CPU detection and the
  * thread-local scratch buffers.  Not part of the kernel interface (kernels.h).
  */
 #ifndef MC_GEMM_H
@@ -51,20 +51,23 @@ typedef struct mc_kset {
     void (*cvt)(mc_wtype t, const void *src, int n, float scale, float *dst);
 } mc_kset;
 
-/* Kernel sets.  avx2/avx512 fill *ks and return 1 (0 when not compiled in). */
+/* Kernel sets.  avx2/avx512/neon fill *ks and return 1 (0 when not compiled
+ * in: the x86 sets on other targets, neon off AArch64; cpu.c has the stubs). */
 void mc_kset_portable(mc_kset *ks);
 int mc_kset_avx2(mc_kset *ks);
 int mc_kset_avx512(mc_kset *ks);
+int mc_kset_neon(mc_kset *ks);
 
 /* The AVX2 A-panel packer (also used by the AVX-512 set). */
 void mc_pack_a_rows_avx2(const float *a, int lda, int mr, int MR, int kc, float *dst);
 
-/* CPU features: 2 = AVX-512F/BW/VL/DQ usable, 1 = AVX2+FMA usable, 0 = neither. */
+/* CPU features: 2 = AVX-512F/BW/VL/DQ usable, 1 = AVX2+FMA usable, 0 = neither;
+ * on AArch64 always 1 (NEON, part of the base ISA). */
 int mc_cpu_level(void);
 
 /* The kernel set in use (chosen once), and a switch for tests and benchmarks:
- * mc_kernels_force("scalar" | "avx2" | "avx512" | NULL = best); returns 0 when
- * that set is not available on this CPU. */
+ * mc_kernels_force("scalar" | "avx2" | "avx512" | "neon" | NULL = best); returns
+ * 0 when that set is not available on this CPU. */
 const mc_kset *mc_kset_get(void);
 int mc_kernels_force(const char *name);
 

@@ -1,6 +1,7 @@
 /*
  * kernels.c - the kernel entry points (kernels.h): choose the kernel set once
- * (cpuid, or MC_KERNELS=scalar|avx2|avx512 in the environment), then run
+ * (cpuid, or MC_KERNELS=scalar|avx2|avx512 in the environment; on AArch64
+ * scalar|neon), then run
  * GEMM-shaped work through the blocked SGEMM (gemm.c) with fused epilogues,
  * depthwise convs through the direct plane kernel, other convs through
  * im2col + SGEMM, attention as two SGEMMs per head around a softmax.
@@ -22,15 +23,19 @@
 
 static int g_threads;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static mc_kset g_sets[3];       /* scalar, avx2, avx512 */
+static mc_kset g_sets[3];       /* scalar, avx2, avx512 (AArch64: scalar, neon) */
 static int g_level;             /* best available */
 static const mc_kset *g_cur;
 
 static int level_of(const char *name) {
     if (!name) return -1;
     if (!strcmp(name, "scalar")) return 0;
+#if defined(__aarch64__)
+    if (!strcmp(name, "neon")) return 1;
+#else
     if (!strcmp(name, "avx2")) return 1;
     if (!strcmp(name, "avx512")) return 2;
+#endif
     return -1;
 }
 
@@ -39,6 +44,8 @@ static void kernels_init(void) {
     g_level = mc_cpu_level();
 #ifdef MC_NO_SIMD   /* builds without the per-file SIMD objects (fuzzing) */
     g_level = 0;
+#elif defined(__aarch64__)
+    if (g_level >= 1) mc_kset_neon(&g_sets[1]);
 #else
     if (g_level >= 1) mc_kset_avx2(&g_sets[1]);
     if (g_level >= 2) mc_kset_avx512(&g_sets[2]);

@@ -142,7 +142,7 @@ void mc_pointwise_add_q(const float *w, const mc_qmat *q, const float *b, const 
 void mc_conv2d_q(const mc_conv2d_desc *d, const float *w, const mc_qmat *q, const float *b,
                  const float *x, int n, int h, int wd, float *y, mc_act act);
 
-/* Kernel set in use ("scalar", "avx2", "avx512"), chosen once at first use. */
+/* Kernel set in use ("scalar", "avx2", "avx512", "neon"), chosen once at first use. */
 const char *mc_kernels_name(void);
 /* Thread count used by the kernels (0 = one per core). */
 void mc_kernels_set_threads(int n);

@@ -426,6 +426,7 @@ static int pack_geometries(mc_kset *g, int max) {
     mc_kset_portable(&g[n++]);
     if (n < max && mc_kset_avx2(&g[n])) n++;
     if (n < max && mc_kset_avx512(&g[n])) n++;
+    if (n < max && mc_kset_neon(&g[n])) n++;
     if (n < max) { mc_kset_portable(&g[n]); g[n].mr = 14, g[n].nr = 32, g[n].kc = 256, n++; }
     if (n < max) { mc_kset_portable(&g[n]); g[n].mr = 5, g[n].nr = 3, g[n].kc = 7, n++; }
     if (n < max) { mc_kset_portable(&g[n]); g[n].kc = 200, n++; }
@@ -549,11 +550,16 @@ int main(void) {
     test_seed(12345);
     const char *best = mc_kernels_name();
     int lvl = mc_cpu_level();
-    CHECK(!strcmp(best, lvl == 2 ? "avx512" : lvl == 1 ? "avx2" : "scalar") || getenv("MC_KERNELS"),
+#if defined(__aarch64__)
+    const char *want = lvl == 1 ? "neon" : "scalar";
+#else
+    const char *want = lvl == 2 ? "avx512" : lvl == 1 ? "avx2" : "scalar";
+#endif
+    CHECK(!strcmp(best, want) || getenv("MC_KERNELS"),
           "kernel set %s for cpu level %d", best, lvl);
     printf("best kernel set: %s (cpu level %d)\n", best, lvl);
-    const char *sets[] = {"scalar", "avx2", "avx512"};
-    for (int s = 0; s < 3; s++) {
+    const char *sets[] = {"scalar", "avx2", "avx512", "neon"};
+    for (int s = 0; s < 4; s++) {
         if (!mc_kernels_force(sets[s])) continue;
         g_set = sets[s];
         CHECK(!strcmp(mc_kernels_name(), sets[s]), "forced %s", sets[s]);

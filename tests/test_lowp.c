@@ -325,8 +325,8 @@ static void test_synth(const char *name) {
 
 int main(void) {
     test_seed(777);
-    const char *sets[] = {"scalar", "avx2", "avx512"};
-    for (int s = 0; s < 3; s++) {
+    const char *sets[] = {"scalar", "avx2", "avx512", "neon"};
+    for (int s = 0; s < 4; s++) {
         if (!mc_kernels_force(sets[s])) continue;
         g_set = sets[s];
         test_cvt();

@@ -340,7 +340,7 @@ static void test_attention(void) {
 
 int main(void) {
     test_seed(987654321u);
-    static const char *sets[] = {"scalar", "avx2", "avx512"};
+    static const char *sets[] = {"scalar", "avx2", "avx512", "neon"};
     for (size_t s = 0; s < sizeof sets / sizeof sets[0]; s++) {
         if (!mc_kernels_force(sets[s])) continue;
         g_set = sets[s];

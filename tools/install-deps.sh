@@ -6,7 +6,8 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 PKGS="build-essential pkg-config clang libclang-rt-14-dev
       zlib1g-dev libpng-dev libjpeg62-turbo-dev libwebp-dev
-      libutf8proc-dev libpcre2-dev libcurl4-openssl-dev libomp-dev"
+      libutf8proc-dev libpcre2-dev libcurl4-openssl-dev libomp-dev
+      gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"   # last line: the NEON cross test
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
