@@ -101,6 +101,11 @@ static inline void store_tail(float *p, int n, vf v) {
 #define VFNMA(a, b, c) vfmsq_f32(c, a, b)   /* c - a * b */
 #define VABS vabsq_f32
 #define VSHL23(v) vreinterpretq_f32_s32(vshlq_n_s32(vreinterpretq_s32_f32(v), 23))
+/* integer min / max / add on the float bits (v_gelu's clamps, 2^n scaling) */
+#define VMINI(a, b) vreinterpretq_f32_s32(vminq_s32(vreinterpretq_s32_f32(a), vreinterpretq_s32_f32(b)))
+#define VMINU(a, b) vreinterpretq_f32_u32(vminq_u32(vreinterpretq_u32_f32(a), vreinterpretq_u32_f32(b)))
+#define VMAXI(a, b) vreinterpretq_f32_s32(vmaxq_s32(vreinterpretq_s32_f32(a), vreinterpretq_s32_f32(b)))
+#define VADDI(a, b) vreinterpretq_f32_s32(vaddq_s32(vreinterpretq_s32_f32(a), vreinterpretq_s32_f32(b)))
 #define VCMP_LT vcltq_f32
 #define VCMP_GE vcgeq_f32
 #define VCMP_UNORD(a) vmvnq_u32(vceqq_f32(a, a))
