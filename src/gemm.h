@@ -70,6 +70,12 @@ int mc_cpu_level(void);
  * 0 when that set is not available on this CPU. */
 const mc_kset *mc_kset_get(void);
 int mc_kernels_force(const char *name);
+/* Test hook: makes *ks (kept alive by the caller) the set in use, NULL the
+ * best one; for sets built outside the library, such as the AVX-512 source
+ * compiled over emu512.h, mc_kset_avx512_emu (linked into the tests only;
+ * it needs mc_cpu_level() >= 1). */
+void mc_kernels_force_set(const mc_kset *ks);
+int mc_kset_avx512_emu(mc_kset *ks);
 
 /* Scratch owned by the calling thread, grown on demand, never shrunk (no
  * allocation per call in steady state).  Slots keep callers' uses apart. */

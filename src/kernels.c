@@ -68,6 +68,11 @@ int mc_kernels_force(const char *name) {
     return 1;
 }
 
+void mc_kernels_force_set(const mc_kset *ks) {
+    pthread_once(&g_once, kernels_init);
+    g_cur = ks ? ks : &g_sets[g_level];
+}
+
 static __thread int tl_threads = -1;   /* per calling thread; -1: use g_threads */
 
 void mc_kernels_set_threads(int n) { g_threads = n > 0 ? n : 0; }

@@ -7,7 +7,11 @@
  */
 #include "gemm.h"
 
+#ifdef MC_EMULATE_AVX512   /* test build: portable C lanes (emu512.h) */
+#include "emu512.h"
+#else
 #include <immintrin.h>
+#endif
 
 #define VF __m512
 #define VW 16

@@ -1,14 +1,16 @@
 /*
  * test_kernels.c - every fast kernel against its scalar _ref oracle on odd
  * sizes, transposes, alpha/beta, conv strides/paddings/groups, for each
- * kernel set this CPU can run (the portable "scalar" set and the best SIMD
- * set) and for 1 and 2 threads; weights pre-packed, and held only packed
+ * kernel set this CPU can run (the portable "scalar" set, the SIMD sets,
+ * and the AVX-512 source over emulated intrinsics: kernel_sets.h) and for 1
+ * and 2 threads; weights pre-packed, and held only packed
  * (unpacking is exact, results equal those on the plain matrix).
  */
 #include "test.h"
 
 #include "gemm.h"
 #include "kernels.h"
+#include "kernel_sets.h"
 
 #include <stdint.h>
 
@@ -558,11 +560,10 @@ int main(void) {
     CHECK(!strcmp(best, want) || getenv("MC_KERNELS"),
           "kernel set %s for cpu level %d", best, lvl);
     printf("best kernel set: %s (cpu level %d)\n", best, lvl);
-    const char *sets[] = {"scalar", "avx2", "avx512", "neon"};
-    for (int s = 0; s < 4; s++) {
-        if (!mc_kernels_force(sets[s])) continue;
-        g_set = sets[s];
-        CHECK(!strcmp(mc_kernels_name(), sets[s]), "forced %s", sets[s]);
+    for (int s = 0; s < TEST_NSETS; s++) {
+        if (!test_use_set(s)) continue;
+        g_set = test_set_names[s];
+        CHECK(!strcmp(mc_kernels_name(), g_set), "forced %s", g_set);
         for (g_nt = 1; g_nt <= 2; g_nt++) {
             mc_kernels_set_threads(g_nt);
             CHECK(mc_kernels_get_threads() == g_nt, "threads");
@@ -579,7 +580,8 @@ int main(void) {
             test_packed_only(1);
         }
     }
-    mc_kernels_force(NULL);
+    test_use_set(-1);
+    CHECK(strcmp(mc_kernels_name(), "avx512-emulated") != 0, "emulated set left in use");
     /* without scratch memory every kernel takes its no-scratch path and must
      * still agree with the reference */
     g_set = "no-scratch";

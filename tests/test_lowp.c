@@ -12,6 +12,7 @@
 
 #include "gemm.h"
 #include "kernels.h"
+#include "kernel_sets.h"
 #include "lowp.h"
 #include "model.h"
 #include "synth.h"
@@ -325,10 +326,9 @@ static void test_synth(const char *name) {
 
 int main(void) {
     test_seed(777);
-    const char *sets[] = {"scalar", "avx2", "avx512", "neon"};
-    for (int s = 0; s < 4; s++) {
-        if (!mc_kernels_force(sets[s])) continue;
-        g_set = sets[s];
+    for (int s = 0; s < TEST_NSETS; s++) {
+        if (!test_use_set(s)) continue;
+        g_set = test_set_names[s];
         test_cvt();
         for (g_nt = 1; g_nt <= 2; g_nt++) {
             mc_kernels_set_threads(g_nt);
@@ -341,7 +341,7 @@ int main(void) {
         test_kernels_q();
         mc_scratch_set_limit((size_t)-1);
     }
-    mc_kernels_force(NULL);
+    test_use_set(-1);
     mc_kernels_set_threads(0);
     test_quantize();
     test_fixtures();

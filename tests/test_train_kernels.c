@@ -11,6 +11,7 @@
 #include "test.h"
 
 #include "gemm.h"
+#include "kernel_sets.h"
 #include "train.h"
 
 #include <stdint.h>
@@ -340,10 +341,9 @@ static void test_attention(void) {
 
 int main(void) {
     test_seed(987654321u);
-    static const char *sets[] = {"scalar", "avx2", "avx512", "neon"};
-    for (size_t s = 0; s < sizeof sets / sizeof sets[0]; s++) {
-        if (!mc_kernels_force(sets[s])) continue;
-        g_set = sets[s];
+    for (int s = 0; s < TEST_NSETS; s++) {
+        if (!test_use_set(s)) continue;
+        g_set = test_set_names[s];
         test_conv();
         test_bn();
         test_linear();
@@ -351,7 +351,7 @@ int main(void) {
         test_act();
         test_attention();
     }
-    mc_kernels_force(NULL);
+    test_use_set(-1);
     mc_kernels_set_threads(0);
     return test_summary("test_train_kernels");
 }
