@@ -454,4 +454,5 @@ void mc_kset_portable(mc_kset *ks) {
     ks->layernorm_row = layernorm_row_portable;
     ks->layernorm_nchw = layernorm_nchw_portable;
     ks->cvt = mc_cvt_ref;
+    ks->conv3s2 = NULL;
 }

@@ -408,6 +408,7 @@ int mc_kset_neon(mc_kset *ks) {
     ks->layernorm_row = layernorm_row_neon;
     ks->layernorm_nchw = layernorm_nchw_neon;
     ks->cvt = cvt_neon;
+    ks->conv3s2 = NULL;
     return 1;
 }
 
