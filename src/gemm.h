@@ -35,6 +35,11 @@ typedef struct mc_kset {
      * an MR-row panel (MR <= 32), zero padded, writing up to 8 floats past
      * the panel's end; also packs transposed B panels.  NULL: portable. */
     void (*pack_a_rows)(const float *a, int lda, int mr, int MR, int kc, float *dst);
+    /* Packs columns [0, n) of kc rows of row-major b (row stride ldb) into
+     * (n + NR - 1) / NR consecutive NR-column panels (each kc x NR, the last
+     * zero padded): the B of a conv, rows being channels of NCHW maps.
+     * NULL: the portable packer, one panel at a time (gemm.c). */
+    void (*pack_b_cols)(const float *b, int ldb, int n, int NR, int kc, float *dst);
     mc_epi_fn epi;
     /* y[i * ldy + j] = x[i, :] . w[j, :], i < m (m small), j < n; NULL: none. */
     void (*gemv)(const float *x, int m, int k, const float *w, int n, float *y, size_t ldy);

@@ -78,6 +78,43 @@ void mc_pack_a_rows_avx2(const float *a, int lda, int mr, int MR, int kc, float 
         for (int i = 0; i < MR; i++) dst[(size_t)p * MR + i] = i < mr ? a[(size_t)i * lda + p] : 0.0f;
 }
 
+/* ---- packing column panels of a row-major B (a conv's input channels) ----
+ * Source rows sit a whole channel plane apart.  Panels are packed in groups
+ * of 8: each source row is then read as 512 contiguous bytes (the hardware
+ * prefetchers follow it, one page walk per row and group instead of per
+ * panel), each 16-column panel row being two 8-float moves. */
+static void pack_b_cols_avx2(const float *b, int ldb, int n, int NR, int kc, float *dst) {
+    const size_t ld = (size_t)ldb;
+    int j0 = 0;
+    if (NR == 16)
+        for (; j0 + 16 <= n;) {
+            int g = (n - j0) / 16;
+            if (g > 8) g = 8;
+            float *d0 = dst + (size_t)j0 * kc;
+            for (int p = 0; p < kc; p++) {
+                const float *s = b + (size_t)p * ld + j0;
+                float *d = d0 + (size_t)p * 16;
+                for (int q = 0; q < g; q++) {
+                    _mm256_storeu_ps(d + (size_t)q * kc * 16, _mm256_loadu_ps(s + 16 * q));
+                    _mm256_storeu_ps(d + (size_t)q * kc * 16 + 8, _mm256_loadu_ps(s + 16 * q + 8));
+                }
+            }
+            j0 += 16 * g;
+        }
+    for (; j0 < n; j0 += NR) {   /* the last, partial panel (or another panel width) */
+        int nr = n - j0 < NR ? n - j0 : NR;
+        float *d = dst + (size_t)j0 * kc;
+        for (int p = 0; p < kc; p++) {
+            const float *s = b + (size_t)p * ld + j0;
+            int j = 0;
+            for (; j < nr; j++) d[j] = s[j];
+            for (; j < NR; j++) d[j] = 0;
+            d += NR;
+        }
+    }
+    _mm256_zeroupper();
+}
+
 /* ---- vector math ---- */
 
 static inline __m256i tail_mask(int rem) {
@@ -651,6 +688,7 @@ int mc_kset_avx2(mc_kset *ks) {
     ks->mc = 6 * 20, ks->kc = 256, ks->nc = 16 * 128;
     ks->ukr = ukr_avx2_6x16;
     ks->pack_a_rows = mc_pack_a_rows_avx2;
+    ks->pack_b_cols = pack_b_cols_avx2;
     ks->epi = epi_avx2;
     ks->gemv = gemv_avx2;
     ks->dw = dw_avx2;
