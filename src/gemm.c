@@ -189,7 +189,9 @@ static void gemm_block(const mc_kset *ks, int ta, int tb, int m0, int m1, int n0
             int last = pc + kc >= k;
             float beff = pc == 0 ? beta : 1.0f;
             const float *bblk = bpk ? bpk + (size_t)pc * b_rows + (size_t)(qb->row0 + jc) * kc : bp;
-            for (int jr = 0; jr < nc && !bpk; jr += NR) {
+            if (!bpk && !qb && !tb && ks->pack_b_cols)   /* the whole block of panels at once */
+                ks->pack_b_cols(b + (size_t)pc * ldb + jc, ldb, nc, NR, kc, bp);
+            for (int jr = 0; jr < nc && !bpk && (qb || tb || !ks->pack_b_cols); jr += NR) {
                 int nr = nc - jr < NR ? nc - jr : NR;
                 if (qb) {
                     pack_q(ks, qb, jc + jr, pc, nr, NR, kc, ks->pack_a_rows && NR <= 16, qt, bp + (size_t)jr * kc);
@@ -446,6 +448,7 @@ void mc_kset_portable(mc_kset *ks) {
     ks->mc = 64, ks->kc = 256, ks->nc = 1024;
     ks->ukr = ukr_portable;
     ks->pack_a_rows = NULL;
+    ks->pack_b_cols = NULL;
     ks->gemv = NULL;
     ks->epi = epi_portable;
     ks->dw = dw_portable;
@@ -454,4 +457,5 @@ void mc_kset_portable(mc_kset *ks) {
     ks->layernorm_row = layernorm_row_portable;
     ks->layernorm_nchw = layernorm_nchw_portable;
     ks->cvt = mc_cvt_ref;
+    ks->conv3s2 = NULL;
 }

@@ -35,6 +35,11 @@ typedef struct mc_kset {
      * an MR-row panel (MR <= 32), zero padded, writing up to 8 floats past
      * the panel's end; also packs transposed B panels.  NULL: portable. */
     void (*pack_a_rows)(const float *a, int lda, int mr, int MR, int kc, float *dst);
+    /* Packs columns [0, n) of kc rows of row-major b (row stride ldb) into
+     * (n + NR - 1) / NR consecutive NR-column panels (each kc x NR, the last
+     * zero padded): the B of a conv, rows being channels of NCHW maps.
+     * NULL: the portable packer, one panel at a time (gemm.c). */
+    void (*pack_b_cols)(const float *b, int ldb, int n, int NR, int kc, float *dst);
     mc_epi_fn epi;
     /* y[i * ldy + j] = x[i, :] . w[j, :], i < m (m small), j < n; NULL: none. */
     void (*gemv)(const float *x, int m, int k, const float *w, int n, float *y, size_t ldy);
@@ -49,7 +54,22 @@ typedef struct mc_kset {
     /* dst[j] = float32 of the j-th element of src (bf16 / f16 bits, or int8
      * times scale), j < n; for MC_WT_F32 a copy. */
     void (*cvt)(mc_wtype t, const void *src, int n, float scale, float *dst);
+    /* Dense 3x3 conv, stride 2, padding 1, cin <= 4 (the image stem), of one
+     * image x[cin, h, w]: output rows [oy0, oy1) of y[cout, oh, ow] =
+     * act(conv + b) (b may be NULL), weights wt[cout, cin 9].  scratch:
+     * mc_conv3s2_scratch_floats(cin, w) floats.  NULL: im2col + SGEMM. */
+    void (*conv3s2)(const float *x, int cin, int h, int w, const float *wt, const float *b, int cout,
+                    int oy0, int oy1, mc_act act, float *y, float *scratch);
 } mc_kset;
+
+/* Width of one phase row of the conv3s2 scratch (input width w): at least
+ * the output width + 1, a multiple of 8, at least 16. */
+static inline int mc_conv3s2_wq(int w) {
+    int ow = mc_conv_out(w, 3, 2, 1), wq = (ow + 1 + 7) & ~7;
+    return wq < 16 ? 16 : wq;
+}
+/* Scratch floats of conv3s2: two phase rows per tap row (cin 3 of them). */
+static inline size_t mc_conv3s2_scratch_floats(int cin, int w) { return (size_t)cin * 3 * 2 * (size_t)mc_conv3s2_wq(w) + 16; }
 
 /* Kernel sets.  avx2/avx512/neon fill *ks and return 1 (0 when not compiled
  * in: the x86 sets on other targets, neon off AArch64; cpu.c has the stubs). */

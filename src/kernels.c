@@ -3,8 +3,9 @@
  * (cpuid, or MC_KERNELS=scalar|avx2|avx512 in the environment; on AArch64
  * scalar|neon), then run
  * GEMM-shaped work through the blocked SGEMM (gemm.c) with fused epilogues,
- * depthwise convs through the direct plane kernel, other convs through
- * im2col + SGEMM, attention as two SGEMMs per head around a softmax.
+ * depthwise convs through the direct plane kernel, small-cin 3x3 stride-2
+ * convs (the image stem) through the kernel set's direct kernel, other convs
+ * through im2col + SGEMM, attention as two SGEMMs per head around a softmax.
  * Scratch is thread-local and grown once (no allocation per call in steady
  * state).  Threads: OpenMP, count from mc_kernels_set_threads (0 = all).
  */
@@ -286,6 +287,67 @@ static void conv2d_q_plain(const mc_conv2d_desc *d, const mc_qmat *q, const floa
         }
 }
 
+/* Output rows [oy0, oy1) of a 3x3 stride-2 padding-1 dense conv of one image,
+ * computed plainly (a worker thread without scratch memory for conv3s2). */
+static void conv3s2_rows_plain(const float *x, int cin, int h, int w, const float *wt, const float *b, int cout,
+                               int oy0, int oy1, mc_act act, float *y) {
+    int oh = mc_conv_out(h, 3, 2, 1), ow = mc_conv_out(w, 3, 2, 1);
+    for (int oc = 0; oc < cout; oc++)
+        for (int oy = oy0; oy < oy1; oy++) {
+            float *yr = y + ((size_t)oc * oh + oy) * ow;
+            for (int ox = 0; ox < ow; ox++) {
+                float s = 0;
+                for (int ic = 0; ic < cin; ic++)
+                    for (int ky = 0; ky < 3; ky++) {
+                        int iy = 2 * oy - 1 + ky;
+                        if (iy < 0 || iy >= h) continue;
+                        for (int kx = 0; kx < 3; kx++) {
+                            int ix = 2 * ox - 1 + kx;
+                            if (ix >= 0 && ix < w) s += wt[(size_t)oc * cin * 9 + ic * 9 + ky * 3 + kx] * x[((size_t)ic * h + iy) * w + ix];
+                        }
+                    }
+                yr[ox] = s + (b ? b[oc] : 0.0f);
+            }
+            mc_act_apply_ref(yr, (size_t)ow, act);
+        }
+}
+
+/* A dense 3x3 stride-2 padding-1 conv over at most 4 input channels (the
+ * image stem) through the kernel set's direct kernel, output rows shared out
+ * over threads; 0 (nothing done) when the set has none or no scratch. */
+static int conv3s2(const mc_kset *ks, const mc_conv2d_desc *d, const float *w, const mc_qmat *q, const float *b,
+                   const float *x, int n, int h, int wd, float *y, mc_act act) {
+    if (!ks->conv3s2 || d->groups != 1 || d->cin > 4 || d->kh != 3 || d->kw != 3 || d->sh != 2 || d->sw != 2 ||
+        d->ph != 1 || d->pw != 1)
+        return 0;
+    const int cin = d->cin, cout = d->cout, kk = cin * 9;
+    const int oh = mc_conv_out(h, 3, 2, 1), ow = mc_conv_out(wd, 3, 2, 1);
+    size_t sc = mc_conv3s2_scratch_floats(cin, wd);
+    if (q && (is_lowp(q) || !w)) {   /* weights as float32 rows */
+        float *wb = mc_scratch(MC_SCRATCH_PACK_Q, (size_t)cout * kk);
+        if (!wb) return 0;
+        for (int oc = 0; oc < cout; oc++) mc_qmat_row(q, oc, 0, kk, wb + (size_t)oc * kk);
+        w = wb;
+    }
+    if (!w || !mc_scratch(MC_SCRATCH_CONV, sc)) return 0;
+    int nt = mc_threads_for(2.0 * cout * oh * ow * kk);
+    int chunks = nt > 1 ? (oh < 4 * nt ? oh : 4 * nt) : 1;
+    for (int img = 0; img < n; img++) {
+        const float *xi = x + (size_t)img * cin * h * wd;
+        float *yi = y + (size_t)img * cout * oh * ow;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
+        for (int c = 0; c < chunks; c++) {
+            int oy0 = (int)((long)oh * c / chunks), oy1 = (int)((long)oh * (c + 1) / chunks);
+            float *scr = mc_scratch(MC_SCRATCH_CONV, sc);
+            if (scr)
+                ks->conv3s2(xi, cin, h, wd, w, b, cout, oy0, oy1, act, yi, scr);
+            else
+                conv3s2_rows_plain(xi, cin, h, wd, w, b, cout, oy0, oy1, act, yi);
+        }
+    }
+    return 1;
+}
+
 void mc_conv2d(const mc_conv2d_desc *d, const float *w, const float *b, const float *x, int n,
                int h, int wd, float *y, mc_act act) {
     mc_conv2d_q(d, w, NULL, b, x, n, h, wd, y, act);
@@ -322,6 +384,7 @@ void mc_conv2d_q(const mc_conv2d_desc *d, const float *w, const mc_qmat *q, cons
         }
         return;
     }
+    if (conv3s2(ks, d, w, q, b, x, n, h, wd, y, act)) return;
     int kk = cpg_in * d->kh * d->kw;
     int direct = d->kh == 1 && d->kw == 1 && d->sh == 1 && d->sw == 1 && d->ph == 0 && d->pw == 0;
     int lowp = is_lowp(q);

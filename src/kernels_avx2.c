@@ -3,7 +3,8 @@
  * (gemm_ukr.h), the A / transposed-B panel packer, the vector math, bias +
  * activation epilogue and few-row dot products (kernels_vec.h at 8 lanes),
  * depthwise convolution (register-blocked, input read in place or from
- * zero-padded / phase-split copies where needed), softmax and LayerNorm,
+ * zero-padded / phase-split copies where needed), the direct small-cin
+ * 3x3 stride-2 conv (image stem), softmax and LayerNorm,
  * and the bf16 / f16 / int8 weight conversions.
  * Compiled with -mavx2 -mfma -mf16c; used only when mc_cpu_level() says so.  The
  * AVX-512 set replaces the micro-kernel and the kernels_vec.h parts and
@@ -75,6 +76,43 @@ void mc_pack_a_rows_avx2(const float *a, int lda, int mr, int MR, int kc, float 
     }
     for (; p < kc; p++)
         for (int i = 0; i < MR; i++) dst[(size_t)p * MR + i] = i < mr ? a[(size_t)i * lda + p] : 0.0f;
+}
+
+/* ---- packing column panels of a row-major B (a conv's input channels) ----
+ * Source rows sit a whole channel plane apart.  Panels are packed in groups
+ * of 8: each source row is then read as 512 contiguous bytes (the hardware
+ * prefetchers follow it, one page walk per row and group instead of per
+ * panel), each 16-column panel row being two 8-float moves. */
+static void pack_b_cols_avx2(const float *b, int ldb, int n, int NR, int kc, float *dst) {
+    const size_t ld = (size_t)ldb;
+    int j0 = 0;
+    if (NR == 16)
+        for (; j0 + 16 <= n;) {
+            int g = (n - j0) / 16;
+            if (g > 8) g = 8;
+            float *d0 = dst + (size_t)j0 * kc;
+            for (int p = 0; p < kc; p++) {
+                const float *s = b + (size_t)p * ld + j0;
+                float *d = d0 + (size_t)p * 16;
+                for (int q = 0; q < g; q++) {
+                    _mm256_storeu_ps(d + (size_t)q * kc * 16, _mm256_loadu_ps(s + 16 * q));
+                    _mm256_storeu_ps(d + (size_t)q * kc * 16 + 8, _mm256_loadu_ps(s + 16 * q + 8));
+                }
+            }
+            j0 += 16 * g;
+        }
+    for (; j0 < n; j0 += NR) {   /* the last, partial panel (or another panel width) */
+        int nr = n - j0 < NR ? n - j0 : NR;
+        float *d = dst + (size_t)j0 * kc;
+        for (int p = 0; p < kc; p++) {
+            const float *s = b + (size_t)p * ld + j0;
+            int j = 0;
+            for (; j < nr; j++) d[j] = s[j];
+            for (; j < NR; j++) d[j] = 0;
+            d += NR;
+        }
+    }
+    _mm256_zeroupper();
 }
 
 /* ---- vector math ---- */
@@ -372,6 +410,122 @@ static void dw_avx2(const float *x, int h, int w, const float *k, const mc_conv2
     _mm256_zeroupper();   /* the caller is legacy-SSE code */
 }
 
+/* ---- small-cin dense 3x3 stride-2 conv (the image stem) ----
+ * Per output row, the 3 input rows of each channel are split once into an
+ * even phase E[j] = x[2j] and a shifted odd phase O[j] = x[2j - 1] (zero
+ * outside the row), so tap kx of output column ox reads O[ox] (kx = 0),
+ * E[ox] (kx = 1) or O[ox + 1] (kx = 2): contiguous vectors.  Blocks of 4
+ * output channels x 24 columns (12 accumulators) take each of the cin 9
+ * taps as 3 input loads and 4 weight broadcasts; sums start at zero and run
+ * over taps in (ic, ky, kx) order, as the im2col GEMM's do, and the bias and
+ * activation go on through the GEMM epilogue, so results equal that path's. */
+
+/* E[0, wq) and O[0, wq) of one input row of w floats (src NULL: a padding row). */
+static void c3_split_row(const float *src, int w, float *e, float *o, int wq) {
+    if (!src) {
+        memset(e, 0, (size_t)wq * sizeof(float));
+        memset(o, 0, (size_t)wq * sizeof(float));
+        return;
+    }
+    int j = 0;
+    o[0] = 0;
+    for (; 2 * j + 16 <= w; j += 8) {
+        vf a = _mm256_loadu_ps(src + 2 * j), b = _mm256_loadu_ps(src + 2 * j + 8);
+        vf ev = _mm256_shuffle_ps(a, b, 0x88), od = _mm256_shuffle_ps(a, b, 0xdd);
+        ev = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ev), 0xd8));
+        od = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(od), 0xd8));
+        _mm256_storeu_ps(e + j, ev);
+        _mm256_storeu_ps(o + j + 1, od);
+    }
+    for (; j < wq; j++) {
+        e[j] = 2 * j < w ? src[2 * j] : 0.0f;
+        if (j + 1 < wq) o[j + 1] = 2 * j + 1 < w ? src[2 * j + 1] : 0.0f;
+    }
+}
+
+/* NO output channels (weights wt, row stride kk) x NV vectors at column ox;
+ * rows[r] is the E phase of tap row r = ic 3 + ky, its O phase wq further. */
+static inline __attribute__((always_inline)) void c3_blk(float *const *rows, int nrows, int wq,
+                                                        const float *wt, int kk, int NO, int NV, int ox,
+                                                        float *y, size_t ldy) {
+    vf acc[4][3];
+    #pragma GCC unroll 4
+    for (int o = 0; o < NO; o++)
+        #pragma GCC unroll 3
+        for (int v = 0; v < NV; v++) acc[o][v] = _mm256_setzero_ps();
+    for (int r = 0; r < nrows; r++) {
+        const float *e = rows[r] + ox, *od = rows[r] + wq + ox;
+        #pragma GCC unroll 3
+        for (int kx = 0; kx < 3; kx++) {
+            const float *src = kx == 1 ? e : od + (kx == 2);
+            vf in[3];
+            #pragma GCC unroll 3
+            for (int v = 0; v < NV; v++) in[v] = _mm256_loadu_ps(src + 8 * v);
+            #pragma GCC unroll 4
+            for (int o = 0; o < NO; o++) {
+                vf wv = _mm256_broadcast_ss(wt + (size_t)o * kk + r * 3 + kx);
+                #pragma GCC unroll 3
+                for (int v = 0; v < NV; v++) acc[o][v] = _mm256_fmadd_ps(wv, in[v], acc[o][v]);
+            }
+        }
+    }
+    #pragma GCC unroll 4
+    for (int o = 0; o < NO; o++)
+        #pragma GCC unroll 3
+        for (int v = 0; v < NV; v++) _mm256_storeu_ps(y + (size_t)o * ldy + 8 * v, acc[o][v]);
+}
+
+static void c3_blk_4x2(float *const *rows, int nrows, int wq, const float *wt, int kk, int ox, float *y, size_t ldy) {
+    c3_blk(rows, nrows, wq, wt, kk, 4, 2, ox, y, ldy);
+}
+static void c3_blk_4x1(float *const *rows, int nrows, int wq, const float *wt, int kk, int ox, float *y, size_t ldy) {
+    c3_blk(rows, nrows, wq, wt, kk, 4, 1, ox, y, ldy);
+}
+static void c3_blk_1x2(float *const *rows, int nrows, int wq, const float *wt, int kk, int ox, float *y, size_t ldy) {
+    c3_blk(rows, nrows, wq, wt, kk, 1, 2, ox, y, ldy);
+}
+static void c3_blk_1x1(float *const *rows, int nrows, int wq, const float *wt, int kk, int ox, float *y, size_t ldy) {
+    c3_blk(rows, nrows, wq, wt, kk, 1, 1, ox, y, ldy);
+}
+
+static void conv3s2_avx2(const float *x, int cin, int h, int w, const float *wt, const float *b, int cout,
+                         int oy0, int oy1, mc_act act, float *y, float *scratch) {
+    const int oh = mc_conv_out(h, 3, 2, 1), ow = mc_conv_out(w, 3, 2, 1), wq = mc_conv3s2_wq(w);
+    const int kk = cin * 9, nrows = cin * 3;
+    const size_t ohw = (size_t)oh * ow;
+    float *rows[12];
+    float tmp[4 * 8];   /* one block when the row is narrower than a vector */
+    for (int oy = oy0; oy < oy1; oy++) {
+        for (int ic = 0; ic < cin; ic++)
+            for (int ky = 0; ky < 3; ky++) {
+                int r = ic * 3 + ky, iy = 2 * oy - 1 + ky;
+                rows[r] = scratch + (size_t)r * 2 * wq;
+                c3_split_row(iy >= 0 && iy < h ? x + ((size_t)ic * h + iy) * w : NULL, w, rows[r], rows[r] + wq, wq);
+            }
+        float *yr = y + (size_t)oy * ow;
+        for (int oc = 0; oc < cout;) {
+            int no = cout - oc >= 4 ? 4 : 1;
+            const float *wo = wt + (size_t)oc * kk;
+            float *yo = yr + (size_t)oc * ohw;
+            int ox = 0;
+            for (; ox + 16 <= ow; ox += 16)
+                (no == 4 ? c3_blk_4x2 : c3_blk_1x2)(rows, nrows, wq, wo, kk, ox, yo + ox, ohw);
+            for (; ox < ow; ox += 8) {
+                if (ow < 8) {
+                    (no == 4 ? c3_blk_4x1 : c3_blk_1x1)(rows, nrows, wq, wo, kk, 0, tmp, 8);
+                    for (int o = 0; o < no; o++) memcpy(yo + (size_t)o * ohw, tmp + 8 * o, (size_t)ow * sizeof(float));
+                    break;
+                }
+                if (ox + 8 > ow) ox = ow - 8;   /* overlaps the previous block: the same values again */
+                (no == 4 ? c3_blk_4x1 : c3_blk_1x1)(rows, nrows, wq, wo, kk, ox, yo + ox, ohw);
+            }
+            oc += no;
+        }
+        if (b || act != MC_ACT_NONE) epi_avx2(yr, ohw, cout, ow, b, NULL, act);
+    }
+    _mm256_zeroupper();
+}
+
 /* ---- softmax and LayerNorm ---- */
 
 static void softmax_row_avx2(float *x, int n) {
@@ -534,9 +688,11 @@ int mc_kset_avx2(mc_kset *ks) {
     ks->mc = 6 * 20, ks->kc = 256, ks->nc = 16 * 128;
     ks->ukr = ukr_avx2_6x16;
     ks->pack_a_rows = mc_pack_a_rows_avx2;
+    ks->pack_b_cols = pack_b_cols_avx2;
     ks->epi = epi_avx2;
     ks->gemv = gemv_avx2;
     ks->dw = dw_avx2;
+    ks->conv3s2 = conv3s2_avx2;
     ks->act = act_avx2;
     ks->softmax_row = softmax_row_avx2;
     ks->layernorm_row = layernorm_row_avx2;

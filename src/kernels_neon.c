@@ -400,6 +400,7 @@ int mc_kset_neon(mc_kset *ks) {
     ks->mc = 8 * 16, ks->kc = 256, ks->nc = 12 * 128;
     ks->ukr = ukr_neon_8x12;
     ks->pack_a_rows = pack_a_rows_neon;
+    ks->pack_b_cols = NULL;
     ks->epi = epi_neon;
     ks->gemv = gemv_neon;
     ks->dw = dw_neon;
@@ -408,6 +409,7 @@ int mc_kset_neon(mc_kset *ks) {
     ks->layernorm_row = layernorm_row_neon;
     ks->layernorm_nchw = layernorm_nchw_neon;
     ks->cvt = cvt_neon;
+    ks->conv3s2 = NULL;
     return 1;
 }
 

@@ -127,6 +127,31 @@ static void test_conv(void) {
     test_conv_one(2, 6, 12, 6, 7, 7, 2, 2, 3, 3, 17, 16, MC_ACT_GELU, 1);  /* MCi downsample shape */
     test_conv_one(2, 3, 9, 3, 3, 3, 2, 2, 1, 1, 9, 10, MC_ACT_NONE, 0);   /* channel multiplier 3 */
     test_conv_one(1, 5, 7, 1, 7, 7, 2, 2, 3, 3, 19, 23, MC_ACT_QUICK_GELU, 1);
+    /* dense 3x3 stride 2 padding 1 with cin <= 4 (the stem's direct kernel): odd sizes, rows
+     * narrower than a vector, cout not a multiple of the channel block */
+    static const int st[][6] = {{1, 3, 64, 33, 31, MC_ACT_GELU}, {2, 1, 5, 1, 1, MC_ACT_NONE},
+                                {1, 2, 7, 2, 15, MC_ACT_RELU}, {2, 4, 9, 17, 16, MC_ACT_GELU},
+                                {1, 3, 6, 9, 67, MC_ACT_NONE}, {1, 4, 13, 5, 49, MC_ACT_SIGMOID},
+                                {1, 3, 4, 64, 64, MC_ACT_GELU}, {1, 1, 1, 3, 3, MC_ACT_GELU_TANH}};
+    for (size_t i = 0; i < sizeof st / sizeof st[0]; i++)
+        for (int hb = 0; hb < 2; hb++)
+            test_conv_one(st[i][0], st[i][1], st[i][2], 1, 3, 3, 2, 2, 1, 1, st[i][3], st[i][4], (mc_act)st[i][5], hb);
+    {   /* the same conv with the weights held only as a pre-packed copy (as the models keep them) */
+        mc_conv2d_desc d = {3, 11, 3, 3, 2, 2, 1, 1, 1};
+        int h = 19, w = 37, oh = mc_conv_out(h, 3, 2, 1), ow = mc_conv_out(w, 3, 2, 1);
+        size_t ys = (size_t)2 * d.cout * oh * ow;
+        float *x = test_rand_buf((size_t)2 * 3 * h * w, 1), *wt = test_rand_buf((size_t)d.cout * 27, 0.5f);
+        float *b = test_rand_buf(d.cout, 1), *y1 = malloc(ys * sizeof(float)), *y2 = malloc(ys * sizeof(float));
+        float *pk = malloc(mc_qmat_packed_floats(mc_kset_get(), 0, d.cout, 27) * sizeof(float));
+        mc_qmat q;
+        mc_qmat_pack(mc_kset_get(), 0, wt, d.cout, 27, pk, &q);
+        q.data = NULL;
+        mc_conv2d_ref(&d, wt, b, x, 2, h, w, y1, MC_ACT_GELU);
+        mc_conv2d_q(&d, NULL, &q, b, x, 2, h, w, y2, MC_ACT_GELU);
+        double e = test_rel_err(y2, y1, ys);
+        CHECK(e <= TOL, "[%s t%d] conv 3x3 s2 cin=3 packed-only weights: err %g", g_set, g_nt, e);
+        free(x), free(wt), free(b), free(y1), free(y2), free(pk);
+    }
 }
 
 static void test_norms(void) {
