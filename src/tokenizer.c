@@ -180,9 +180,21 @@ static mc_status read_gz(const char *path, char **out, size_t *len, mc_error *er
     return MC_OK;
 }
 
+/* The reference's pattern, compiled by Python's regex module with IGNORECASE:
+ *   <start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
+ * Two characters need spelling out for PCRE2 to split the same way:
+ * - \s: PCRE2's includes U+180E (Mongolian vowel separator, a format
+ *   character since Unicode 6.3), the regex module's does not; so the class
+ *   lists the White_Space characters the regex module uses.
+ * - U+0345 (combining ypogegrammeni, Mn) case-folds to a Greek iota, so under
+ *   IGNORECASE the regex module's negated class rejects it while the letter
+ *   class does not take it either: no alternative matches it, and the
+ *   reference drops it.  Excluding it from the last class does the same. */
 static mc_status compile_regex(mc_tokenizer *tok, mc_error *err) {
     static const char pattern[] =
-        "<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+";
+        "<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|"
+        "[^\\t\\n\\x{0b}\\f\\r \\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}"
+        "\\x{205f}\\x{3000}\\x{345}\\p{L}\\p{N}]+";
     int ec;
     PCRE2_SIZE off;
     tok->re = pcre2_compile((PCRE2_SPTR)pattern, PCRE2_ZERO_TERMINATED,

@@ -1,7 +1,8 @@
 /*
  * test_tokenizer.c - the CLIP tokenizer against the reference's output
  * (fixtures/tokenizer/cases.jsonl), plus text repair, lower-casing,
- * whitespace, truncation, invalid UTF-8, vocabulary search and bad files.
+ * whitespace, truncation, invalid UTF-8, the regex's character classes,
+ * vocabulary search and bad files.
  */
 #include "test.h"
 
@@ -218,6 +219,35 @@ static void test_pieces(void) {
           "case-insensitive");
 }
 
+/* Where PCRE2's character classes differ from the reference's (Python's
+ * regex module, IGNORECASE); ids from the reference tokenizer. */
+static void test_regex_classes(void) {
+    static const struct {
+        const char *text;
+        int n;
+        int32_t ids[6];
+    } cases[] = {
+        /* U+0345 matches no alternative under IGNORECASE: dropped */
+        {"\xcd\x85", 0, {0}},
+        {"!\xcd\x85", 1, {256}},
+        {"a\xcd\x85" "b", 2, {320, 321}},
+        {"1\xcd\x85", 1, {272}},
+        {"\xe2\x80\x8c\xcd\x85", 2, {728, 490}},
+        {"\xce\xb1\xcd\x85", 3, {157, 122, 367}},   /* NFC: U+1FB3, a letter */
+        /* U+180E is no \s for the regex module: a symbol piece */
+        {"\xe1\xa0\x8e", 3, {157, 254, 492}},
+        {"a\xe1\xa0\x8e" "b", 5, {320, 157, 254, 492, 321}},
+        {"\xe1\xa0\x8e\xe2\x80\xaf!", 4, {157, 254, 492, 256}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int32_t ids[MC_CONTEXT_LENGTH];
+        int ok = encode(cases[i].text, MC_CONTEXT_LENGTH, ids) && ids[0] == MC_TOKEN_SOT &&
+                 ids_equal(ids + 1, cases[i].ids, cases[i].n) && ids[1 + cases[i].n] == MC_TOKEN_EOT;
+        CHECK(ok, "regex classes case %zu", i);
+        if (!ok) { fprintf(stderr, "  got: "); print_ids(ids, MC_CONTEXT_LENGTH); }
+    }
+}
+
 static char tmpdir[256];
 
 static int write_file(const char *path, const void *data, size_t n) {
@@ -329,6 +359,7 @@ int main(void) {
     test_truncation();
     test_utf8();
     test_pieces();
+    test_regex_classes();
     snprintf(tmpdir, sizeof tmpdir, "/tmp/mc_test_tok_XXXXXX");
     CHECK(mkdtemp(tmpdir) != NULL, "mkdtemp");
     test_vocab_files();
