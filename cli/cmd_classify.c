@@ -33,6 +33,7 @@ static const cli_opt classify_opts[] = {
     CLI_WEIGHTS_OPT,
     {"batch", 'b', 1, 0, "N  images per forward pass (default 8)"},
     {"threads", 't', 1, 0, "N  compute threads (default: one per core)"},
+    {"workers", 0, 1, 0, "K  K batches at once, each on its own context with threads/K threads (1..64, default 1)"},
     {"no-exif", 0, 0, 0, "ignore the EXIF orientation tag"},
     {"strict", 0, 0, 0, "fail when an image cannot be decoded"},
     {"quiet", 'q', 0, 0, "no progress bar"},
@@ -145,7 +146,7 @@ int cmd_classify(int argc, char **argv) {
     mc_context *ctx = NULL;
     float *temb = NULL, *cls = NULL, *iemb = NULL;
     size_t *rows = NULL, n_rows = 0;
-    int top = 5, batch = 8, threads = 0;
+    int top = 5, batch = 8, threads = 0, workers = 1;
     const char **vals;
     int nv = cli_get_all(&a, "labels", &vals);
     for (int i = 0; i < nv && !rc; i++) rc = labels_from_arg(&labels, vals[i]);
@@ -173,6 +174,7 @@ int cmd_classify(int argc, char **argv) {
         rc = cli_errorf("--threads: expected an integer >= 0, got '%s'", v) + 1;
         goto out;
     }
+    if (cli_parse_workers(cli_get(&a, "workers"), &workers)) { rc = 2; goto out; }
     if ((size_t)top > labels.n) top = (int)labels.n;
     for (size_t l = 0; l < labels.n && !rc; l++)
         for (size_t t = 0; t < templates.n && !rc; t++) {
@@ -211,10 +213,8 @@ int cmd_classify(int argc, char **argv) {
 
     mc_preprocess_params pp = info.preprocess;
     if (cli_has(&a, "no-exif")) pp.apply_exif = 0;
-    int dthreads = 2;
-    if ((rc = cli_embed_images(ctx, &info, &pp, &list, batch, dthreads, 1, cli_has(&a, "strict"),
-                               !cli_has(&a, "quiet"), &iemb, &rows, &n_rows)))
-        goto out;
+    cli_embed_opts eo = {batch, 2, workers, threads, 1, cli_has(&a, "strict"), !cli_has(&a, "quiet")};
+    if ((rc = cli_embed_images(ctx, model, &info, &pp, &list, &eo, &iemb, &rows, &n_rows))) goto out;
 
     double scale = info.logit_scale;
     if (!(scale > 0)) scale = 100.0;   /* a model without the parameter: CLIP's usual value */

@@ -1,7 +1,9 @@
 /*
  * cmd_embed.c - the 'embed-image' and 'embed-text' commands: embeddings as a
  * float32 [N, D] .npy (-o) or one JSON array per line on stdout.  Images are
- * decoded by a small thread pool while the previous batch is being encoded.
+ * decoded by a small thread pool while the previous batch is being encoded;
+ * --workers K runs K such pipelines, each with its own context, taking
+ * batches from a shared counter and writing their rows of the output.
  * Also the image-list and batch-encoding helpers that 'classify' shares.
  */
 #include "cli.h"
@@ -11,6 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -125,100 +128,236 @@ static void decode_wait(decode_job *j) {
     j->n_threads = 0;
 }
 
-int cli_embed_images(mc_context *ctx, const mc_model_info *info, const mc_preprocess_params *pp,
-                     const cli_image_list *list, int batch, int decode_threads, int normalize,
-                     int strict, int show_progress, float **emb_out, size_t **rows_out,
-                     size_t *n_out) {
-    size_t n = list->n, D = (size_t)info->embed_dim;
-    size_t plane = (size_t)3 * pp->size * pp->size;
-    if (batch < 1) batch = 1;
-    float *emb = malloc((n ? n : 1) * D * sizeof *emb);
-    size_t *rows = malloc((n ? n : 1) * sizeof *rows);
-    decode_job jobs[2];
-    memset(jobs, 0, sizeof jobs);
-    int rc = 0;
-    for (int b = 0; b < 2; b++) {
-        jobs[b].list = list;
-        jobs[b].pp = pp;
-        jobs[b].pixels = malloc((size_t)batch * plane * sizeof(float));
-        jobs[b].errs = calloc((size_t)batch, sizeof(mc_error));
-        jobs[b].ok = calloc((size_t)batch, sizeof(int));
-        pthread_mutex_init(&jobs[b].lock, NULL);
-        if (!jobs[b].pixels || !jobs[b].errs || !jobs[b].ok) rc = 1;
-    }
-    if (!emb || !rows || rc) {
-        rc = cli_errorf("out of memory");
-        goto done;
-    }
+/* ---- workers: each owns a context and two decode jobs, batches from a shared counter ---- */
+
+#define NO_BATCH ((size_t)-1)
+
+typedef struct embed_run {
+    const cli_image_list *list;
+    const cli_embed_opts *o;
+    size_t n, D, plane, batch, n_batches;
+    float *emb;                /* [n, D]: row i is image i's embedding */
+    unsigned char *ok;         /* [n]: image i was embedded */
+    pthread_mutex_t lock;      /* everything below, and stderr */
+    size_t next_batch;
+    size_t n_done;             /* images handled (embedded or skipped) */
     cli_progress bar;
-    cli_progress_start(&bar, "images", (int64_t)n, 0, show_progress && n >= 16);
-    size_t n_done = 0, n_rows = 0;
-    int cur = 0;
-    if (n) decode_start(&jobs[0], 0, n < (size_t)batch ? n : (size_t)batch, decode_threads);
-    for (size_t first = 0; first < n; first += (size_t)batch) {
-        decode_job *j = &jobs[cur];
-        decode_wait(j);
-        size_t next = first + (size_t)batch;
-        if (next < n) {
-            size_t cnt = n - next < (size_t)batch ? n - next : (size_t)batch;
-            decode_start(&jobs[cur ^ 1], next, cnt, decode_threads);
-        }
-        /* compact the decoded images, report the others */
-        size_t good = 0;
-        for (size_t k = 0; k < j->count; k++) {
-            if (!j->ok[k]) {
-                if (strict) {
-                    cli_progress_end(&bar);
-                    if (j->errs[k].message[0] && strstr(j->errs[k].message, list->paths[first + k]))
-                        cli_errorf("%s", j->errs[k].message);
-                    else
-                        cli_errorf("%s: %s", list->paths[first + k],
-                                   j->errs[k].message[0] ? j->errs[k].message : "cannot decode");
-                    rc = 1;
-                    continue;
-                }
-                cli_progress_end(&bar);
-                const char *msg = j->errs[k].message[0] ? j->errs[k].message : "cannot decode";
-                if (strstr(msg, list->paths[first + k]))   /* the message names the file already */
-                    fprintf(stderr, "mobileclip: skipping %s\n", msg);
-                else
-                    fprintf(stderr, "mobileclip: skipping %s: %s\n", list->paths[first + k], msg);
+    int failed;                /* no more batches are handed out */
+    size_t err_at;             /* list index the error is about (lowest wins) */
+    char *err;                 /* the error to report, malloc'd */
+} embed_run;
+
+typedef struct embed_worker {
+    embed_run *r;
+    mc_context *ctx;
+    decode_job jobs[2];
+    float *out;                /* [batch, D] */
+} embed_worker;
+
+static size_t claim_batch(embed_run *r) {
+    pthread_mutex_lock(&r->lock);
+    size_t b = r->failed || r->next_batch >= r->n_batches ? NO_BATCH : r->next_batch++;
+    pthread_mutex_unlock(&r->lock);
+    return b;
+}
+
+static void start_batch(embed_worker *w, decode_job *j, size_t b) {
+    embed_run *r = w->r;
+    size_t first = b * r->batch, cnt = r->n - first < r->batch ? r->n - first : r->batch;
+    decode_start(j, first, cnt, r->o->decode_threads);
+}
+
+/* Records an error about image `at` (keeps the lowest), stops the hand-out. */
+static void run_fail(embed_run *r, size_t at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void run_fail(embed_run *r, size_t at, const char *fmt, ...) {
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int len = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    char *msg = NULL;
+    if (len >= (int)sizeof buf && (msg = malloc((size_t)len + 1))) {
+        va_start(ap, fmt);
+        vsnprintf(msg, (size_t)len + 1, fmt, ap);
+        va_end(ap);
+    }
+    if (!msg) msg = strdup(buf);
+    pthread_mutex_lock(&r->lock);
+    r->failed = 1;
+    if (!r->err || at < r->err_at) {
+        free(r->err);
+        r->err = msg;
+        r->err_at = at;
+        msg = NULL;
+    }
+    pthread_mutex_unlock(&r->lock);
+    free(msg);
+}
+
+/* Checks a decoded batch (skips or fails its bad images), then encodes the
+ * good ones into their rows unless the run has failed. */
+static void finish_batch(embed_worker *w, decode_job *j) {
+    embed_run *r = w->r;
+    const cli_embed_opts *o = r->o;
+    const cli_image_list *list = r->list;
+    size_t good = 0, first = j->first;
+    for (size_t k = 0; k < j->count; k++) {
+        if (!j->ok[k]) {
+            const char *path = list->paths[first + k];
+            const char *msg = j->errs[k].message[0] ? j->errs[k].message : "cannot decode";
+            int named = strstr(msg, path) != NULL;   /* the message names the file already */
+            if (o->strict) {
+                if (named) run_fail(r, first + k, "%s", msg);
+                else run_fail(r, first + k, "%s: %s", path, msg);
                 continue;
             }
-            if (good != k) memmove(j->pixels + good * plane, j->pixels + k * plane, plane * sizeof(float));
-            rows[n_rows + good] = first + k;
-            good++;
+            pthread_mutex_lock(&r->lock);
+            cli_progress_end(&r->bar);
+            if (named) fprintf(stderr, "mobileclip: skipping %s\n", msg);
+            else fprintf(stderr, "mobileclip: skipping %s: %s\n", path, msg);
+            pthread_mutex_unlock(&r->lock);
+            continue;
         }
-        if (rc) {
-            if (next < n) decode_wait(&jobs[cur ^ 1]);
-            goto done;
-        }
-        if (good && mc_encode_image(ctx, j->pixels, (int)good, normalize, emb + n_rows * D)) {
-            if (next < n) decode_wait(&jobs[cur ^ 1]);
-            cli_progress_end(&bar);
-            rc = cli_error(mc_context_last_error(ctx));
-            goto done;
-        }
-        n_rows += good;
-        n_done += j->count;
-        cli_progress_update(&bar, (int64_t)n_done);
-        cur ^= 1;
+        if (good != k) memmove(j->pixels + good * r->plane, j->pixels + k * r->plane, r->plane * sizeof(float));
+        good++;
     }
-    cli_progress_end(&bar);
-    *emb_out = emb;
-    *rows_out = rows;
-    *n_out = n_rows;
-    emb = NULL;
-    rows = NULL;
-done:
+    pthread_mutex_lock(&r->lock);
+    int failed = r->failed;
+    pthread_mutex_unlock(&r->lock);
+    if (failed) return;
+    if (good && mc_encode_image(w->ctx, j->pixels, (int)good, o->normalize, w->out)) {
+        run_fail(r, first, "%s", mc_context_last_error(w->ctx)->message);
+        return;
+    }
+    for (size_t k = 0, g = 0; k < j->count; k++) {
+        if (!j->ok[k]) continue;
+        memcpy(r->emb + (first + k) * r->D, w->out + g++ * r->D, r->D * sizeof(float));
+        r->ok[first + k] = 1;
+    }
+    pthread_mutex_lock(&r->lock);
+    r->n_done += j->count;
+    cli_progress_update(&r->bar, (int64_t)r->n_done);
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* Decodes the next batch while encoding the current one, until the batches
+ * run out or the run fails.  Every batch taken is at least checked, so that
+ * --strict reports the first bad image whatever the worker count. */
+static void *embed_worker_run(void *arg) {
+    embed_worker *w = arg;
+    size_t b = claim_batch(w->r);
+    if (b == NO_BATCH) return NULL;
+    start_batch(w, &w->jobs[0], b);
+    for (int cur = 0; b != NO_BATCH; cur ^= 1) {
+        decode_wait(&w->jobs[cur]);
+        size_t nb = claim_batch(w->r);
+        if (nb != NO_BATCH) start_batch(w, &w->jobs[cur ^ 1], nb);
+        finish_batch(w, &w->jobs[cur]);
+        b = nb;
+    }
+    return NULL;
+}
+
+static int worker_init(embed_worker *w, embed_run *r, const mc_preprocess_params *pp) {
+    memset(w, 0, sizeof *w);
+    w->r = r;
+    w->out = malloc(r->batch * r->D * sizeof(float));
+    int bad = !w->out;
     for (int b = 0; b < 2; b++) {
-        free(jobs[b].pixels);
-        free(jobs[b].errs);
-        free(jobs[b].ok);
-        pthread_mutex_destroy(&jobs[b].lock);
+        decode_job *j = &w->jobs[b];
+        j->list = r->list;
+        j->pp = pp;
+        j->pixels = malloc(r->batch * r->plane * sizeof(float));
+        j->errs = calloc(r->batch, sizeof(mc_error));
+        j->ok = calloc(r->batch, sizeof(int));
+        pthread_mutex_init(&j->lock, NULL);
+        bad |= !j->pixels || !j->errs || !j->ok;
     }
-    free(emb);
+    return bad;
+}
+
+static void worker_free(embed_worker *w, int own_ctx) {
+    for (int b = 0; b < 2; b++) {
+        free(w->jobs[b].pixels);
+        free(w->jobs[b].errs);
+        free(w->jobs[b].ok);
+        pthread_mutex_destroy(&w->jobs[b].lock);
+    }
+    free(w->out);
+    if (own_ctx) mc_context_free(w->ctx);
+}
+
+static int n_cores(void) {
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    return c > 0 ? (int)c : 1;
+}
+
+int cli_embed_images(mc_context *ctx, const mc_model *model, const mc_model_info *info,
+                     const mc_preprocess_params *pp, const cli_image_list *list, const cli_embed_opts *o,
+                     float **emb_out, size_t **rows_out, size_t *n_out) {
+    embed_run r;
+    memset(&r, 0, sizeof r);
+    r.list = list;
+    r.o = o;
+    r.n = list->n;
+    r.D = (size_t)info->embed_dim;
+    r.plane = (size_t)3 * pp->size * pp->size;
+    r.batch = o->batch < 1 ? 1 : (size_t)o->batch;
+    r.n_batches = (r.n + r.batch - 1) / r.batch;
+    pthread_mutex_init(&r.lock, NULL);
+    /* more workers than batches would only hold memory */
+    int k = o->workers < 1 ? 1 : o->workers;
+    if ((size_t)k > r.n_batches) k = r.n_batches ? (int)r.n_batches : 1;
+    int threads = o->threads > 0 ? o->threads : n_cores();
+    int per = threads / k > 0 ? threads / k : 1;
+    int own = o->workers > 1;   /* one worker: the caller's context, in the calling thread */
+    embed_worker *w = calloc((size_t)k, sizeof *w);
+    r.emb = malloc((r.n ? r.n : 1) * r.D * sizeof *r.emb);
+    r.ok = calloc(r.n ? r.n : 1, 1);
+    size_t *rows = malloc((r.n ? r.n : 1) * sizeof *rows);
+    int rc = 0, inited = 0;
+    if (!w || !r.emb || !r.ok || !rows) rc = cli_errorf("out of memory");
+    for (; !rc && inited < k; inited++) {
+        if (worker_init(&w[inited], &r, pp)) rc = cli_errorf("out of memory");
+        if (!own) w[inited].ctx = ctx;
+        else if (!rc) rc = cli_context_new(model, per, (int)r.batch, &w[inited].ctx);
+    }
+    if (!rc) {
+        cli_progress_start(&r.bar, "images", (int64_t)r.n, 0, o->show_progress && r.n >= 16);
+        if (!own) {
+            embed_worker_run(&w[0]);
+        } else {
+            pthread_t *th = malloc((size_t)k * sizeof *th);
+            int started = 0;
+            for (; th && started < k; started++)
+                if (pthread_create(&th[started], NULL, embed_worker_run, &w[started])) break;
+            if (started == 0) embed_worker_run(&w[0]);   /* no threads: one worker, here */
+            for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
+            free(th);
+        }
+        cli_progress_end(&r.bar);
+        if (r.failed) rc = r.err ? cli_errorf("%s", r.err) : cli_errorf("out of memory");
+    }
+    if (!rc) {
+        size_t n_rows = 0;
+        for (size_t i = 0; i < r.n; i++) {
+            if (!r.ok[i]) continue;
+            if (n_rows != i) memcpy(r.emb + n_rows * r.D, r.emb + i * r.D, r.D * sizeof(float));
+            rows[n_rows++] = i;
+        }
+        *emb_out = r.emb;
+        *rows_out = rows;
+        *n_out = n_rows;
+        r.emb = NULL;
+        rows = NULL;
+    }
+    for (int i = 0; i < inited; i++) worker_free(&w[i], own);
+    free(w);
+    free(r.emb);
+    free(r.ok);
+    free(r.err);
     free(rows);
+    pthread_mutex_destroy(&r.lock);
     return rc;
 }
 
@@ -286,11 +425,6 @@ static int write_sidecar(const char *out, const cli_image_list *list, const size
     return rc;
 }
 
-static int n_cores(void) {
-    long c = sysconf(_SC_NPROCESSORS_ONLN);
-    return c > 0 ? (int)c : 1;
-}
-
 /* ---- embed-image ---- */
 
 static const cli_opt image_opts[] = {
@@ -298,7 +432,8 @@ static const cli_opt image_opts[] = {
     {"output", 'o', 1, 0, "OUT.npy  write float32 [N, D] (and OUT.npy.txt: the path of each row)"},
     {"batch", 'b', 1, 0, "N  images per forward pass (default 8)"},
     {"threads", 't', 1, 0, "N  compute threads (default: one per core)"},
-    {"decode-threads", 0, 1, 0, "N  image decoding threads, working ahead of the encoder (default 2)"},
+    {"decode-threads", 0, 1, 0, "N  image decoding threads per worker, working ahead of the encoder (default 2)"},
+    {"workers", 0, 1, 0, "K  K batches at once, each on its own context with threads/K threads (1..64, default 1)"},
     {"no-normalize", 0, 0, 0, "raw projected features instead of L2-normalised embeddings"},
     {"strict", 0, 0, 0, "fail when an image cannot be decoded (default: report it, skip it)"},
     {"no-exif", 0, 0, 0, "ignore the EXIF orientation tag"},
@@ -306,6 +441,14 @@ static const cli_opt image_opts[] = {
     CLI_WEIGHTS_OPT,
     {"quiet", 'q', 0, 0, "no progress bar"},
 };
+
+/* --workers: 1..CLI_MAX_WORKERS (default 1); prints the error, returns nonzero */
+int cli_parse_workers(const char *v, int *out) {
+    *out = 1;
+    if (v && (cli_parse_int(v, out) || *out < 1 || *out > CLI_MAX_WORKERS))
+        return cli_errorf("--workers: expected an integer from 1 to %d, got '%s'", CLI_MAX_WORKERS, v);
+    return 0;
+}
 
 static int parse_count(const cli_args *a, const char *name, int dflt, int min, int *out) {
     const char *v = cli_get(a, name);
@@ -330,9 +473,9 @@ int cmd_embed_image(int argc, char **argv) {
         cli_args_free(&a);
         return 0;
     }
-    int batch, threads, dthreads;
+    int batch, threads, dthreads, workers;
     if (parse_count(&a, "batch", 8, 1, &batch) || parse_count(&a, "threads", 0, 0, &threads) ||
-        parse_count(&a, "decode-threads", 2, 1, &dthreads)) {
+        parse_count(&a, "decode-threads", 2, 1, &dthreads) || cli_parse_workers(cli_get(&a, "workers"), &workers)) {
         cli_args_free(&a);
         return 2;
     }
@@ -353,10 +496,11 @@ int cmd_embed_image(int argc, char **argv) {
     mc_model_get_info(model, &info);
     mc_preprocess_params pp = info.preprocess;
     if (cli_has(&a, "no-exif")) pp.apply_exif = 0;
-    if ((rc = cli_context_new(model, threads, batch, &ctx))) goto out;
+    if (workers == 1 && (rc = cli_context_new(model, threads, batch, &ctx))) goto out;
     if (dthreads > n_cores()) dthreads = n_cores();
-    rc = cli_embed_images(ctx, &info, &pp, &list, batch, dthreads, !cli_has(&a, "no-normalize"),
-                          cli_has(&a, "strict"), !cli_has(&a, "quiet"), &emb, &rows, &n_rows);
+    cli_embed_opts eo = {batch, dthreads, workers, threads, !cli_has(&a, "no-normalize"), cli_has(&a, "strict"),
+                         !cli_has(&a, "quiet")};
+    rc = cli_embed_images(ctx, model, &info, &pp, &list, &eo, &emb, &rows, &n_rows);
     if (rc) goto out;
     if (n_rows == 0) { rc = cli_errorf("embed-image: no image could be decoded"); goto out; }
     const char *outp = cli_get(&a, "output");

@@ -3,12 +3,13 @@
  * of A into MR-row panels and B into NR-column panels, edge tiles, fused
  * bias + activation epilogue, OpenMP split of C over threads), weights
  * pre-packed once in the panel layout (mc_qmat_pack) and read back
- * (mc_qmat_unpack), the portable C kernel set, thread-local scratch and the
- * optional cblas hook.
+ * (mc_qmat_unpack), the portable C kernel set, thread-local scratch (freed
+ * when its thread exits) and the optional cblas hook.
  */
 #include "gemm.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,9 +31,29 @@ static size_t g_scratch_limit = (size_t)-1;   /* floats; tests lower it */
 
 void mc_scratch_set_limit(size_t floats) { g_scratch_limit = floats; }
 
+/* A thread that ever allocates scratch gets a key value, so that its buffers
+ * are freed when it exits (application threads with a context each, and the
+ * OpenMP teams they start, come and go). */
+static pthread_key_t g_scratch_key;
+static int g_scratch_key_ok;
+static pthread_once_t g_scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_release(void *unused) {
+    (void)unused;
+    for (int i = 0; i < MC_SCRATCH_N; i++) {
+        free(tl_buf[i]);
+        tl_buf[i] = NULL;
+        tl_cap[i] = 0;
+    }
+}
+
+static void scratch_key_make(void) { g_scratch_key_ok = pthread_key_create(&g_scratch_key, scratch_release) == 0; }
+
 float *mc_scratch(int slot, size_t floats) {
     if (floats > g_scratch_limit) return NULL;
     if (floats > tl_cap[slot]) {
+        pthread_once(&g_scratch_once, scratch_key_make);
+        if (g_scratch_key_ok && !pthread_getspecific(g_scratch_key)) pthread_setspecific(g_scratch_key, tl_buf);
         if (floats > ((size_t)-1) / sizeof(float) / 2) return NULL;
         size_t cap = floats + floats / 4 + 64;
         cap = (cap + 15) & ~(size_t)15;

@@ -3,7 +3,9 @@
  * run through the shell): --help of every command, option errors, options
  * after positionals, 'list', 'embed-image' / 'embed-text' against the
  * reference embeddings (1e-4), skipped and --strict images, 'classify' output
- * format and probabilities, 'convert --unfolded' round trips (f32 identical,
+ * format and probabilities, --workers K (the same rows and bitwise the same
+ * embeddings as one worker, skipped and --strict images, bad values),
+ * 'convert --unfolded' round trips (f32 identical,
  * f16/bf16 within the documented tolerance; the config read from the file's
  * metadata).  The folded default is tested by test_convert.c.
  */
@@ -239,6 +241,96 @@ static void test_embed(mc_checkpoint *ex) {
     }
 }
 
+/* 1 if the two files have the same bytes */
+static int same_file(const char *a, const char *b) {
+    char *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    int same = !mc_file_read_all(a, (size_t)1 << 26, &x, &nx, NULL) &&
+               !mc_file_read_all(b, (size_t)1 << 26, &y, &ny, NULL) && nx == ny && nx > 0 && !memcmp(x, y, nx);
+    free(x);
+    free(y);
+    return same;
+}
+
+/* --workers K: the same batches whatever K, each worker on its own context,
+ * so the rows and the embeddings are those of one worker, bit for bit. */
+static void test_workers(void) {
+    char dir[4300], cmd[32768];
+    snprintf(dir, sizeof dir, "%s/wimgs", tmpdir);
+    static const char *src[] = {"chelsea.png", "astronaut.png", "not_an_image.jpg", "coffee.png", "camera.png",
+                                "truncated.jpg", "logo.png", "chelsea_q90.jpg", "hubble_deep_field.jpg"};
+    int n = (int)(sizeof src / sizeof src[0]), len = snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
+    for (int i = 0; i < n; i++) {
+        char rel[64];
+        snprintf(rel, sizeof rel, "images/%s", src[i]);
+        len += snprintf(cmd + len, sizeof cmd - (size_t)len, " && cp %s %s/%02d_%s", fixture(rel), dir, i, src[i]);
+    }
+    CHECK(system(cmd) == 0, "cannot make the workers' image folder");
+    static const char *models[] = {S0, "models/v1_mci_mct"};   /* ViT and MCi image towers */
+    for (int m = 0; m < 2; m++) {
+        /* batch 2: 5 batches, some with a bad image, more batches than workers and fewer */
+        static const char *cfg[] = {"--workers 1 --threads 1", "--workers 2 --threads 2", "--workers 3 --threads 3",
+                                    "--workers 3", "--workers 64 --threads 1"};
+        char first[4300], npy[4300];
+        for (int c = 0; c < 5; c++) {
+            snprintf(npy, sizeof npy, "%s/w%d.npy", tmpdir, c);
+            if (c == 0) snprintf(first, sizeof first, "%s", npy);
+            int rc = run("embed-image -m %s -b 2 %s -o %s %s", fixture(models[m]), cfg[c], npy, dir);
+            CHECK(rc == 0, "%s %s: rc %d %s", models[m], cfg[c], rc, err_text);
+            CHECK(strstr(err_text, "skipping") && strstr(err_text, "02_not_an_image.jpg") &&
+                  strstr(err_text, "05_truncated.jpg") && strstr(err_text, "embedded 7 of 9"),
+                  "%s %s: skips not reported: %s", models[m], cfg[c], err_text);
+            if (c == 0) {
+                char sp[4400], want[16384];
+                snprintf(sp, sizeof sp, "%s.txt", npy);
+                char *side = slurp(sp);
+                int wl = 0;
+                for (int i = 0; i < n; i++)
+                    if (i != 2 && i != 5) wl += snprintf(want + wl, sizeof want - (size_t)wl, "%s/%02d_%s\n", dir, i, src[i]);
+                CHECK(!strcmp(side, want), "%s workers 1 sidecar: %s", models[m], side);
+                free(side);
+                continue;
+            }
+            CHECK(same_file(first, npy), "%s %s: embeddings differ from one worker", models[m], cfg[c]);
+            char a[4400], b[4400];
+            snprintf(a, sizeof a, "%s.txt", first);
+            snprintf(b, sizeof b, "%s.txt", npy);
+            CHECK(same_file(a, b), "%s %s: rows differ from one worker", models[m], cfg[c]);
+        }
+        /* JSON lines on stdout, raw features */
+        int rc = run("embed-image -m %s -b 3 --no-normalize %s", fixture(models[m]), dir);
+        char *one = strdup(out_text);
+        CHECK(rc == 0 && one && *one, "%s JSON, one worker: rc %d %s", models[m], rc, err_text);
+        rc = run("embed-image -m %s -b 3 --no-normalize --workers 2 %s", fixture(models[m]), dir);
+        CHECK(rc == 0 && one && !strcmp(one, out_text), "%s JSON, 2 workers: rc %d, same %d", models[m], rc,
+              one && !strcmp(one, out_text));
+        free(one);
+        /* --strict: the first bad image in list order, whatever the worker count; nothing written */
+        for (int k = 1; k <= 3; k++) {
+            snprintf(npy, sizeof npy, "%s/wstrict.npy", tmpdir);
+            rc = run("embed-image -m %s -b 2 --strict --workers %d -o %s %s", fixture(models[m]), k, npy, dir);
+            CHECK(rc != 0 && strstr(err_text, "02_not_an_image.jpg") && !strstr(err_text, "05_truncated"),
+                  "%s --strict --workers %d: rc %d %s", models[m], k, rc, err_text);
+            CHECK(access(npy, F_OK) != 0, "--strict --workers %d left an output", k);
+        }
+    }
+    /* classify shares the path */
+    int rc = run("classify -m %s --labels 'cat,dog,rocket' -b 2 %s", fixture(S0), dir);
+    char *one = strdup(out_text);
+    CHECK(rc == 0 && one && strstr(one, "08_hubble"), "classify, one worker: rc %d %s", rc, err_text);
+    rc = run("classify -m %s --labels 'cat,dog,rocket' -b 2 --workers 3 %s", fixture(S0), dir);
+    CHECK(rc == 0 && one && !strcmp(one, out_text), "classify --workers 3: rc %d, %s", rc, err_text);
+    free(one);
+    /* bad values */
+    static const char *bad[] = {"0", "-1", "65", "x", "2.5"};
+    for (int i = 0; i < 5; i++) {
+        rc = run("embed-image -m %s --workers %s %s", fixture(S0), bad[i], fixture("images/chelsea.png"));
+        CHECK(rc != 0 && strstr(err_text, "--workers"), "--workers %s: rc %d %s", bad[i], rc, err_text);
+        rc = run("classify -m %s --labels cat --workers %s %s", fixture(S0), bad[i], fixture("images/chelsea.png"));
+        CHECK(rc != 0 && strstr(err_text, "--workers"), "classify --workers %s: rc %d %s", bad[i], rc, err_text);
+    }
+}
+
 /* bench on a fixture model: one well-formed line per (tower, thread count,
  * batch), with and without concurrent contexts. */
 static int bench_lines(const char *text, int contexts) {
@@ -424,6 +516,7 @@ int main(void) {
     test_bench();
     if (ex) {
         test_embed(ex);
+        test_workers();
         test_classify(ex);
         test_convert(ex);
     }
