@@ -92,6 +92,15 @@ size_t mc_tblock_workspace(const mc_tblock *blk, int nseq, int t) {
     return R * d + (mlp > attn ? mlp : attn);
 }
 
+size_t mc_tblock_workspace_upto(const mc_tblock *blk, int nseq, int tmax) {
+    size_t m = 0;
+    for (int t = 1; t <= tmax; t++) {   /* chunk x t is not monotonic in t */
+        size_t s = mc_tblock_workspace(blk, nseq, t);
+        if (s > m) m = s;
+    }
+    return m;
+}
+
 /* One chunk of nseq sequences. */
 static void tblock_rows(const mc_tblock *blk, float *x, int nseq, int t, int causal, float *ws) {
     int d = blk->dim, rows = nseq * t;

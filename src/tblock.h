@@ -58,6 +58,9 @@ int mc_tblock_chunk(int nseq, int t);
 
 /* Floats of scratch one call needs for nseq sequences of t tokens. */
 size_t mc_tblock_workspace(const mc_tblock *blk, int nseq, int t);
+/* The most mc_tblock_workspace(blk, nseq, t) needs over t = 1 .. tmax (text
+ * towers run causal stacks on shortened sequences). */
+size_t mc_tblock_workspace_upto(const mc_tblock *blk, int nseq, int tmax);
 
 /* x[nseq, t, dim] updated in place (sequences one after another; attention
  * stays within each); ws: mc_tblock_workspace(blk, nseq, t) floats. */

@@ -39,6 +39,7 @@ typedef struct text_impl {
     int mob;                 /* mobileclip repo layout */
     int proj_param;          /* projection stored as x @ P [width, out_dim] */
     int width, ctx, vocab, out_dim, n_layers, causal;
+    int any_repmixer;   /* a RepMixer layer mixes along the whole sequence */
     mc_text_pool pool;
     int eos_id;
     float eps;
@@ -127,7 +128,7 @@ static size_t text_workspace(const mc_text_tower *tw, int n) {
     size_t m = (size_t)n * W;
     for (int l = 0; l < v->n_layers; l++) {
         const text_layer *L = &v->layers[l];
-        size_t s = L->is_repmixer ? repmixer_ws(&L->rm, n, v->ctx) : mc_tblock_workspace(&L->tb, n, v->ctx);
+        size_t s = L->is_repmixer ? repmixer_ws(&L->rm, n, v->ctx) : mc_tblock_workspace_upto(&L->tb, n, v->ctx);
         if (s > m) m = s;
     }
     return X + m;
@@ -150,18 +151,43 @@ static int text_pool_index(const text_impl *v, const int32_t *tok) {
     }
 }
 
+/* Positions the forward must run.  In a causal stack (attention masked to
+ * earlier positions, no RepMixer convolution along the sequence) position i
+ * depends only on positions <= i, so nothing after the last pooled position
+ * of the batch can change an embedding: the sequences are cut there (the
+ * pooled outputs are the same as over the full context; a typical caption
+ * needs 10-30 of the 77 positions).  MC_TEXT_FULL_CONTEXT=1 in the
+ * environment turns the cut off (tests compare the two). */
+static int text_positions(const text_impl *v, const int32_t *tokens, int n) {
+    int T = v->ctx;
+    if (!v->causal || v->any_repmixer) return T;
+    const char *env = getenv("MC_TEXT_FULL_CONTEXT");
+    if (env && *env && strcmp(env, "0")) return T;
+    int need = 1;
+    for (int s = 0; s < n; s++) {
+        int at = text_pool_index(v, tokens + (size_t)s * T) + 1;
+        if (at > need) need = at;
+    }
+    return need;
+}
+
 static mc_status text_forward(const mc_text_tower *tw, float *ws, const int32_t *tokens, int n,
                               float *out, mc_error *err) {
     const text_impl *v = tw->impl;
-    int T = v->ctx, W = v->width;
-    size_t TW = (size_t)T * W;
-    float *x = ws, *scr = x + (size_t)n * TW;   /* x [n, T, W] */
+    int T0 = v->ctx, W = v->width;
     for (int s = 0; s < n; s++) {
-        const int32_t *tok = tokens + (size_t)s * T;
-        for (int i = 0; i < T; i++) {
+        const int32_t *tok = tokens + (size_t)s * T0;
+        for (int i = 0; i < T0; i++)
             if (tok[i] < 0 || tok[i] >= v->vocab)
                 return mc_fail(err, MC_ERR_INVALID_ARG, "token %d at position %d of text %d is outside the vocabulary (%d)",
                                tok[i], i, s, v->vocab);
+    }
+    int T = text_positions(v, tokens, n);   /* positions run: x is [n, T, W] */
+    size_t TW = (size_t)T * W;
+    float *x = ws, *scr = x + (size_t)n * T0 * W;
+    for (int s = 0; s < n; s++) {
+        const int32_t *tok = tokens + (size_t)s * T0;
+        for (int i = 0; i < T; i++) {
             const float *p = v->pos_emb + (size_t)i * W;
             float *xi = x + s * TW + (size_t)i * W;
             if (v->tok_q.type != MC_WT_F32) {
@@ -181,7 +207,7 @@ static mc_status text_forward(const mc_text_tower *tw, float *ws, const int32_t 
     }
     float *pooled = scr;   /* [n, W] */
     for (int s = 0; s < n; s++) {
-        int at = text_pool_index(v, tokens + (size_t)s * T);
+        int at = text_pool_index(v, tokens + (size_t)s * T0);
         mc_layernorm(x + s * TW + (size_t)at * W, 1, W, v->ln_w, v->ln_b, v->eps, pooled + (size_t)s * W);
     }
     mc_linear_q(pooled, v->proj_w, &v->proj_q, v->proj_b, n, W, v->out_dim, out, MC_ACT_NONE);
@@ -470,6 +496,7 @@ mc_status mc_text_tower_load(mc_binder *b, const mc_text_params *p, mc_text_towe
                 mc_tblock_bind(b, name, &mc_tblock_names_mobileclip, W, p->heads, p->ln_eps, p->act, &L->tb);
             } else {
                 L->is_repmixer = 1;
+                v->any_repmixer = 1;
                 bind_repmixer(b, name, W, p, &L->rm);
             }
         } else {

@@ -222,6 +222,62 @@ static void test_bad_args(void) {
           "l2 normalise: %g %g %g %g", x[0], x[1], x[2], x[3]);
 }
 
+/* Causal text towers run only up to the last pooled position of the batch:
+ * the embeddings must be the same as over the full context (the same terms
+ * enter every sum, the cut ones being exact zeros: bit for bit on this
+ * machine's AVX2 set; checked to 1e-6), whatever follows the end token, and
+ * a non-causal tower (RepMixer / MCT) must not be cut. */
+static void test_text_cut(const char *dir, int causal) {
+    mc_error err;
+    mc_model_params mp = mc_model_default_params();
+    mp.vocab_path = fixture("tokenizer/bpe_simple_vocab_16e6.txt.gz");
+    mp.load_image_tower = 0;
+    mc_model *m = NULL;
+    char rel[256];
+    snprintf(rel, sizeof rel, "models/%s", dir);
+    mc_status st = mc_model_load(fixture(rel), &mp, &m, &err);
+    CHECK(st == MC_OK, "%s: %s", dir, err.message);
+    if (st != MC_OK) return;
+    mc_context_params cp = mc_context_default_params();
+    cp.n_threads = 2;
+    mc_context *ctx = NULL;
+    CHECK(mc_context_new(m, &cp, &ctx, &err) == MC_OK, "%s: context: %s", dir, err.message);
+    mc_model_info info;
+    mc_model_get_info(m, &info);
+    int T = info.context_length, D = info.embed_dim, n = 5;
+    int32_t *tok = calloc((size_t)n * T, sizeof *tok), *junk = calloc((size_t)n * T, sizeof *junk);
+    float *cut = malloc(sizeof(float) * n * D), *full = malloc(sizeof(float) * n * D);
+    float *cut1 = malloc(sizeof(float) * D), *jk = malloc(sizeof(float) * n * D);
+    static const int eot_at[5] = {1, 7, 30, 76, 12};   /* the batch runs to 77 only for text 3 */
+    for (int s = 0; s < n; s++) {
+        int32_t *t = tok + (size_t)s * T;
+        t[0] = MC_TOKEN_SOT;
+        for (int i = 1; i < eot_at[s]; i++) t[i] = 1 + (int32_t)((unsigned)(s * 7919 + i * 104729) % 49000u);
+        t[eot_at[s]] = MC_TOKEN_EOT;
+        memcpy(junk + (size_t)s * T, t, sizeof(int32_t) * T);
+        for (int i = eot_at[s] + 1; i < T; i++) junk[(size_t)s * T + i] = 1 + (int32_t)((unsigned)(i * 31) % 400u);
+    }
+    unsetenv("MC_TEXT_FULL_CONTEXT");
+    CHECK(mc_encode_text(ctx, tok, n, 1, cut) == MC_OK, "%s: encode", dir);
+    CHECK(mc_encode_text(ctx, tok + 4 * T, 1, 1, cut1) == MC_OK, "%s: encode one", dir);
+    CHECK(mc_encode_text(ctx, junk, n, 1, jk) == MC_OK, "%s: encode junk", dir);
+    setenv("MC_TEXT_FULL_CONTEXT", "1", 1);
+    CHECK(mc_encode_text(ctx, tok, n, 1, full) == MC_OK, "%s: encode full", dir);
+    unsetenv("MC_TEXT_FULL_CONTEXT");
+    CHECK(max_abs_diff(cut, full, (size_t)n * D) <= 1e-6, "%s: cut and full context differ by %g", dir,
+          max_abs_diff(cut, full, (size_t)n * D));
+    /* text 4 alone runs 13 positions instead of 77 */
+    CHECK(max_abs_diff(cut1, cut + 4 * D, (size_t)D) <= 1e-6, "%s: alone vs in a batch: %g", dir,
+          max_abs_diff(cut1, cut + 4 * D, (size_t)D));
+    /* tokens after the end token: no effect on a causal tower, an effect on a non-causal one */
+    double dj = max_abs_diff(jk, cut, (size_t)n * D);
+    if (causal) CHECK(dj <= 1e-6, "%s: tokens after the end changed a causal embedding by %g", dir, dj);
+    else CHECK(dj > 1e-4, "%s: tokens after the end did not change a non-causal embedding (%g)", dir, dj);
+    free(tok), free(junk), free(cut), free(full), free(cut1), free(jk);
+    mc_context_free(ctx);
+    mc_model_free(m);
+}
+
 int main(void) {
     /* whole models (ViT image towers) */
     run_case("oc_mobileclip_b", NULL, 1);
@@ -239,6 +295,9 @@ int main(void) {
         run_case("v1_mci_mct", NULL, 0);
         test_use_set(-1);
     }
+    test_text_cut("oc_mobileclip2_b", 1);
+    test_text_cut("v1_vit_causal", 1);
+    test_text_cut("v1_mci_mct", 0);
     test_errors();
     test_bad_args();
     return test_summary("test_model");
