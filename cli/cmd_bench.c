@@ -411,11 +411,13 @@ int cmd_bench(int argc, char **argv) {
     mc_model_info info;
     mc_model_get_info(m, &info);
     double gi = have_spec && do_image ? mc_arch_macs_image(&spec, 1) : 0;
-    double gt = have_spec && do_text ? mc_arch_macs_text(&spec, 1) : 0;
+    /* the random texts end at position 24; causal towers run only that far */
+    int text_pos = have_spec && do_text ? mc_arch_text_positions(&spec, 24) : 0;
+    double gt = have_spec && do_text ? mc_arch_macs_text_run(&spec, 1, text_pos) : 0;
     printf("model name=%s image_arch=%s text_arch=%s image_size=%d", bc.label, info.image_arch, info.text_arch,
            info.image_size);
     if (do_image) printf(" image_params_m=%.2f image_gmac=%.3f", info.n_params_image / 1e6, gi / 1e9);
-    if (do_text) printf(" text_params_m=%.2f text_gmac=%.3f", info.n_params_text / 1e6, gt / 1e9);
+    if (do_text) printf(" text_params_m=%.2f text_gmac=%.3f text_positions=%d", info.n_params_text / 1e6, gt / 1e9, text_pos);
     static const char *const wnames[MC_WEIGHTS_COUNT] = {"f32", "bf16", "f16", "int8"};
     printf(" weights=%s load_s=%.2f rss_mb=%.0f\n", wnames[mp.weight_dtype], load_s, rss_now_mb());
     fflush(stdout);
