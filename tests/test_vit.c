@@ -5,6 +5,7 @@
  * (v1_vit_causal, a torch.save checkpoint).
  */
 #include "test.h"
+#include "tower_check.h"
 #include "vit.h"
 
 static float *load_f32(const mc_checkpoint *ck, const char *name, int64_t *numel) {
@@ -57,12 +58,9 @@ static void run_case(const char *dir, const char *file, const char *arch) {
             float *out = malloc((size_t)n * t->out_dim * sizeof(float));
             st = t->forward(t, ws, pix, n, out, &err);
             CHECK(st == MC_OK, "%s: forward: %s", dir, err.message);
-            float dfeat = max_abs_diff(out, feat, (size_t)nf);
-            mc_l2_normalize_rows(out, n, t->out_dim);
-            float demb = max_abs_diff(out, emb, (size_t)nf);
-            printf("%-20s %-28s features max|d| %.3g, embeddings max|d| %.3g\n", dir, arch, dfeat, demb);
-            CHECK(demb <= 1e-4f, "%s: embeddings differ by %g", dir, demb);
-            CHECK(dfeat <= 1e-3f, "%s: features differ by %g", dir, dfeat);
+            char label[256];
+            snprintf(label, sizeof label, "%-20s %-28s", dir, arch);
+            check_tower_output(label, out, feat, emb, n, t->out_dim);
             free(ws);
             free(out);
         }
