@@ -72,6 +72,10 @@ void mc_layernorm(const float *x, int rows, int dim, const float *g, const float
                   float *y);
 void mc_layernorm_ref(const float *x, int rows, int dim, const float *g, const float *b, float eps,
                       float *y);
+/* The same, also giving each row's mean and 1/std (mean_out, rstd_out: [rows] or NULL);
+ * the training forward's oracle saves them for the backward. */
+void mc_layernorm_stats_ref(const float *x, int rows, int dim, const float *g, const float *b, float eps,
+                            float *y, float *mean_out, float *rstd_out);
 
 /* LayerNorm over channels of NCHW x (timm LayerNorm2d): per (n, h, w). */
 void mc_layernorm_nchw(const float *x, int n, int c, int hw, const float *g, const float *b,

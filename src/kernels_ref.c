@@ -89,6 +89,11 @@ void mc_conv2d_ref(const mc_conv2d_desc *d, const float *w, const float *b, cons
 
 void mc_layernorm_ref(const float *x, int rows, int dim, const float *g, const float *b, float eps,
                       float *y) {
+    mc_layernorm_stats_ref(x, rows, dim, g, b, eps, y, NULL, NULL);
+}
+
+void mc_layernorm_stats_ref(const float *x, int rows, int dim, const float *g, const float *b, float eps,
+                            float *y, float *mean_out, float *rstd_out) {
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * dim;
         float *yr = y + (size_t)r * dim;
@@ -99,6 +104,8 @@ void mc_layernorm_ref(const float *x, int rows, int dim, const float *g, const f
         var /= dim;
         float rstd = (float)(1.0 / sqrt(var + eps));
         float fm = (float)mean;
+        if (mean_out) mean_out[r] = fm;
+        if (rstd_out) rstd_out[r] = rstd;
         for (int i = 0; i < dim; i++) {
             float v = (xr[i] - fm) * rstd;
             if (g) v *= g[i];
