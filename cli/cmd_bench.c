@@ -18,7 +18,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 static const cli_opt bench_opts[] = {
@@ -39,12 +38,6 @@ static const cli_opt bench_opts[] = {
     {"gemm-size", 0, 1, 0, "N       side of the square SGEMM for the peak (default 1024)"},
 };
 #define N_BENCH_OPTS (int)(sizeof bench_opts / sizeof bench_opts[0])
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -98,9 +91,9 @@ static double sgemm_peak(int n) {
     }
     double best = 1e30, spent = 0;
     for (int r = 0; r < 5 && (r < 2 || spent < 2.0); r++) {   /* at least 2 tries, at most ~2 s */
-        double t0 = now_s();
+        double t0 = cli_now_s();
         mc_gemm(0, 1, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        double t = now_s() - t0;
+        double t = cli_now_s() - t0;
         spent += t;
         if (t < best) best = t;
     }
@@ -173,13 +166,13 @@ static void *bench_worker(void *arg) {
     float *out = p->out + (size_t)id * p->out_per_ctx;
     for (int r = 0; r < p->warmup + p->runs; r++) {
         pthread_barrier_wait(&p->bar);
-        double t0 = now_s();
+        double t0 = cli_now_s();
         if (ctx && p->st[id] == MC_OK) {
             p->st[id] = p->image ? mc_encode_image(ctx, p->pix, p->n, 1, out) : mc_encode_text(ctx, p->tok, p->n, 1, out);
             if (p->st[id] != MC_OK) snprintf(p->err[id], sizeof p->err[id], "%s", mc_context_last_error(ctx)->message);
         }
         pthread_barrier_wait(&p->bar);
-        if (id == 0) p->times[r] = now_s() - t0;
+        if (id == 0) p->times[r] = cli_now_s() - t0;
     }
     mc_context_free(ctx);
     return NULL;
@@ -276,9 +269,9 @@ static int bench_tower(const mc_model *m, int image, double macs, bench_cfg *bc)
             mc_error err;
             if (mc_context_new(m, &cp, &ctx, &err) != MC_OK) { rc = cli_error(&err); break; }
             for (int r = -bc->warmup; r < bc->runs; r++) {
-                double t0 = now_s();
+                double t0 = cli_now_s();
                 mc_status st = image ? mc_encode_image(ctx, pix, n, 1, out) : mc_encode_text(ctx, tok, n, 1, out);
-                double t = now_s() - t0;
+                double t = cli_now_s() - t0;
                 if (st != MC_OK) { rc = cli_error(mc_context_last_error(ctx)); break; }
                 if (r < 0) continue;
                 times[done++] = t;
@@ -384,7 +377,7 @@ int cmd_bench(int argc, char **argv) {
     mp.load_image_tower = do_image;
     mp.load_text_tower = do_text;
     int have_spec = 0;
-    double t0 = now_s();
+    double t0 = cli_now_s();
     mc_status st;
     if (name) {
         st = mc_arch_spec_builtin(name, &spec, &cfg, &err);
@@ -407,7 +400,7 @@ int cmd_bench(int argc, char **argv) {
         bc.label = path;
     }
     if (st != MC_OK) { cli_args_free(&a); return cli_error(&err); }
-    double load_s = now_s() - t0;
+    double load_s = cli_now_s() - t0;
     mc_model_info info;
     mc_model_get_info(m, &info);
     double gi = have_spec && do_image ? mc_arch_macs_image(&spec, 1) : 0;

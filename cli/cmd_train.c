@@ -7,6 +7,7 @@
  * teacher embeddings.
  */
 #include "cli.h"
+#include "progress.h"
 
 #include "synth.h"
 #include "train_check.h"
@@ -16,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -63,12 +63,6 @@ int cmd_train_step_check(int argc, char **argv) {
 }
 
 /* ------------------------------------------------------------ bench-train */
-
-static double bt_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static uint64_t bt_rng = 0x853c49e6748fea9bull;
 static float bt_rand(void) {   /* uniform in [0, 1) */
@@ -172,14 +166,14 @@ int cmd_bench_train(int argc, char **argv) {
     mc_train_result res;
     double t0 = 0, best = INFINITY;
     for (int s = 0; s < warmup + steps; s++) {
-        double s0 = bt_now();
+        double s0 = cli_now_s();
         if (s == warmup) t0 = s0;
         if ((st = mc_trainer_train_step(t, &b, &res, &err)) != MC_OK) { rc = cli_error(&err); goto done; }
-        double dt = bt_now() - s0;
+        double dt = cli_now_s() - s0;
         if (s >= warmup && dt < best) best = dt;
         fprintf(stderr, "bench-train: step %d/%d %.2f s loss %.5f\n", s + 1, warmup + steps, dt, res.loss);
     }
-    double mean = (bt_now() - t0) / steps;
+    double mean = (cli_now_s() - t0) / steps;
     size_t nparam = 0;
     for (size_t i = 0; i < mc_trainer_count(t); i++)
         if (mc_trainer_param(t, i)->g) nparam += mc_trainer_param(t, i)->n;

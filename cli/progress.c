@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_s(void) {
+double cli_now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
@@ -29,7 +29,7 @@ void cli_progress_start(cli_progress *p, const char *label, int64_t total, int b
 
 void cli_progress_update(cli_progress *p, int64_t done) {
     if (!p->enabled) return;
-    double t = now_s();
+    double t = cli_now_s();
     if (p->drawn && t - p->last < 0.1 && done != p->total) return;
     p->last = t;
     p->drawn = 1;

@@ -19,6 +19,9 @@ typedef struct cli_progress {
     int drawn;
 } cli_progress;
 
+/* Seconds on the monotonic clock (for timings and the progress rate). */
+double cli_now_s(void);
+
 /* enabled only when want is nonzero and stderr is a terminal */
 void cli_progress_start(cli_progress *p, const char *label, int64_t total, int bytes, int want);
 void cli_progress_update(cli_progress *p, int64_t done);
