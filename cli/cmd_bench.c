@@ -10,6 +10,7 @@
 #include "config.h"
 #include "progress.h"
 #include "kernels.h"
+#include "model.h"
 #include "synth.h"
 
 #include <pthread.h>
@@ -220,6 +221,15 @@ static int bench_concurrent(const mc_model *m, int image, int n, int threads, in
     return rc;
 }
 
+/* One benchmark text of ctx tokens: SOT, random tokens, EOT at position 24
+ * (a typical caption), zero padding. */
+#define BENCH_TEXT_EOT 24
+static void bench_text_row(int32_t *t, int ctx, uint64_t *s) {
+    for (int pos = 0; pos < ctx; pos++)
+        t[pos] = pos == 0 ? MC_TOKEN_SOT : pos < BENCH_TEXT_EOT ? (int32_t)(1 + rng_next(s) % 49000)
+               : pos == BENCH_TEXT_EOT ? MC_TOKEN_EOT : 0;
+}
+
 /* Times one tower at each batch size and thread count; returns nonzero on error. */
 static int bench_tower(const mc_model *m, int image, double macs, bench_cfg *bc) {
     mc_model_info info;
@@ -236,14 +246,10 @@ static int bench_tower(const mc_model *m, int image, double macs, bench_cfg *bc)
         return cli_errorf("bench: out of memory for inputs");
     }
     uint64_t s = bc->seed * 2654435761u + 12345;
-    for (size_t i = 0; i < per * maxb; i++) {
-        if (image) pix[i] = (float)(rng_next(&s) >> 40) / 16777216.0f;
-        else {
-            size_t pos = i % per;
-            /* SOT, random tokens, EOT at position 24 (a typical caption), zero padding */
-            tok[i] = pos == 0 ? MC_TOKEN_SOT : pos < 24 ? (int32_t)(1 + rng_next(&s) % 49000) : pos == 24 ? MC_TOKEN_EOT : 0;
-        }
-    }
+    if (image)
+        for (size_t i = 0; i < per * maxb; i++) pix[i] = (float)(rng_next(&s) >> 40) / 16777216.0f;
+    else
+        for (int b = 0; b < maxb; b++) bench_text_row(tok + (size_t)b * per, (int)per, &s);
     int rc = 0;
     for (int ti = 0; ti < bc->nt && !rc; ti++) {
         for (int bi = 0; bi < bc->nb && !rc; bi++) {
@@ -404,8 +410,17 @@ int cmd_bench(int argc, char **argv) {
     mc_model_info info;
     mc_model_get_info(m, &info);
     double gi = have_spec && do_image ? mc_arch_macs_image(&spec, 1) : 0;
-    /* the random texts end at position 24; causal towers run only that far */
-    int text_pos = have_spec && do_text ? mc_arch_text_positions(&spec, 24) : 0;
+    /* the positions the text tower runs for the benchmark texts (a causal one stops at the end token) */
+    int text_pos = 0;
+    if (do_text) {
+        int32_t *row = malloc(sizeof(int32_t) * (size_t)info.context_length);
+        uint64_t s = 1;
+        if (row) {
+            bench_text_row(row, info.context_length, &s);
+            text_pos = mc_model_text_positions(m, row, 1);
+        }
+        free(row);
+    }
     double gt = have_spec && do_text ? mc_arch_macs_text_run(&spec, 1, text_pos) : 0;
     printf("model name=%s image_arch=%s text_arch=%s image_size=%d", bc.label, info.image_arch, info.text_arch,
            info.image_size);

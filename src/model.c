@@ -512,6 +512,10 @@ mc_status mc_model_export(const mc_model *m, mc_st_entry **entries, size_t *n, m
     return MC_OK;
 }
 
+int mc_model_text_positions(const mc_model *m, const int32_t *tokens, int n) {
+    return m && m->text ? m->text->positions(m->text, tokens, n) : 0;
+}
+
 void mc_model_get_info(const mc_model *m, mc_model_info *info) {
     if (!info) return;
     memset(info, 0, sizeof *info);

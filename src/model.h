@@ -65,10 +65,17 @@ struct mc_text_tower {
     mc_status (*forward)(const mc_text_tower *t, float *ws, const int32_t *tokens, int n, float *out,
                          mc_error *err);
     size_t (*workspace_floats)(const mc_text_tower *t, int n);
+    /* how many leading positions forward runs for these tokens [n, context_length]
+     * (a causal stack stops at the last pooled position) */
+    int (*positions)(const mc_text_tower *t, const int32_t *tokens, int n);
     void (*destroy)(mc_text_tower *t);
     mc_status (*export_weights)(const mc_text_tower *t, mc_export *ex);   /* as for the image tower */
     void (*lower)(mc_text_tower *t, struct mc_lower *L);                   /* as for the image tower */
 };
+
+/* The positions the loaded text tower runs for tokens [n, context_length]
+ * (its positions hook); 0 without a text tower.  (src/model.c) */
+int mc_model_text_positions(const mc_model *m, const int32_t *tokens, int n);
 
 /* L2-normalises each row of x[n, d] in place (as F.normalize, eps 1e-12). */
 void mc_l2_normalize_rows(float *x, int n, int d);

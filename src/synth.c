@@ -605,12 +605,6 @@ double mc_arch_macs_text(const mc_arch_spec *s, int with_attention) {
     return mc_arch_macs_text_run(s, with_attention, s->context_length);
 }
 
-int mc_arch_text_positions(const mc_arch_spec *s, int last_pooled) {
-    /* causal stacks without a RepMixer are cut after the last pooled position (src/text.c) */
-    int cut = s->causal && s->text_kind != MC_ARCH_TEXT_MCT;
-    return cut && last_pooled + 1 < s->context_length ? last_pooled + 1 : s->context_length;
-}
-
 double mc_arch_macs_text_run(const mc_arch_spec *s, int with_attention, int positions) {
     if (!s->text_kind) return 0;
     double t = positions, w = s->text_width, m = 0;

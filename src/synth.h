@@ -68,10 +68,8 @@ mc_status mc_synth_model_load(const char *name, uint64_t seed, const mc_model_pa
  * (the convention of layer-counting tools). */
 double mc_arch_macs_image(const mc_arch_spec *s, int with_attention);
 double mc_arch_macs_text(const mc_arch_spec *s, int with_attention);
-/* The same for a forward over the first `positions` positions, and how many
- * positions the text tower runs when the batch's last pooled (end) token is
- * at last_pooled: causal stacks stop there, others run the whole context. */
+/* The same for a forward over the first `positions` positions (causal text
+ * towers stop at the last pooled token: mc_model_text_positions). */
 double mc_arch_macs_text_run(const mc_arch_spec *s, int with_attention, int positions);
-int mc_arch_text_positions(const mc_arch_spec *s, int last_pooled);
 
 #endif /* MC_SYNTH_H */

@@ -158,7 +158,8 @@ static int text_pool_index(const text_impl *v, const int32_t *tok) {
  * pooled outputs are the same as over the full context; a typical caption
  * needs 10-30 of the 77 positions).  MC_TEXT_FULL_CONTEXT=1 in the
  * environment turns the cut off (tests compare the two). */
-static int text_positions(const text_impl *v, const int32_t *tokens, int n) {
+static int text_positions(const mc_text_tower *tw, const int32_t *tokens, int n) {
+    const text_impl *v = tw->impl;
     int T = v->ctx;
     if (!v->causal || v->any_repmixer) return T;
     const char *env = getenv("MC_TEXT_FULL_CONTEXT");
@@ -182,7 +183,7 @@ static mc_status text_forward(const mc_text_tower *tw, float *ws, const int32_t 
                 return mc_fail(err, MC_ERR_INVALID_ARG, "token %d at position %d of text %d is outside the vocabulary (%d)",
                                tok[i], i, s, v->vocab);
     }
-    int T = text_positions(v, tokens, n);   /* positions run: x is [n, T, W] */
+    int T = text_positions(tw, tokens, n);   /* positions run: x is [n, T, W] */
     size_t TW = (size_t)T * W;
     float *x = ws, *scr = x + (size_t)n * T0 * W;
     for (int s = 0; s < n; s++) {
@@ -442,6 +443,7 @@ mc_status mc_text_tower_load(mc_binder *b, const mc_text_params *p, mc_text_towe
     tw->impl = v;
     tw->forward = text_forward;
     tw->workspace_floats = text_workspace;
+    tw->positions = text_positions;
     tw->destroy = text_destroy;
     snprintf(v->arch, sizeof v->arch, "%s", p->arch ? p->arch : (mob ? "base" : "open_clip"));
     snprintf(v->pfx, sizeof v->pfx, "%s", P);

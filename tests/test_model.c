@@ -258,6 +258,10 @@ static void test_text_cut(const char *dir, int causal) {
         for (int i = eot_at[s] + 1; i < T; i++) junk[(size_t)s * T + i] = 1 + (int32_t)((unsigned)(i * 31) % 400u);
     }
     unsetenv("MC_TEXT_FULL_CONTEXT");
+    /* positions run: up to the batch's last end token for a causal stack, all of them otherwise */
+    int pos_batch = mc_model_text_positions(m, tok, n), pos_one = mc_model_text_positions(m, tok + 4 * T, 1);
+    CHECK(pos_batch == (causal ? eot_at[3] + 1 : T) && pos_one == (causal ? eot_at[4] + 1 : T),
+          "%s: %d and %d positions run", dir, pos_batch, pos_one);
     CHECK(mc_encode_text(ctx, tok, n, 1, cut) == MC_OK, "%s: encode", dir);
     CHECK(mc_encode_text(ctx, tok + 4 * T, 1, 1, cut1) == MC_OK, "%s: encode one", dir);
     CHECK(mc_encode_text(ctx, junk, n, 1, jk) == MC_OK, "%s: encode junk", dir);
@@ -298,6 +302,7 @@ int main(void) {
     test_text_cut("oc_mobileclip2_b", 1);
     test_text_cut("v1_vit_causal", 1);
     test_text_cut("v1_mci_mct", 0);
+    test_text_cut("oc_mobileclip2_s0", 0);   /* OpenCLIP layout without the causal mask */
     test_errors();
     test_bad_args();
     return test_summary("test_model");
