@@ -7,6 +7,7 @@
 #   make bench-kernels  kernel GFLOP/s (ours vs scalar vs OpenBLAS with BLAS=openblas)
 #   make bench-peers    against ONNX Runtime and PyTorch on the same machine (REF=ml-mobileclip)
 #   make cross-neon-test  the AArch64 NEON kernel set's tests, cross-compiled and run under QEMU
+#   make check-layers   includes and calls only downward between the src/ layers (docs/architecture.md)
 # Switches: OPENMP=0|1 (default 1), BLAS=openblas (default none), CUDA=1, MPI=1, DEBUG=1.
 
 CC      ?= gcc
@@ -24,7 +25,7 @@ OPT ?= -O2
 ifdef DEBUG
 OPT := -O0
 endif
-CFLAGS_BASE := -std=gnu11 $(OPT) -g -Wall -Wextra -Wno-unused-parameter -Wshadow -fno-strict-aliasing \
+CFLAGS_BASE := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror=implicit-function-declaration -Wno-unused-parameter -Wshadow -fno-strict-aliasing \
                -Iinclude -Isrc $(PKG_CFLAGS) -DMC_SHARE_DIR='"$(SHAREDIR)"'
 LIBS := $(PKG_LIBS) -lm -lpthread
 ifeq ($(OPENMP),1)
@@ -41,8 +42,8 @@ CFLAGS := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
 SIMD_FLAGS_avx2   := -mavx2 -mfma -mf16c
 SIMD_FLAGS_avx512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx2 -mfma -mf16c
 
-LIB_SRC  := $(sort $(wildcard src/*.c))
-# The x86 SIMD files only on x86 (kernels_neon.c is empty off AArch64).
+LIB_SRC  := $(sort $(wildcard src/*/*.c))
+# The x86 SIMD files only on x86 (kernels/set_neon.c is empty off AArch64).
 HOST_ARCH := $(shell $(CC) -dumpmachine 2>/dev/null)
 ifneq ($(filter aarch64% arm%,$(HOST_ARCH)),)
 LIB_SRC  := $(filter-out %_avx2.c %_avx512.c,$(LIB_SRC))
@@ -51,8 +52,11 @@ CLI_SRC  := $(sort $(wildcard cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TESTS    := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
 
+LIB_HDR  := $(wildcard include/*.h src/*/*.h)
+
 define obj_rule
-$(1)/%.o: src/%.c $$(wildcard include/*.h src/*.h) | $(1)
+$(1)/%.o: src/%.c $$(LIB_HDR)
+	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS) $(2) $$(if $$(findstring _avx512,$$*),$$(SIMD_FLAGS_avx512),$$(if $$(findstring _avx2,$$*),$$(SIMD_FLAGS_avx2))) -c $$< -o $$@
 endef
 
@@ -74,14 +78,15 @@ $(B)/mobileclip: $(patsubst cli/%.c,$(B)/cli/%.o,$(CLI_SRC)) $(B)/libmobileclip.
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS)
 
 # Test-only kernel sets (never in the library): the AVX-512 source built over
-# the portable emulation of its intrinsics (src/emu512.h), so that it runs
+# the portable emulation of its intrinsics (src/kernels/emu512.h), so that it runs
 # against the scalar oracle on machines without AVX-512.  AVX2 flags because
 # the set takes its other kernels from the AVX2 set anyway (fmaf inlines);
 # -Wno-psabi: 64-byte vector arguments of static functions, no ABI involved.
 EMU_FLAGS := -DMC_EMULATE_AVX512 $(SIMD_FLAGS_avx2) -Wno-psabi
-$(B)/obj/kernels_avx512_emu.o: src/kernels_avx512.c $(wildcard include/*.h src/*.h) | $(B)/obj
+$(B)/testsets/set_avx512_emu.o: src/kernels/set_avx512.c $(LIB_HDR)
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(EMU_FLAGS) -c $< -o $@
-$(B)/libmc_testsets.a: $(B)/obj/kernels_avx512_emu.o
+$(B)/libmc_testsets.a: $(B)/testsets/set_avx512_emu.o
 	rm -f $@ && ar rcs $@ $^
 
 # The emulated operations against the real AVX2 ones: no contraction of its
@@ -96,15 +101,15 @@ SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sa
 SAN_TESTS_SRC := $(filter tests/test_json.c tests/test_checkpoint.c tests/test_hostile.c tests/test_tokenizer.c tests/test_image.c tests/test_npy.c tests/test_kernels.c tests/test_train_kernels.c,$(TEST_SRC))
 SAN_TESTS := $(patsubst tests/%.c,$(B)/san/%,$(SAN_TESTS_SRC))
 SAN_OBJ := $(patsubst src/%.c,$(B)/san/obj/%.o,$(LIB_SRC))
-$(B)/san/obj:
-	mkdir -p $@
-$(B)/san/obj/%.o: src/%.c $(wildcard include/*.h src/*.h) | $(B)/san/obj
+$(B)/san/obj/%.o: src/%.c $(LIB_HDR)
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) $(if $(findstring _avx512,$*),$(SIMD_FLAGS_avx512),$(if $(findstring _avx2,$*),$(SIMD_FLAGS_avx2))) -c $< -o $@
 $(B)/san/libmobileclip.a: $(SAN_OBJ)
 	rm -f $@ && ar rcs $@ $^
-$(B)/san/obj/kernels_avx512_emu.o: src/kernels_avx512.c $(wildcard include/*.h src/*.h) | $(B)/san/obj
+$(B)/san/testsets/set_avx512_emu.o: src/kernels/set_avx512.c $(LIB_HDR)
+	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) $(EMU_FLAGS) -c $< -o $@
-$(B)/san/libmc_testsets.a: $(B)/san/obj/kernels_avx512_emu.o
+$(B)/san/libmc_testsets.a: $(B)/san/testsets/set_avx512_emu.o
 	rm -f $@ && ar rcs $@ $^
 $(B)/san/%: tests/%.c $(wildcard tests/*.h) $(B)/san/libmc_testsets.a $(B)/san/libmobileclip.a | $(B)/san
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -Itests -o $@ $< $(B)/san/libmc_testsets.a $(B)/san/libmobileclip.a $(LIBS)
@@ -119,12 +124,13 @@ CROSS_RUN ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
 XB := $(B)/aarch64
 CROSS_CFLAGS := -std=gnu11 -O2 -Wall -Wextra -Wno-unused-parameter -Wshadow -fno-strict-aliasing -fopenmp \
                 -Iinclude -Isrc -DMC_SHARE_DIR='"$(SHAREDIR)"'
-CROSS_SRC := $(addprefix src/,kernels.c kernels_ref.c kernels_neon.c gemm.c cpu.c lowp.c core.c weights.c \
-               checkpoint.c json.c torchzip.c train_kernels.c train_kernels_ref.c)
+CROSS_SRC := $(filter-out %_avx2.c %_avx512.c,$(wildcard src/core/*.c src/kernels/*.c)) \
+             src/train/kernels.c src/train/kernels_ref.c
 CROSS_TESTS := $(patsubst %,$(XB)/%-aarch64-qemu,test_kernels test_train_kernels)
 $(XB)/obj $(XB)/bin:
 	mkdir -p $@
-$(XB)/obj/%.o: src/%.c $(wildcard include/*.h src/*.h) | $(XB)/obj
+$(XB)/obj/%.o: src/%.c $(LIB_HDR)
+	@mkdir -p $(dir $@)
 	$(CROSS_CC) $(CROSS_CFLAGS) -c $< -o $@
 $(XB)/libmc_kernels.a: $(patsubst src/%.c,$(XB)/obj/%.o,$(CROSS_SRC))
 	rm -f $@ && ar rcs $@ $^
@@ -146,7 +152,11 @@ tests: $(TESTS) $(TEST_CROSS) $(SAN_TESTS) $(B)/mobileclip $(B)/bench_kernels $(
 
 test: tests
 	@$(if $(TEST_CROSS),,echo "note: NEON cross test skipped (CROSS_NEON=0, not x86, or no $(CROSS_CC) / qemu-aarch64)")
-	@bash tests/run_tests.sh $(TESTS) $(TEST_CROSS) -- $(SAN_TESTS)
+	@bash tests/run_tests.sh $(TESTS) $(TEST_CROSS) tests/test_layers.py -- $(SAN_TESTS)
+
+# The architecture: includes and calls only downward between src/ layers, no circles.
+check-layers: $(LIB_OBJ)
+	@python3 tools/check_layers.py --objects $(B)/obj
 
 # Fuzzing: clang's libFuzzer over the parsers, FUZZ_SECONDS each (bounded).
 FUZZ_SECONDS ?= 30
@@ -183,5 +193,5 @@ install: all
 clean:
 	rm -rf $(B)
 
-.PHONY: all test tests fuzz bench bench-kernels bench-peers cross-neon-test install clean
+.PHONY: all test tests check-layers fuzz bench bench-kernels bench-peers cross-neon-test install clean
 .SECONDARY:

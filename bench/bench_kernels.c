@@ -12,8 +12,10 @@
  * of one MobileCLIP-S0 image forward and its stem conv.
  * `bench_kernels act`: only the activation timings (ns per element).
  */
-#include "gemm.h"
-#include "kernels.h"
+#include "kernels/dispatch.h"
+#include "kernels/gemm.h"
+#include "kernels/set_portable.h"
+#include "kernels/kernels.h"
 
 #include <math.h>
 #include <stdint.h>

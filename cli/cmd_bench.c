@@ -7,11 +7,12 @@
  * measurement; the first line describes the machine.
  */
 #include "cli.h"
-#include "config.h"
+#include "io/config.h"
 #include "progress.h"
-#include "kernels.h"
-#include "model.h"
-#include "synth.h"
+#include "kernels/dispatch.h"
+#include "kernels/kernels.h"
+#include "model/model.h"
+#include "model/synth.h"
 
 #include <pthread.h>
 #include <stdio.h>

@@ -12,9 +12,9 @@
  * nearest even); integer tensors are kept as they are.
  */
 #include "cli.h"
-#include "model.h"
+#include "model/model.h"
 #include "progress.h"
-#include "registry.h"
+#include "io/registry.h"
 
 #include <errno.h>
 #include <stdlib.h>

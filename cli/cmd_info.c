@@ -4,7 +4,7 @@
  * dtypes; --tensors lists every tensor.
  */
 #include "cli.h"
-#include "config.h"
+#include "io/config.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
  * sizes, input resolution, embedding dim, and whether it is in the cache.
  */
 #include "cli.h"
-#include "registry.h"
+#include "io/registry.h"
 
 static const cli_opt list_opts[] = {
     {"urls", 0, 0, 0, "also print the download URLs"},

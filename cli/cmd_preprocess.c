@@ -4,7 +4,7 @@
  * float32 [3, S, S] tensor as a .npy file.
  */
 #include "cli.h"
-#include "config.h"
+#include "io/config.h"
 
 #include <sys/stat.h>
 

@@ -9,8 +9,8 @@
 #include "cli.h"
 #include "progress.h"
 
-#include "synth.h"
-#include "train_check.h"
+#include "model/synth.h"
+#include "train/check.h"
 
 #include <math.h>
 #include <stdint.h>

@@ -4,7 +4,7 @@
  */
 #include "progress.h"
 #include "cli.h"
-#include "registry.h"
+#include "io/registry.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
  * fuzz_checkpoint.c - libFuzzer entry point for the checkpoint readers
  * (torch.save zip + pickle, safetensors) through the in-memory open.
  */
-#include "mc_internal.h"
+#include "core/core.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Defined in src/image.c: the decoders' pixel limit, lowered here so that
+/* Defined in src/io/image.c: the decoders' pixel limit, lowered here so that
  * hostile headers cannot ask for gigabytes within the fuzzer's memory limit. */
 extern size_t mc_image_max_pixels;
 

@@ -2,8 +2,8 @@
  * fuzz_json.c - libFuzzer entry point for the JSON reader and the model
  * config parser built on it.
  */
-#include "config.h"
-#include "json.h"
+#include "io/config.h"
+#include "core/json.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

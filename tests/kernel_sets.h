@@ -1,7 +1,7 @@
 /*
  * kernel_sets.h - the kernel sets the kernel tests run in turn: the library's
  * scalar, avx2 and avx512 sets (neon on AArch64) where this CPU runs them, then
- * "avx512-emulated": the AVX-512 source built over src/emu512.h (linked into
+ * "avx512-emulated": the AVX-512 source built over src/kernels/emu512.h (linked into
  * the tests only), which runs wherever the avx2 set does.  A set that cannot
  * run is skipped, the emulated one with a NOT RUN line (never counted as
  * passed).
@@ -9,7 +9,9 @@
 #ifndef MC_KERNEL_SETS_H
 #define MC_KERNEL_SETS_H
 
-#include "gemm.h"
+#include "core/cpu.h"
+#include "kernels/dispatch.h"
+#include "kernels/set_avx512.h"
 
 #include <stdio.h>
 

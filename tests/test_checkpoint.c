@@ -7,8 +7,9 @@
  */
 #include "test.h"
 
-#include "config.h"
-#include "mc_internal.h"
+#include "io/config.h"
+#include "core/core.h"
+#include "io/ckpt_open.h"
 
 #include <stdint.h>
 #include <unistd.h>

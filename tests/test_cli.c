@@ -9,7 +9,7 @@
  * f16/bf16 within the documented tolerance; the config read from the file's
  * metadata).  The folded default is tested by test_convert.c.
  */
-#include "mc_internal.h"
+#include "core/core.h"
 #include "test.h"
 
 #include <dirent.h>

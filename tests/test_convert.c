@@ -10,9 +10,9 @@
  * that of one loaded with MC_PREPACK=0 byte for byte, --unfolded keeps the
  * original layout, an unknown layout is refused.  Prints sizes, max-abs errors and load times (not checked).
  */
-#include "mc_internal.h"
-#include "config.h"
-#include "model.h"
+#include "core/core.h"
+#include "io/config.h"
+#include "model/model.h"
 #include "test.h"
 
 #include <dirent.h>
@@ -112,7 +112,7 @@ static void check_reexport(mc_model *m, const char *path, const char *cs) {
     free(meta);
 }
 
-/* A float32 model holds its GEMM weights only pre-packed (src/lowp.h); its
+/* A float32 model holds its GEMM weights only pre-packed (src/kernels/lowp.h); its
  * export unpacks them and must equal, byte for byte, the export of the same
  * checkpoint loaded with MC_PREPACK=0 (plain matrices). */
 static void check_export_prepacked(mc_model *m, const char *dir, const char *cs) {

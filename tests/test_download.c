@@ -6,7 +6,7 @@
  * errors, a connection dropped midway (nothing left behind), and fetching a
  * whole official model into a temporary cache through the registry.
  */
-#include "registry.h"
+#include "io/registry.h"
 #include "test.h"
 
 #include <arpa/inet.h>

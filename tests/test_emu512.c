@@ -1,5 +1,5 @@
 /*
- * test_emu512.c - the emulated AVX-512 operations (src/emu512.h) against the
+ * test_emu512.c - the emulated AVX-512 operations (src/kernels/emu512.h) against the
  * real instructions of the same lane semantics: each 16-lane operation is
  * checked bit for bit against its AVX2 / FMA counterpart run on both 8-lane
  * halves (add, sub, mul, div, fmadd, fnmadd, max, min, abs, slli, all 32
@@ -10,12 +10,13 @@
  */
 #include "test.h"
 
-#include "gemm.h"
+#include "core/cpu.h"
+#include "kernels/kset.h"
 
 #include <immintrin.h>
 
 #define EMU512_NO_ENTRY
-#include "emu512.h"
+#include "kernels/emu512.h"
 
 #define AVX2 __attribute__((target("avx2,fma")))
 

@@ -9,7 +9,8 @@
  */
 #include "test.h"
 
-#include "mc_internal.h"
+#include "core/core.h"
+#include "io/ckpt_open.h"
 
 #include <stdint.h>
 #include <unistd.h>

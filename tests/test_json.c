@@ -4,7 +4,7 @@
  */
 #include "test.h"
 
-#include "json.h"
+#include "core/json.h"
 
 static mc_json *parse_ok(const char *s) {
     mc_json *j = NULL;

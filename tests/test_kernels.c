@@ -8,8 +8,13 @@
  */
 #include "test.h"
 
-#include "gemm.h"
-#include "kernels.h"
+#include "kernels/gemm.h"
+#include "kernels/lowp.h"
+#include "kernels/qmat.h"
+#include "kernels/set_avx2.h"
+#include "kernels/set_neon.h"
+#include "kernels/set_portable.h"
+#include "kernels/kernels.h"
 #include "kernel_sets.h"
 
 #include <stdint.h>

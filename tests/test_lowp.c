@@ -10,12 +10,13 @@
  */
 #include "test.h"
 
-#include "gemm.h"
-#include "kernels.h"
+#include "kernels/gemm.h"
+#include "kernels/qmat.h"
+#include "kernels/kernels.h"
 #include "kernel_sets.h"
-#include "lowp.h"
-#include "model.h"
-#include "synth.h"
+#include "kernels/lowp.h"
+#include "model/model.h"
+#include "model/synth.h"
 
 #include <stdint.h>
 
@@ -284,7 +285,7 @@ static mc_status load_synth(void *user, int dtype, mc_model **out, mc_error *err
     return mc_model_load_checkpoint(u->ck, u->cfg, &mp, out, err);
 }
 
-/* Full-size random models (src/synth.c): 2 images, 3 texts. */
+/* Full-size random models (src/model/synth.c): 2 images, 3 texts. */
 static void test_synth(const char *name) {
     mc_arch_spec spec;
     mc_config cfg;

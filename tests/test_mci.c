@@ -7,9 +7,9 @@
  * size come from each case's config file.  One whole tower also runs on the
  * AVX-512 source over emulated intrinsics (kernel_sets.h).
  */
-#include "json.h"
+#include "core/json.h"
 #include "kernel_sets.h"
-#include "mci.h"
+#include "model/mci.h"
 #include "test.h"
 
 /* Features: 1e-4 absolute, or 4e-6 of the largest feature where features are large

@@ -7,7 +7,7 @@
  * intrinsics (kernel_sets.h).
  */
 #include "kernel_sets.h"
-#include "model.h"
+#include "model/model.h"
 #include "test.h"
 
 #include <unistd.h>

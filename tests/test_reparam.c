@@ -1,11 +1,11 @@
 /*
- * test_reparam.c - the folding algebra of src/reparam.c: each folded
+ * test_reparam.c - the folding algebra of src/model/reparam.c: each folded
  * convolution (or linear) must equal the unfolded train-time computation
  * (separate conv + BatchNorm branches, identity, layer scale) run with the
  * scalar reference kernels, on small random tensors with odd sizes.
  */
-#include "kernels.h"
-#include "reparam.h"
+#include "kernels/kernels.h"
+#include "model/reparam.h"
 #include "test.h"
 
 #define TOL 1e-5f

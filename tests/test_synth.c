@@ -1,5 +1,5 @@
 /*
- * test_synth.c - synthetic models (src/synth.c): the architecture inferred
+ * test_synth.c - synthetic models (src/model/synth.c): the architecture inferred
  * from every fixture checkpoint regenerates exactly its tensor names, shapes
  * and dtypes; full-size MobileCLIP-S0 and -B load through the model loader
  * with the official parameter counts (apple/ml-mobileclip README, "# Params
@@ -8,8 +8,8 @@
  */
 #include "test.h"
 
-#include "synth.h"
-#include "tblock.h"
+#include "model/synth.h"
+#include "model/tblock.h"
 
 #include <string.h>
 

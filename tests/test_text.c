@@ -5,9 +5,9 @@
  * (v1_mci_base) and causal "base" (v1_vit_causal), fed the stored tokens.
  * Heads and masking come from each case's config.
  */
-#include "json.h"
+#include "core/json.h"
 #include "test.h"
-#include "text.h"
+#include "model/text.h"
 #include "tower_check.h"
 
 static float *load_f32(const mc_checkpoint *ck, const char *name, int64_t *numel) {

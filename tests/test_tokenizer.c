@@ -6,7 +6,7 @@
  */
 #include "test.h"
 
-#include "json.h"
+#include "core/json.h"
 #include "mobileclip.h"
 
 #include <stdint.h>

@@ -6,7 +6,11 @@
  * a batch-statistics BatchNorm against its closed form.
  */
 #include "test.h"
-#include "train.h"
+#include "io/safetensors.h"
+#include "kernels/kernels.h"
+#include "train/ckpt.h"
+#include "train/kernels.h"
+#include "train/trainer.h"
 
 #include <stdint.h>
 

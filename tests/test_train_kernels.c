@@ -1,6 +1,6 @@
 /*
- * test_train_kernels.c - every fast training kernel (train_kernels.c) against
- * its scalar _ref oracle (train_kernels_ref.c) on odd shapes: convolutions
+ * test_train_kernels.c - every fast training kernel (train/kernels.c) against
+ * its scalar _ref oracle (train/kernels_ref.c) on odd shapes: convolutions
  * (1x1, strided, padded, grouped, depthwise with multiplier), BatchNorm,
  * linear, projection matmul, LayerNorm, activations, attention (causal and
  * not), forward and backward with gradients accumulating onto non-zero
@@ -10,9 +10,13 @@
  */
 #include "test.h"
 
-#include "gemm.h"
+#include "kernels/gemm.h"
 #include "kernel_sets.h"
-#include "train.h"
+#include "io/safetensors.h"
+#include "kernels/kernels.h"
+#include "train/ckpt.h"
+#include "train/kernels.h"
+#include "train/trainer.h"
 
 #include <stdint.h>
 

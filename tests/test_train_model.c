@@ -9,7 +9,11 @@
  * tower (causal and bidirectional) against central finite differences.
  */
 #include "test.h"
-#include "train.h"
+#include "io/safetensors.h"
+#include "kernels/kernels.h"
+#include "train/ckpt.h"
+#include "train/kernels.h"
+#include "train/trainer.h"
 
 #include <stdint.h>
 #include <unistd.h>

@@ -11,8 +11,12 @@
  * deterministic, not that it matches the reference).
  */
 #include "test.h"
-#include "train.h"
-#include "train_check.h"
+#include "io/safetensors.h"
+#include "kernels/kernels.h"
+#include "train/ckpt.h"
+#include "train/kernels.h"
+#include "train/trainer.h"
+#include "train/check.h"
 
 #include <limits.h>
 #include <stdint.h>

@@ -1,12 +1,16 @@
 /*
  * test_train_step.c - the training fixture train_s0_tiny from init.pt: step-1
  * loss terms, every parameter gradient, parameters and BatchNorm buffers
- * after steps 1 and 2 (tolerances in train_check.h); then save/resume: a
+ * after steps 1 and 2 (tolerances in train/check.h); then save/resume: a
  * state saved after step 1 and resumed gives bit-identical step-2 weights.
  */
 #include "test.h"
-#include "train.h"
-#include "train_check.h"
+#include "io/safetensors.h"
+#include "kernels/kernels.h"
+#include "train/ckpt.h"
+#include "train/kernels.h"
+#include "train/trainer.h"
+#include "train/check.h"
 
 #include <stdint.h>
 #include <unistd.h>

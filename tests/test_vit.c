@@ -6,7 +6,7 @@
  */
 #include "test.h"
 #include "tower_check.h"
-#include "vit.h"
+#include "model/vit.h"
 
 static float *load_f32(const mc_checkpoint *ck, const char *name, int64_t *numel) {
     const mc_tensor_info *t = mc_checkpoint_find(ck, name);

@@ -7,7 +7,7 @@
 #ifndef MC_TOWER_CHECK_H
 #define MC_TOWER_CHECK_H
 
-#include "model.h"
+#include "model/model.h"
 #include "test.h"
 
 /* out, feat, emb: [n, d]; label names the case in the printed line. */

@@ -4,7 +4,7 @@
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
-PKGS="build-essential pkg-config clang libclang-rt-14-dev
+PKGS="build-essential pkg-config clang libclang-rt-14-dev python3
       zlib1g-dev libpng-dev libjpeg62-turbo-dev libwebp-dev
       libutf8proc-dev libpcre2-dev libcurl4-openssl-dev libomp-dev
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"   # last line: the NEON cross test

@@ -1,0 +1,68 @@
+/*
+ * core/core.h - what every layer of the library uses: error reporting,
+ * overflow-checked sizes, file reading and mapping, half-precision
+ * conversions.  Not installed; users include only mobileclip.h.
+ */
+#ifndef MC_CORE_H
+#define MC_CORE_H
+
+#include "mobileclip.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define MC_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define MC_UNUSED __attribute__((unused))
+#else
+#define MC_PRINTF(a, b)
+#define MC_UNUSED
+#endif
+
+/* Sets err (when non-NULL) and returns status, so callers can write
+ * `return mc_fail(err, MC_ERR_IO, "%s: cannot open", path);`. */
+mc_status mc_fail(mc_error *err, mc_status status, const char *fmt, ...) MC_PRINTF(3, 4);
+mc_status mc_failv(mc_error *err, mc_status status, const char *fmt, va_list ap);
+/* Prefixes the existing message of err with "prefix: ". */
+void mc_error_prefix(mc_error *err, const char *fmt, ...) MC_PRINTF(2, 3);
+
+/* Overflow-checked size arithmetic: return false on overflow. */
+static inline bool mc_size_mul(size_t a, size_t b, size_t *out) {
+    return !__builtin_mul_overflow(a, b, out);
+}
+static inline bool mc_size_add(size_t a, size_t b, size_t *out) {
+    return !__builtin_add_overflow(a, b, out);
+}
+/* malloc(n * size) with overflow check; NULL on overflow or failure. */
+void *mc_malloc_array(size_t n, size_t size);
+void *mc_calloc_array(size_t n, size_t size);
+
+/* A whole file read into memory or mapped read-only. */
+typedef struct mc_file_map {
+    const uint8_t *data;
+    size_t size;
+    int mapped;     /* 1: munmap on close, 0: free */
+} mc_file_map;
+
+mc_status mc_file_map_open(const char *path, mc_file_map *out, mc_error *err);
+void mc_file_map_close(mc_file_map *map);
+/* Reads a whole file (up to max_size bytes) into a malloc'd, NUL-terminated buffer. */
+mc_status mc_file_read_all(const char *path, size_t max_size, char **out, size_t *len,
+                           mc_error *err);
+
+/* 1 when path names an existing regular file / folder. */
+int mc_path_is_file(const char *path);
+int mc_path_is_dir(const char *path);
+
+/* Half-precision conversions. */
+float mc_f16_to_f32(uint16_t h);
+float mc_bf16_to_f32(uint16_t b);
+uint16_t mc_f32_to_f16(float f);
+uint16_t mc_f32_to_bf16(float f);   /* round to nearest even */
+
+/* Converts n elements of any float dtype to float32. */
+mc_status mc_convert_to_f32(mc_dtype dtype, const void *src, size_t n, float *dst);
+
+#endif /* MC_CORE_H */

@@ -1,0 +1,99 @@
+/*
+ * core/npy.c - a small reader and writer of NumPy .npy files (version 1.0/2.0,
+ * float32 or float64, little-endian, C order).
+ */
+#include "core/core.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+mc_status mc_npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape,
+                           mc_error *err) {
+    if (ndim < 0 || ndim > MC_MAX_DIMS) return mc_fail(err, MC_ERR_INVALID_ARG, "%s: bad ndim %d", path, ndim);
+    char hdr[512];
+    int n = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
+    size_t count = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0 || !mc_size_mul(count, (size_t)shape[i], &count))
+            return mc_fail(err, MC_ERR_INVALID_ARG, "%s: bad shape", path);
+        n += snprintf(hdr + n, sizeof hdr - (size_t)n, "%lld%s", (long long)shape[i],
+                      (ndim == 1 || i < ndim - 1) ? "," : "");
+        if (i < ndim - 1) n += snprintf(hdr + n, sizeof hdr - (size_t)n, " ");
+    }
+    n += snprintf(hdr + n, sizeof hdr - (size_t)n, "), }");
+    /* pad so that magic(6)+version(2)+len(2)+header is a multiple of 64, ending in '\n' */
+    size_t total = 10 + (size_t)n + 1;
+    size_t pad = (64 - total % 64) % 64;
+    for (size_t i = 0; i < pad; i++) hdr[n++] = ' ';
+    hdr[n++] = '\n';
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return mc_fail(err, MC_ERR_IO, "%s: cannot create", path);
+    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(n & 0xFF),
+                             (unsigned char)(n >> 8)};
+    int ok = fwrite(pre, 1, 10, f) == 10 && fwrite(hdr, 1, (size_t)n, f) == (size_t)n &&
+             fwrite(data, sizeof(float), count, f) == count;
+    if (fclose(f) != 0) ok = 0;
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        return mc_fail(err, MC_ERR_IO, "%s: write failed", path);
+    }
+    return MC_OK;
+}
+
+mc_status mc_npy_read_f32(const char *path, float **data, int *ndim, int64_t shape[MC_MAX_DIMS],
+                          mc_error *err) {
+    *data = NULL;
+    *ndim = 0;
+    mc_file_map m;
+    mc_status st = mc_file_map_open(path, &m, err);
+    if (st != MC_OK) return st;
+    const uint8_t *d = m.data;
+    size_t hl, off;
+    if (m.size < 10 || memcmp(d, "\x93NUMPY", 6) != 0) { st = MC_ERR_FORMAT; goto bad; }
+    if (d[6] == 1) { hl = (size_t)d[8] | ((size_t)d[9] << 8); off = 10; }
+    else if (d[6] == 2 || d[6] == 3) {
+        if (m.size < 12) { st = MC_ERR_FORMAT; goto bad; }
+        hl = (size_t)d[8] | ((size_t)d[9] << 8) | ((size_t)d[10] << 16) | ((size_t)d[11] << 24);
+        off = 12;
+    } else { st = MC_ERR_FORMAT; goto bad; }
+    if (hl > m.size - off || hl > 65536) { st = MC_ERR_FORMAT; goto bad; }
+    char hdr[65537];
+    memcpy(hdr, d + off, hl);
+    hdr[hl] = 0;
+    int f64;
+    if (strstr(hdr, "'<f4'")) f64 = 0;
+    else if (strstr(hdr, "'<f8'")) f64 = 1;
+    else { mc_file_map_close(&m); return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: only float32/float64 .npy", path); }
+    if (strstr(hdr, "'fortran_order': True")) { mc_file_map_close(&m); return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: Fortran order", path); }
+    char *sp = strstr(hdr, "'shape':");
+    char *lp = sp ? strchr(sp, '(') : NULL;
+    if (!lp) { st = MC_ERR_FORMAT; goto bad; }
+    lp++;
+    size_t count = 1;
+    int nd = 0;
+    while (*lp && *lp != ')') {
+        while (*lp == ' ' || *lp == ',') lp++;
+        if (*lp == ')') break;
+        char *end;
+        long long v = strtoll(lp, &end, 10);
+        if (end == lp || v < 0 || nd >= MC_MAX_DIMS || !mc_size_mul(count, (size_t)v, &count)) { st = MC_ERR_FORMAT; goto bad; }
+        shape[nd++] = v;
+        lp = end;
+    }
+    size_t es = f64 ? 8 : 4, need;
+    off += hl;
+    if (!mc_size_mul(count, es, &need) || need > m.size - off) { st = MC_ERR_FORMAT; goto bad; }
+    float *out = mc_malloc_array(count, sizeof(float));
+    if (!out) { mc_file_map_close(&m); return mc_fail(err, MC_ERR_NOMEM, "%s: out of memory", path); }
+    mc_convert_to_f32(f64 ? MC_DTYPE_F64 : MC_DTYPE_F32, d + off, count, out);
+    mc_file_map_close(&m);
+    *data = out;
+    *ndim = nd;
+    return MC_OK;
+bad:
+    mc_file_map_close(&m);
+    return mc_fail(err, st, "%s: not a valid .npy file", path);
+}

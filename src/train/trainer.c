@@ -1,0 +1,1305 @@
+/*
+ * train/trainer.c - the train-mode (unfused) MobileCLIP model on a tape: every
+ * forward op records what its backward needs; the backward pass replays the
+ * tape in reverse.  Image tower MCi (MobileOne blocks with every branch,
+ * RepMixer, ConvFFN, ReparamLargeKernelConv, SE, RepCPE, attention stage,
+ * GlobalPool2D head); text tower mct / base (RepMixer blocks, pre-norm
+ * transformer layers, optional causal mask).  Structure comes from the
+ * tensor names (mobileclip repo state dict); shapes from the tensors.
+ * Also the trainer: parameters, one training step, AdamW, config.
+ */
+#include "kernels/threads.h"
+#include "train/trainer.h"
+#include "train/kernels.h"
+
+#include "core/json.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* An activation: data and (lazily allocated) gradient; numel = n*c*h*w. */
+typedef struct tt {
+    float *d, *g;
+    int n, c, h, w;
+} tt;
+
+enum {
+    OP_CONV, OP_BN, OP_ADD, OP_CHSCALE, OP_ACT, OP_GAP, OP_GATE, OP_TRANSPOSE, OP_LINEAR,
+    OP_MATMUL, OP_LAYERNORM, OP_ATTENTION, OP_EMBED, OP_ADDPOS, OP_GATHER, OP_L2NORM, OP_BN_EVAL,
+    OP_PREPEND
+};
+
+typedef struct top {
+    int kind;
+    tt *x, *x2, *y;
+    mc_tparam *w, *b;
+    mc_conv2d_desc cd;
+    float *s1, *s2;
+    int i0, i1, i2, i3;
+    float alpha;
+    mc_act act;
+    const int32_t *idx;
+} top;
+
+/* Activation memory of the tape: chunks that are kept when a micro-batch
+ * ends (tape_reset) and handed out again, zeroed, to the next one, so that a
+ * steady training loop maps no new pages; released by tape_release. */
+typedef struct tape_chunk {
+    struct tape_chunk *next;
+    size_t size, used;
+    unsigned char *mem;
+} tape_chunk;
+
+typedef struct tape_mem {
+    tape_chunk *head, *cur;   /* chunks in allocation order; the one being filled */
+} tape_mem;
+
+#define TAPE_CHUNK ((size_t)64 << 20)
+
+static void *tape_alloc(tape_mem *a, size_t bytes) {
+    size_t need;
+    if (!mc_size_add(bytes, 63, &need)) return NULL;
+    need &= ~(size_t)63;
+    if (need == 0) need = 64;
+    tape_chunk *c = a->cur, *last = NULL;
+    while (c && c->size - c->used < need) { last = c; c = c->next; }
+    if (!c) {
+        size_t sz = need > TAPE_CHUNK ? need : TAPE_CHUNK;
+        c = calloc(1, sizeof *c);
+        if (!c) return NULL;
+        c->mem = aligned_alloc(64, sz);
+        if (!c->mem) { free(c); return NULL; }
+        c->size = sz;
+        if (!last) for (last = a->head; last && last->next; last = last->next) {}
+        if (last) last->next = c; else a->head = c;
+    }
+    a->cur = c;
+    void *p = c->mem + c->used;
+    c->used += need;
+    memset(p, 0, need);
+    return p;
+}
+
+static float *tape_floats(tape_mem *a, size_t n) {
+    size_t bytes;
+    if (!mc_size_mul(n, sizeof(float), &bytes)) return NULL;
+    return tape_alloc(a, bytes);
+}
+
+static void tape_reset(tape_mem *a) {
+    for (tape_chunk *c = a->head; c; c = c->next) c->used = 0;
+    a->cur = a->head;
+}
+
+static void tape_release(tape_mem *a) {
+    tape_chunk *c = a->head;
+    while (c) {
+        tape_chunk *n = c->next;
+        free(c->mem);
+        free(c);
+        c = n;
+    }
+    a->head = a->cur = NULL;
+}
+
+struct mc_trainer {
+    mc_train_config cfg;
+    mc_dr_loss_params loss;
+    mc_adamw_params opt;
+    mc_tparam *p;
+    size_t np;
+    mc_tparam *logit_scale;
+    int step;           /* optimizer steps done */
+    int micro;          /* micro-batches accumulated since the last step */
+    tape_mem mem;       /* activations of the current micro-batch (kept between batches) */
+    top *tape;
+    size_t ntape, captape;
+    int failed;         /* allocation failure during a forward */
+    int track_terms;    /* fill mc_tparam.gabs / gterms during backward */
+    int eval;           /* BatchNorm on running statistics (model.eval()) */
+    char missing[512];  /* first missing tensor */
+};
+
+/* ------------------------------------------------------------ utilities */
+
+static mc_tparam *findp(mc_trainer *t, const char *fmt, ...) MC_PRINTF(2, 3);
+static mc_tparam *findp(mc_trainer *t, const char *fmt, ...) {
+    char name[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    for (size_t i = 0; i < t->np; i++)
+        if (!strcmp(t->p[i].name, name)) return &t->p[i];
+    return NULL;
+}
+
+/* Required parameter: records the first missing name and fails the forward. */
+static mc_tparam *needp(mc_trainer *t, const char *fmt, ...) MC_PRINTF(2, 3);
+static mc_tparam *needp(mc_trainer *t, const char *fmt, ...) {
+    char name[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    mc_tparam *p = findp(t, "%s", name);
+    if (!p && !t->failed) {
+        t->failed = 2;
+        snprintf(t->missing, sizeof t->missing, "%s", name);
+    }
+    return p;
+}
+
+static int has_prefix(const mc_trainer *t, const char *prefix) {
+    size_t l = strlen(prefix);
+    for (size_t i = 0; i < t->np; i++)
+        if (!strncmp(t->p[i].name, prefix, l)) return 1;
+    return 0;
+}
+
+static size_t numel(const tt *x) { return (size_t)x->n * x->c * x->h * x->w; }
+
+static tt *new_tt(mc_trainer *t, int n, int c, int h, int w) {
+    tt *x = tape_alloc(&t->mem, sizeof *x);
+    if (!x) { t->failed = 1; return NULL; }
+    x->n = n; x->c = c; x->h = h; x->w = w;
+    x->d = tape_floats(&t->mem, numel(x));
+    if (!x->d) { t->failed = 1; return NULL; }
+    return x;
+}
+
+static float *gradof(mc_trainer *t, tt *x) {
+    if (!x->g) {
+        x->g = tape_floats(&t->mem, numel(x));
+        if (!x->g) t->failed = 1;
+    }
+    return x->g;
+}
+
+static top *push(mc_trainer *t, int kind) {
+    if (t->ntape == t->captape) {
+        size_t nc = t->captape ? t->captape * 2 : 256;
+        top *n = realloc(t->tape, nc * sizeof *n);
+        if (!n) { t->failed = 1; return NULL; }
+        t->tape = n;
+        t->captape = nc;
+    }
+    top *o = &t->tape[t->ntape++];
+    memset(o, 0, sizeof *o);
+    o->kind = kind;
+    return o;
+}
+
+#define BAIL(t) do { if ((t)->failed) return NULL; } while (0)
+
+/* ------------------------------------------------------------------ ops */
+
+/* y = conv(x, w) + b; stride s, padding pad (< 0: kernel//2) per dim, groups from shapes */
+static tt *op_conv_pad(mc_trainer *t, tt *x, mc_tparam *w, mc_tparam *b, int s, int pad) {
+    if (!x || !w || t->failed) { if (!t->failed) t->failed = 2; return NULL; }
+    mc_conv2d_desc d;
+    d.cout = (int)w->shape[0];
+    d.cin = x->c;
+    d.kh = (int)w->shape[2];
+    d.kw = (int)w->shape[3];
+    d.sh = d.sw = s;
+    d.ph = pad < 0 ? d.kh / 2 : pad;
+    d.pw = pad < 0 ? d.kw / 2 : pad;
+    d.groups = x->c / (int)w->shape[1];
+    int oh = mc_conv_out(x->h, d.kh, s, d.ph), ow = mc_conv_out(x->w, d.kw, s, d.pw);
+    tt *y = new_tt(t, x->n, d.cout, oh, ow);
+    BAIL(t);
+    mc_train_conv2d_forward(&d, x->d, x->n, x->h, x->w, w->w, b ? b->w : NULL, y->d);
+    top *o = push(t, OP_CONV);
+    BAIL(t);
+    o->x = x; o->y = y; o->w = w; o->b = b; o->cd = d;
+    return y;
+}
+
+static tt *op_conv(mc_trainer *t, tt *x, mc_tparam *w, mc_tparam *b, int s) {
+    return op_conv_pad(t, x, w, b, s, -1);
+}
+
+/* BatchNorm2d in eval mode: y = (x - running_mean) / sqrt(running_var + eps) * g + b */
+static tt *op_bn_eval(mc_trainer *t, tt *x, mc_tparam *g, mc_tparam *b, mc_tparam *rm, mc_tparam *rv) {
+    tt *y = new_tt(t, x->n, x->c, x->h, x->w);
+    float *mean = tape_floats(&t->mem, x->c), *rstd = tape_floats(&t->mem, x->c);
+    if (!mean || !rstd) t->failed = 1;
+    BAIL(t);
+    size_t hw = (size_t)x->h * x->w;
+    for (int c = 0; c < x->c; c++) {
+        mean[c] = rm->w[c];
+        rstd[c] = 1.0f / sqrtf(rv->w[c] + 1e-5f);
+    }
+    for (int i = 0; i < x->n; i++)
+        for (int c = 0; c < x->c; c++) {
+            size_t o = ((size_t)i * x->c + c) * hw;
+            for (size_t p = 0; p < hw; p++) y->d[o + p] = (x->d[o + p] - mean[c]) * rstd[c] * g->w[c] + b->w[c];
+        }
+    top *o = push(t, OP_BN_EVAL);
+    BAIL(t);
+    o->x = x; o->y = y; o->w = g; o->b = b; o->s1 = mean; o->s2 = rstd;
+    return y;
+}
+
+/* BatchNorm2d (train mode, or eval mode when the trainer is in eval) with the module at prefix. */
+static tt *op_bn(mc_trainer *t, tt *x, const char *prefix) {
+    if (!x || t->failed) return NULL;
+    mc_tparam *g = needp(t, "%s.weight", prefix), *b = needp(t, "%s.bias", prefix);
+    mc_tparam *rm = needp(t, "%s.running_mean", prefix), *rv = needp(t, "%s.running_var", prefix);
+    mc_tparam *nb = findp(t, "%s.num_batches_tracked", prefix);
+    BAIL(t);
+    if (t->eval) return op_bn_eval(t, x, g, b, rm, rv);
+    tt *y = new_tt(t, x->n, x->c, x->h, x->w);
+    float *mean = tape_floats(&t->mem, x->c), *rstd = tape_floats(&t->mem, x->c);
+    if (!mean || !rstd) t->failed = 1;
+    BAIL(t);
+    mc_train_bn_forward(x->d, x->n, x->c, x->h * x->w, g->w, b->w, 1e-5f, t->cfg.bn_momentum, rm->w,
+                        rv->w, y->d, mean, rstd);
+    if (nb) nb->count++;
+    top *o = push(t, OP_BN);
+    BAIL(t);
+    o->x = x; o->y = y; o->w = g; o->b = b; o->s1 = mean; o->s2 = rstd;
+    return y;
+}
+
+/* y = a + alpha * b */
+static tt *op_add(mc_trainer *t, tt *a, tt *b, float alpha) {
+    if (!a || !b || t->failed) return NULL;
+    tt *y = new_tt(t, a->n, a->c, a->h, a->w);
+    BAIL(t);
+    size_t n = numel(a);
+    int nt = mc_threads_for(4.0 * (double)n);
+    #pragma omp parallel for simd num_threads(nt) schedule(static) if (nt > 1)
+    for (size_t i = 0; i < n; i++) y->d[i] = a->d[i] + alpha * b->d[i];
+    top *o = push(t, OP_ADD);
+    BAIL(t);
+    o->x = a; o->x2 = b; o->y = y; o->alpha = alpha;
+    return y;
+}
+
+/* y[n,c,hw] = x * s[c]  (layer scale [C,1,1]) */
+static tt *op_chscale(mc_trainer *t, tt *x, mc_tparam *s) {
+    if (!x || !s || t->failed) { if (!t->failed) t->failed = 2; return NULL; }
+    tt *y = new_tt(t, x->n, x->c, x->h, x->w);
+    BAIL(t);
+    size_t hw = (size_t)x->h * x->w;
+    int planes = x->n * x->c, nt = mc_threads_for(4.0 * (double)planes * hw);
+    #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int ic = 0; ic < planes; ic++) {
+        float sc = s->w[ic % x->c];
+        const float *xp = x->d + (size_t)ic * hw;
+        float *yp = y->d + (size_t)ic * hw;
+        #pragma omp simd
+        for (size_t p = 0; p < hw; p++) yp[p] = sc * xp[p];
+    }
+    top *o = push(t, OP_CHSCALE);
+    BAIL(t);
+    o->x = x; o->y = y; o->w = s;
+    return y;
+}
+
+static tt *op_act(mc_trainer *t, tt *x, mc_act act) {
+    if (!x || t->failed) return NULL;
+    tt *y = new_tt(t, x->n, x->c, x->h, x->w);
+    BAIL(t);
+    mc_train_act_forward(x->d, numel(x), act, y->d);
+    top *o = push(t, OP_ACT);
+    BAIL(t);
+    o->x = x; o->y = y; o->act = act;
+    return y;
+}
+
+/* global average pool: [n,c,h,w] -> [n,c,1,1] */
+static tt *op_gap(mc_trainer *t, tt *x) {
+    if (!x || t->failed) return NULL;
+    tt *y = new_tt(t, x->n, x->c, 1, 1);
+    BAIL(t);
+    size_t hw = (size_t)x->h * x->w;
+    for (size_t k = 0; k < (size_t)x->n * x->c; k++) {
+        double s = 0;
+        for (size_t p = 0; p < hw; p++) s += x->d[k * hw + p];
+        y->d[k] = (float)(s / hw);
+    }
+    top *o = push(t, OP_GAP);
+    BAIL(t);
+    o->x = x; o->y = y;
+    return y;
+}
+
+/* y[n,c,hw] = x[n,c,hw] * s[n,c] */
+static tt *op_gate(mc_trainer *t, tt *x, tt *s) {
+    if (!x || !s || t->failed) return NULL;
+    tt *y = new_tt(t, x->n, x->c, x->h, x->w);
+    BAIL(t);
+    size_t hw = (size_t)x->h * x->w;
+    long planes = (long)x->n * x->c;
+    int nt = mc_threads_for(4.0 * (double)planes * hw);
+    #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (long k = 0; k < planes; k++)
+        for (size_t p = 0; p < hw; p++) y->d[k * hw + p] = x->d[k * hw + p] * s->d[k];
+    top *o = push(t, OP_GATE);
+    BAIL(t);
+    o->x = x; o->x2 = s; o->y = y;
+    return y;
+}
+
+/* x viewed [B][R][C] -> y [B][C][R] with the given output dims */
+static tt *op_transpose(mc_trainer *t, tt *x, int B, int R, int C, int n, int c, int h, int w) {
+    if (!x || t->failed) return NULL;
+    tt *y = new_tt(t, n, c, h, w);
+    BAIL(t);
+    for (int b = 0; b < B; b++)
+        for (int r = 0; r < R; r++)
+            for (int q = 0; q < C; q++)
+                y->d[((size_t)b * C + q) * R + r] = x->d[((size_t)b * R + r) * C + q];
+    top *o = push(t, OP_TRANSPOSE);
+    BAIL(t);
+    o->x = x; o->y = y; o->i0 = B; o->i1 = R; o->i2 = C;
+    return y;
+}
+
+/* over the last dim k = w->shape[1]: x [rows, k] -> y [rows, out]; dims (n, c=rows/n, out, 1) */
+static tt *op_linear(mc_trainer *t, tt *x, mc_tparam *w, mc_tparam *b) {
+    if (!x || !w || t->failed) { if (!t->failed) t->failed = 2; return NULL; }
+    int k = (int)w->shape[1], out = (int)w->shape[0];
+    int rows = (int)(numel(x) / k);
+    tt *y = new_tt(t, x->n, rows / x->n, out, 1);
+    BAIL(t);
+    mc_train_linear_forward(x->d, w->w, b ? b->w : NULL, rows, k, out, y->d);
+    top *o = push(t, OP_LINEAR);
+    BAIL(t);
+    o->x = x; o->y = y; o->w = w; o->b = b; o->i0 = rows; o->i1 = k; o->i2 = out;
+    return y;
+}
+
+/* x [rows, k] @ p [k, out] */
+static tt *op_matmul(mc_trainer *t, tt *x, mc_tparam *p) {
+    if (!x || !p || t->failed) { if (!t->failed) t->failed = 2; return NULL; }
+    int k = (int)p->shape[0], out = (int)p->shape[1];
+    int rows = (int)(numel(x) / k);
+    tt *y = new_tt(t, rows, out, 1, 1);
+    BAIL(t);
+    mc_train_matmul_forward(x->d, p->w, rows, k, out, y->d);
+    top *o = push(t, OP_MATMUL);
+    BAIL(t);
+    o->x = x; o->y = y; o->w = p; o->i0 = rows; o->i1 = k; o->i2 = out;
+    return y;
+}
+
+static tt *op_layernorm(mc_trainer *t, tt *x, const char *prefix) {
+    if (!x || t->failed) return NULL;
+    mc_tparam *g = needp(t, "%s.weight", prefix), *b = needp(t, "%s.bias", prefix);
+    BAIL(t);
+    int dim = (int)g->n, rows = (int)(numel(x) / dim);
+    tt *y = new_tt(t, x->n, x->c, x->h, x->w);
+    float *mean = tape_floats(&t->mem, rows), *rstd = tape_floats(&t->mem, rows);
+    if (!mean || !rstd) t->failed = 1;
+    BAIL(t);
+    mc_train_layernorm_forward(x->d, rows, dim, g->w, b->w, 1e-5f, y->d, mean, rstd);
+    top *o = push(t, OP_LAYERNORM);
+    BAIL(t);
+    o->x = x; o->y = y; o->w = g; o->b = b; o->s1 = mean; o->s2 = rstd; o->i0 = rows; o->i1 = dim;
+    return y;
+}
+
+/* qkv [B, T, 3D] -> [B, T, D] */
+static tt *op_attention(mc_trainer *t, tt *qkv, int B, int T, int heads, int causal) {
+    if (!qkv || t->failed) return NULL;
+    int D = (int)(numel(qkv) / ((size_t)B * T * 3));
+    if (heads <= 0 || D % heads) { t->failed = 3; return NULL; }
+    tt *y = new_tt(t, B, T, D, 1);
+    float *probs = tape_floats(&t->mem, (size_t)B * heads * T * T);
+    if (!probs) t->failed = 1;
+    BAIL(t);
+    mc_train_attention_forward(qkv->d, B, T, heads, D / heads, causal, y->d, probs);
+    top *o = push(t, OP_ATTENTION);
+    BAIL(t);
+    o->x = qkv; o->y = y; o->s1 = probs; o->i0 = B; o->i1 = T; o->i2 = heads; o->i3 = D / heads;
+    return y;
+}
+
+static tt *op_embed(mc_trainer *t, const int32_t *tok, int B, int L, mc_tparam *table) {
+    if (!table || t->failed) { if (!t->failed) t->failed = 2; return NULL; }
+    int D = (int)table->shape[1], V = (int)table->shape[0];
+    tt *y = new_tt(t, B, L, D, 1);
+    BAIL(t);
+    for (int i = 0; i < B * L; i++) {
+        int id = tok[i];
+        if (id < 0 || id >= V) { t->failed = 4; return NULL; }
+        memcpy(y->d + (size_t)i * D, table->w + (size_t)id * D, D * sizeof(float));
+    }
+    top *o = push(t, OP_EMBED);
+    BAIL(t);
+    o->y = y; o->w = table; o->idx = tok; o->i0 = B * L; o->i1 = D;
+    return y;
+}
+
+/* y = x + p broadcast over the batch (p numel = per-sample numel) */
+static tt *op_addpos(mc_trainer *t, tt *x, mc_tparam *p) {
+    if (!x || !p || t->failed) { if (!t->failed) t->failed = 2; return NULL; }
+    size_t per = numel(x) / x->n;
+    if (p->n != per) { t->failed = 3; return NULL; }
+    tt *y = new_tt(t, x->n, x->c, x->h, x->w);
+    BAIL(t);
+    for (int i = 0; i < x->n; i++)
+        for (size_t k = 0; k < per; k++) y->d[i * per + k] = x->d[i * per + k] + p->w[k];
+    top *o = push(t, OP_ADDPOS);
+    BAIL(t);
+    o->x = x; o->y = y; o->w = p;
+    return y;
+}
+
+/* x [B, L, D] -> y [B, D]: row idx[b] of each sequence */
+static tt *op_gather(mc_trainer *t, tt *x, int B, int L, int D, const int32_t *idx) {
+    if (!x || t->failed) return NULL;
+    tt *y = new_tt(t, B, D, 1, 1);
+    BAIL(t);
+    for (int b = 0; b < B; b++)
+        memcpy(y->d + (size_t)b * D, x->d + ((size_t)b * L + idx[b]) * D, D * sizeof(float));
+    top *o = push(t, OP_GATHER);
+    BAIL(t);
+    o->x = x; o->y = y; o->idx = idx; o->i0 = B; o->i1 = L; o->i2 = D;
+    return y;
+}
+
+/* x [B, T, D] -> y [B, 1 + T, D] with the token p [D] first in every sequence */
+static tt *op_prepend(mc_trainer *t, tt *x, int B, int T, int D, mc_tparam *p) {
+    if (!x || !p || t->failed) { if (!t->failed) t->failed = 2; return NULL; }
+    if ((int)p->n != D) { t->failed = 3; return NULL; }
+    tt *y = new_tt(t, B, T + 1, D, 1);
+    BAIL(t);
+    for (int b = 0; b < B; b++) {
+        float *yb = y->d + (size_t)b * (T + 1) * D;
+        memcpy(yb, p->w, D * sizeof(float));
+        memcpy(yb + D, x->d + (size_t)b * T * D, (size_t)T * D * sizeof(float));
+    }
+    top *o = push(t, OP_PREPEND);
+    BAIL(t);
+    o->x = x; o->y = y; o->w = p; o->i0 = B; o->i1 = T; o->i2 = D;
+    return y;
+}
+
+static tt *op_l2norm(mc_trainer *t, tt *x) {
+    if (!x || t->failed) return NULL;
+    tt *y = new_tt(t, x->n, x->c, x->h, x->w);
+    BAIL(t);
+    int d = (int)(numel(x) / x->n);
+    mc_train_l2norm_forward(x->d, x->n, d, y->d);
+    top *o = push(t, OP_L2NORM);
+    BAIL(t);
+    o->x = x; o->y = y; o->i0 = x->n; o->i1 = d;
+    return y;
+}
+
+/* ---------------------------------------------------------------- backward */
+
+static float *abs_copy(const float *a, size_t n) {
+    float *o = malloc(n * sizeof *o + 4);
+    if (o) for (size_t i = 0; i < n; i++) o[i] = fabsf(a[i]);
+    return o;
+}
+
+/* The magnitude of the terms of the parameter-gradient sums of op o (see
+ * mc_tparam.gabs): the same reductions on absolute values.  Kernels whose
+ * gradient is a plain product sum reuse the backward kernel on |x|, |dy|. */
+static void backward_terms(mc_trainer *t, top *o) {
+    tt *x = o->x, *y = o->y;
+    const float *dy = y->g;
+    if (!o->w || !o->w->gabs) return;
+    size_t ny = numel(y);
+    float *ady = abs_copy(dy, ny), *ax = NULL;
+    if (!ady) { t->failed = 1; return; }
+    if (x && (o->kind == OP_CONV || o->kind == OP_LINEAR || o->kind == OP_MATMUL)) {
+        ax = abs_copy(x->d, numel(x));
+        if (!ax) { free(ady); t->failed = 1; return; }
+    }
+    mc_tparam *w = o->w, *b = o->b && o->b->gabs ? o->b : NULL;
+    switch (o->kind) {
+    case OP_CONV: {
+        int oh = y->h, ow = y->w;
+        mc_train_conv2d_backward(&o->cd, ax, x->n, x->h, x->w, w->w, ady, NULL, w->gabs, b ? b->gabs : NULL);
+        w->gterms += (int64_t)x->n * oh * ow;
+        if (b) b->gterms += (int64_t)x->n * oh * ow;
+        break;
+    }
+    case OP_LINEAR:
+        mc_train_linear_backward(ax, w->w, o->i0, o->i1, o->i2, ady, NULL, w->gabs, b ? b->gabs : NULL);
+        w->gterms += o->i0;
+        if (b) b->gterms += o->i0;
+        break;
+    case OP_MATMUL:
+        mc_train_matmul_backward(ax, w->w, o->i0, o->i1, o->i2, ady, NULL, w->gabs);
+        w->gterms += o->i0;
+        break;
+    case OP_BN:
+    case OP_BN_EVAL: {
+        int C = x->c;
+        size_t hw = (size_t)x->h * x->w;
+        for (int c = 0; c < C; c++) {
+            double sg = 0, sb = 0;
+            for (int i = 0; i < x->n; i++)
+                for (size_t p = 0; p < hw; p++) {
+                    size_t k = ((size_t)i * C + c) * hw + p;
+                    sg += (double)ady[k] * fabsf((x->d[k] - o->s1[c]) * o->s2[c]);
+                    sb += ady[k];
+                }
+            w->gabs[c] += (float)sg;
+            if (b) b->gabs[c] += (float)sb;
+        }
+        w->gterms += (int64_t)x->n * hw;
+        if (b) b->gterms += (int64_t)x->n * hw;
+        break;
+    }
+    case OP_CHSCALE: {
+        size_t hw = (size_t)x->h * x->w;
+        for (int c = 0; c < x->c; c++) {
+            double s = 0;
+            for (int i = 0; i < x->n; i++)
+                for (size_t p = 0; p < hw; p++) {
+                    size_t k = ((size_t)i * x->c + c) * hw + p;
+                    s += (double)ady[k] * fabsf(x->d[k]);
+                }
+            w->gabs[c] += (float)s;
+        }
+        w->gterms += (int64_t)x->n * hw;
+        break;
+    }
+    case OP_LAYERNORM: {
+        int rows = o->i0, dim = o->i1;
+        for (int r = 0; r < rows; r++)
+            for (int i = 0; i < dim; i++) {
+                size_t k = (size_t)r * dim + i;
+                w->gabs[i] += ady[k] * fabsf((x->d[k] - o->s1[r]) * o->s2[r]);
+                if (b) b->gabs[i] += ady[k];
+            }
+        w->gterms += rows;
+        if (b) b->gterms += rows;
+        break;
+    }
+    case OP_EMBED: {
+        int D = o->i1;
+        for (int i = 0; i < o->i0; i++)
+            for (int k = 0; k < D; k++) w->gabs[(size_t)o->idx[i] * D + k] += ady[(size_t)i * D + k];
+        w->gterms += o->i0;
+        break;
+    }
+    case OP_ADDPOS: {
+        size_t per = numel(x) / x->n;
+        for (size_t k = 0; k < per; k++)
+            for (int i = 0; i < x->n; i++) w->gabs[k] += ady[i * per + k];
+        w->gterms += x->n;
+        break;
+    }
+    case OP_PREPEND: {
+        int T = o->i1, D = o->i2;
+        for (int q = 0; q < o->i0; q++)
+            for (int k = 0; k < D; k++) w->gabs[k] += ady[(size_t)q * (T + 1) * D + k];
+        w->gterms += o->i0;
+        break;
+    }
+    default:
+        break;
+    }
+    free(ax);
+    free(ady);
+}
+
+static void backward_op(mc_trainer *t, top *o) {
+    tt *x = o->x, *y = o->y;
+    float *dy = y->g;
+    if (!dy) return;   /* nothing flows here */
+    if (t->track_terms) backward_terms(t, o);
+    switch (o->kind) {
+    case OP_CONV:
+        mc_train_conv2d_backward(&o->cd, x->d, x->n, x->h, x->w, o->w->w, dy, gradof(t, x), o->w->g,
+                                 o->b ? o->b->g : NULL);
+        break;
+    case OP_BN:
+        mc_train_bn_backward(x->d, x->n, x->c, x->h * x->w, o->w->w, o->s1, o->s2, dy, gradof(t, x),
+                             o->w->g, o->b->g);
+        break;
+    case OP_BN_EVAL: {
+        float *gx = gradof(t, x);
+        if (!gx) return;
+        size_t hw = (size_t)x->h * x->w;
+        for (int c = 0; c < x->c; c++) {
+            double sg = 0, sb = 0;
+            float k = o->w->w[c] * o->s2[c];
+            for (int i = 0; i < x->n; i++) {
+                size_t off = ((size_t)i * x->c + c) * hw;
+                for (size_t p = 0; p < hw; p++) {
+                    sg += (double)dy[off + p] * ((x->d[off + p] - o->s1[c]) * o->s2[c]);
+                    sb += dy[off + p];
+                    gx[off + p] += dy[off + p] * k;
+                }
+            }
+            o->w->g[c] += (float)sg;
+            o->b->g[c] += (float)sb;
+        }
+        break;
+    }
+    case OP_PREPEND: {
+        float *gx = gradof(t, x);
+        if (!gx) return;
+        int T = o->i1, D = o->i2;
+        for (int b = 0; b < o->i0; b++) {
+            const float *db = dy + (size_t)b * (T + 1) * D;
+            for (int k = 0; k < D; k++) o->w->g[k] += db[k];
+            float *gb = gx + (size_t)b * T * D;
+            for (size_t k = 0; k < (size_t)T * D; k++) gb[k] += db[D + k];
+        }
+        break;
+    }
+    case OP_ADD: {
+        float *ga = gradof(t, x), *gb = gradof(t, o->x2);
+        if (!ga || !gb) return;
+        size_t n = numel(y);
+        int nt = mc_threads_for(6.0 * (double)n);
+        #pragma omp parallel for simd num_threads(nt) schedule(static) if (nt > 1)
+        for (size_t i = 0; i < n; i++) { ga[i] += dy[i]; gb[i] += o->alpha * dy[i]; }
+        break;
+    }
+    case OP_CHSCALE: {
+        float *gx = gradof(t, x);
+        if (!gx) return;
+        size_t hw = (size_t)x->h * x->w;
+        int nt = mc_threads_for(6.0 * (double)numel(x));
+        /* one thread per channel: the same sums in the same order */
+        #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+        for (int c = 0; c < x->c; c++) {
+            double s = 0;
+            for (int i = 0; i < x->n; i++)
+                for (size_t p = 0; p < hw; p++) {
+                    size_t k = ((size_t)i * x->c + c) * hw + p;
+                    s += (double)dy[k] * x->d[k];
+                    gx[k] += dy[k] * o->w->w[c];
+                }
+            o->w->g[c] += (float)s;
+        }
+        break;
+    }
+    case OP_ACT: {
+        float *gx = gradof(t, x);
+        if (gx) mc_train_act_backward(x->d, numel(x), o->act, dy, gx);
+        break;
+    }
+    case OP_GAP: {
+        float *gx = gradof(t, x);
+        if (!gx) return;
+        size_t hw = (size_t)x->h * x->w;
+        for (size_t k = 0; k < (size_t)x->n * x->c; k++)
+            for (size_t p = 0; p < hw; p++) gx[k * hw + p] += dy[k] / (float)hw;
+        break;
+    }
+    case OP_GATE: {
+        float *gx = gradof(t, x), *gs = gradof(t, o->x2);
+        if (!gx || !gs) return;
+        size_t hw = (size_t)x->h * x->w;
+        long planes = (long)x->n * x->c;
+        int nt = mc_threads_for(6.0 * (double)planes * hw);
+        #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+        for (long k = 0; k < planes; k++) {
+            double s = 0;
+            for (size_t p = 0; p < hw; p++) {
+                s += (double)dy[k * hw + p] * x->d[k * hw + p];
+                gx[k * hw + p] += dy[k * hw + p] * o->x2->d[k];
+            }
+            gs[k] += (float)s;
+        }
+        break;
+    }
+    case OP_TRANSPOSE: {
+        float *gx = gradof(t, x);
+        if (!gx) return;
+        int B = o->i0, R = o->i1, C = o->i2;
+        for (int b = 0; b < B; b++)
+            for (int r = 0; r < R; r++)
+                for (int q = 0; q < C; q++)
+                    gx[((size_t)b * R + r) * C + q] += dy[((size_t)b * C + q) * R + r];
+        break;
+    }
+    case OP_LINEAR:
+        mc_train_linear_backward(x->d, o->w->w, o->i0, o->i1, o->i2, dy, gradof(t, x), o->w->g,
+                                 o->b ? o->b->g : NULL);
+        break;
+    case OP_MATMUL:
+        mc_train_matmul_backward(x->d, o->w->w, o->i0, o->i1, o->i2, dy, gradof(t, x), o->w->g);
+        break;
+    case OP_LAYERNORM:
+        mc_train_layernorm_backward(x->d, o->i0, o->i1, o->w->w, o->s1, o->s2, dy, gradof(t, x),
+                                    o->w->g, o->b->g);
+        break;
+    case OP_ATTENTION: {
+        float *gx = gradof(t, x);
+        if (gx) mc_train_attention_backward(x->d, o->i0, o->i1, o->i2, o->i3, o->s1, dy, gx);
+        break;
+    }
+    case OP_EMBED: {
+        int D = o->i1;
+        for (int i = 0; i < o->i0; i++) {
+            float *gr = o->w->g + (size_t)o->idx[i] * D;
+            for (int k = 0; k < D; k++) gr[k] += dy[(size_t)i * D + k];
+        }
+        break;
+    }
+    case OP_ADDPOS: {
+        float *gx = gradof(t, x);
+        if (!gx) return;
+        size_t per = numel(x) / x->n;
+        for (size_t k = 0; k < per; k++) {
+            double s = 0;
+            for (int i = 0; i < x->n; i++) { s += dy[i * per + k]; gx[i * per + k] += dy[i * per + k]; }
+            o->w->g[k] += (float)s;
+        }
+        break;
+    }
+    case OP_GATHER: {
+        float *gx = gradof(t, x);
+        if (!gx) return;
+        int L = o->i1, D = o->i2;
+        for (int b = 0; b < o->i0; b++)
+            for (int k = 0; k < D; k++) gx[((size_t)b * L + o->idx[b]) * D + k] += dy[(size_t)b * D + k];
+        break;
+    }
+    case OP_L2NORM: {
+        float *gx = gradof(t, x);
+        if (gx) mc_train_l2norm_backward(x->d, o->i0, o->i1, dy, gx);
+        break;
+    }
+    }
+}
+
+/* --------------------------------------------------------------- modules */
+
+/* MobileOneBlock: act(se(scale + skip + sum(conv branches))) */
+static tt *mobileone(mc_trainer *t, tt *x, const char *pf, int stride, int act) {
+    char b[512];
+    tt *out = NULL;
+    tt *skip = NULL, *scale = NULL;
+    if (findp(t, "%s.rbr_skip.weight", pf)) {
+        snprintf(b, sizeof b, "%s.rbr_skip", pf);
+        skip = op_bn(t, x, b);
+    }
+    if (findp(t, "%s.rbr_scale.conv.weight", pf)) {
+        snprintf(b, sizeof b, "%s.rbr_scale.bn", pf);
+        scale = op_bn(t, op_conv(t, x, needp(t, "%s.rbr_scale.conv.weight", pf), NULL, stride), b);
+    }
+    if (scale && skip) out = op_add(t, scale, skip, 1.0f);
+    else out = scale ? scale : skip;
+    for (int k = 0; findp(t, "%s.rbr_conv.%d.conv.weight", pf, k); k++) {
+        snprintf(b, sizeof b, "%s.rbr_conv.%d.bn", pf, k);
+        tt *c = op_bn(t, op_conv(t, x, needp(t, "%s.rbr_conv.%d.conv.weight", pf, k), NULL, stride), b);
+        out = out ? op_add(t, out, c, 1.0f) : c;
+    }
+    if (!out) { if (!t->failed) { t->failed = 2; snprintf(t->missing, sizeof t->missing, "%s.*", pf); } return NULL; }
+    if (findp(t, "%s.se.reduce.weight", pf)) {
+        tt *s = op_gap(t, out);
+        s = op_act(t, op_conv(t, s, needp(t, "%s.se.reduce.weight", pf), needp(t, "%s.se.reduce.bias", pf), 1), MC_ACT_RELU);
+        s = op_act(t, op_conv(t, s, needp(t, "%s.se.expand.weight", pf), needp(t, "%s.se.expand.bias", pf), 1), MC_ACT_SIGMOID);
+        out = op_gate(t, out, s);
+    }
+    if (act) out = op_act(t, out, MC_ACT_GELU);
+    return out;
+}
+
+/* ReparamLargeKernelConv: act(se(bn(conv_k(x)) + bn(conv_small(x)))) */
+static tt *replk(mc_trainer *t, tt *x, const char *pf, int stride) {
+    char b[512];
+    snprintf(b, sizeof b, "%.480s.lkb_origin.bn", pf);
+    tt *out = op_bn(t, op_conv(t, x, needp(t, "%s.lkb_origin.conv.weight", pf), NULL, stride), b);
+    if (findp(t, "%s.small_conv.conv.weight", pf)) {
+        snprintf(b, sizeof b, "%.480s.small_conv.bn", pf);
+        tt *s = op_bn(t, op_conv(t, x, needp(t, "%s.small_conv.conv.weight", pf), NULL, stride), b);
+        out = op_add(t, out, s, 1.0f);
+    }
+    if (findp(t, "%s.se.fc1.weight", pf)) {   /* timm SqueezeExcite */
+        tt *s = op_gap(t, out);
+        s = op_act(t, op_conv(t, s, needp(t, "%s.se.fc1.weight", pf), needp(t, "%s.se.fc1.bias", pf), 1), MC_ACT_RELU);
+        s = op_act(t, op_conv(t, s, needp(t, "%s.se.fc2.weight", pf), needp(t, "%s.se.fc2.bias", pf), 1), MC_ACT_SIGMOID);
+        out = op_gate(t, out, s);
+    }
+    return op_act(t, out, MC_ACT_GELU);
+}
+
+static tt *convffn(mc_trainer *t, tt *x, const char *pf) {
+    char b[512];
+    snprintf(b, sizeof b, "%s.conv.bn", pf);
+    tt *y = op_bn(t, op_conv(t, x, needp(t, "%s.conv.conv.weight", pf), NULL, 1), b);
+    y = op_act(t, op_conv(t, y, needp(t, "%s.fc1.weight", pf), findp(t, "%s.fc1.bias", pf), 1), MC_ACT_GELU);
+    return op_conv(t, y, needp(t, "%s.fc2.weight", pf), findp(t, "%s.fc2.bias", pf), 1);
+}
+
+/* RepMixerBlock on NCHW */
+static tt *repmixer_block(mc_trainer *t, tt *x, const char *pf) {
+    char b[512], b2[512];
+    snprintf(b, sizeof b, "%s.token_mixer.mixer", pf);
+    snprintf(b2, sizeof b2, "%s.token_mixer.norm", pf);
+    tt *m = mobileone(t, x, b, 1, 0);
+    tt *n = mobileone(t, x, b2, 1, 0);
+    tt *d = op_add(t, m, n, -1.0f);
+    mc_tparam *ls = findp(t, "%s.token_mixer.layer_scale", pf);
+    x = op_add(t, x, ls ? op_chscale(t, d, ls) : d, 1.0f);
+    snprintf(b, sizeof b, "%s.convffn", pf);
+    tt *f = convffn(t, x, b);
+    ls = findp(t, "%s.layer_scale", pf);
+    return op_add(t, x, ls ? op_chscale(t, f, ls) : f, 1.0f);
+}
+
+/* MCi AttentionBlock: x + ls1 * MHSA(BN(x)); x + ls2 * ConvFFN(x) */
+static tt *attention_block(mc_trainer *t, tt *x, const char *pf) {
+    if (!x || t->failed) return NULL;
+    char b[512];
+    int B = x->n, C = x->c, HW = x->h * x->w, H = x->h, W = x->w;
+    snprintf(b, sizeof b, "%.480s.norm", pf);
+    tt *n = op_bn(t, x, b);
+    tt *s = op_transpose(t, n, B, C, HW, B, HW, C, 1);
+    tt *qkv = op_linear(t, s, needp(t, "%s.token_mixer.qkv.weight", pf), findp(t, "%s.token_mixer.qkv.bias", pf));
+    tt *a = op_attention(t, qkv, B, HW, C / 32, 0);
+    tt *pr = op_linear(t, a, needp(t, "%s.token_mixer.proj.weight", pf), findp(t, "%s.token_mixer.proj.bias", pf));
+    tt *back = op_transpose(t, pr, B, HW, C, B, C, H, W);
+    mc_tparam *l1 = findp(t, "%s.layer_scale_1", pf), *l2 = findp(t, "%s.layer_scale_2", pf);
+    x = op_add(t, x, l1 ? op_chscale(t, back, l1) : back, 1.0f);
+    snprintf(b, sizeof b, "%.480s.convffn", pf);
+    tt *f = convffn(t, x, b);
+    return op_add(t, x, l2 ? op_chscale(t, f, l2) : f, 1.0f);
+}
+
+/* mobileclip TransformerEncoder (pre-norm) on x [B, L, D]:
+ * x + out_proj(MHSA(LN(x))), then x + fc2(GELU(fc1(LN(x)))) */
+static tt *transformer_layer(mc_trainer *t, tt *x, const char *b, int B, int L, int heads, int causal) {
+    char q[600];
+    snprintf(q, sizeof q, "%s.pre_norm_mha.0", b);
+    tt *h = op_layernorm(t, x, q);
+    h = op_linear(t, h, needp(t, "%s.pre_norm_mha.1.qkv_proj.weight", b), findp(t, "%s.pre_norm_mha.1.qkv_proj.bias", b));
+    h = op_attention(t, h, B, L, heads, causal);
+    h = op_linear(t, h, needp(t, "%s.pre_norm_mha.1.out_proj.weight", b), findp(t, "%s.pre_norm_mha.1.out_proj.bias", b));
+    x = op_add(t, h, x, 1.0f);
+    snprintf(q, sizeof q, "%s.pre_norm_ffn.0", b);
+    h = op_layernorm(t, x, q);
+    h = op_act(t, op_linear(t, h, needp(t, "%s.pre_norm_ffn.1.weight", b), findp(t, "%s.pre_norm_ffn.1.bias", b)), MC_ACT_GELU);
+    h = op_linear(t, h, needp(t, "%s.pre_norm_ffn.4.weight", b), findp(t, "%s.pre_norm_ffn.4.bias", b));
+    return op_add(t, x, h, 1.0f);
+}
+
+/* vit_b16 (mobileclip/models/vit.py): conv stem patch_emb.K (conv k=stride,
+ * padding (k-1)/2; BatchNorm + GELU on all but the last, which has a bias),
+ * positions on the patches, class token first (no position), pre-norm
+ * transformer layers (64-channel heads), post_transformer_norm, class token
+ * (or the mean of the tokens without one), classifier.proj. */
+static tt *vit_forward(mc_trainer *t, tt *x, int n) {
+    const char *P = "image_encoder.model";
+    char b[512];
+    int ns = 0;
+    while (findp(t, "%s.patch_emb.%d.block.conv.weight", P, ns)) ns++;
+    if (ns == 0) { needp(t, "%s.patch_emb.0.block.conv.weight", P); return NULL; }
+    for (int i = 0; i < ns; i++) {
+        mc_tparam *w = needp(t, "%s.patch_emb.%d.block.conv.weight", P, i);
+        if (!w || w->ndim != 4) { if (!t->failed) t->failed = 3; return NULL; }
+        int k = (int)w->shape[2];
+        x = op_conv_pad(t, x, w, findp(t, "%s.patch_emb.%d.block.conv.bias", P, i), k, (k - 1) / 2);
+        if (findp(t, "%s.patch_emb.%d.block.norm.weight", P, i)) {
+            snprintf(b, sizeof b, "%s.patch_emb.%d.block.norm", P, i);
+            x = op_bn(t, x, b);
+            x = op_act(t, x, MC_ACT_GELU);
+        }
+    }
+    if (!x) return NULL;
+    int D = x->c, N = x->h * x->w;
+    x = op_transpose(t, x, n, D, N, n, N, D, 1);
+    x = op_addpos(t, x, needp(t, "%s.pos_embed.pos_embed.pos_embed", P));
+    mc_tparam *cls = findp(t, "%s.cls_token", P);
+    int T = N;
+    if (cls) { x = op_prepend(t, x, n, N, D, cls); T = N + 1; }
+    if (!x || D % 64) { if (!t->failed) t->failed = 3; return NULL; }
+    for (int l = 0; findp(t, "%s.transformer.%d.pre_norm_mha.0.weight", P, l); l++) {
+        snprintf(b, sizeof b, "%s.transformer.%d", P, l);
+        x = transformer_layer(t, x, b, n, T, D / 64, 0);
+        if (t->failed) return NULL;
+    }
+    snprintf(b, sizeof b, "%s.post_transformer_norm", P);
+    x = op_layernorm(t, x, b);
+    if (cls) {
+        int32_t *zero = tape_alloc(&t->mem, sizeof(int32_t) * n);
+        if (!zero) { t->failed = 1; return NULL; }
+        memset(zero, 0, sizeof(int32_t) * n);
+        x = op_gather(t, x, n, T, D, zero);
+    } else {
+        /* mean over the tokens: [B, T, D] -> [B, D, T] -> average pool */
+        x = op_gap(t, op_transpose(t, x, n, T, D, n, D, T, 1));
+    }
+    return op_matmul(t, x, needp(t, "%s.classifier.proj", P));
+}
+
+static tt *image_forward(mc_trainer *t, const float *pixels, int n) {
+    int S = t->cfg.image_size;
+    tt *x = new_tt(t, n, 3, S, S);
+    if (!x) return NULL;
+    memcpy(x->d, pixels, numel(x) * sizeof(float));
+    if (!strncmp(t->cfg.image_arch, "vit", 3)) return vit_forward(t, x, n);
+    const char *P = "image_encoder.model";
+    char b[512];
+    for (int i = 0; i < 3; i++) {
+        snprintf(b, sizeof b, "%s.patch_embed.%d", P, i);
+        x = mobileone(t, x, b, i < 2 ? 2 : 1, 1);
+    }
+    for (int i = 0;; i++) {
+        snprintf(b, sizeof b, "%s.network.%d.", P, i);
+        if (!has_prefix(t, b)) break;
+        if (findp(t, "%s.network.%d.proj.0.lkb_origin.conv.weight", P, i)) {
+            snprintf(b, sizeof b, "%s.network.%d.proj.0", P, i);
+            x = replk(t, x, b, 2);
+            snprintf(b, sizeof b, "%s.network.%d.proj.1", P, i);
+            x = mobileone(t, x, b, 1, 1);
+        } else if (findp(t, "%s.network.%d.pe.weight", P, i)) {
+            x = op_add(t, op_conv(t, x, needp(t, "%s.network.%d.pe.weight", P, i),
+                                  findp(t, "%s.network.%d.pe.bias", P, i), 1), x, 1.0f);
+        } else {
+            for (int j = 0;; j++) {
+                snprintf(b, sizeof b, "%s.network.%d.%d", P, i, j);
+                if (findp(t, "%s.token_mixer.mixer.rbr_skip.weight", b) ||
+                    findp(t, "%s.token_mixer.mixer.rbr_conv.0.conv.weight", b))
+                    x = repmixer_block(t, x, b);
+                else if (findp(t, "%s.token_mixer.qkv.weight", b))
+                    x = attention_block(t, x, b);
+                else
+                    break;
+            }
+        }
+        if (t->failed) return NULL;
+    }
+    snprintf(b, sizeof b, "%s.conv_exp", P);
+    x = mobileone(t, x, b, 1, 1);
+    x = op_gap(t, x);
+    return op_matmul(t, x, needp(t, "%s.head.proj", P));
+}
+
+static tt *text_forward(mc_trainer *t, const int32_t *tok, int n, int32_t *eot) {
+    int L = t->cfg.context_length;
+    const char *P = "text_encoder";
+    char b[512];
+    tt *x = op_embed(t, tok, n, L, needp(t, "%s.embedding_layer.weight", P));
+    mc_tparam *pos = findp(t, "%s.positional_embedding.pos_embed.pos_embed", P);
+    if (pos) x = op_addpos(t, x, pos);
+    if (!x) return NULL;
+    int D = x->h;
+    int layer = 0;
+    for (int i = 0;; i++) {
+        snprintf(b, sizeof b, "%s.transformer.%d", P, i);
+        if (findp(t, "%s.token_mixer.mixer.rbr_skip.weight", b) ||
+            findp(t, "%s.token_mixer.mixer.rbr_conv.0.conv.weight", b)) {
+            tt *c = op_transpose(t, x, n, L, D, n, D, 1, L);
+            c = repmixer_block(t, c, b);
+            x = op_transpose(t, c, n, D, L, n, L, D, 1);
+        } else if (findp(t, "%s.pre_norm_mha.0.weight", b)) {
+            int heads = layer < t->cfg.n_text_heads ? t->cfg.text_heads[layer]
+                                                     : t->cfg.text_heads[t->cfg.n_text_heads - 1];
+            layer++;
+            x = transformer_layer(t, x, b, n, L, heads, t->cfg.causal);
+        } else {
+            break;
+        }
+        if (t->failed) return NULL;
+    }
+    snprintf(b, sizeof b, "%s.final_layer_norm", P);
+    x = op_layernorm(t, x, b);
+    for (int i = 0; i < n; i++) {   /* argmax, first occurrence */
+        int best = 0;
+        for (int j = 1; j < L; j++)
+            if (tok[(size_t)i * L + j] > tok[(size_t)i * L + best]) best = j;
+        eot[i] = best;
+    }
+    x = op_gather(t, x, n, L, D, eot);
+    return op_matmul(t, x, needp(t, "%s.projection_layer", P));
+}
+
+/* --------------------------------------------------------------- trainer */
+
+static int ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+mc_status mc_trainer_new(const mc_train_config *cfg, const mc_checkpoint *ckpt, const char *path,
+                         const mc_dr_loss_params *loss, const mc_adamw_params *opt,
+                         mc_trainer **out, mc_error *err) {
+    *out = NULL;
+    mc_trainer *t = calloc(1, sizeof *t);
+    if (!t) return mc_fail(err, MC_ERR_NOMEM, "out of memory");
+    t->cfg = *cfg;
+    t->loss = *loss;
+    t->opt = *opt;
+    if (t->opt.accum_steps < 1) t->opt.accum_steps = 1;
+    size_t n = mc_checkpoint_count(ckpt);
+    t->p = calloc(n + 1, sizeof *t->p);
+    if (!t->p) { mc_trainer_free(t); return mc_fail(err, MC_ERR_NOMEM, "out of memory"); }
+    for (size_t i = 0; i < n; i++) {
+        const mc_tensor_info *ti = mc_checkpoint_tensor(ckpt, i);
+        if (strncmp(ti->name, "image_encoder.", 14) && strncmp(ti->name, "text_encoder.", 13) &&
+            strcmp(ti->name, "logit_scale"))
+            continue;
+        mc_tparam *p = &t->p[t->np];
+        p->name = strdup(ti->name);
+        if (!p->name) { mc_trainer_free(t); return mc_fail(err, MC_ERR_NOMEM, "out of memory"); }
+        t->np++;
+        p->ndim = ti->ndim;
+        memcpy(p->shape, ti->shape, sizeof p->shape);
+        p->n = (size_t)ti->numel;
+        if (ends_with(ti->name, ".num_batches_tracked")) {
+            p->is_counter = 1;
+            p->is_buffer = 1;
+            if (ti->dtype == MC_DTYPE_I64 && ti->numel == 1) memcpy(&p->count, ti->data, 8);
+            continue;
+        }
+        p->is_buffer = ends_with(ti->name, ".running_mean") || ends_with(ti->name, ".running_var");
+        p->w = malloc(p->n * sizeof(float) + 4);
+        if (!p->is_buffer) {
+            p->g = calloc(p->n + 1, sizeof(float));
+            p->m = calloc(p->n + 1, sizeof(float));
+            p->v = calloc(p->n + 1, sizeof(float));
+        }
+        if (!p->w || (!p->is_buffer && (!p->g || !p->m || !p->v))) {
+            mc_trainer_free(t);
+            return mc_fail(err, MC_ERR_NOMEM, "out of memory");
+        }
+        if (mc_convert_to_f32(ti->dtype, ti->data, p->n, p->w) != MC_OK) {
+            mc_trainer_free(t);
+            return mc_fail(err, MC_ERR_SHAPE, "%s: tensor '%s' has dtype %s, expected a float type",
+                           path, ti->name, mc_dtype_name(ti->dtype));
+        }
+        p->decay = !p->is_buffer && mc_train_param_decays(p->name, p->ndim);
+    }
+    t->logit_scale = findp(t, "logit_scale");
+    if (!t->logit_scale)
+        { mc_trainer_free(t); return mc_fail(err, MC_ERR_MISSING_TENSOR, "%s: no tensor 'logit_scale'", path); }
+    if (!has_prefix(t, "image_encoder.model.") || !has_prefix(t, "text_encoder."))
+        { mc_trainer_free(t); return mc_fail(err, MC_ERR_UNSUPPORTED,
+                                             "%s: not a mobileclip-repo MCi checkpoint (image_encoder.model.*, text_encoder.*)", path); }
+    *out = t;
+    return MC_OK;
+}
+
+void mc_trainer_free(mc_trainer *t) {
+    if (!t) return;
+    for (size_t i = 0; i < t->np; i++) {
+        free(t->p[i].name);
+        free(t->p[i].w); free(t->p[i].g); free(t->p[i].m); free(t->p[i].v); free(t->p[i].gabs);
+    }
+    free(t->p);
+    free(t->tape);
+    tape_release(&t->mem);
+    free(t);
+}
+
+size_t mc_trainer_count(const mc_trainer *t) { return t->np; }
+mc_tparam *mc_trainer_param(mc_trainer *t, size_t i) { return i < t->np ? &t->p[i] : NULL; }
+mc_tparam *mc_trainer_find(mc_trainer *t, const char *name) { return findp(t, "%s", name); }
+int mc_trainer_steps_done(const mc_trainer *t) { return t->step; }
+void mc_trainer_set_step(mc_trainer *t, int step) { t->step = step > 0 ? step : 0; }
+
+void mc_trainer_zero_grad(mc_trainer *t) {
+    for (size_t i = 0; i < t->np; i++) {
+        if (t->p[i].g) memset(t->p[i].g, 0, t->p[i].n * sizeof(float));
+        if (t->p[i].gabs) memset(t->p[i].gabs, 0, t->p[i].n * sizeof(float));
+        t->p[i].gterms = 0;
+    }
+    t->micro = 0;
+}
+
+mc_status mc_trainer_track_grad_terms(mc_trainer *t, int on, mc_error *err) {
+    for (size_t i = 0; i < t->np; i++) {
+        mc_tparam *p = &t->p[i];
+        if (!on || !p->g) { free(p->gabs); p->gabs = NULL; p->gterms = 0; continue; }
+        if (!p->gabs && !(p->gabs = calloc(p->n + 1, sizeof(float)))) {
+            mc_trainer_track_grad_terms(t, 0, NULL);
+            return mc_fail(err, MC_ERR_NOMEM, "out of memory");
+        }
+    }
+    t->track_terms = on;
+    return MC_OK;
+}
+
+static mc_status forward_fail(mc_trainer *t, mc_error *err) {
+    mc_status st;
+    if (t->failed == 2)
+        st = mc_fail(err, MC_ERR_MISSING_TENSOR, "training model: missing tensor '%s'", t->missing);
+    else if (t->failed == 3)
+        st = mc_fail(err, MC_ERR_SHAPE, "training model: inconsistent shapes (heads or positions)");
+    else if (t->failed == 4)
+        st = mc_fail(err, MC_ERR_INVALID_ARG, "training model: token id out of the vocabulary");
+    else
+        st = mc_fail(err, MC_ERR_NOMEM, "training model: out of memory");
+    t->ntape = 0;
+    t->failed = 0;
+    tape_release(&t->mem);
+    return st;
+}
+
+mc_status mc_trainer_forward_backward(mc_trainer *t, const mc_train_batch *b, mc_train_result *res,
+                                      mc_error *err) {
+    if (!b || b->n < 1 || !b->pixels || !b->tokens_real || !b->tokens_syn || !b->teacher_image ||
+        !b->teacher_text_real || !b->teacher_text_syn)
+        return mc_fail(err, MC_ERR_INVALID_ARG, "training batch: missing inputs");
+    int n = b->n;
+    t->ntape = 0;
+    t->failed = 0;
+    int32_t *eot = tape_alloc(&t->mem, sizeof(int32_t) * 2 * n);
+    if (!eot) t->failed = 1;
+    tt *fi = t->failed ? NULL : image_forward(t, b->pixels, n);
+    tt *fr = t->failed ? NULL : text_forward(t, b->tokens_real, n, eot);
+    tt *fs = t->failed ? NULL : text_forward(t, b->tokens_syn, n, eot + n);
+    tt *ei = op_l2norm(t, fi), *er = op_l2norm(t, fr), *es = op_l2norm(t, fs);
+    if (t->failed || !ei || !er || !es) return forward_fail(t, err);
+    int e = (int)(numel(ei) / n);
+    if ((int)(numel(er) / n) != e) {
+        t->ntape = 0; tape_reset(&t->mem);
+        return mc_fail(err, MC_ERR_SHAPE, "training model: image embedding dim %d, text %d", e, (int)(numel(er) / n));
+    }
+    float *gi = gradof(t, ei), *gr = gradof(t, er), *gs = gradof(t, es);
+    if (!gi || !gr || !gs) return forward_fail(t, err);
+    /* scale the loss gradient by 1/accum so that accumulated gradients are the mean */
+    float dscale = 0, terms[4];
+    mc_train_dr_loss(&t->loss, ei->d, er->d, n, e, b->teacher_image, b->teacher_text_real,
+                     t->logit_scale->w[0], terms, gi, gr, &dscale);
+    mc_train_dr_loss(&t->loss, ei->d, es->d, n, e, b->teacher_image, b->teacher_text_syn,
+                     t->logit_scale->w[0], terms + 2, gi, gs, &dscale);
+    t->logit_scale->g[0] += dscale;
+    for (size_t k = t->ntape; k-- > 0;) {
+        backward_op(t, &t->tape[k]);
+        if (t->failed) return forward_fail(t, err);
+    }
+    if (res) {
+        memcpy(res->terms, terms, sizeof terms);
+        res->loss = terms[0] + terms[1] + terms[2] + terms[3];
+    }
+    t->micro++;
+    t->ntape = 0;
+    tape_reset(&t->mem);
+    return MC_OK;
+}
+
+void mc_trainer_set_eval(mc_trainer *t, int on) { t->eval = on != 0; }
+
+mc_status mc_trainer_features(mc_trainer *t, const float *pixels, int n_img, const int32_t *tokens,
+                              int n_txt, float *img, float *txt, const float *d_img,
+                              const float *d_txt, mc_error *err) {
+    if (n_img < 0 || n_txt < 0 || (n_img > 0 && (!pixels || !img)) || (n_txt > 0 && (!tokens || !txt)))
+        return mc_fail(err, MC_ERR_INVALID_ARG, "trainer features: missing inputs or outputs");
+    t->ntape = 0;
+    t->failed = 0;
+    int32_t *eot = tape_alloc(&t->mem, sizeof(int32_t) * (n_txt + 1));
+    if (!eot) t->failed = 1;
+    tt *fi = !t->failed && n_img > 0 ? image_forward(t, pixels, n_img) : NULL;
+    tt *ft = !t->failed && n_txt > 0 ? text_forward(t, tokens, n_txt, eot) : NULL;
+    if (t->failed || (n_img > 0 && !fi) || (n_txt > 0 && !ft)) return forward_fail(t, err);
+    if (fi) memcpy(img, fi->d, numel(fi) * sizeof(float));
+    if (ft) memcpy(txt, ft->d, numel(ft) * sizeof(float));
+    if (fi && d_img) {
+        float *g = gradof(t, fi);
+        if (!g) return forward_fail(t, err);
+        memcpy(g, d_img, numel(fi) * sizeof(float));
+    }
+    if (ft && d_txt) {
+        float *g = gradof(t, ft);
+        if (!g) return forward_fail(t, err);
+        memcpy(g, d_txt, numel(ft) * sizeof(float));
+    }
+    if ((fi && d_img) || (ft && d_txt))
+        for (size_t k = t->ntape; k-- > 0;) {
+            backward_op(t, &t->tape[k]);
+            if (t->failed) return forward_fail(t, err);
+        }
+    t->ntape = 0;
+    tape_reset(&t->mem);
+    return MC_OK;
+}
+
+int mc_trainer_embed_dim(mc_trainer *t) {
+    mc_tparam *p = findp(t, "text_encoder.projection_layer");
+    return p && p->ndim == 2 ? (int)p->shape[1] : 0;
+}
+
+mc_status mc_trainer_step(mc_trainer *t, mc_train_result *res, mc_error *err) {
+    if (t->micro < 1) return mc_fail(err, MC_ERR_INVALID_ARG, "trainer step: no gradients accumulated");
+    float inv = 1.0f / (float)t->micro;
+    double sq = 0;
+    for (size_t i = 0; i < t->np; i++) {
+        mc_tparam *p = &t->p[i];
+        if (!p->g) continue;
+        if (t->micro > 1) for (size_t k = 0; k < p->n; k++) p->g[k] *= inv;
+        if (t->micro > 1 && p->gabs) for (size_t k = 0; k < p->n; k++) p->gabs[k] *= inv;
+        for (size_t k = 0; k < p->n; k++) sq += (double)p->g[k] * p->g[k];
+    }
+    float norm = (float)sqrt(sq);
+    if (t->opt.grad_clip > 0) {
+        float coef = t->opt.grad_clip / (norm + 1e-6f);
+        if (coef < 1.0f)
+            for (size_t i = 0; i < t->np; i++)
+                if (t->p[i].g) for (size_t k = 0; k < t->p[i].n; k++) t->p[i].g[k] *= coef;
+    }
+    float lr = mc_train_lr_at(&t->opt, t->step);
+    t->step++;
+    for (size_t i = 0; i < t->np; i++) {
+        mc_tparam *p = &t->p[i];
+        if (!p->g) continue;
+        mc_adamw_update(p->w, p->g, p->m, p->v, p->n, lr, t->opt.beta1, t->opt.beta2, t->opt.eps,
+                        p->decay ? t->opt.weight_decay : 0.0f, t->step);
+    }
+    float *ls = t->logit_scale->w;
+    if (ls[0] < 0) ls[0] = 0;
+    if (ls[0] > t->opt.logit_scale_max) ls[0] = t->opt.logit_scale_max;
+    if (res) { res->lr = lr; res->grad_norm = norm; }
+    mc_trainer_zero_grad(t);
+    return MC_OK;
+}
+
+mc_status mc_trainer_train_step(mc_trainer *t, const mc_train_batch *b, mc_train_result *res,
+                                mc_error *err) {
+    mc_status st = mc_trainer_forward_backward(t, b, res, err);
+    if (st != MC_OK) return st;
+    return mc_trainer_step(t, res, err);
+}
+
+/* ---------------------------------------------------------------- config */
+
+mc_status mc_train_config_load(const char *path, mc_train_config *cfg, mc_error *err) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->bn_momentum = 0.1f;
+    char *text = NULL;
+    size_t len = 0;
+    mc_status st = mc_file_read_all(path, 1 << 20, &text, &len, err);
+    if (st != MC_OK) return st;
+    mc_json *root = NULL;
+    st = mc_json_parse(text, len, &root, err);
+    free(text);
+    if (st != MC_OK) { mc_error_prefix(err, "%s", path); return st; }
+    const mc_json *ic = mc_json_get(root, "image_cfg"), *tc = mc_json_get(root, "text_cfg");
+    if (!ic || !tc) {
+        mc_json_free(root);
+        return mc_fail(err, MC_ERR_CONFIG, "%s: needs image_cfg and text_cfg (mobileclip repo config)", path);
+    }
+    snprintf(cfg->image_arch, sizeof cfg->image_arch, "%s", mc_json_str(mc_json_get(ic, "model_name"), ""));
+    snprintf(cfg->text_arch, sizeof cfg->text_arch, "%s", mc_json_str(mc_json_get(tc, "model_name"), ""));
+    cfg->image_size = mc_json_int(mc_json_get(ic, "image_size"), 256);
+    cfg->context_length = mc_json_int(mc_json_get(tc, "context_length"), 77);
+    cfg->causal = mc_json_bool(mc_json_get(tc, "causal_masking"), false);
+    const mc_json *h = mc_json_get(tc, "n_heads_per_layer");
+    int nl = mc_json_int(mc_json_get(tc, "n_transformer_layers"), 1);
+    if (h && h->type == MC_JSON_ARRAY) {
+        for (size_t i = 0; i < h->len && i < 64; i++) cfg->text_heads[cfg->n_text_heads++] = mc_json_int(&h->items[i], 8);
+    } else {
+        int hv = mc_json_int(h, 8);
+        for (int i = 0; i < nl && i < 64; i++) cfg->text_heads[cfg->n_text_heads++] = hv;
+    }
+    if (cfg->n_text_heads == 0) cfg->text_heads[cfg->n_text_heads++] = 8;
+    mc_json_free(root);
+    if (strncmp(cfg->image_arch, "mci", 3) && strcmp(cfg->image_arch, "vit_b16"))
+        return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: training supports the MCi and vit_b16 image towers, not '%s'",
+                       path, cfg->image_arch);
+    if (strcmp(cfg->text_arch, "mct") && strcmp(cfg->text_arch, "base"))
+        return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: unknown text tower '%s'", path, cfg->text_arch);
+    return MC_OK;
+}

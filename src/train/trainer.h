@@ -1,0 +1,104 @@
+/*
+ * train/trainer.h - multi-modal reinforced training (MobileCLIP "DR"
+ * training) of a model: a tape that records the unfused train-mode model
+ * (mobileclip-repo layout: MCi or vit_b16 image tower, mct/base text tower)
+ * for the backward pass, the DR loss (loss.h) and AdamW (optim.h).
+ */
+#ifndef MC_TRAIN_TRAINER_H
+#define MC_TRAIN_TRAINER_H
+
+#include "train/loss.h"
+#include "train/optim.h"
+
+typedef struct mc_tparam {
+    char *name;               /* mobileclip-repo tensor name */
+    int ndim;
+    int64_t shape[MC_MAX_DIMS];
+    size_t n;
+    float *w, *g, *m, *v;     /* value, gradient, AdamW moments */
+    int decay;
+    int is_buffer;            /* BatchNorm running statistics: no gradient */
+    int64_t count;            /* num_batches_tracked (buffers named *.num_batches_tracked) */
+    int is_counter;
+    /* Only while the trainer tracks gradient magnitudes (mc_trainer_track_grad_terms):
+     * gabs[k] = sum of |terms| of the final sums that produced g[k] (e.g. a
+     * conv weight: sum |dy| |x|), gterms = terms per element (summed over uses). */
+    float *gabs;
+    int64_t gterms;
+} mc_tparam;
+
+typedef struct mc_trainer mc_trainer;
+
+typedef struct mc_train_config {
+    char image_arch[32];      /* "mci0" ... (MCi family) or "vit_b16" */
+    char text_arch[32];       /* "mct" or "base" */
+    int image_size;
+    int context_length;
+    int text_heads[64];       /* per transformer layer */
+    int n_text_heads;
+    int causal;
+    float bn_momentum;
+} mc_train_config;
+
+/* Reads a mobileclip-repo config.json (image_cfg / text_cfg). */
+mc_status mc_train_config_load(const char *path, mc_train_config *cfg, mc_error *err);
+
+/* Creates a trainer from a checkpoint (e.g. init.pt) holding image_encoder.*,
+ * text_encoder.* and logit_scale. */
+mc_status mc_trainer_new(const mc_train_config *cfg, const mc_checkpoint *ckpt, const char *path,
+                         const mc_dr_loss_params *loss, const mc_adamw_params *opt,
+                         mc_trainer **out, mc_error *err);
+void mc_trainer_free(mc_trainer *t);
+
+typedef struct mc_train_batch {
+    int n;
+    const float *pixels;      /* [n,3,S,S] */
+    const int32_t *tokens_real, *tokens_syn;  /* [n, context_length] */
+    const float *teacher_image, *teacher_text_real, *teacher_text_syn; /* [n, sum(dims)] */
+} mc_train_batch;
+
+typedef struct mc_train_result {
+    float loss;
+    float terms[4];           /* contrastive real, distill real, contrastive syn, distill syn */
+    float lr;
+    float grad_norm;
+} mc_train_result;
+
+/* Forward + backward of one micro-batch: gradients accumulate. */
+mc_status mc_trainer_forward_backward(mc_trainer *t, const mc_train_batch *b, mc_train_result *res,
+                                      mc_error *err);
+/* Optimizer step over the accumulated gradients (divided by accum_steps),
+ * clipping, logit_scale clamp; zeroes the gradients. */
+mc_status mc_trainer_step(mc_trainer *t, mc_train_result *res, mc_error *err);
+/* forward_backward on each micro-batch, then step. */
+mc_status mc_trainer_train_step(mc_trainer *t, const mc_train_batch *b, mc_train_result *res,
+                                mc_error *err);
+void mc_trainer_zero_grad(mc_trainer *t);
+/* Also record, for every parameter gradient, the sum of the absolute values of
+ * the terms of its final summation (mc_tparam.gabs, .gterms): the scale of the
+ * float rounding error of a gradient whose terms cancel.  Costs about one more
+ * weight-gradient pass; off by default.  Fails only for lack of memory. */
+mc_status mc_trainer_track_grad_terms(mc_trainer *t, int on, mc_error *err);
+
+/* Eval mode (model.eval()): BatchNorm normalises with the running statistics
+ * and leaves them alone.  Off by default (train mode: batch statistics). */
+void mc_trainer_set_eval(mc_trainer *t, int on);
+/* The towers alone, without the loss or a step: image features [n_img, E] of
+ * pixels [n_img,3,S,S] and text features [n_txt, E] of tokens
+ * [n_txt, context_length], before L2 normalisation (n_img or n_txt may be 0).
+ * When d_img / d_txt are given, the backward of sum(d_img * img) +
+ * sum(d_txt * txt) accumulates (+=) into the parameter gradients.  In train
+ * mode the BatchNorm running statistics update as in a training forward. */
+mc_status mc_trainer_features(mc_trainer *t, const float *pixels, int n_img, const int32_t *tokens,
+                              int n_txt, float *img, float *txt, const float *d_img,
+                              const float *d_txt, mc_error *err);
+/* E: the width of the text projection (0 when absent). */
+int mc_trainer_embed_dim(mc_trainer *t);
+
+size_t mc_trainer_count(const mc_trainer *t);
+mc_tparam *mc_trainer_param(mc_trainer *t, size_t i);
+mc_tparam *mc_trainer_find(mc_trainer *t, const char *name);
+int mc_trainer_steps_done(const mc_trainer *t);
+void mc_trainer_set_step(mc_trainer *t, int step);
+
+#endif /* MC_TRAIN_TRAINER_H */
