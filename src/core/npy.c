@@ -1,18 +1,19 @@
 /*
  * core/npy.c - a small reader and writer of NumPy .npy files (version 1.0/2.0,
- * float32 or float64, little-endian, C order).
+ * float32 or float64, little-endian, C order; any plain dtype written).
  */
-#include "core/core.h"
+#include "core/npy.h"
 
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
-mc_status mc_npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape,
-                           mc_error *err) {
+mc_status mc_npy_write(const char *path, const char *descr, size_t elem_size, const void *data, int ndim,
+                       const int64_t *shape, mc_error *err) {
     if (ndim < 0 || ndim > MC_MAX_DIMS) return mc_fail(err, MC_ERR_INVALID_ARG, "%s: bad ndim %d", path, ndim);
     char hdr[512];
-    int n = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
+    int n = snprintf(hdr, sizeof hdr, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
     size_t count = 1;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0 || !mc_size_mul(count, (size_t)shape[i], &count))
@@ -34,13 +35,19 @@ mc_status mc_npy_write_f32(const char *path, const float *data, int ndim, const 
     unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(n & 0xFF),
                              (unsigned char)(n >> 8)};
     int ok = fwrite(pre, 1, 10, f) == 10 && fwrite(hdr, 1, (size_t)n, f) == (size_t)n &&
-             fwrite(data, sizeof(float), count, f) == count;
+             fwrite(data, elem_size, count, f) == count;
+    if (fflush(f) != 0 || fsync(fileno(f)) != 0) ok = 0;
     if (fclose(f) != 0) ok = 0;
     if (!ok || rename(tmp, path) != 0) {
         remove(tmp);
         return mc_fail(err, MC_ERR_IO, "%s: write failed", path);
     }
     return MC_OK;
+}
+
+mc_status mc_npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape,
+                           mc_error *err) {
+    return mc_npy_write(path, "<f4", sizeof(float), data, ndim, shape, err);
 }
 
 mc_status mc_npy_read_f32(const char *path, float **data, int *ndim, int64_t shape[MC_MAX_DIMS],

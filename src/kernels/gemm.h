@@ -34,7 +34,7 @@ void mc_gemm_q(const mc_kset *ks, int nthreads, int ta, int tb, int m, int n, in
  * overflow. */
 size_t mc_qmat_packed_floats(const mc_kset *ks, int b, int64_t rows, int64_t cols);
 /* Packs w[rows, cols] into dst (mc_qmat_packed_floats floats) and makes *q a
- * float32 mc_qmat of w carrying the packed copy (layout in kernels.h).  The
+ * float32 mc_qmat of w carrying the packed copy (layout in types.h).  The
  * caller may then give w back and set q->data to NULL: readers of a float32
  * q without data take its values from the packed copy (mc_qmat_unpack). */
 void mc_qmat_pack(const mc_kset *ks, int b, const float *w, int64_t rows, int64_t cols, float *dst, mc_qmat *q);
