@@ -25,6 +25,15 @@ for bin in "$@"; do
           tar -xOf "$shard" "$m" | gzip -dc > "$corpus/seed_${m%.gz}" 2>/dev/null || true
         done
       fi ;;
+    fuzz_paug)
+      shard="$fx/datacompdr/shards/00000000.tar"
+      if [ -f "$shard" ]; then
+        for m in $(tar -tf "$shard" | grep '\.paug\.json$'); do
+          tar -xOf "$shard" "$m" > "$corpus/seed_$m" 2>/dev/null || true
+        done
+      fi
+      printf '%s' '{"param_aug": [[[2, 3, 30, 40], [[5, 9.0], [9, 0.27]]], [[0, 0, 40, 48], [[1, -0.09], [8, 0.27]]]]}' \
+        > "$corpus/seed_small" ;;
   esac
   echo "fuzzing $name for ${secs}s"
   (cd build/fuzz && "../../$bin" -max_total_time="$secs" -max_len=65536 -timeout=10 \
