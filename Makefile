@@ -41,7 +41,7 @@ CFLAGS := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
 SIMD_FLAGS_avx2   := -mavx2 -mfma -mf16c
 SIMD_FLAGS_avx512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx2 -mfma -mf16c
 
-LIB_SRC  := $(sort $(wildcard src/*.c))
+LIB_SRC  := $(sort $(wildcard src/*.c) $(wildcard src/data/*.c))
 # The x86 SIMD files only on x86 (kernels_neon.c is empty off AArch64).
 HOST_ARCH := $(shell $(CC) -dumpmachine 2>/dev/null)
 ifneq ($(filter aarch64% arm%,$(HOST_ARCH)),)
@@ -52,7 +52,8 @@ TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TESTS    := $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
 
 define obj_rule
-$(1)/%.o: src/%.c $$(wildcard include/*.h src/*.h) | $(1)
+$(1)/%.o: src/%.c $$(wildcard include/*.h src/*.h src/data/*.h) | $(1)
+	@mkdir -p $$(@D)
 	$$(CC) $$(CFLAGS) $(2) $$(if $$(findstring _avx512,$$*),$$(SIMD_FLAGS_avx512),$$(if $$(findstring _avx2,$$*),$$(SIMD_FLAGS_avx2))) -c $$< -o $$@
 endef
 
@@ -93,12 +94,13 @@ $(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(B)/libmc_testsets.a $(B)/libmobi
 
 # Sanitizer build of the library and of the parser tests (ASan + UBSan).
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-SAN_TESTS_SRC := $(filter tests/test_json.c tests/test_checkpoint.c tests/test_hostile.c tests/test_tokenizer.c tests/test_image.c tests/test_npy.c tests/test_kernels.c tests/test_train_kernels.c,$(TEST_SRC))
+SAN_TESTS_SRC := $(filter tests/test_json.c tests/test_checkpoint.c tests/test_hostile.c tests/test_tokenizer.c tests/test_image.c tests/test_npy.c tests/test_shard.c tests/test_kernels.c tests/test_train_kernels.c,$(TEST_SRC))
 SAN_TESTS := $(patsubst tests/%.c,$(B)/san/%,$(SAN_TESTS_SRC))
 SAN_OBJ := $(patsubst src/%.c,$(B)/san/obj/%.o,$(LIB_SRC))
 $(B)/san/obj:
 	mkdir -p $@
-$(B)/san/obj/%.o: src/%.c $(wildcard include/*.h src/*.h) | $(B)/san/obj
+$(B)/san/obj/%.o: src/%.c $(wildcard include/*.h src/*.h src/data/*.h) | $(B)/san/obj
+	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) $(if $(findstring _avx512,$*),$(SIMD_FLAGS_avx512),$(if $(findstring _avx2,$*),$(SIMD_FLAGS_avx2))) -c $< -o $@
 $(B)/san/libmobileclip.a: $(SAN_OBJ)
 	rm -f $@ && ar rcs $@ $^

@@ -25,6 +25,22 @@ for bin in "$@"; do
           tar -xOf "$shard" "$m" | gzip -dc > "$corpus/seed_${m%.gz}" 2>/dev/null || true
         done
       fi ;;
+    fuzz_tar|fuzz_npz|fuzz_pthgz)
+      for shard in "$fx"/datacompdr/shards/*.tar; do
+        [ -f "$shard" ] || continue
+        b=$(basename "$shard" .tar)
+        case "$name" in
+          fuzz_tar)   # a small shard: one sample without its image
+            tmp=$(mktemp -d)
+            ms=$(tar -tf "$shard" | grep '^000000000\.' | grep -v '\.jpg$')
+            tar -C "$tmp" -xf "$shard" $ms && tar -C "$tmp" -cf "$corpus/seed_$b.tar" $ms
+            rm -rf "$tmp" ;;
+          fuzz_npz)
+            for m in $(tar -tf "$shard" | grep '\.npz$'); do tar -xOf "$shard" "$m" > "$corpus/seed_$m"; done ;;
+          fuzz_pthgz)
+            for m in $(tar -tf "$shard" | grep '\.pth\.gz$'); do tar -xOf "$shard" "$m" > "$corpus/seed_$m"; done ;;
+        esac
+      done ;;
   esac
   echo "fuzzing $name for ${secs}s"
   (cd build/fuzz && "../../$bin" -max_total_time="$secs" -max_len=65536 -timeout=10 \
