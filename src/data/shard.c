@@ -67,13 +67,13 @@ static int sv_product(bctx *c, strvec *acc, const strvec *item) {
     strvec out = {0};
     size_t cnt;
     if (!mc_size_mul(acc->n, item->n, &cnt) || cnt > c->max_count)
-        return bfail(c, MC_ERR_INVALID_ARG, "%.*s: brace pattern expands to too many names", "", 0);
+        return bfail(c, MC_ERR_INVALID_ARG, "brace pattern expands to too many names (more than the limit)%.*s", "", 0);
     for (size_t i = 0; i < acc->n; i++) {
         size_t al = strlen(acc->s[i]);
         for (size_t j = 0; j < item->n; j++) {
             size_t bl = strlen(item->s[j]);
             char *tmp = malloc(al + bl + 1);
-            if (!tmp) { sv_free(&out); return bfail(c, MC_ERR_NOMEM, "%.*s: out of memory", "", 0); }
+            if (!tmp) { sv_free(&out); return bfail(c, MC_ERR_NOMEM, "out of memory%.*s", "", 0); }
             memcpy(tmp, acc->s[i], al);
             memcpy(tmp + al, item->s[j], bl);
             int ok = sv_push(c, &out, tmp, al + bl);
