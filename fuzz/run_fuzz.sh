@@ -34,6 +34,22 @@ for bin in "$@"; do
       fi
       printf '%s' '{"param_aug": [[[2, 3, 30, 40], [[5, 9.0], [9, 0.27]]], [[0, 0, 40, 48], [[1, -0.09], [8, 0.27]]]]}' \
         > "$corpus/seed_small" ;;
+    fuzz_tar|fuzz_npz|fuzz_pthgz)
+      for shard in "$fx"/datacompdr/shards/*.tar; do
+        [ -f "$shard" ] || continue
+        b=$(basename "$shard" .tar)
+        case "$name" in
+          fuzz_tar)   # a small shard: one sample without its image
+            tmp=$(mktemp -d)
+            ms=$(tar -tf "$shard" | grep '^000000000\.' | grep -v '\.jpg$')
+            tar -C "$tmp" -xf "$shard" $ms && tar -C "$tmp" -cf "$corpus/seed_$b.tar" $ms
+            rm -rf "$tmp" ;;
+          fuzz_npz)
+            for m in $(tar -tf "$shard" | grep '\.npz$'); do tar -xOf "$shard" "$m" > "$corpus/seed_$m"; done ;;
+          fuzz_pthgz)
+            for m in $(tar -tf "$shard" | grep '\.pth\.gz$'); do tar -xOf "$shard" "$m" > "$corpus/seed_$m"; done ;;
+        esac
+      done ;;
   esac
   echo "fuzzing $name for ${secs}s"
   (cd build/fuzz && "../../$bin" -max_total_time="$secs" -max_len=65536 -timeout=10 \
