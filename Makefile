@@ -98,7 +98,7 @@ $(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(B)/libmc_testsets.a $(B)/libmobi
 
 # Sanitizer build of the library and of the parser tests (ASan + UBSan).
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-SAN_TESTS_SRC := $(filter tests/test_json.c tests/test_checkpoint.c tests/test_hostile.c tests/test_tokenizer.c tests/test_image.c tests/test_augment.c tests/test_shard.c tests/test_npy.c tests/test_kernels.c tests/test_train_kernels.c,$(TEST_SRC))
+SAN_TESTS_SRC := $(filter tests/test_json.c tests/test_checkpoint.c tests/test_hostile.c tests/test_tokenizer.c tests/test_image.c tests/test_augment.c tests/test_shard.c tests/test_loader.c tests/test_npy.c tests/test_kernels.c tests/test_train_kernels.c,$(TEST_SRC))
 SAN_TESTS := $(patsubst tests/%.c,$(B)/san/%,$(SAN_TESTS_SRC))
 SAN_OBJ := $(patsubst src/%.c,$(B)/san/obj/%.o,$(LIB_SRC))
 $(B)/san/obj/%.o: src/%.c $(LIB_HDR)
@@ -113,6 +113,16 @@ $(B)/san/libmc_testsets.a: $(B)/san/testsets/set_avx512_emu.o
 	rm -f $@ && ar rcs $@ $^
 $(B)/san/%: tests/%.c $(wildcard tests/*.h) $(B)/san/libmc_testsets.a $(B)/san/libmobileclip.a | $(B)/san
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -Itests -o $@ $< $(B)/san/libmc_testsets.a $(B)/san/libmobileclip.a $(LIBS)
+
+# ThreadSanitizer build of the tests of threaded code of our own (the loader's
+# reader, workers and consumer): the whole library without OpenMP (its
+# runtime is not instrumented) and without the SIMD files.
+TSAN_TESTS := $(B)/tsan/test_loader
+$(B)/tsan/%: tests/%.c $(wildcard tests/*.h) $(LIB_SRC) $(LIB_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O1 -g -fsanitize=thread -Wall -Wno-unknown-pragmas -Wno-unused-variable -DMC_NO_SIMD -Iinclude -Isrc -Itests \
+	  $(PKG_CFLAGS) -DMC_SHARE_DIR='"$(SHAREDIR)"' -o $@ $< $(filter-out %_avx2.c %_avx512.c,$(LIB_SRC)) \
+	  $(PKG_LIBS) -lm -lpthread
 
 # The NEON kernel set checked on an x86 host: the kernel sources (those the
 # kernel tests link, no external libraries) cross-compiled for AArch64 and the
@@ -148,11 +158,11 @@ endif
 TEST_CROSS := $(if $(filter 1,$(CROSS_NEON)),$(CROSS_TESTS))
 
 # The benchmark programs are built with the tests so that they keep compiling.
-tests: $(TESTS) $(TEST_CROSS) $(SAN_TESTS) $(B)/mobileclip $(B)/bench_kernels $(B)/peer_ours
+tests: $(TESTS) $(TEST_CROSS) $(SAN_TESTS) $(TSAN_TESTS) $(B)/mobileclip $(B)/bench_kernels $(B)/peer_ours
 
 test: tests
 	@$(if $(TEST_CROSS),,echo "note: NEON cross test skipped (CROSS_NEON=0, not x86, or no $(CROSS_CC) / qemu-aarch64)")
-	@bash tests/run_tests.sh $(TESTS) $(TEST_CROSS) tests/test_layers.py -- $(SAN_TESTS)
+	@bash tests/run_tests.sh $(TESTS) $(TEST_CROSS) tests/test_layers.py -- $(SAN_TESTS) -- $(TSAN_TESTS)
 
 # The architecture: includes and calls only downward between src/ layers, no circles.
 check-layers: $(LIB_OBJ)

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs test programs, each printing "name: N passed, N failed" as its last
-# line, and prints the total.  Arguments: optimized tests, "--", sanitizer tests.
+# line, and prints the total.  Arguments: optimized tests, "--", ASan/UBSan
+# tests, "--", ThreadSanitizer tests (a reported race fails the test).
 set -u
 pass=0; fail=0; broken=0
 san=0
 for t in "$@"; do
-  if [ "$t" = "--" ]; then san=1; continue; fi
-  label=$(basename "$t"); [ $san = 1 ] && label="$label (asan+ubsan)"
-  out=$(ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 "$t" 2>&1); rc=$?
+  if [ "$t" = "--" ]; then san=$((san+1)); continue; fi
+  label=$(basename "$t"); [ $san = 1 ] && label="$label (asan+ubsan)"; [ $san = 2 ] && label="$label (tsan)"
+  out=$(ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+        TSAN_OPTIONS=halt_on_error=0:exitcode=66 "$t" 2>&1); rc=$?
   line=$(printf '%s\n' "$out" | grep -E '^[a-z_0-9]+: [0-9]+ passed, [0-9]+ failed$' | tail -n 1)
   if [ -z "$line" ] || [ $rc -ne 0 ]; then
     printf '%s\n' "$out" | tail -n 40
