@@ -210,7 +210,7 @@ cases = [
 ]
 for name, cfg, layout, dims, syn_keys in cases:
     shard = os.path.join(tmp, name + ".tar")
-    info = make_shard(shard, cfg, layout, 6, dims, syn_keys)
+    info = make_shard(shard, cfg, layout, 8, dims, syn_keys)
     conf = os.path.join(tmp, name + ".config.json")
     aug_cfg = {k: dict(v) for k, v in cfg.items()}
     aug_cfg["to_tensor"] = {"enable": True}
