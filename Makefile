@@ -6,6 +6,7 @@
 #   make bench      the benchmark figures
 #   make bench-kernels  kernel GFLOP/s (ours vs scalar vs OpenBLAS with BLAS=openblas)
 #   make bench-peers    against ONNX Runtime and PyTorch on the same machine (REF=ml-mobileclip)
+#   make bench-augment  DataCompDR augmentation re-application against Pillow + torchvision (REF=ml-mobileclip)
 #   make cross-neon-test  the AArch64 NEON kernel set's tests, cross-compiled and run under QEMU
 #   make check-layers   includes and calls only downward between the src/ layers (docs/architecture.md)
 # Switches: OPENMP=0|1 (default 1), BLAS=openblas (default none), CUDA=1, MPI=1, DEBUG=1.
@@ -158,7 +159,7 @@ endif
 TEST_CROSS := $(if $(filter 1,$(CROSS_NEON)),$(CROSS_TESTS))
 
 # The benchmark programs are built with the tests so that they keep compiling.
-tests: $(TESTS) $(TEST_CROSS) $(SAN_TESTS) $(TSAN_TESTS) $(B)/mobileclip $(B)/bench_kernels $(B)/peer_ours
+tests: $(TESTS) $(TEST_CROSS) $(SAN_TESTS) $(TSAN_TESTS) $(B)/mobileclip $(B)/bench_kernels $(B)/bench_augment $(B)/peer_ours
 
 test: tests
 	@$(if $(TEST_CROSS),,echo "note: NEON cross test skipped (CROSS_NEON=0, not x86, or no $(CROSS_CC) / qemu-aarch64)")
@@ -187,6 +188,20 @@ $(B)/bench_kernels: bench/bench_kernels.c $(B)/libmobileclip.a
 bench-kernels: $(B)/bench_kernels
 	$(B)/bench_kernels $(BENCH_THREADS)
 
+# Decode + re-application of stored DataCompDR augmentations, against Pillow + torchvision
+# running Apple's transforms.py on the same shard (REF=checkout of apple/ml-mobileclip,
+# SHARD=..., SIZE=256; PYTHON with torch, torchvision, Pillow: Debian's /usr/bin/python3).
+$(B)/bench_augment: bench/bench_augment.c $(B)/libmobileclip.a
+	$(CC) $(CFLAGS) -o $@ $< $(B)/libmobileclip.a $(LIBS)
+AUG_SHARD ?= ../shared/fixtures/datacompdr/shards/00000000.tar
+AUG_SIZE ?= 256
+bench-augment: $(B)/bench_augment
+	@: $${REF:?set REF to a checkout of apple/ml-mobileclip}
+	@for round in 1 2 3; do \
+	  $(B)/bench_augment $(AUG_SHARD) $(AUG_SIZE) 3; \
+	  $${PYTHON:-/usr/bin/python3} bench/reference/time_reapply.py $$REF $(AUG_SHARD) $(AUG_SIZE) 3; \
+	done
+
 # Same machine, same run: us against ONNX Runtime and PyTorch on the reference's own model
 # (bench/reference/README.md; REF=checkout of apple/ml-mobileclip).
 $(B)/peer_ours: bench/reference/peer_ours.c $(B)/libmobileclip.a
@@ -203,5 +218,5 @@ install: all
 clean:
 	rm -rf $(B)
 
-.PHONY: all test tests check-layers fuzz bench bench-kernels bench-peers cross-neon-test install clean
+.PHONY: all test tests check-layers fuzz bench bench-kernels bench-augment bench-peers cross-neon-test install clean
 .SECONDARY:

@@ -3,6 +3,10 @@
  */
 #include "cli.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -144,4 +148,11 @@ int cli_parse_int(const char *s, int *out) {
     if (end == s || *end || errno || v < -2147483647L || v > 2147483647L) return -1;
     *out = (int)v;
     return 0;
+}
+
+void cli_keep_heap(void) {
+#ifdef __GLIBC__
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+#endif
 }

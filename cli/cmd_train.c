@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "progress.h"
 
+#include "data/loader.h"
 #include "model/synth.h"
 #include "train/check.h"
 
@@ -85,7 +86,33 @@ static const cli_opt bt_opts[] = {
     {"steps", 's', 1, 0, "N     timed steps (default 2)"},
     {"warmup", 'w', 1, 0, "N     untimed steps first (default 1)"},
     {"threads", 't', 1, 0, "N     OpenMP threads (default: the OpenMP default)"},
+    {"train-data", 0, 1, 0, "SHARDS  take the batches from DataCompDR shards (resampled, endless)\n"
+                            "                      through the training loader, and report the time spent\n"
+                            "                      waiting for data"},
+    {"workers", 0, 1, 0, "N     loader threads with --train-data (default 2)"},
+    {"teacher-dims", 0, 1, 0, "a,b   teacher widths of the shards' embeddings (default: two halves)"},
 };
+
+/* --train-data: the loader over the shards, endless, at the model's size. */
+static int bt_loader_open(const char *shards, int batch, int size, int workers, mc_tokenizer **tok,
+                          mc_loader **out) {
+    mc_error err;
+    mc_error_clear(&err);
+    char vocab[4096];
+    mc_status st = mc_tokenizer_find_vocab(NULL, vocab, sizeof vocab, &err);
+    if (st == MC_OK) st = mc_tokenizer_load(vocab, tok, &err);
+    if (st != MC_OK) return cli_error(&err);
+    mc_loader_params lp = mc_loader_default_params();
+    lp.shards = shards;
+    lp.tok = *tok;
+    lp.image_size = size;
+    lp.batch_size = batch;
+    lp.workers = workers;
+    lp.resampled = 1;
+    lp.shuffle_buffer = 256;
+    if (mc_loader_open(&lp, out, &err) != MC_OK) return cli_error(&err);
+    return 0;
+}
 
 int cmd_bench_train(int argc, char **argv) {
     cli_args a;
@@ -103,8 +130,16 @@ int cmd_bench_train(int argc, char **argv) {
         return help ? 0 : 2;
     }
     const char *name = cli_get(&a, "model") ? cli_get(&a, "model") : "mobileclip_s0";
-    int batch = 8, steps = 2, warmup = 1, threads = 0;
-    if ((cli_get(&a, "batch") && (cli_parse_int(cli_get(&a, "batch"), &batch) || batch < 2)) ||
+    int batch = 8, steps = 2, warmup = 1, threads = 0, workers = 2;
+    const char *train_data = cli_get(&a, "train-data");
+    int tdims[2] = {0, 0};
+    if (cli_get(&a, "teacher-dims") &&
+        (sscanf(cli_get(&a, "teacher-dims"), "%d,%d", &tdims[0], &tdims[1]) != 2 || tdims[0] < 1 || tdims[1] < 1)) {
+        cli_args_free(&a);
+        return cli_errorf("bench-train: --teacher-dims a,b with two positive widths");
+    }
+    if ((cli_get(&a, "workers") && (cli_parse_int(cli_get(&a, "workers"), &workers) || workers < 1)) ||
+        (cli_get(&a, "batch") && (cli_parse_int(cli_get(&a, "batch"), &batch) || batch < 2)) ||
         (cli_get(&a, "steps") && (cli_parse_int(cli_get(&a, "steps"), &steps) || steps < 1)) ||
         (cli_get(&a, "warmup") && (cli_parse_int(cli_get(&a, "warmup"), &warmup) || warmup < 0)) ||
         (cli_get(&a, "threads") && (cli_parse_int(cli_get(&a, "threads"), &threads) || threads < 1))) {
@@ -125,6 +160,8 @@ int cmd_bench_train(int argc, char **argv) {
     mc_trainer *t = NULL;
     float *px = NULL, *teach = NULL;
     int32_t *tok = NULL;
+    mc_tokenizer *vocab = NULL;
+    mc_loader *loader = NULL;
     int rc = 1;
     mc_status st = mc_arch_spec_builtin(name, &spec, &mcfg, &err);
     if (st == MC_OK && !spec.v1) st = mc_fail(&err, MC_ERR_UNSUPPORTED, "bench-train: '%s' is not a mobileclip-repo model", name);
@@ -140,16 +177,32 @@ int cmd_bench_train(int argc, char **argv) {
     cfg.n_text_heads = 1;
     cfg.causal = mcfg.causal;
     cfg.bn_momentum = 0.1f;
+    int S = cfg.image_size, L = cfg.context_length, td = 1024;
+    mc_loader_batch lb;
+    if (train_data) {
+        int end = 0;
+        cli_keep_heap();
+        if (bt_loader_open(train_data, batch, S, workers, &vocab, &loader) != 0) goto done;
+        if ((st = mc_loader_next(loader, &lb, &end, &err)) != MC_OK) { rc = cli_error(&err); goto done; }
+        td = lb.teacher_dim;
+        if (!tdims[0]) tdims[0] = td / 2, tdims[1] = td - td / 2;
+        if (tdims[0] + tdims[1] != td) {
+            rc = cli_errorf("bench-train: --teacher-dims %d,%d do not add up to the shards' %d", tdims[0], tdims[1], td);
+            goto done;
+        }
+    } else {
+        tdims[0] = tdims[1] = 512;
+    }
     mc_dr_loss_params lp;
     memset(&lp, 0, sizeof lp);
     lp.n_teachers = 2;
-    lp.teacher_dims[0] = lp.teacher_dims[1] = 512;
+    lp.teacher_dims[0] = tdims[0];
+    lp.teacher_dims[1] = tdims[1];
     lp.teacher_scales[0] = lp.teacher_scales[1] = 100.0f;
     lp.w_contrastive = 0.25f;
     lp.w_distill = lp.lambda = 0.75f;
     mc_adamw_params op = mc_adamw_default_params();
     if ((st = mc_trainer_new(&cfg, ck, name, &lp, &op, &t, &err)) != MC_OK) { rc = cli_error(&err); goto done; }
-    int S = cfg.image_size, L = cfg.context_length, td = 1024;
     px = malloc(sizeof *px * (size_t)batch * 3 * S * S);
     tok = malloc(sizeof *tok * (size_t)2 * batch * L);
     teach = malloc(sizeof *teach * (size_t)3 * batch * td);
@@ -160,14 +213,24 @@ int cmd_bench_train(int argc, char **argv) {
         for (int j = 0; j < L; j++)
             tok[(size_t)i * L + j] = j == 0 ? 49406 : j < len ? 256 + (int)(bt_rand() * 49000) : j == len ? 49407 : 0;
     }
-    for (int k = 0; k < 3; k++) bt_teachers(teach + (size_t)k * batch * td, batch, 512);
+    for (int k = 0; k < 3; k++) bt_teachers(teach + (size_t)k * batch * td, batch, td / 2);
     mc_train_batch b = {batch, px, tok, tok + (size_t)batch * L, teach, teach + (size_t)batch * td,
                         teach + (size_t)2 * batch * td};
+    if (train_data)
+        b = (mc_train_batch){lb.n, lb.pixels, lb.tokens, lb.syn_tokens, lb.teacher_image, lb.teacher_text,
+                             lb.teacher_syn};
     mc_train_result res;
-    double t0 = 0, best = INFINITY;
+    double t0 = 0, best = INFINITY, wait = 0;
     for (int s = 0; s < warmup + steps; s++) {
         double s0 = cli_now_s();
         if (s == warmup) t0 = s0;
+        if (train_data && s > 0) {      /* the first batch came with the set-up */
+            int end = 0;
+            if ((st = mc_loader_next(loader, &lb, &end, &err)) != MC_OK) { rc = cli_error(&err); goto done; }
+            if (s >= warmup) wait += cli_now_s() - s0;
+            b = (mc_train_batch){lb.n, lb.pixels, lb.tokens, lb.syn_tokens, lb.teacher_image, lb.teacher_text,
+                                 lb.teacher_syn};
+        }
         if ((st = mc_trainer_train_step(t, &b, &res, &err)) != MC_OK) { rc = cli_error(&err); goto done; }
         double dt = cli_now_s() - s0;
         if (s >= warmup && dt < best) best = dt;
@@ -180,12 +243,21 @@ int cmd_bench_train(int argc, char **argv) {
     printf("bench-train model=%s batch=%d image=%d context=%d params=%zu threads=%d steps=%d "
            "s_per_step_mean=%.3f s_per_step_min=%.3f images_per_s=%.3f loss=%.5f\n",
            name, batch, S, L, nparam, threads, steps, mean, best, batch / mean, res.loss);
+    if (train_data) {
+        mc_loader_stats ls;
+        mc_loader_stats_get(loader, &ls);
+        printf("bench-train data=%s workers=%d data_wait_s_per_step=%.4f data_wait_pct=%.2f samples=%lld "
+               "skipped=%lld\n", train_data, workers, wait / steps, 100.0 * wait / (mean * steps),
+               (long long)ls.samples, (long long)ls.skipped);
+    }
     rc = 0;
 done:
     free(px);
     free(tok);
     free(teach);
     mc_trainer_free(t);
+    mc_loader_close(loader);
+    mc_tokenizer_free(vocab);
     mc_checkpoint_close(ck);
     cli_args_free(&a);
     return rc;
