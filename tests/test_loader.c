@@ -213,11 +213,29 @@ int main(void) {
     mc_dr_choice s = mc_dr_choose(3, 37, "x", 30, 2, nsyn, 1, 0);
     CHECK(s.aug == 7 && s.syn_caption == 37 % nsyn[s.syn_key], "sequential: epoch %% n");
 
+    /* Epochs: the same samples again, sequential augmentation epoch % A. */
+    p = base_params(npz);
+    p.sample_sequential = 1;
+    p.batch_size = 3;
+    mc_loader *l = NULL;
+    CHECK(mc_loader_open(&p, &l, &err) == MC_OK, "open epochs: %s", err.message);
+    for (int epoch = 0; l && epoch < 3; epoch++) {
+        if (epoch > 0) CHECK(mc_loader_set_epoch(l, epoch, &err) == MC_OK, "set epoch %d: %s", epoch, err.message);
+        mc_loader_batch bb;
+        int end = 1, n = 0, right = 0;
+        while (mc_loader_next(l, &bb, &end, &err) == MC_OK && !end)
+            for (int i = 0; i < bb.n; i++, n++) right += bb.aug_index[i] == epoch;
+        CHECK(n == 3 && right == 3, "epoch %d: %d samples, %d with augmentation %d", epoch, n, right, epoch);
+        mc_loader_batch again;
+        CHECK(mc_loader_next(l, &again, &end, &err) == MC_OK && end, "the epoch stays ended");
+    }
+    mc_loader_close(l);
+
     /* Mix-synthetic mode: no second caption batch. */
     p = base_params(npz);
     p.mix_synthetic = 1;
     p.mix_synthetic_ratio = 1.0f;
-    mc_loader *l = NULL;
+    l = NULL;
     CHECK(mc_loader_open(&p, &l, &err) == MC_OK, "open mix: %s", err.message);
     if (l) {
         mc_loader_batch bb;
