@@ -3,6 +3,7 @@
  * (torch.save zip + pickle, safetensors) through the in-memory open.
  */
 #include "core/core.h"
+#include "io/ckpt_open.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -3,56 +3,41 @@
  * every KEY/augA/224 and KEY/augA/256 tensor of
  * datacompdr/expected_reinforcements.safetensors byte for byte (Pillow 9.4 /
  * torchvision 0.14 goldens), each op alone on synthetic images with results
- * derived by hand, flip and random erasing, hostile parameters, and the
- * decode + reapply time per sample.
+ * derived by hand, flip and random erasing, hostile parameters.  (The time
+ * per sample: bench/bench_augment.c.)
  */
 #include "test.h"
 
 #include "data/augment.h"
+#include "data/tar.h"
 #include "mobileclip.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-/* ------------------------------------------------------------------------ */
-/* TEST-LOCAL helper, to be replaced by the real shard reader on merge:      */
-/* finds a member by name in an uncompressed ustar archive held in memory.   */
-/* ------------------------------------------------------------------------ */
-static int tar_find(const uint8_t *tar, size_t size, const char *name, const uint8_t **data,
-                    size_t *len) {
-    size_t off = 0;
-    while (off + 512 <= size) {
-        const uint8_t *hd = tar + off;
-        if (hd[0] == 0) return 0; /* end-of-archive block */
-        char full[256 + 2];
-        char nm[101], prefix[156];
-        memcpy(nm, hd, 100);
-        nm[100] = 0;
-        memcpy(prefix, hd + 345, 155);
-        prefix[155] = 0;
-        if (!memcmp(hd + 257, "ustar", 5) && prefix[0])
-            snprintf(full, sizeof full, "%s/%s", prefix, nm);
-        else
-            snprintf(full, sizeof full, "%s", nm);
-        size_t msize = 0;
-        for (int i = 124; i < 136 && hd[i]; i++) {
-            if (hd[i] == ' ') continue;
-            if (hd[i] < '0' || hd[i] > '7') return 0;
-            msize = msize * 8 + (size_t)(hd[i] - '0');
+/* A member of a tar held in memory, through the shard reader's tar layer
+ * (malloc'd copy, or NULL when absent). */
+static uint8_t *tar_member(const uint8_t *tar, size_t size, const char *name, size_t *len) {
+    mc_tar *t = NULL;
+    mc_error e;
+    mc_error_clear(&e);
+    mc_tar_params tp = mc_tar_default_params();
+    if (mc_tar_open_memory(tar, size, "shard", &tp, &t, &e) != MC_OK) return NULL;
+    uint8_t *out = NULL;
+    for (;;) {
+        mc_tar_member m;
+        int eof = 0;
+        if (mc_tar_next(t, &m, &eof, &e) != MC_OK || eof) break;
+        if (!strcmp(m.name, name)) {
+            *len = m.size;
+            out = mc_tar_take_data(t);
+            break;
         }
-        if (msize > size - off - 512) return 0;
-        char type = (char)hd[156];
-        if ((type == '0' || type == 0) && !strcmp(full, name)) {
-            *data = hd + 512;
-            *len = msize;
-            return 1;
-        }
-        off += 512 + (msize + 511) / 512 * 512;
     }
-    return 0;
+    mc_tar_close(t);
+    return out;
 }
 
 static uint8_t *read_file(const char *path, size_t *len) {
@@ -69,12 +54,6 @@ static uint8_t *read_file(const char *path, size_t *len) {
     fclose(f);
     *len = b ? (size_t)n : 0;
     return b;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -131,25 +110,33 @@ static void test_fixture(void) {
     int checked = 0, equal = 0;
     for (int k = 0; k < N_KEYS; k++) {
         char name[64];
-        const uint8_t *jpg, *paug;
-        size_t jpg_len, paug_len;
+        size_t jpg_len = 0, paug_len = 0;
         snprintf(name, sizeof name, "%s.jpg", keys[k]);
-        int ok = tar_find(tar, tar_len, name, &jpg, &jpg_len);
-        CHECK(ok, "%s not in the shard", name);
+        uint8_t *jpg = tar_member(tar, tar_len, name, &jpg_len);
+        CHECK(jpg != NULL, "%s not in the shard", name);
         snprintf(name, sizeof name, "%s.paug.json", keys[k]);
-        int ok2 = tar_find(tar, tar_len, name, &paug, &paug_len);
-        CHECK(ok2, "%s not in the shard", name);
-        if (!ok || !ok2) continue;
+        uint8_t *paug = tar_member(tar, tar_len, name, &paug_len);
+        CHECK(paug != NULL, "%s not in the shard", name);
+        if (!jpg || !paug) {
+            free(jpg);
+            free(paug);
+            continue;
+        }
 
         mc_aug_params *params = NULL;
         size_t n_params = 0;
         st = mc_aug_parse_paug((const char *)paug, paug_len, &layout, &params, &n_params, &e);
         CHECK(st == MC_OK && n_params == 30, "%s: %zu params: %s", keys[k], n_params,
               st == MC_OK ? "" : e.message);
-        if (st != MC_OK) continue;
+        free(paug);
+        if (st != MC_OK) {
+            free(jpg);
+            continue;
+        }
         /* every stored augmentation parses (30), the first N_AUG_CHECKED have goldens */
         mc_image img;
         st = mc_image_load_memory(jpg, jpg_len, 0, &img, &e);
+        free(jpg);
         CHECK(st == MC_OK, "%s.jpg: %s", keys[k], e.message);
         if (st != MC_OK) {
             free(params);
@@ -699,56 +686,6 @@ static void test_hostile(void) {
 /* Speed: decode + reapply at 256 per sample                                 */
 /* ------------------------------------------------------------------------ */
 
-static void test_speed(void) {
-    mc_error e;
-    size_t tar_len = 0;
-    uint8_t *tar = read_file(fixture("datacompdr/shards/00000000.tar"), &tar_len);
-    CHECK(tar != NULL, "read shard for timing");
-    if (!tar) return;
-    double best_total = 1e30, best_decode = 1e30;
-    int samples = 0;
-    for (int rep = 0; rep < 5; rep++) {
-        double t_total = 0, t_decode = 0;
-        samples = 0;
-        for (int k = 0; k < N_KEYS; k++) {
-            char name[64];
-            const uint8_t *jpg, *paug;
-            size_t jl, pl;
-            snprintf(name, sizeof name, "%s.jpg", keys[k]);
-            if (!tar_find(tar, tar_len, name, &jpg, &jl)) continue;
-            snprintf(name, sizeof name, "%s.paug.json", keys[k]);
-            if (!tar_find(tar, tar_len, name, &paug, &pl)) continue;
-            mc_aug_params *p = NULL;
-            size_t n = 0;
-            if (mc_aug_parse_paug((const char *)paug, pl, NULL, &p, &n, &e) != MC_OK) continue;
-            for (size_t a = 0; a < n; a++) {
-                double t0 = now_s();
-                mc_image img, out;
-                if (mc_image_load_memory(jpg, jl, 0, &img, &e) != MC_OK) break;
-                double t1 = now_s();
-                mc_status st = mc_aug_reapply(&img, &p[a], 256, MC_INTERP_BICUBIC, &out, &e);
-                double t2 = now_s();
-                mc_image_free(&img);
-                if (st == MC_OK) mc_image_free(&out);
-                t_total += t2 - t0;
-                t_decode += t1 - t0;
-                samples++;
-            }
-            free(p);
-        }
-        if (t_total < best_total) {
-            best_total = t_total;
-            best_decode = t_decode;
-        }
-    }
-    CHECK(samples == N_KEYS * 30, "timed %d samples", samples);
-    if (samples)
-        printf("speed: decode + reapply at 256: %.2f ms per sample (decode %.2f ms, reapply %.2f ms; "
-               "best of 5 passes over %d samples, 1 thread)\n",
-               1e3 * best_total / samples, 1e3 * best_decode / samples,
-               1e3 * (best_total - best_decode) / samples, samples);
-    free(tar);
-}
 
 int main(void) {
     test_fixture();
@@ -757,6 +694,5 @@ int main(void) {
     test_geometry_ops();
     test_flip_erase();
     test_hostile();
-    test_speed();
     return test_summary("test_augment");
 }
