@@ -180,7 +180,8 @@ mc_status mc_loader_rank_shards(const mc_loader *l, int epoch, const char ***out
     return MC_OK;
 }
 
-/* Waits for room, then queues s numbered (mutex held by the caller: no). */
+/* Waits for room in the raw queue, then queues s with the next number;
+ * returns 0 (s not taken) when the loader is stopping. */
 static int push_raw(mc_loader *l, mc_wds_sample *s, const char *shard) {
     pthread_mutex_lock(&l->mu);
     while (!l->stop && l->raw_n == l->raw_cap) pthread_cond_wait(&l->cv_space, &l->mu);
@@ -236,6 +237,11 @@ static void *reader_main(void *arg) {
         goto done;
     }
     size_t n_list = l->p.resampled ? 0 : rank_shards(l, epoch, list);
+    if (n_list == (size_t)-1) {
+        mc_fail(&e, MC_ERR_NOMEM, "loader: out of memory");
+        reader_fail(l, MC_ERR_NOMEM, &e);
+        goto done;
+    }
     uint64_t draw = mix64(l->p.seed ^ mix64(0xd4a3ull + (uint64_t)(uint32_t)epoch) ^
                           mix64(0x3e5ull + (uint64_t)(uint32_t)l->p.rank));
     int stopped = 0;
