@@ -108,6 +108,16 @@ def cycle_path(graph, comp):
     return comp + [comp[0]]
 
 
+def circles(graph, why, kind):
+    """One message per circle of graph, each step explained by why[(a, b)]."""
+    out = []
+    for comp in find_cycles(graph):
+        path = cycle_path(graph, comp)
+        steps = "; ".join(why[(path[i], path[i + 1])] for i in range(len(path) - 1))
+        out.append("%s circle %s: %s" % (kind, " -> ".join(path), steps))
+    return out
+
+
 def layer_allowed(layers, a, b):
     return a == b or b in layers.get(a, set())
 
@@ -141,11 +151,7 @@ def check_includes(src, layers):
                 if dep != mod:
                     graph[mod].add(dep)
                     why.setdefault((mod, dep), "src/%s includes %s" % (rel, inc))
-    for comp in find_cycles(graph):
-        path = cycle_path(graph, comp)
-        steps = "; ".join(why[(path[i], path[i + 1])] for i in range(len(path) - 1))
-        errors.append("include circle %s: %s" % (" -> ".join(path), steps))
-    return errors
+    return errors + circles(graph, why, "include")
 
 
 def check_objects(objdir, layers, nm):
@@ -185,11 +191,7 @@ def check_objects(objdir, layers, nm):
                                  ", ".join(sorted(layers[mod.split("/")[0]])) or "nothing"))
             graph[mod].add(dep)
             why.setdefault((mod, dep), "%s uses %s" % (mod, sym))
-    for comp in find_cycles(graph):
-        path = cycle_path(graph, comp)
-        steps = "; ".join(why[(path[i], path[i + 1])] for i in range(len(path) - 1))
-        errors.append("call circle %s: %s" % (" -> ".join(path), steps))
-    return errors
+    return errors + circles(graph, why, "call")
 
 
 def main():
@@ -199,7 +201,7 @@ def main():
     ap.add_argument("--nm", default=os.environ.get("NM", "nm"))
     args = ap.parse_args()
     layers, errors = read_layers(args.src)
-    for layer, cyc in [(c[0], c) for c in find_cycles({k: v for k, v in layers.items()})]:
+    for cyc in find_cycles(layers):
         errors.append("layers use each other in a circle: %s" % " -> ".join(cycle_path(layers, cyc)))
     errors += check_includes(args.src, layers)
     if args.objects:
