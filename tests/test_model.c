@@ -118,9 +118,10 @@ static void run_case(const char *dir, const char *file, int with_image) {
 }
 
 /* Writes a copy of src with tensor `drop` removed, `reshape` given shape [3],
- * and `extra` added; returns the status of loading it. */
+ * `swap` (2-d) given its two dimensions the other way round, and `extra`
+ * added; returns the status of loading it. */
 static mc_status load_modified(const char *src, const char *cfg, const char *tmpdir, const char *drop,
-                               const char *reshape, const char *extra, mc_error *err) {
+                               const char *reshape, const char *swap, const char *extra, mc_error *err) {
     mc_checkpoint *ck = NULL;
     mc_status st = mc_checkpoint_open(src, &ck, err);
     if (st != MC_OK) return st;
@@ -139,6 +140,10 @@ static mc_status load_modified(const char *src, const char *cfg, const char *tmp
         if (reshape && !strcmp(t->name, reshape)) {
             e[k].ndim = 1;
             e[k].shape[0] = 3;
+        }
+        if (swap && !strcmp(t->name, swap) && t->ndim == 2) {
+            e[k].shape[0] = t->shape[1];
+            e[k].shape[1] = t->shape[0];
         }
         k++;
     }
@@ -177,14 +182,14 @@ static void test_errors(void) {
     mc_error err;
 
     mc_error_clear(&err);
-    mc_status st = load_modified(src, cfg, dir, NULL, NULL, NULL, &err);
+    mc_status st = load_modified(src, cfg, dir, NULL, NULL, NULL, NULL, &err);
     CHECK(st == MC_OK, "unmodified copy: %s", err.message);
 
     const char *names[] = {"visual.trunk.blocks.1.attn.proj.weight", "visual.trunk.patch_embed.backbone.0.bn.running_var",
                            "text.transformer.resblocks.1.mlp.c_fc.bias", "text.text_projection", "logit_scale"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         mc_error_clear(&err);
-        st = load_modified(src, cfg, dir, names[i], NULL, NULL, &err);
+        st = load_modified(src, cfg, dir, names[i], NULL, NULL, NULL, &err);
         if (!strcmp(names[i], "logit_scale")) {
             CHECK(st == MC_OK, "without logit_scale: %s", err.message);
             continue;
@@ -192,18 +197,30 @@ static void test_errors(void) {
         CHECK(st == MC_ERR_MISSING_TENSOR && strstr(err.message, names[i]), "drop %s: status %d '%s'", names[i], st,
               err.message);
         mc_error_clear(&err);
-        st = load_modified(src, cfg, dir, NULL, names[i], NULL, &err);
+        st = load_modified(src, cfg, dir, NULL, names[i], NULL, NULL, &err);
         CHECK(st == MC_ERR_SHAPE && strstr(err.message, names[i]) && strstr(err.message, "[3]"),
               "reshape %s: status %d '%s'", names[i], st, err.message);
     }
     mc_error_clear(&err);
-    st = load_modified(src, cfg, dir, NULL, NULL, "visual.trunk.blocks.0.attn.extra", &err);
+    st = load_modified(src, cfg, dir, NULL, NULL, NULL, "visual.trunk.blocks.0.attn.extra", &err);
     CHECK(st == MC_ERR_UNEXPECTED_TENSOR && strstr(err.message, "visual.trunk.blocks.0.attn.extra"),
           "extra tensor: status %d '%s'", st, err.message);
     mc_error_clear(&err);
-    st = load_modified(src, cfg, dir, NULL, NULL, "text.transformer.resblocks.9.ln_1.weight", &err);
+    st = load_modified(src, cfg, dir, NULL, NULL, NULL, "text.transformer.resblocks.9.ln_1.weight", &err);
     CHECK(st != MC_OK && strstr(err.message, "text.transformer.resblocks.9"), "stray layer: status %d '%s'", st,
           err.message);
+    /* A token embedding with its dimensions swapped is reported as itself,
+     * against the config's [vocab, width] (not as a positional-embedding mismatch). */
+    mc_error_clear(&err);
+    st = load_modified(src, cfg, dir, NULL, NULL, "text.token_embedding.weight", NULL, &err);
+    CHECK(st == MC_ERR_SHAPE && strstr(err.message, "text.token_embedding.weight") &&
+              strstr(err.message, "[32, 49408]") && strstr(err.message, "expected [49408, 32]"),
+          "swapped token embedding: status %d '%s'", st, err.message);
+    mc_error_clear(&err);
+    st = load_modified(src, cfg, dir, NULL, NULL, "text.positional_embedding", NULL, &err);
+    CHECK(st == MC_ERR_SHAPE && strstr(err.message, "text.positional_embedding") &&
+              strstr(err.message, "expected [77, 32]"),
+          "swapped positional embedding: status %d '%s'", st, err.message);
     rmdir(dir);
 }
 

@@ -140,6 +140,9 @@ static mc_status load_text(mc_binder *b, const mc_config *c, mc_text_tower **out
     mc_text_params tp = mc_text_default_params();
     tp.heads = c->text_heads;
     tp.causal = c->causal;
+    tp.width = c->text_width;
+    tp.vocab = c->vocab_size;
+    tp.context = c->context_length;
     if (c->family == MC_CONFIG_FAMILY_MOBILECLIP) {
         if (strcmp(c->text_arch, "mct") && strcmp(c->text_arch, "base"))
             return b->status = mc_fail(b->err, MC_ERR_UNSUPPORTED, "%s: text model '%s' is not supported", b->path,

@@ -459,17 +459,22 @@ mc_status mc_text_tower_load(mc_binder *b, const mc_text_params *p, mc_text_towe
     char name[512];
 
     const char *emb_name = mob ? "embedding_layer.weight" : "token_embedding.weight";
+    /* Width, vocabulary and context from the config (read off the tensors
+     * only when it gives none): the embedding is bound against them, so a
+     * mis-shaped one is reported as itself. */
     const mc_tensor_info *et = mc_binder_peek(b, "%s%s", P, emb_name);
-    if (!et || et->ndim != 2) {
-        mc_bind2(b, 0, 0, "%s%s", P, emb_name);
+    if ((!et || et->ndim != 2) && (p->width <= 0 || p->vocab <= 0)) {
+        mc_bind2(b, p->vocab > 0 ? p->vocab : 0, p->width > 0 ? p->width : 0, "%s%s", P, emb_name);
         goto fail;
     }
-    int W = v->width = (int)et->shape[1];
-    v->vocab = (int)et->shape[0];
+    int W = v->width = p->width > 0 ? p->width : (int)et->shape[1];
+    v->vocab = p->vocab > 0 ? p->vocab : (int)et->shape[0];
     v->tok_emb = mc_bind2(b, v->vocab, W, "%s%s", P, emb_name);
+    if (b->status != MC_OK) goto fail;
     const char *pos_name = mob ? "positional_embedding.pos_embed.pos_embed" : "positional_embedding";
     const mc_tensor_info *pt = mc_binder_peek(b, "%s%s", P, pos_name);
-    v->ctx = (pt && pt->ndim >= 2) ? (int)pt->shape[pt->ndim - 2] : MC_CONTEXT_LENGTH;
+    v->ctx = p->context > 0 ? p->context
+                            : (pt && pt->ndim >= 2) ? (int)pt->shape[pt->ndim - 2] : MC_CONTEXT_LENGTH;
     if (mob) v->pos_emb = mc_bind(b, 4, (int64_t[]){1, 1, v->ctx, W}, "%s%s", P, pos_name);
     else v->pos_emb = mc_bind2(b, v->ctx, W, "%s%s", P, pos_name);
     if (b->status != MC_OK) goto fail;

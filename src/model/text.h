@@ -38,6 +38,9 @@ typedef struct mc_text_params {
     float bn_eps;
     mc_text_pool pool;
     int eos_id;                /* for MC_TEXT_POOL_EOS */
+    /* From the config; 0: read off the tensors.  Every tensor is checked
+     * against them, so a mis-shaped one is named itself. */
+    int width, vocab, context;
 } mc_text_params;
 
 /* Defaults: OpenCLIP layout under "text.", 8 heads, causal, GELU, eps 1e-5, argmax. */
