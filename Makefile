@@ -1,5 +1,7 @@
 # mobileclip.c build.
-#   make            library build/libmobileclip.a and CLI build/mobileclip
+#   make            libraries build/libmobileclip.a, build/libmobileclip.so (soname .so.MAJOR,
+#                   only mobileclip.h's functions exported) and the CLI build/mobileclip
+#   make install    PREFIX=/usr/local: CLI, header, both libraries, lib/pkgconfig/mobileclip.pc
 #   make test       every test (fixture parity, kernels, hostile files under ASan/UBSan,
 #                   and on x86 with the cross tools the NEON kernels under QEMU)
 #   make fuzz       bounded fuzzing of the file parsers (clang libFuzzer)
@@ -64,7 +66,26 @@ endef
 LIB_OBJ := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRC))
 $(eval $(call obj_rule,$(B)/obj,))
 
-all: $(B)/libmobileclip.a $(B)/mobileclip
+# The shared library: position-independent objects of their own (the static
+# library and the CLI keep the position-dependent ones), a versioned soname,
+# and only the functions of include/mobileclip.h exported (a version script
+# made from the header).
+SO_VERSION := $(shell sed -n 's/^\#define MC_VERSION_STRING "\(.*\)"/\1/p' include/mobileclip.h)
+SO_MAJOR   := $(firstword $(subst ., ,$(SO_VERSION)))
+PIC_OBJ := $(patsubst src/%.c,$(B)/pic/%.o,$(LIB_SRC))
+$(eval $(call obj_rule,$(B)/pic,-fPIC))
+$(B)/mobileclip.map: include/mobileclip.h
+	@mkdir -p $(B)
+	{ echo '{ global:'; grep -oE '\bmc_[a-z0-9_]+[[:space:]]*\(' $< | sed -E 's/[[:space:]]*\($$/;/' | sort -u; \
+	  echo 'local: *; };'; } > $@
+$(B)/libmobileclip.so.$(SO_VERSION): $(PIC_OBJ) $(B)/mobileclip.map
+	$(CC) -shared -Wl,-soname,libmobileclip.so.$(SO_MAJOR) -Wl,--version-script=$(B)/mobileclip.map \
+	  -Wl,--no-undefined -o $@ $(PIC_OBJ) $(LIBS)
+$(B)/libmobileclip.so: $(B)/libmobileclip.so.$(SO_VERSION)
+	ln -sf libmobileclip.so.$(SO_VERSION) $(B)/libmobileclip.so.$(SO_MAJOR)
+	ln -sf libmobileclip.so.$(SO_VERSION) $@
+
+all: $(B)/libmobileclip.a $(B)/libmobileclip.so $(B)/mobileclip
 
 $(B)/obj $(B)/cli $(B)/tests $(B)/san $(B)/fuzz:
 	mkdir -p $@
@@ -159,11 +180,11 @@ endif
 TEST_CROSS := $(if $(filter 1,$(CROSS_NEON)),$(CROSS_TESTS))
 
 # The benchmark programs are built with the tests so that they keep compiling.
-tests: $(TESTS) $(TEST_CROSS) $(SAN_TESTS) $(TSAN_TESTS) $(B)/mobileclip $(B)/bench_kernels $(B)/bench_augment $(B)/peer_ours
+tests: $(TESTS) $(TEST_CROSS) $(SAN_TESTS) $(TSAN_TESTS) $(B)/libmobileclip.so $(B)/mobileclip $(B)/bench_kernels $(B)/bench_augment $(B)/peer_ours
 
 test: tests
 	@$(if $(TEST_CROSS),,echo "note: NEON cross test skipped (CROSS_NEON=0, not x86, or no $(CROSS_CC) / qemu-aarch64)")
-	@bash tests/run_tests.sh $(TESTS) $(TEST_CROSS) tests/test_layers.py tests/test_dr_oracle.py -- $(SAN_TESTS) -- $(TSAN_TESTS)
+	@bash tests/run_tests.sh $(TESTS) $(TEST_CROSS) tests/test_layers.py tests/test_dr_oracle.py tests/test_install.sh -- $(SAN_TESTS) -- $(TSAN_TESTS)
 
 # The architecture: includes and calls only downward between src/ layers, no circles.
 check-layers: $(LIB_OBJ)
@@ -209,11 +230,22 @@ $(B)/peer_ours: bench/reference/peer_ours.c $(B)/libmobileclip.a
 bench-peers: $(B)/peer_ours
 	@bash bench/reference/compare.sh
 
+# make install PREFIX=... [DESTDIR=...]: the CLI, the header, the static and
+# shared libraries and a pkg-config file (pkg-config --cflags --libs mobileclip).
 install: all
-	install -d $(PREFIX)/bin $(PREFIX)/lib $(PREFIX)/include $(SHAREDIR)
-	install -m 755 $(B)/mobileclip $(PREFIX)/bin/
-	install -m 644 $(B)/libmobileclip.a $(PREFIX)/lib/
-	install -m 644 include/mobileclip.h $(PREFIX)/include/
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include \
+	  $(DESTDIR)$(SHAREDIR)
+	install -m 755 $(B)/mobileclip $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(B)/libmobileclip.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(B)/libmobileclip.so.$(SO_VERSION) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libmobileclip.so.$(SO_VERSION) $(DESTDIR)$(PREFIX)/lib/libmobileclip.so.$(SO_MAJOR)
+	ln -sf libmobileclip.so.$(SO_VERSION) $(DESTDIR)$(PREFIX)/lib/libmobileclip.so
+	install -m 644 include/mobileclip.h $(DESTDIR)$(PREFIX)/include/
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
+	  'Name: mobileclip' 'Description: MobileCLIP and MobileCLIP2 image-text models in C' \
+	  'Version: $(SO_VERSION)' 'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lmobileclip' \
+	  'Requires.private: $(PKGS)' 'Libs.private: -lm -lpthread $(if $(filter 1,$(OPENMP)),-fopenmp)' \
+	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mobileclip.pc
 
 clean:
 	rm -rf $(B)
