@@ -11,6 +11,7 @@
 #   make bench-augment  DataCompDR augmentation re-application against Pillow + torchvision (REF=ml-mobileclip)
 #   make cross-neon-test  the AArch64 NEON kernel set's tests, cross-compiled and run under QEMU
 #   make check-layers   includes and calls only downward between the src/ layers (docs/architecture.md)
+#   make tsan-test      the threaded tests under ThreadSanitizer (also part of make test)
 # Switches: OPENMP=0|1 (default 1), BLAS=openblas (default none), CUDA=1, MPI=1, DEBUG=1.
 
 CC      ?= gcc
@@ -136,15 +137,22 @@ $(B)/san/libmc_testsets.a: $(B)/san/testsets/set_avx512_emu.o
 $(B)/san/%: tests/%.c $(wildcard tests/*.h) $(B)/san/libmc_testsets.a $(B)/san/libmobileclip.a | $(B)/san
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -Itests -o $@ $< $(B)/san/libmc_testsets.a $(B)/san/libmobileclip.a $(LIBS)
 
-# ThreadSanitizer build of the tests of threaded code of our own (the loader's
-# reader, workers and consumer): the whole library without OpenMP (its
-# runtime is not instrumented) and without the SIMD files.
-TSAN_TESTS := $(B)/tsan/test_loader
-$(B)/tsan/%: tests/%.c $(wildcard tests/*.h) $(LIB_SRC) $(LIB_HDR)
+# ThreadSanitizer build of the tests of threaded code: the loader's reader,
+# workers and consumer, and several contexts sharing one model.  The library
+# without OpenMP (its runtime is not instrumented) and without the SIMD files.
+TSAN_FLAGS := -std=gnu11 -O1 -g -fsanitize=thread -Wall -Wno-unknown-pragmas -Wno-unused-variable -DMC_NO_SIMD \
+              -Iinclude -Isrc $(PKG_CFLAGS) -DMC_SHARE_DIR='"$(SHAREDIR)"'
+TSAN_OBJ   := $(patsubst src/%.c,$(B)/tsan/obj/%.o,$(filter-out %_avx2.c %_avx512.c,$(LIB_SRC)))
+TSAN_TESTS := $(B)/tsan/test_loader $(B)/tsan/test_threads
+$(B)/tsan/obj/%.o: src/%.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 -O1 -g -fsanitize=thread -Wall -Wno-unknown-pragmas -Wno-unused-variable -DMC_NO_SIMD -Iinclude -Isrc -Itests \
-	  $(PKG_CFLAGS) -DMC_SHARE_DIR='"$(SHAREDIR)"' -o $@ $< $(filter-out %_avx2.c %_avx512.c,$(LIB_SRC)) \
-	  $(PKG_LIBS) -lm -lpthread
+	$(CC) $(TSAN_FLAGS) -c $< -o $@
+$(B)/tsan/libmobileclip.a: $(TSAN_OBJ)
+	rm -f $@ && ar rcs $@ $^
+$(B)/tsan/%: tests/%.c $(wildcard tests/*.h) $(B)/tsan/libmobileclip.a
+	$(CC) $(TSAN_FLAGS) -Itests -o $@ $< $(B)/tsan/libmobileclip.a $(PKG_LIBS) -lm -lpthread
+tsan-test: $(TSAN_TESTS)
+	@bash tests/run_tests.sh -- -- $(TSAN_TESTS)
 
 # The NEON kernel set checked on an x86 host: the kernel sources (those the
 # kernel tests link, no external libraries) cross-compiled for AArch64 and the
@@ -250,5 +258,5 @@ install: all
 clean:
 	rm -rf $(B)
 
-.PHONY: all test tests check-layers fuzz bench bench-kernels bench-augment bench-peers cross-neon-test install clean
+.PHONY: all test tests tsan-test check-layers fuzz bench bench-kernels bench-augment bench-peers cross-neon-test install clean
 .SECONDARY:

@@ -12,11 +12,13 @@
 #include <omp.h>
 #endif
 
-static int g_threads;
+static int g_threads;                  /* read and written atomically: any thread may set it */
 static __thread int tl_threads = -1;   /* per calling thread; -1: use g_threads */
 
-void mc_kernels_set_threads(int n) { g_threads = n > 0 ? n : 0; }
-int mc_kernels_get_threads(void) { return tl_threads >= 0 ? tl_threads : g_threads; }
+void mc_kernels_set_threads(int n) { __atomic_store_n(&g_threads, n > 0 ? n : 0, __ATOMIC_RELAXED); }
+int mc_kernels_get_threads(void) {
+    return tl_threads >= 0 ? tl_threads : __atomic_load_n(&g_threads, __ATOMIC_RELAXED);
+}
 int mc_kernels_set_local_threads(int n) {
     int prev = tl_threads;
     tl_threads = n < 0 ? -1 : n;

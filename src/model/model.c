@@ -406,7 +406,9 @@ mc_status mc_context_new(const mc_model *model, const mc_context_params *params,
     mc_context_params p = params ? *params : mc_context_default_params();
     if (p.max_batch < 1) p.max_batch = 1;
     if (p.n_threads < 0) return mc_fail(err, MC_ERR_INVALID_ARG, "mc_context_new: n_threads %d", p.n_threads);
-    if (p.n_threads > 0) mc_kernels_set_threads(p.n_threads);
+    /* The thread count is the context's own (set around each of its calls),
+     * never the process-wide default: contexts made in other threads at the
+     * same time keep theirs. */
     mc_context *c = calloc(1, sizeof *c);
     if (!c) return mc_fail(err, MC_ERR_NOMEM, "out of memory");
     c->model = model;
