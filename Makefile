@@ -151,8 +151,12 @@ $(B)/tsan/libmobileclip.a: $(TSAN_OBJ)
 	rm -f $@ && ar rcs $@ $^
 $(B)/tsan/%: tests/%.c $(wildcard tests/*.h) $(B)/tsan/libmobileclip.a
 	$(CC) $(TSAN_FLAGS) -Itests -o $@ $< $(B)/tsan/libmobileclip.a $(PKG_LIBS) -lm -lpthread
-tsan-test: $(TSAN_TESTS)
-	@bash tests/run_tests.sh -- -- $(TSAN_TESTS)
+# The CLI under ThreadSanitizer, for its folder-embedding decode threads and workers.
+$(B)/tsan/mobileclip: $(CLI_SRC) $(wildcard cli/*.h) $(B)/tsan/libmobileclip.a
+	$(CC) $(TSAN_FLAGS) -Icli -o $@ $(CLI_SRC) $(B)/tsan/libmobileclip.a $(PKG_LIBS) -lm -lpthread
+TSAN_CLI_TEST := tests/test_tsan_cli.sh
+tsan-test: $(TSAN_TESTS) $(B)/tsan/mobileclip
+	@bash tests/run_tests.sh -- -- $(TSAN_TESTS) $(TSAN_CLI_TEST)
 
 # The NEON kernel set checked on an x86 host: the kernel sources (those the
 # kernel tests link, no external libraries) cross-compiled for AArch64 and the
@@ -188,11 +192,11 @@ endif
 TEST_CROSS := $(if $(filter 1,$(CROSS_NEON)),$(CROSS_TESTS))
 
 # The benchmark programs are built with the tests so that they keep compiling.
-tests: $(TESTS) $(TEST_CROSS) $(SAN_TESTS) $(TSAN_TESTS) $(B)/libmobileclip.so $(B)/mobileclip $(B)/bench_kernels $(B)/bench_augment $(B)/peer_ours
+tests: $(TESTS) $(TEST_CROSS) $(SAN_TESTS) $(TSAN_TESTS) $(B)/tsan/mobileclip $(B)/libmobileclip.so $(B)/mobileclip $(B)/bench_kernels $(B)/bench_augment $(B)/peer_ours
 
 test: tests
 	@$(if $(TEST_CROSS),,echo "note: NEON cross test skipped (CROSS_NEON=0, not x86, or no $(CROSS_CC) / qemu-aarch64)")
-	@bash tests/run_tests.sh $(TESTS) $(TEST_CROSS) tests/test_layers.py tests/test_dr_oracle.py tests/test_install.sh -- $(SAN_TESTS) -- $(TSAN_TESTS)
+	@bash tests/run_tests.sh $(TESTS) $(TEST_CROSS) tests/test_layers.py tests/test_dr_oracle.py tests/test_install.sh -- $(SAN_TESTS) -- $(TSAN_TESTS) $(TSAN_CLI_TEST)
 
 # The architecture: includes and calls only downward between src/ layers, no circles.
 check-layers: $(LIB_OBJ)
