@@ -1,5 +1,5 @@
 /*
- * augment.c - byte-exact re-application of reinforced-dataset augmentations
+ * data/augment.c - byte-exact re-application of reinforced-dataset augmentations
  * (see augment.h for the format and the API).
  *
  * The reference runs torchvision 0.14 functional ops on PIL images, so every

@@ -1,5 +1,5 @@
 /*
- * augment.h - re-application of the stored image augmentations of a
+ * data/augment.h - re-application of the stored image augmentations of a
  * reinforced dataset (DataCompDR, DFNDR: Apple's training/dr/transforms.py).
  *
  * Each sample of such a dataset stores, per augmentation, a "compressed

@@ -1,5 +1,5 @@
 /*
- * npz.c - .npy parsing from memory, .npz (zip) reading with stored and
+ * data/npz.c - .npy parsing from memory, .npz (zip) reading with stored and
  * deflated members, gzip decompression and .pth.gz reading (see npz.h).
  * Formats: NumPy's NEP 1 (.npy header), PKWARE's APPNOTE (zip, zip64),
  * RFC 1952 (gzip, through zlib).

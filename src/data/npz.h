@@ -1,5 +1,5 @@
 /*
- * npz.h - float arrays from a sample's embedding member: NumPy .npz (a zip
+ * data/npz.h - float arrays from a sample's embedding member: NumPy .npz (a zip
  * of .npy files, stored or deflated) and .pth.gz (gzip of a torch.save
  * dict of tensors).  Every array comes back as float32 in C order, with the
  * dtype it was stored in.

@@ -1,5 +1,5 @@
 /*
- * shard.c - shard lists (brace expansion as the braceexpand package does
+ * data/shard.c - shard lists (brace expansion as the braceexpand package does
  * it), webdataset's member grouping, and DataCompDR record decoding (see
  * shard.h).
  */

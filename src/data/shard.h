@@ -1,5 +1,5 @@
 /*
- * shard.h - DataCompDR / DFNDR webdataset shards: shard lists (brace
+ * data/shard.h - DataCompDR / DFNDR webdataset shards: shard lists (brace
  * expansion), webdataset's grouping of tar members into samples, and the
  * decoding of one sample into a reinforced-training record.
  *

@@ -1,5 +1,5 @@
 /*
- * tar.c - streaming tar reader (see tar.h).  Formats from POSIX.1-2001
+ * data/tar.c - streaming tar reader (see tar.h).  Formats from POSIX.1-2001
  * (ustar, pax) and GNU tar (long names, base-256 numbers); the choices of
  * what counts as a regular member and where a member's data lies follow
  * Python's tarfile, which webdataset reads shards with.

@@ -1,5 +1,5 @@
 /*
- * tar.h - a streaming reader of tar archives (webdataset shards).
+ * data/tar.h - a streaming reader of tar archives (webdataset shards).
  *
  * Reads a file sequentially (one member in memory at a time, never the whole
  * archive) or a buffer in memory.  Understands ustar (with its name prefix),
