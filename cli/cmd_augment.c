@@ -5,7 +5,6 @@
  * or .png (to look at).
  */
 #include "cli.h"
-#include "core/json.h"
 #include "core/npy.h"
 #include "data/augment.h"
 #include "data/shard.h"
@@ -25,28 +24,6 @@ static const cli_opt opts[] = {
     {"output", 'o', 1, 0, "FILE  .npy (uint8 [S, S, 3]) or .png (required)"},
 };
 #define N_OPTS ((int)(sizeof opts / sizeof opts[0]))
-
-/* The layout from a DR config file: {"reinforce": {"image_augmentation":
- * {...}}} (Apple's), or the augmentation object itself. */
-static int layout_from_file(const char *path, mc_aug_layout *out) {
-    char *text = NULL;
-    size_t len = 0;
-    mc_error err;
-    mc_error_clear(&err);
-    mc_json *root = NULL;
-    mc_status st = mc_file_read_all(path, 16u << 20, &text, &len, &err);
-    if (st == MC_OK) st = mc_json_parse(text, len, &root, &err);
-    free(text);
-    if (st != MC_OK) return cli_error(&err);
-    const mc_json *aug = mc_json_path(root, "reinforce.image_augmentation");
-    st = mc_aug_layout_from_config(aug ? aug : root, out, &err);
-    mc_json_free(root);
-    if (st != MC_OK) {
-        mc_error_prefix(&err, "%s", path);
-        return cli_error(&err);
-    }
-    return 0;
-}
 
 static int ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), m = strlen(suffix);
@@ -130,7 +107,10 @@ int cmd_augment(int argc, char **argv) {
         else if (!strcmp(v, "bilinear")) interp = MC_INTERP_BILINEAR;
         else { cli_errorf("--interp: bicubic or bilinear, got '%s'", v); goto done; }
     }
-    if ((v = cli_get(&a, "dr-config")) && layout_from_file(v, &layout) != 0) goto done;
+    if ((v = cli_get(&a, "dr-config")) && mc_aug_layout_from_file(v, &layout, &err) != MC_OK) {
+        cli_error(&err);
+        goto done;
+    }
     if (find_record(a.pos[0], key, &rec) != 0) goto done;
     if ((size_t)A >= rec->n_aug) {
         cli_errorf("%s: %s: augmentation %d out of range: the sample stores %zu (0..%zu)", rec->shard, key, A,

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* A member of a tar held in memory, through the shard reader's tar layer
  * (malloc'd copy, or NULL when absent). */
@@ -687,8 +688,45 @@ static void test_hostile(void) {
 /* ------------------------------------------------------------------------ */
 
 
+/* Config files: Apple's DR config layout, the bare augmentation object, errors. */
+static void test_layout_files(void) {
+    static const struct { const char *text; int ok, flip, erase; } cases[] = {
+        {"{\"reinforce\": {\"image_augmentation\": {\"random_resized_crop\": {\"size\": 224}, "
+         "\"rand_augment\": {\"enable\": true, \"p\": 1.0}, \"to_tensor\": {\"enable\": true}}}}", 1, 0, 0},
+        {"{\"random_resized_crop\": {\"size\": 224}, \"random_horizontal_flip\": {\"p\": 0.5}, "
+         "\"rand_augment\": {\"p\": 1.0}, \"random_erase\": {\"p\": 0.25}}", 1, 1, 1},
+        {"{\"reinforce\": {\"image_augmentation\": {\"mixup\": {\"alpha\": 1.0}}}}", 0, 0, 0},
+        {"{\"reinforce\": ", 0, 0, 0},
+    };
+    char path[] = "/tmp/mc_aug_layout_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "temporary file");
+    if (fd < 0) return;
+    close(fd);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        FILE *f = fopen(path, "w");
+        if (!f) break;
+        fputs(cases[i].text, f);
+        fclose(f);
+        mc_aug_layout l;
+        mc_error e;
+        mc_error_clear(&e);
+        mc_status st = mc_aug_layout_from_file(path, &l, &e);
+        if (cases[i].ok)
+            CHECK(st == MC_OK && l.random_resized_crop && l.rand_augment && l.random_horizontal_flip == cases[i].flip &&
+                      l.random_erase == cases[i].erase, "config %zu: %s", i, e.message);
+        else
+            CHECK(st != MC_OK && strstr(e.message, path), "config %zu refused naming the file: %s", i, e.message);
+    }
+    unlink(path);
+    mc_error e;
+    mc_aug_layout l;
+    CHECK(mc_aug_layout_from_file("/nonexistent/dr.json", &l, &e) == MC_ERR_IO, "a missing config file");
+}
+
 int main(void) {
     test_fixture();
+    test_layout_files();
     test_lut_ops();
     test_enhance_ops();
     test_geometry_ops();

@@ -651,6 +651,23 @@ mc_status mc_aug_layout_from_config(const mc_json *config, mc_aug_layout *out, m
     return MC_OK;
 }
 
+mc_status mc_aug_layout_from_file(const char *path, mc_aug_layout *out, mc_error *err) {
+    char *text = NULL;
+    size_t len = 0;
+    mc_json *root = NULL;
+    mc_status st = mc_file_read_all(path, 16u << 20, &text, &len, err);   /* its errors name the file */
+    if (st != MC_OK) return st;
+    st = mc_json_parse(text, len, &root, err);
+    free(text);
+    if (st == MC_OK) {
+        const mc_json *aug = mc_json_path(root, "reinforce.image_augmentation");
+        st = mc_aug_layout_from_config(aug ? aug : root, out, err);
+    }
+    mc_json_free(root);
+    if (st != MC_OK) mc_error_prefix(err, "%s", path);
+    return st;
+}
+
 static int aug_json_ll(const mc_json *v, long long lo, long long hi, long long *out) {
     if (!v || v->type != MC_JSON_NUMBER || !isfinite(v->number) || v->number != floor(v->number) ||
         v->number < (double)lo || v->number > (double)hi)

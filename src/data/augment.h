@@ -81,6 +81,11 @@ mc_aug_layout mc_aug_layout_datacompdr(void);
  */
 mc_status mc_aug_layout_from_config(const mc_json *config, mc_aug_layout *out, mc_error *err);
 
+/* The layout from a config file: Apple's dataset-reinforcement config
+ * (datacompdr12m.json: {"reinforce": {"image_augmentation": {...}}}, what
+ * --dataset-reinforcement-config names) or the augmentation object alone. */
+mc_status mc_aug_layout_from_file(const char *path, mc_aug_layout *out, mc_error *err);
+
 /* One stored augmentation, decompressed.  has_X = 0: X absent or stored as
  * null (randomly skipped at generation), so it is not applied. */
 typedef struct mc_aug_params {
