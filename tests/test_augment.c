@@ -8,6 +8,7 @@
  */
 #include "test.h"
 
+#include "core/core.h"
 #include "data/augment.h"
 #include "data/tar.h"
 #include "mobileclip.h"
@@ -41,22 +42,6 @@ static uint8_t *tar_member(const uint8_t *tar, size_t size, const char *name, si
     return out;
 }
 
-static uint8_t *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = n > 0 ? malloc((size_t)n) : NULL;
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *len = b ? (size_t)n : 0;
-    return b;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Fixture parity                                                            */
 /* ------------------------------------------------------------------------ */
@@ -78,8 +63,10 @@ static void test_fixture(void) {
     CHECK(st == MC_OK, "open expected_reinforcements.safetensors: %s", e.message);
     if (st != MC_OK) return;
     size_t tar_len = 0;
-    uint8_t *tar = read_file(fixture("datacompdr/shards/00000000.tar"), &tar_len);
-    CHECK(tar != NULL, "read datacompdr/shards/00000000.tar");
+    char *tarc = NULL;
+    st = mc_file_read_all(fixture("datacompdr/shards/00000000.tar"), (size_t)64 << 20, &tarc, &tar_len, &e);
+    CHECK(st == MC_OK, "read datacompdr/shards/00000000.tar: %s", e.message);
+    uint8_t *tar = (uint8_t *)tarc;
     if (!tar) {
         mc_checkpoint_close(ck);
         return;

@@ -721,18 +721,6 @@ static void test_gzip(void) {
 /* ---------------------------------------------------------------- fixtures */
 static mc_checkpoint *expected;
 
-static uint8_t *read_file(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long l = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *d = malloc((size_t)l + 1);
-    *n = fread(d, 1, (size_t)l, f);
-    fclose(f);
-    return d;
-}
-
 static int close_bf16(const float *got, const float *want, size_t n) {
     for (size_t i = 0; i < n; i++) {
         float tol = fabsf(want[i]) * (1.0f / 256.0f) + 1e-30f;
@@ -976,9 +964,11 @@ static void test_records(void) {
     }
     bfree(&b);
     /* a pth.gz fixture member cut short, and its bytes flipped */
-    size_t tn;
-    uint8_t *tarbytes = read_file(fixture("datacompdr/shards/00000000_bf16.tar"), &tn);
-    CHECK(tarbytes != NULL, "read bf16 shard");
+    size_t tn = 0;
+    char *tarc = NULL;
+    CHECK(mc_file_read_all(fixture("datacompdr/shards/00000000_bf16.tar"), (size_t)64 << 20, &tarc, &tn, &err) == MC_OK,
+          "read bf16 shard: %s", err.message);
+    uint8_t *tarbytes = (uint8_t *)tarc;
     if (tarbytes) {
         mc_tar *t;
         CHECK(mc_tar_open_memory(tarbytes, tn, "bf16", NULL, &t, &err) == MC_OK, "tar");
