@@ -126,7 +126,6 @@ static mc_status rs_resample_window(const mc_image *in, int rw, int rh, mc_inter
     mc_status st;
     rs_coeffs hc = {0}, vc = {0};
     uint8_t *tmp = NULL;
-    int32_t *acc = NULL;
 
     out->width = ow;
     out->height = oh;
@@ -185,36 +184,28 @@ static mc_status rs_resample_window(const mc_image *in, int rw, int rh, mc_inter
         }
     }
 
-    /* Vertical pass (or row copy) into the window.  The sums run a source
-     * row at a time over a row of int32 accumulators (integer sums: the same
-     * result in any order, and the compiler vectorizes the inner loop). */
-    const size_t rowlen = (size_t)cw * 3;
-    acc = need_v ? mc_malloc_array(rowlen, sizeof *acc) : NULL;
-    if (need_v && !acc) { st = mc_fail(err, MC_ERR_NOMEM, "resize: out of memory"); goto fail; }
+    /* Vertical pass (or row copy) into the window. */
     for (int yy = cy0; yy < cy1; yy++) {
         uint8_t *dst = out->rgb + ((size_t)(yy - oy) * ow + (size_t)(cx0 - ox)) * 3;
         if (!need_v) {
-            memcpy(dst, tmp + (size_t)(yy - r0) * rowlen, rowlen);
+            memcpy(dst, tmp + (size_t)(yy - r0) * cw * 3, (size_t)cw * 3);
             continue;
         }
         int ymin = vc.bounds[(yy - cy0) * 2] - r0, n = vc.bounds[(yy - cy0) * 2 + 1];
         const int32_t *k = vc.k + (size_t)(yy - cy0) * vc.ksize;
-        for (size_t c = 0; c < rowlen; c++) acc[c] = 1 << (RS_PRECISION_BITS - 1);
-        for (int y = 0; y < n; y++) {
-            const uint8_t *p = tmp + (size_t)(ymin + y) * rowlen;
-            const int32_t ky = k[y];
-            for (size_t c = 0; c < rowlen; c++) acc[c] += p[c] * ky;
+        for (int c = 0; c < cw * 3; c++) {
+            int32_t s = 1 << (RS_PRECISION_BITS - 1);
+            const uint8_t *p = tmp + (size_t)ymin * cw * 3 + c;
+            for (int y = 0; y < n; y++) s += p[(size_t)y * cw * 3] * k[y];
+            dst[c] = rs_clip8(s);
         }
-        for (size_t c = 0; c < rowlen; c++) dst[c] = rs_clip8(acc[c]);
     }
-    free(acc);
     free(tmp);
     rs_coeffs_free(&hc);
     rs_coeffs_free(&vc);
     return MC_OK;
 
 fail:
-    free(acc);
     free(tmp);
     rs_coeffs_free(&hc);
     rs_coeffs_free(&vc);
