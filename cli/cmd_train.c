@@ -203,22 +203,26 @@ int cmd_bench_train(int argc, char **argv) {
     lp.w_distill = lp.lambda = 0.75f;
     mc_adamw_params op = mc_adamw_default_params();
     if ((st = mc_trainer_new(&cfg, ck, name, &lp, &op, &t, &err)) != MC_OK) { rc = cli_error(&err); goto done; }
-    px = malloc(sizeof *px * (size_t)batch * 3 * S * S);
-    tok = malloc(sizeof *tok * (size_t)2 * batch * L);
-    teach = malloc(sizeof *teach * (size_t)3 * batch * td);
-    if (!px || !tok || !teach) { rc = cli_errorf("bench-train: out of memory"); goto done; }
-    for (size_t i = 0; i < (size_t)batch * 3 * S * S; i++) px[i] = bt_rand();
-    for (int i = 0; i < 2 * batch; i++) {   /* SOT, 10..40 words, EOT, padding */
-        int len = 11 + (int)(bt_rand() * 30);
-        for (int j = 0; j < L; j++)
-            tok[(size_t)i * L + j] = j == 0 ? 49406 : j < len ? 256 + (int)(bt_rand() * 49000) : j == len ? 49407 : 0;
-    }
-    for (int k = 0; k < 3; k++) bt_teachers(teach + (size_t)k * batch * td, batch, td / 2);
-    mc_train_batch b = {batch, px, tok, tok + (size_t)batch * L, teach, teach + (size_t)batch * td,
-                        teach + (size_t)2 * batch * td};
-    if (train_data)
+    /* The batch: the loader's, or random inputs made once. */
+    mc_train_batch b;
+    if (train_data) {
         b = (mc_train_batch){lb.n, lb.pixels, lb.tokens, lb.syn_tokens, lb.teacher_image, lb.teacher_text,
                              lb.teacher_syn};
+    } else {
+        px = malloc(sizeof *px * (size_t)batch * 3 * S * S);
+        tok = malloc(sizeof *tok * (size_t)2 * batch * L);
+        teach = malloc(sizeof *teach * (size_t)3 * batch * td);
+        if (!px || !tok || !teach) { rc = cli_errorf("bench-train: out of memory"); goto done; }
+        for (size_t i = 0; i < (size_t)batch * 3 * S * S; i++) px[i] = bt_rand();
+        for (int i = 0; i < 2 * batch; i++) {   /* SOT, 10..40 words, EOT, padding */
+            int len = 11 + (int)(bt_rand() * 30);
+            for (int j = 0; j < L; j++)
+                tok[(size_t)i * L + j] = j == 0 ? 49406 : j < len ? 256 + (int)(bt_rand() * 49000) : j == len ? 49407 : 0;
+        }
+        for (int k = 0; k < 3; k++) bt_teachers(teach + (size_t)k * batch * td, batch, td / 2);
+        b = (mc_train_batch){batch, px, tok, tok + (size_t)batch * L, teach, teach + (size_t)batch * td,
+                             teach + (size_t)2 * batch * td};
+    }
     mc_train_result res;
     double t0 = 0, best = INFINITY, wait = 0;
     for (int s = 0; s < warmup + steps; s++) {
