@@ -53,8 +53,11 @@ void mc_trainer_free(mc_trainer *t);
 typedef struct mc_train_batch {
     int n;
     const float *pixels;      /* [n,3,S,S] */
-    const int32_t *tokens_real, *tokens_syn;  /* [n, context_length] */
-    const float *teacher_image, *teacher_text_real, *teacher_text_syn; /* [n, sum(dims)] */
+    const int32_t *tokens_real, *tokens_syn;  /* [n, context_length]; tokens_syn NULL: one caption
+                                                 batch (plain CLIP, mix-synthetic mode) */
+    const float *teacher_image, *teacher_text_real, *teacher_text_syn; /* [n, sum(dims)]; only
+                                                 needed when the loss distills (n_teachers > 0
+                                                 and w_distill != 0) */
 } mc_train_batch;
 
 typedef struct mc_train_result {
@@ -62,6 +65,9 @@ typedef struct mc_train_result {
     float terms[4];           /* contrastive real, distill real, contrastive syn, distill syn */
     float lr;
     float grad_norm;
+    /* Seconds spent, added to (zero the struct before a step): the towers'
+     * forward, the loss, the backward pass, the optimizer step. */
+    double t_forward, t_loss, t_backward, t_optim;
 } mc_train_result;
 
 /* Forward + backward of one micro-batch: gradients accumulate. */
