@@ -311,6 +311,8 @@ static mc_status resume_from(run_state *r, const char *path, mc_error *err) {
     mc_checkpoint *ck = NULL;
     mc_status st = mc_checkpoint_open(path, &ck, err);
     if (st != MC_OK) { mc_error_prefix(err, "resume: checkpoint refused (left as it is)"); return st; }
+    /* the model first (another model's state names its first differing tensor), then the data */
+    st = mc_trainer_resume_open(r->t, ck, path, err);
     const char *keys[4] = {"run.seed", "run.steps_per_epoch", "run.batch_size", "run.accum_freq"};
     int64_t want[4] = {(int64_t)r->p->seed, r->steps_per_epoch, r->p->batch_size, r->p->accum_freq};
     const char *flags[4] = {"--seed", "--train-num-samples / the shards", "--batch-size", "--accum-freq"};
@@ -322,7 +324,6 @@ static mc_status resume_from(run_state *r, const char *path, mc_error *err) {
                          "%s: the run was made with other data settings (%s: %s, now %lld); an exact resume needs "
                          "the same", path, flags[i], mc_checkpoint_metadata(ck, keys[i]), (long long)want[i]);
     }
-    if (st == MC_OK) st = mc_trainer_resume_open(r->t, ck, path, err);
     if (st == MC_OK) {
         r->epoch = (int)meta_i64(ck, "run.epoch", 0);
         r->batches_in_epoch = meta_i64(ck, "run.batches_in_epoch", 0);
@@ -728,13 +729,13 @@ mc_status mc_run_train(const mc_run_params *p, mc_run_result *out, mc_error *err
                        (p->imagenet_val || p->retrieval_data);
         int save_epoch = p->save_frequency > 0 && (ended + 1) % p->save_frequency == 0;
         char file[64];
+        if (p->save_most_recent || eval_now || (p->stop && *p->stop)) {
+            if ((st = save_state(&r, "epoch_latest.safetensors", err)) != MC_OK) goto done;
+        }
         if (save_epoch || r.epoch == p->epochs) {
             snprintf(file, sizeof file, "epoch_%d.safetensors", ended + 1);
             if ((st = save_state(&r, file, err)) != MC_OK) goto done;
             note(p, "saved %s", r.last_ckpt);
-        }
-        if (p->save_most_recent || eval_now || (p->stop && *p->stop)) {
-            if ((st = save_state(&r, "epoch_latest.safetensors", err)) != MC_OK) goto done;
         }
         if (eval_now && (st = evaluate(&r, ended, err)) != MC_OK) goto done;
         if (r.epoch < p->epochs && p->stop && *p->stop) {
