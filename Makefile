@@ -8,6 +8,7 @@
 #   make bench      the benchmark figures
 #   make bench-kernels  kernel GFLOP/s (ours vs scalar vs OpenBLAS with BLAS=openblas)
 #   make bench-peers    against ONNX Runtime and PyTorch on the same machine (REF=ml-mobileclip)
+#   make bench-train-peers  training steps against PyTorch on the same machine (REF=ml-mobileclip)
 #   make bench-augment  DataCompDR augmentation re-application against Pillow + torchvision (REF=ml-mobileclip)
 #   make cross-neon-test  the AArch64 NEON kernel set's tests, cross-compiled and run under QEMU
 #   make check-layers   includes and calls only downward between the src/ layers (docs/architecture.md)
@@ -19,6 +20,9 @@ OPENMP  ?= 1
 BLAS    ?=
 PREFIX  ?= /usr/local
 SHAREDIR ?= $(PREFIX)/share/mobileclip
+
+# The first rule below is a file rule (build/mobileclip.map): name the default.
+.DEFAULT_GOAL := all
 
 B := build
 PKGS := libpng libjpeg zlib libutf8proc libpcre2-8 libwebp libwebpdemux libcurl
@@ -246,6 +250,12 @@ $(B)/peer_ours: bench/reference/peer_ours.c $(B)/libmobileclip.a
 bench-peers: $(B)/peer_ours
 	@bash bench/reference/compare.sh
 
+# Training steps (bench-train) against PyTorch running the reference training
+# step, alternating in rounds: REF=ml-mobileclip MODELS="mobileclip_s0 mobileclip_b"
+# BATCH=8 THREADS=2 ROUNDS=3 (bench/reference/README.md).
+bench-train-peers: $(B)/mobileclip
+	@bash bench/reference/compare_train.sh
+
 # make install PREFIX=... [DESTDIR=...]: the CLI, the header, the static and
 # shared libraries and a pkg-config file (pkg-config --cflags --libs mobileclip).
 install: all
@@ -266,5 +276,5 @@ install: all
 clean:
 	rm -rf $(B)
 
-.PHONY: all test tests tsan-test check-layers fuzz bench bench-kernels bench-augment bench-peers cross-neon-test install clean
+.PHONY: all test tests tsan-test check-layers fuzz bench bench-kernels bench-augment bench-peers bench-train-peers cross-neon-test install clean
 .SECONDARY:

@@ -103,16 +103,6 @@ static double sgemm_peak(int n) {
     return 2.0 * n * n * (double)n / best / 1e9;
 }
 
-static double rss_now_mb(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    long pages = 0, res = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &res) != 2) res = 0;
-        fclose(f);
-    }
-    return (double)res * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0);
-}
-
 typedef struct bench_cfg {
     const char *label;
     int batches[16], nb;
@@ -428,7 +418,7 @@ int cmd_bench(int argc, char **argv) {
     if (do_image) printf(" image_params_m=%.2f image_gmac=%.3f", info.n_params_image / 1e6, gi / 1e9);
     if (do_text) printf(" text_params_m=%.2f text_gmac=%.3f text_positions=%d", info.n_params_text / 1e6, gt / 1e9, text_pos);
     static const char *const wnames[MC_WEIGHTS_COUNT] = {"f32", "bf16", "f16", "int8"};
-    printf(" weights=%s load_s=%.2f rss_mb=%.0f\n", wnames[mp.weight_dtype], load_s, rss_now_mb());
+    printf(" weights=%s load_s=%.2f rss_mb=%.0f\n", wnames[mp.weight_dtype], load_s, cli_rss_mb());
     fflush(stdout);
 
     int rc = 0;

@@ -8,6 +8,7 @@
 #include "progress.h"
 
 #include "data/loader.h"
+#include "kernels/dispatch.h"
 #include "model/synth.h"
 #include "train/trainer.h"
 
@@ -79,7 +80,11 @@ int cmd_bench_train(int argc, char **argv) {
                        "Times full training steps (image tower, text tower on real and synthetic\n"
                        "captions, DR loss with two 512-d teachers, backward, AdamW) of a full-size\n"
                        "built-in model (mobileclip-repo layout) with seeded random weights and\n"
-                       "random images, captions and teacher embeddings; prints images per second.",
+                       "random images, captions and teacher embeddings; prints images per second,\n"
+                       "the kernel set, the mean time per step of each phase (forward, loss,\n"
+                       "backward, optimizer) and the resident memory (after the build, with the\n"
+                       "gradients and AdamW moments resident, the peak, and per image what a step\n"
+                       "adds to that state).",
                        bt_opts, nopt);
         cli_args_free(&a);
         return help ? 0 : 2;
@@ -158,6 +163,22 @@ int cmd_bench_train(int argc, char **argv) {
     lp.w_distill = lp.lambda = 0.75f;
     mc_adamw_params op = mc_adamw_default_params();
     if ((st = mc_trainer_new(&cfg, ck, name, &lp, &op, &t, &err)) != MC_OK) { rc = cli_error(&err); goto done; }
+    /* The trainer holds its own copy of the weights: the built checkpoint is no
+     * longer needed (as a training run, which holds one copy). */
+    mc_checkpoint_close(ck);
+    ck = NULL;
+    double rss_build = cli_rss_mb();
+    /* Make the training state (gradients, AdamW moments: zeros, allocated but
+     * untouched until the first backward and step) resident, so that what a
+     * step adds on top of it can be told apart.  Zeros over zeros: no value
+     * changes. */
+    for (size_t i = 0; i < mc_trainer_count(t); i++) {
+        mc_tparam *p = mc_trainer_param(t, i);
+        if (p->m) memset(p->m, 0, p->n * sizeof(float));
+        if (p->v) memset(p->v, 0, p->n * sizeof(float));
+    }
+    mc_trainer_zero_grad(t);
+    double rss_state = cli_rss_mb();
     /* The batch: the loader's, or random inputs made once. */
     mc_train_batch b;
     if (train_data) {
@@ -179,10 +200,10 @@ int cmd_bench_train(int argc, char **argv) {
                              teach + (size_t)2 * batch * td};
     }
     mc_train_result res;
-    double t0 = 0, best = INFINITY, wait = 0;
+    double t0 = 0, c0 = 0, best = INFINITY, wait = 0, ph[4] = {0, 0, 0, 0};
     for (int s = 0; s < warmup + steps; s++) {
         double s0 = cli_now_s();
-        if (s == warmup) t0 = s0;
+        if (s == warmup) t0 = s0, c0 = cli_cpu_s();
         if (train_data && s > 0) {      /* the first batch came with the set-up */
             int end = 0;
             if ((st = mc_loader_next(loader, &lb, &end, &err)) != MC_OK) { rc = cli_error(&err); goto done; }
@@ -190,18 +211,35 @@ int cmd_bench_train(int argc, char **argv) {
             b = (mc_train_batch){lb.n, lb.pixels, lb.tokens, lb.syn_tokens, lb.teacher_image, lb.teacher_text,
                                  lb.teacher_syn};
         }
+        memset(&res, 0, sizeof res);
         if ((st = mc_trainer_train_step(t, &b, &res, &err)) != MC_OK) { rc = cli_error(&err); goto done; }
         double dt = cli_now_s() - s0;
         if (s >= warmup && dt < best) best = dt;
+        if (s >= warmup) {
+            ph[0] += res.t_forward; ph[1] += res.t_loss; ph[2] += res.t_backward; ph[3] += res.t_optim;
+        }
         fprintf(stderr, "bench-train: step %d/%d %.2f s loss %.5f\n", s + 1, warmup + steps, dt, res.loss);
     }
-    double mean = (cli_now_s() - t0) / steps;
+    double mean = (cli_now_s() - t0) / steps, cpu = (cli_cpu_s() - c0) / steps;
     size_t nparam = 0;
     for (size_t i = 0; i < mc_trainer_count(t); i++)
         if (mc_trainer_param(t, i)->g) nparam += mc_trainer_param(t, i)->n;
     printf("bench-train model=%s batch=%d image=%d context=%d params=%zu threads=%d steps=%d "
            "s_per_step_mean=%.3f s_per_step_min=%.3f images_per_s=%.3f loss=%.5f\n",
            name, batch, S, L, nparam, threads, steps, mean, best, batch / mean, res.loss);
+    /* Mean seconds per timed step in each phase; other: the rest of the step
+     * (with --train-data, the wait for the batch); cpu: the process's CPU
+     * seconds per timed step, all threads (with --train-data the loader's too). */
+    for (int k = 0; k < 4; k++) ph[k] /= steps;
+    printf("bench-train kernels=%s forward_s=%.3f loss_s=%.4f backward_s=%.3f optim_s=%.3f other_s=%.4f "
+           "cpu_s_per_step=%.3f\n", mc_kernels_name(), ph[0], ph[1], ph[2], ph[3],
+           mean - ph[0] - ph[1] - ph[2] - ph[3], cpu);
+    /* Resident memory: after building the trainer (weights), with the training
+     * state resident (+ gradients, AdamW moments), the peak; per image: what a
+     * step adds to the state (activations kept for the backward, workspaces). */
+    double peak = cli_peak_rss_mb();
+    printf("bench-train rss_build_mb=%.1f rss_state_mb=%.1f peak_rss_mb=%.1f mb_per_image=%.1f\n",
+           rss_build, rss_state, peak, (peak - rss_state) / batch);
     if (train_data) {
         mc_loader_stats ls;
         mc_loader_stats_get(loader, &ls);

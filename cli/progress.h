@@ -21,6 +21,12 @@ typedef struct cli_progress {
 
 /* Seconds on the monotonic clock (for timings and the progress rate). */
 double cli_now_s(void);
+/* CPU seconds used by the process so far, all threads. */
+double cli_cpu_s(void);
+/* Resident set now (/proc/self/statm; 0 where unavailable) and its peak so far
+ * (getrusage ru_maxrss), in MiB. */
+double cli_rss_mb(void);
+double cli_peak_rss_mb(void);
 
 /* enabled only when want is nonzero and stderr is a terminal */
 void cli_progress_start(cli_progress *p, const char *label, int64_t total, int bytes, int want);
