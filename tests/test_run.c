@@ -357,6 +357,24 @@ static void test_modes(void) {
     CHECK(mc_run_train(&m, &res, &err) == MC_OK && res.steps == 1, "mix-synthetic: %s", err.message);
     CHECK(log_field("mix", 0, "distill_syn", v, sizeof v) == 0 && atof(v) == 0, "mix: no second batch");
     CHECK(log_field("mix", 0, "distill_real", v, sizeof v) == 0 && atof(v) > 0, "mix: distillation");
+    /* online teachers: two fixture models embed the batch during training
+     * (32 + 32 wide), replacing the stored embeddings */
+    mc_run_params o = base_params("online");
+    o.dataset_reinforcement = 0;
+    o.n_teachers = 0;
+    o.n_distill_models = 2;
+    o.distill_models[0] = fixture("models/v1_mci_mct");
+    o.distill_models[1] = fixture("models/v1_mci_base");
+    o.epochs = 2;
+    CHECK(mc_run_train(&o, &res, &err) == MC_OK && res.steps == 2, "online teachers: %s", err.message);
+    CHECK(log_field("online", 1, "distill_real", v, sizeof v) == 0 && atof(v) > 0, "online: distillation (%s)", v);
+    CHECK(log_field("online", 1, "time_teachers", v, sizeof v) == 0 && atof(v) > 0, "online: teacher time logged");
+    /* a teacher of another image size is refused */
+    mc_run_params o2 = o;
+    o2.name = "online2";
+    o2.distill_models[1] = fixture("models/v1_vit_causal");
+    mc_status st = mc_run_train(&o2, &res, &err);
+    CHECK(st == MC_ERR_UNSUPPORTED && strstr(err.message, "image size"), "teacher size: %s", err.message);
     /* teacher widths that do not add up to the shard's */
     mc_run_params w = base_params("widths");
     w.teacher_dims[0] = 20;

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -274,6 +275,10 @@ typedef struct run_state {
 } run_state;
 
 static mc_status save_state(run_state *r, const char *file, mc_error *err) {
+    /* the log up to this step reaches the disk before the checkpoint that
+     * says these steps are done (a resume does not write them again) */
+    if (r->log && (fflush(r->log) != 0 || fsync(fileno(r->log)) != 0))
+        return mc_fail(err, MC_ERR_IO, "%s/train.jsonl: cannot write: %s", r->dir, strerror(errno));
     char path[4400], buf[7][32];
     snprintf(path, sizeof path, "%s/%s", r->ckdir, file);
     snprintf(buf[0], sizeof buf[0], "%d", r->epoch);
