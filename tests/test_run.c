@@ -300,6 +300,71 @@ static double mean_loss(const char *run, int a, int b) {
     return s / (b - a);
 }
 
+/* --accum-freq 2 with micro-batches of 3 against one batch of 6: the two
+ * fixture shards hold the same 3 samples (and the same per-key choices), so
+ * the micro-batches are identical and BatchNorm's batch statistics of one
+ * equal those of the batch of 6; open_clip's accumulation (the loss over
+ * all 6 together) then gives the same losses and weights up to float
+ * rounding.  Averaging independent micro-batches would not: their
+ * contrastive losses have 3 candidates, the batch of 6 has 6. */
+static void test_accum(void) {
+    mc_error err;
+    mc_error_clear(&err);
+    char data[1024];
+    snprintf(data, sizeof data, "%s::%s", fixture("datacompdr/shards/00000000.tar"),
+             fixture("datacompdr/shards/00000000_bf16.tar"));
+    mc_run_params p = base_params("batch6");
+    p.train_data = data;
+    p.batch_size = 6;
+    p.epochs = 2;
+    mc_run_result res;
+    CHECK(mc_run_train(&p, &res, &err) == MC_OK && res.steps == 2, "batch 6: %s", err.message);
+    mc_run_params q = p;
+    q.name = "accum2";
+    q.batch_size = 3;
+    q.accum_freq = 2;
+    CHECK(mc_run_train(&q, &res, &err) == MC_OK && res.steps == 2, "accum 2: %s", err.message);
+    const char *keys[5] = {"loss", "contrastive_real", "distill_real", "contrastive_syn", "distill_syn"};
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 5; k++) {
+            char a[64], b[64];
+            CHECK(log_field("batch6", i, keys[k], a, sizeof a) == 0 && log_field("accum2", i, keys[k], b, sizeof b) == 0 &&
+                      fabs(atof(a) - atof(b)) <= 2e-6 * fabs(atof(a)),
+                  "step %d %s: batch 6 %s, accumulated %s", i + 1, keys[k], a, b);
+        }
+    char pa[512], pb[512];
+    snprintf(pa, sizeof pa, "%s/batch6/checkpoints/epoch_2.safetensors", tmpdir);
+    snprintf(pb, sizeof pb, "%s/accum2/checkpoints/epoch_2.safetensors", tmpdir);
+    mc_checkpoint *a = NULL, *b = NULL;
+    CHECK(mc_checkpoint_open(pa, &a, &err) == MC_OK && mc_checkpoint_open(pb, &b, &err) == MC_OK, "open: %s", err.message);
+    double worst = 0;
+    size_t compared = 0, n_el = 0, n_far = 0;
+    for (size_t i = 0; a && b && i < mc_checkpoint_count(a); i++) {
+        const mc_tensor_info *x = mc_checkpoint_tensor(a, i), *y = mc_checkpoint_find(b, x->name);
+        /* parameters only: the running statistics update twice per step in
+         * open_clip's accumulation, and with 3 samples instead of 6 */
+        if (x->dtype != MC_DTYPE_F32 || strstr(x->name, "running_") || !strncmp(x->name, "optim.", 6)) continue;
+        if (!y || y->nbytes != x->nbytes) { worst = INFINITY; break; }
+        const float *u = x->data, *v = y->data;
+        for (int64_t j = 0; j < x->numel; j++) {
+            double d = fabs((double)u[j] - v[j]);
+            if (d > worst) worst = d;
+            n_far += d > 1e-6;
+            n_el++;
+        }
+        compared++;
+    }
+    /* AdamW moves an element by about lr whatever its gradient's size, so an
+     * element whose gradient is at the level of float rounding can differ by
+     * up to 2 lr after 2 steps; the rest must agree */
+    fprintf(stderr, "accum: %zu of %zu weights differ by more than 1e-6 (worst %g)\n", n_far, n_el, worst);
+    CHECK(compared > 100 && worst <= 2 * 2 * p.lr && n_far * 1000 < n_el,
+          "weights after 2 steps: %zu tensors, %zu of %zu elements differ by more than 1e-6, worst %g", compared, n_far,
+          n_el, worst);
+    mc_checkpoint_close(a);
+    mc_checkpoint_close(b);
+}
+
 static void test_memorise(void) {
     mc_error err;
     mc_error_clear(&err);
@@ -386,6 +451,7 @@ int main(void) {
     mkdir(tmpdir, 0755);
     test_first_step_by_hand();
     test_resume();
+    test_accum();
     test_memorise();
     test_modes();
     char cmd[512];

@@ -12,6 +12,7 @@
 #include "data/shard.h"
 #include "io/config.h"
 #include "model/synth.h"
+#include "train/accum.h"
 #include "train/ckpt.h"
 
 #include <errno.h>
@@ -256,6 +257,42 @@ static mc_status teachers_embed(teachers *t, mc_train_batch *b, mc_error *err) {
 
 /* ------------------------------------------------------------ the run */
 
+/* A copy of one micro-batch (the loader's buffers last until its next call). */
+typedef struct batch_slot {
+    float *pixels, *teach;      /* teach: [3, n, D] image, real text, synthetic text */
+    int32_t *tokens;            /* [2, n, L] real, synthetic */
+    mc_train_batch b;
+} batch_slot;
+
+static int teacher_width(const mc_dr_loss_params *lp) {
+    int d = 0;
+    for (int k = 0; k < lp->n_teachers; k++) d += lp->teacher_dims[k];
+    return d;
+}
+
+static mc_status keep_batch(batch_slot *s, const mc_train_batch *b, int S, int L, int D, mc_error *err) {
+    size_t n = (size_t)b->n, px = n * 3 * (size_t)S * S;
+    if (!s->pixels) {   /* first use: room for the batch (the loader's batches never grow) */
+        s->pixels = malloc(px * sizeof(float));
+        s->tokens = malloc(2 * n * (size_t)L * sizeof(int32_t));
+        s->teach = D ? malloc(3 * n * (size_t)D * sizeof(float)) : NULL;
+        if (!s->pixels || !s->tokens || (D && !s->teach)) return mc_fail(err, MC_ERR_NOMEM, "out of memory");
+    }
+    memcpy(s->pixels, b->pixels, px * sizeof(float));
+    memcpy(s->tokens, b->tokens_real, n * (size_t)L * sizeof(int32_t));
+    if (b->tokens_syn) memcpy(s->tokens + n * L, b->tokens_syn, n * (size_t)L * sizeof(int32_t));
+    s->b = (mc_train_batch){b->n, s->pixels, s->tokens, b->tokens_syn ? s->tokens + n * L : NULL, NULL, NULL, NULL};
+    if (D) {
+        memcpy(s->teach, b->teacher_image, n * (size_t)D * sizeof(float));
+        memcpy(s->teach + n * D, b->teacher_text_real, n * (size_t)D * sizeof(float));
+        if (b->teacher_text_syn) memcpy(s->teach + 2 * n * D, b->teacher_text_syn, n * (size_t)D * sizeof(float));
+        s->b.teacher_image = s->teach;
+        s->b.teacher_text_real = s->teach + n * D;
+        s->b.teacher_text_syn = b->teacher_text_syn ? s->teach + 2 * n * D : NULL;
+    }
+    return MC_OK;
+}
+
 typedef struct run_state {
     const mc_run_params *p;
     run_model m;
@@ -272,6 +309,7 @@ typedef struct run_state {
     FILE *log;
     char last_ckpt[4400];
     char recent[2][4400];       /* the last two step_N checkpoints */
+    batch_slot slots[64];       /* the micro-batches of one step (--accum-freq > 1) */
 } run_state;
 
 static mc_status save_state(run_state *r, const char *file, mc_error *err) {
@@ -460,6 +498,7 @@ static mc_status check_params(const mc_run_params *p, mc_error *err) {
         return mc_fail(err, MC_ERR_INVALID_ARG,
                        "train: --batch-size, --epochs, --accum-freq and --workers must be positive; --warmup, "
                        "--shuffle-buffer and the frequencies not negative");
+    if (p->accum_freq > 64) return mc_fail(err, MC_ERR_INVALID_ARG, "train: --accum-freq is at most 64");
     if (p->batch_size < 2) return mc_fail(err, MC_ERR_INVALID_ARG, "train: a contrastive loss needs --batch-size >= 2");
     if (!(p->lr >= 0) || !(p->wd >= 0) || !(p->beta1 >= 0 && p->beta1 < 1) || !(p->beta2 >= 0 && p->beta2 < 1))
         return mc_fail(err, MC_ERR_INVALID_ARG, "train: --lr and --wd must be >= 0, --beta1 and --beta2 in [0, 1)");
@@ -658,10 +697,12 @@ mc_status mc_run_train(const mc_run_params *p, mc_run_result *out, mc_error *err
                         goto done;
                     }
                 }
-                if ((st = mc_trainer_forward_backward(r.t, &b, &res, err)) != MC_OK) goto done;
-                float lt[4];
-                memcpy(lt, res.terms, sizeof lt);
-                for (int k = 0; k < 4; k++) s.terms[k] = micro ? s.terms[k] + lt[k] : lt[k];
+                if (p->accum_freq == 1) {
+                    if ((st = mc_trainer_forward_backward(r.t, &b, &res, err)) != MC_OK) goto done;
+                } else if ((st = keep_batch(&r.slots[micro], &b, r.m.cfg.image_size, r.m.cfg.context_length,
+                                            distill ? teacher_width(&lp) : 0, err)) != MC_OK) {
+                    goto done;
+                }
                 n_step += lb.n;
             }
             if (epoch_over) {
@@ -674,10 +715,16 @@ mc_status mc_run_train(const mc_run_params *p, mc_run_result *out, mc_error *err
                          (long long)step_in_epoch, (long long)r.steps_per_epoch);
                 break;
             }
-            if ((st = mc_trainer_step(r.t, &res, err)) != MC_OK) goto done;
+            if (p->accum_freq == 1) {
+                if ((st = mc_trainer_step(r.t, &res, err)) != MC_OK) goto done;
+            } else {
+                mc_train_batch mb[64];
+                for (int j = 0; j < p->accum_freq; j++) mb[j] = r.slots[j].b;
+                if ((st = mc_trainer_train_step_accum(r.t, mb, p->accum_freq, &res, err)) != MC_OK) goto done;
+            }
+            memcpy(s.terms, res.terms, sizeof s.terms);
             step_in_epoch++;
             r.samples += n_step;
-            for (int k = 0; k < 4; k++) s.terms[k] /= (float)p->accum_freq;
             s.step = mc_trainer_steps_done(r.t);
             s.total_steps = r.total_steps;
             s.epoch = r.epoch;
@@ -761,6 +808,7 @@ finish:
     st = MC_OK;
 done:
     if (r.log) fclose(r.log);
+    for (int j = 0; j < 64; j++) { free(r.slots[j].pixels); free(r.slots[j].tokens); free(r.slots[j].teach); }
     mc_loader_close(r.loader);
     teachers_free(&r.te);
     mc_trainer_free(r.t);

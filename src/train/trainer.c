@@ -1228,6 +1228,9 @@ mc_status mc_trainer_features(mc_trainer *t, const float *pixels, int n_img, con
     return MC_OK;
 }
 
+const mc_dr_loss_params *mc_trainer_loss_params(const mc_trainer *t) { return &t->loss; }
+void mc_trainer_set_accumulated(mc_trainer *t, int n) { t->micro = n > 0 ? n : 0; }
+
 int mc_trainer_embed_dim(mc_trainer *t) {
     mc_tparam *p = findp(t, "text_encoder.projection_layer");
     return p && p->ndim == 2 ? (int)p->shape[1] : 0;

@@ -98,6 +98,12 @@ void mc_trainer_set_eval(mc_trainer *t, int on);
 mc_status mc_trainer_features(mc_trainer *t, const float *pixels, int n_img, const int32_t *tokens,
                               int n_txt, float *img, float *txt, const float *d_img,
                               const float *d_txt, mc_error *err);
+/* The loss settings the trainer was made with. */
+const mc_dr_loss_params *mc_trainer_loss_params(const mc_trainer *t);
+/* Declares the gradients accumulated so far as n micro-batches' (what
+ * mc_trainer_step divides by); for accumulation driven through
+ * mc_trainer_features (train/accum.h). */
+void mc_trainer_set_accumulated(mc_trainer *t, int n);
 /* E: the width of the text projection (0 when absent). */
 int mc_trainer_embed_dim(mc_trainer *t);
 
