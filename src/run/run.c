@@ -5,6 +5,7 @@
  * evaluation at the end of epochs.
  */
 #include "run/run.h"
+#include "run/report.h"
 #include "run/runfiles.h"
 
 #include "core/json.h"
@@ -312,6 +313,12 @@ typedef struct run_state {
     batch_slot slots[64];       /* the micro-batches of one step (--accum-freq > 1) */
 } run_state;
 
+/* The run's report.html (run/report.h); a failure is a note, not the run's end. */
+static void write_report(run_state *r) {
+    mc_error re;
+    if (mc_report_write_run(r->dir, &re) != MC_OK) note(r->p, "report.html not written: %s", re.message);
+}
+
 static mc_status save_state(run_state *r, const char *file, mc_error *err) {
     /* the log up to this step reaches the disk before the checkpoint that
      * says these steps are done (a resume does not write them again) */
@@ -337,6 +344,7 @@ static mc_status save_state(run_state *r, const char *file, mc_error *err) {
     if (r->m.model_name[0]) meta[nm++] = (mc_meta_kv){(char *)"mobileclip.model_name", r->m.model_name};
     mc_status st = mc_trainer_save_meta(r->t, path, meta, nm, err);
     if (st == MC_OK) snprintf(r->last_ckpt, sizeof r->last_ckpt, "%s", path);
+    if (st == MC_OK) write_report(r);
     return st;
 }
 
@@ -428,6 +436,10 @@ static mc_status write_params(const char *dir, const mc_run_params *p, int64_t s
             p->zeroshot_frequency, p->threads);
     fputs(",\n  \"imagenet_val\": ", f); put_str(f, p->imagenet_val);
     fputs(", \"retrieval\": ", f); put_str(f, p->retrieval_data);
+    char host[256], cpu[512];
+    mc_report_machine(host, sizeof host, cpu, sizeof cpu);
+    fputs(",\n  \"hostname\": ", f); put_str(f, host);
+    fputs(", \"cpu\": ", f); put_str(f, cpu);
     fprintf(f, ",\n  \"steps_per_epoch\": %lld, \"total_steps\": %lld\n}\n", (long long)steps_per_epoch,
             (long long)total_steps);
     return mc_file_commit(f, tmp, path, !ferror(f), err);
@@ -790,6 +802,7 @@ mc_status mc_run_train(const mc_run_params *p, mc_run_result *out, mc_error *err
             note(p, "saved %s", r.last_ckpt);
         }
         if (eval_now && (st = evaluate(&r, ended, err)) != MC_OK) goto done;
+        if (eval_now) write_report(&r);   /* with the new results */
         if (r.epoch < p->epochs && p->stop && *p->stop) {
             note(p, "interrupted after epoch %d; continue with --resume latest", ended + 1);
             if (out) out->interrupted = 1;
