@@ -351,7 +351,7 @@ typedef struct eval_series {
 
 typedef struct run_data {
     char dir[4096];
-    char label[256];
+    char label[4096];
     int has_log;
     mc_report_log log;
     mc_json *params;
@@ -583,7 +583,7 @@ static const char *const dashes[4] = {"", "6 3", "2 2", "8 3 2 3"};
 typedef struct series {
     int run;
     const char *metric;      /* data-metric: the train.jsonl or results.jsonl key */
-    char label[400];
+    char label[1024];        /* legend: run and term (long paths cut; sb_esc mends a cut character) */
     const char *color, *dash;
     size_t n;
     const double *x;         /* [n] or, with xs, the row's value */
@@ -1336,8 +1336,8 @@ static void write_train_plot(sbuf *b, run_data *runs, int n, const train_plot *t
             /* one run: a colour per term; several: a colour per run, a dash per term */
             s->color = n > 1 ? palette[i % 10] : palette[present % 10];
             s->dash = n > 1 ? dashes[present % 4] : "";
-            if (n > 1 && tp->n > 1) snprintf(s->label, sizeof s->label, "%s: %s", runs[i].label, nice_column(tp->cols[c]));
-            else if (n > 1) snprintf(s->label, sizeof s->label, "%s", runs[i].label);
+            if (n > 1 && tp->n > 1) snprintf(s->label, sizeof s->label, "%.900s: %s", runs[i].label, nice_column(tp->cols[c]));
+            else if (n > 1) snprintf(s->label, sizeof s->label, "%.900s", runs[i].label);
             else snprintf(s->label, sizeof s->label, "%s", nice_column(tp->cols[c]));
             s->n = runs[i].log.n;
             s->y = runs[i].log.value[tp->cols[c]];
@@ -1416,7 +1416,7 @@ static void write_eval(sbuf *b, run_data *runs, int n, const mc_report_params *p
                 s->metric = list[k]->key;
                 s->color = n > 1 ? palette[i % 10] : palette[k % 10];
                 s->dash = n > 1 ? dashes[k % 4] : "";
-                if (n > 1) snprintf(s->label, sizeof s->label, "%s: %s", runs[i].label, list[k]->label);
+                if (n > 1) snprintf(s->label, sizeof s->label, "%.800s: %.200s", runs[i].label, list[k]->label);
                 else snprintf(s->label, sizeof s->label, "%s", list[k]->label);
                 s->n = list[k]->n;
                 s->x = list[k]->x;
@@ -1484,6 +1484,7 @@ static const char *css =
     "nav{font-size:12px;margin:6px 0}nav a{margin-right:10px;color:#1f5fa0}\n"
     "table.meta{border-collapse:collapse;font-size:12px;background:#fff}\n"
     "table.meta th,table.meta td{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}\n"
+    "table.meta td{overflow-wrap:anywhere}\n"
     "table.meta th{background:#f2f2f2;font-weight:normal;white-space:nowrap}\n"
     "table.meta tr.diff td,table.meta tr.diff th{font-weight:bold}\n"
     "pre.cmd{font-size:11px;background:#fff;border:1px solid #ddd;padding:6px;white-space:pre-wrap;word-break:break-all;margin:2px 0}\n"
@@ -1538,7 +1539,7 @@ mc_status mc_report_write(const char *const *run_dirs, int n_runs, const char *o
     if (st == MC_OK) {
         char title[1024];
         if (p.title) snprintf(title, sizeof title, "%s", p.title);
-        else if (n_runs == 1) snprintf(title, sizeof title, "Training run %s", runs[0].label);
+        else if (n_runs == 1) snprintf(title, sizeof title, "Training run %.900s", runs[0].label);
         else {
             int k = snprintf(title, sizeof title, "Training runs");
             for (int i = 0; i < n_runs && k > 0 && (size_t)k < sizeof title; i++)

@@ -5,6 +5,7 @@
  *   params.json          the settings of the run (written when it starts)
  *   train.jsonl          one JSON object per optimizer step (mc_run_step's fields)
  *   results.jsonl        one JSON object per evaluation (zero-shot, retrieval)
+ *   report.html          plots of the two logs (run/report.h), after every checkpoint
  *   checkpoints/         training states (train/ckpt.h) with the run's position:
  *                          epoch_N.safetensors     after epoch N (--save-frequency)
  *                          epoch_latest.safetensors after every epoch (--save-most-recent)
