@@ -12,7 +12,8 @@
 #   make cross-neon-test  the AArch64 NEON kernel set's tests, cross-compiled and run under QEMU
 #   make check-layers   includes and calls only downward between the src/ layers (docs/architecture.md)
 #   make tsan-test      the threaded tests under ThreadSanitizer (also part of make test)
-# Switches: OPENMP=0|1 (default 1), BLAS=openblas (default none), CUDA=1, MPI=1, DEBUG=1.
+# Switches: OPENMP=0|1 (default 1), BLAS=openblas (default none), CUDA=1, MPI=0|1 (default: 1 when
+# the MPI development files are found), DEBUG=1.
 
 CC      ?= gcc
 OPENMP  ?= 1
@@ -39,6 +40,19 @@ endif
 ifeq ($(BLAS),openblas)
 CFLAGS_BASE += -DMC_USE_OPENBLAS $(shell pkg-config --cflags openblas 2>/dev/null)
 LIBS += $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+endif
+# MPI (src/dist/): on when the MPI development files are found (Open MPI's mpi-c or MPICH's
+# mpich pkg-config module); MPI=0 turns it off, MPI=1 insists.
+MPI_PC := $(shell pkg-config --exists mpi-c 2>/dev/null && echo mpi-c || { pkg-config --exists mpich 2>/dev/null && echo mpich; })
+ifeq ($(origin MPI),undefined)
+MPI := $(if $(MPI_PC),1,0)
+endif
+ifeq ($(MPI),1)
+ifeq ($(MPI_PC),)
+$(error MPI=1 but no MPI development files (pkg-config mpi-c or mpich); install libopenmpi-dev or libmpich-dev)
+endif
+CFLAGS_BASE += -DMC_HAVE_MPI $(shell pkg-config --cflags $(MPI_PC))
+LIBS += $(shell pkg-config --libs $(MPI_PC))
 endif
 CFLAGS := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
 
@@ -260,7 +274,7 @@ install: all
 	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
 	  'Name: mobileclip' 'Description: MobileCLIP and MobileCLIP2 image-text models in C' \
 	  'Version: $(SO_VERSION)' 'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lmobileclip' \
-	  'Requires.private: $(PKGS)' 'Libs.private: -lm -lpthread $(if $(filter 1,$(OPENMP)),-fopenmp)' \
+	  'Requires.private: $(PKGS) $(if $(filter 1,$(MPI)),$(MPI_PC))' 'Libs.private: -lm -lpthread $(if $(filter 1,$(OPENMP)),-fopenmp)' \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mobileclip.pc
 
 clean:
