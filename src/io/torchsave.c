@@ -109,7 +109,8 @@ static void pk_str(pickler *pk, const char *s, size_t len) {
     put(&pk->b, s, len);
 }
 
-/* Pushes a memoized value: BINGET when already defined, else emit() then BINPUT. */
+/* Pushes memo slot's value with BINGET when it is defined (returns 1); else returns 0
+ * and the caller writes the value, then pk_memo_put. */
 static int pk_memo_get(pickler *pk, int slot) {
     if (!pk->memo_set[slot]) return 0;
     uint8_t d[2] = {OP_BINGET, (uint8_t)slot};
