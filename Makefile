@@ -200,7 +200,7 @@ tests: $(TESTS) $(TEST_CROSS) $(SAN_TESTS) $(TSAN_TESTS) $(B)/tsan/mobileclip $(
 
 test: tests
 	@$(if $(TEST_CROSS),,echo "note: NEON cross test skipped (CROSS_NEON=0, not x86, or no $(CROSS_CC) / qemu-aarch64)")
-	@bash tests/run_tests.sh $(TESTS) $(TEST_CROSS) tests/test_layers.py tests/test_dr_oracle.py tests/test_install.sh -- $(SAN_TESTS) -- $(TSAN_TESTS) $(TSAN_CLI_TEST)
+	@bash tests/run_tests.sh $(TESTS) $(TEST_CROSS) tests/test_layers.py tests/test_dr_oracle.py tests/test_eval.py tests/test_install.sh -- $(SAN_TESTS) -- $(TSAN_TESTS) $(TSAN_CLI_TEST)
 
 # The architecture: includes and calls only downward between src/ layers, no circles.
 check-layers: $(LIB_OBJ)

@@ -420,6 +420,14 @@ static void test_zeroshot(const mc_model *model) {
     p.on_skip = NULL;
     CHECK(mc_eval_zeroshot(model, tpath("zs_bad"), NULL, NULL, &p, &z, &err) == MC_ERR_IMAGE && strstr(err.message, "none of its 1 images") &&
               z.n_skipped == 1, "all undecodable: %s", err.message);
+    /* fewer than five classes: top-k is clipped to the class count */
+    mkdir_t("zs_two");
+    mkdir_t("zs_two/cat");
+    mkdir_t("zs_two/rocket");
+    copy_file(fixture("images/chelsea.png"), tpath("zs_two/cat/a.png"));
+    copy_file(fixture("images/astronaut.png"), tpath("zs_two/rocket/b.png"));
+    CHECK(mc_eval_zeroshot(model, tpath("zs_two"), NULL, NULL, &p, &z, &err) == MC_OK && z.top_k == 2 && z.top5 == 1.0 &&
+              z.n_templates == 6 && z.n_images == 2, "two classes: %s, top-%d %g", err.message, z.top_k, z.top5);
     p.batch = 0;
     CHECK(mc_eval_zeroshot(model, tpath("zs"), NULL, NULL, &p, &z, &err) == MC_ERR_INVALID_ARG && strstr(err.message, "batch"),
           "batch 0: %s", err.message);
