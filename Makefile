@@ -125,7 +125,7 @@ $(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(B)/libmc_testsets.a $(B)/libmobi
 
 # Sanitizer build of the library and of the parser tests (ASan + UBSan).
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-SAN_TESTS_SRC := $(filter tests/test_json.c tests/test_checkpoint.c tests/test_hostile.c tests/test_tokenizer.c tests/test_image.c tests/test_augment.c tests/test_shard.c tests/test_loader.c tests/test_alloc_fail.c tests/test_npy.c tests/test_kernels.c tests/test_train_kernels.c,$(TEST_SRC))
+SAN_TESTS_SRC := $(filter tests/test_json.c tests/test_checkpoint.c tests/test_hostile.c tests/test_tokenizer.c tests/test_image.c tests/test_augment.c tests/test_shard.c tests/test_loader.c tests/test_alloc_fail.c tests/test_npy.c tests/test_kernels.c tests/test_train_kernels.c tests/test_eval.c,$(TEST_SRC))
 SAN_TESTS := $(patsubst tests/%.c,$(B)/san/%,$(SAN_TESTS_SRC))
 SAN_OBJ := $(patsubst src/%.c,$(B)/san/obj/%.o,$(LIB_SRC))
 $(B)/san/obj/%.o: src/%.c $(LIB_HDR)

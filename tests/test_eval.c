@@ -369,8 +369,8 @@ static void test_zeroshot(const mc_model *model) {
           (long long)want1, (long long)want5, (long long)good);
 
     static const int batches[] = {1, 3, 32}, decoders[] = {0, 1, 3};
+    cb_log log;
     for (int v = 0; v < 3; v++) {
-        cb_log log;
         memset(&log, 0, sizeof log);
         p.batch = batches[v];
         p.decode_threads = decoders[v];
@@ -399,7 +399,6 @@ static void test_zeroshot(const mc_model *model) {
           "strict: %s", err.message);
     p.strict = 0;
     /* cancelled by the progress callback */
-    cb_log log;
     memset(&log, 0, sizeof log);
     log.cancel_at = 2;
     p.progress_user = &log;
@@ -539,8 +538,8 @@ static void test_retrieval(const mc_model *model) {
     mc_eval_params p = mc_eval_default_params();
     p.n_threads = 2;
     static const int batches[] = {1, 4, 64}, decoders[] = {2, 0, 16};
+    cb_log log;
     for (int v = 0; v < 3; v++) {
-        cb_log log;
         memset(&log, 0, sizeof log);
         p.batch = batches[v];
         p.decode_threads = decoders[v];
