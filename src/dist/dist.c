@@ -122,7 +122,7 @@ static mc_status wait_req(mc_dist *d, MPI_Request *req, const char *what, mc_err
 #endif
 
 mc_status mc_dist_allgather_f32(mc_dist *d, const float *local, size_t n, float *global, mc_error *err) {
-    if (d->world == 1) { if (global != local) memmove(global, local, n * sizeof(float)); return MC_OK; }
+    if (!d || d->world == 1) { if (global != local) memmove(global, local, n * sizeof(float)); return MC_OK; }
 #ifdef MC_HAVE_MPI
     if (n > (size_t)0x7fffffff) return mc_fail(err, MC_ERR_INVALID_ARG, "all-gather of %zu floats per rank", n);
     MPI_Request req;
@@ -150,7 +150,7 @@ static mc_status allreduce(mc_dist *d, void *buf, size_t n, MPI_Datatype type, s
 #endif
 
 mc_status mc_dist_allreduce_sum_f32(mc_dist *d, float *buf, size_t n, mc_error *err) {
-    if (d->world == 1) return MC_OK;
+    if (!d || d->world == 1) return MC_OK;
 #ifdef MC_HAVE_MPI
     return allreduce(d, buf, n, MPI_FLOAT, sizeof(float), MPI_SUM, err);
 #else
@@ -160,7 +160,7 @@ mc_status mc_dist_allreduce_sum_f32(mc_dist *d, float *buf, size_t n, mc_error *
 }
 
 mc_status mc_dist_allreduce_sum_f64(mc_dist *d, double *buf, size_t n, mc_error *err) {
-    if (d->world == 1) return MC_OK;
+    if (!d || d->world == 1) return MC_OK;
 #ifdef MC_HAVE_MPI
     return allreduce(d, buf, n, MPI_DOUBLE, sizeof(double), MPI_SUM, err);
 #else
@@ -170,7 +170,7 @@ mc_status mc_dist_allreduce_sum_f64(mc_dist *d, double *buf, size_t n, mc_error 
 }
 
 mc_status mc_dist_broadcast(mc_dist *d, void *buf, size_t bytes, int root, mc_error *err) {
-    if (d->world == 1) return MC_OK;
+    if (!d || d->world == 1) return MC_OK;
 #ifdef MC_HAVE_MPI
     for (size_t off = 0; off < bytes; off += MC_DIST_CHUNK) {
         size_t c = bytes - off < MC_DIST_CHUNK ? bytes - off : MC_DIST_CHUNK;
@@ -189,7 +189,7 @@ mc_status mc_dist_broadcast(mc_dist *d, void *buf, size_t bytes, int root, mc_er
 
 mc_status mc_dist_all_ok(mc_dist *d, int ok, int *all_ok, mc_error *err) {
     *all_ok = ok;
-    if (d->world == 1) return MC_OK;
+    if (!d || d->world == 1) return MC_OK;
 #ifdef MC_HAVE_MPI
     int v = ok ? 1 : 0;
     mc_status st = allreduce(d, &v, 1, MPI_INT, sizeof(int), MPI_MIN, err);

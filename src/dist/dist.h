@@ -1,7 +1,7 @@
 /*
  * dist/dist.h - data-parallel communication (see README.md).
  *
- * One mc_dist per process.  Collectives must be called by every rank in the
+ * One mc_dist per process; NULL is a world of one everywhere.  Collectives must be called by every rank in the
  * same order with the same sizes (as in MPI).  Each waits at most the
  * timeout set with mc_dist_set_timeout (default 600 s); on a timeout or an
  * MPI error it returns MC_ERR_IO with a message naming this rank and the
