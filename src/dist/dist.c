@@ -63,7 +63,15 @@ mc_status mc_dist_init(int *argc, char ***argv, mc_dist **out, mc_error *err) {
 #else
     (void)argc;
     (void)argv;
-    (void)launched_by_mpi;
+    /* several copies started by a launcher, but no MPI to join them: each
+     * would train alone into the same run folder */
+    const char *n = getenv("OMPI_COMM_WORLD_SIZE") ? getenv("OMPI_COMM_WORLD_SIZE") : getenv("PMI_SIZE");
+    if (launched_by_mpi() && n && atoi(n) > 1) {
+        free(d);
+        return mc_fail(err, MC_ERR_UNSUPPORTED,
+                       "started by an MPI launcher as one of %s processes, but built without MPI (make MPI=1 with "
+                       "libopenmpi-dev or libmpich-dev installed)", n);
+    }
 #endif
     *out = d;
     return MC_OK;
@@ -103,14 +111,14 @@ static mc_status wait_req(mc_dist *d, MPI_Request *req, const char *what, mc_err
             char msg[MPI_MAX_ERROR_STRING];
             int len = 0;
             MPI_Error_string(rc, msg, &len);
-            return mc_fail(err, MC_ERR_IO, "rank %d of %d: %s failed: %s", d->rank, d->world, what, msg);
+            return mc_fail(err, MC_ERR_IO, "%s failed: %s", what, msg);
         }
         if (done) return MC_OK;
         if (mc_now_s() - t0 > d->timeout)
             return mc_fail(err, MC_ERR_IO,
-                           "rank %d of %d: %s did not complete in %.0f s: another rank died or hangs (the ranks "
+                           "%s did not complete in %.0f s: another rank died or hangs (the ranks "
                            "that report this are the ones still alive)",
-                           d->rank, d->world, what, d->timeout);
+                           what, d->timeout);
         struct timespec ts = {0, pause_ns};
         nanosleep(&ts, NULL);
         if (pause_ns < 1000000) pause_ns *= 2;

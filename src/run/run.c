@@ -480,6 +480,11 @@ static void log_step(run_state *r, const mc_run_step *s) {
         fmt_float(tt, sizeof tt, s->t_teacher);
         fprintf(r->log, ", \"time_teachers\": %s", tt);
     }
+    if (r->world > 1) {
+        char tc[40];
+        fmt_float(tc, sizeof tc, s->t_comm);
+        fprintf(r->log, ", \"time_comm\": %s, \"ranks\": %d", tc, r->world);
+    }
     fprintf(r->log, "}\n");
     fflush(r->log);
 }
@@ -866,6 +871,7 @@ loop:
             s.t_backward = res.t_backward;
             s.t_optim = res.t_optim;
             s.t_teacher = tteach;
+            s.t_comm = res.t_comm;
             log_step(&r, &s);
             if (p->cb.step) p->cb.step(p->cb.ud, &s);
             if (!isfinite(s.loss)) {

@@ -43,6 +43,7 @@ typedef struct mc_run_step {
     double images_per_s;        /* of this step, data wait included */
     double data_wait;           /* seconds this step waited for its batches */
     double t_forward, t_loss, t_backward, t_optim, t_teacher;   /* seconds */
+    double t_comm;              /* of forward + backward: waiting in collectives (ranks) */
 } mc_run_step;
 
 typedef struct mc_run_callbacks {

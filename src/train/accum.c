@@ -109,6 +109,7 @@ mc_status mc_trainer_train_step_dist(mc_trainer *t, const mc_train_batch *b, int
         off += n;
     }
     /* the global batch: every rank's features (and teacher rows), rank after rank */
+    double comm = 0, g0 = mc_now_s();
     for (int s = 0; s < nt; s++) {
         if (world == 1) memcpy(glob + s * ge, raw + s * fe, fe * sizeof(float));
         else if ((st = c->allgather(c->ud, raw + s * fe, fe, glob + s * ge, err)) != MC_OK) goto done;
@@ -118,6 +119,7 @@ mc_status mc_trainer_train_step_dist(mc_trainer *t, const mc_train_batch *b, int
             goto done;
     }
     double c1 = mc_now_s();
+    comm += c1 - g0;
     /* 2. the loss over the whole (global) batch */
     for (int s = 0; s < nt; s++) l2norm_rows(glob + s * ge, (int)G, E, nrm + s * ge, norms + (size_t)s * G);
     mc_tparam *ls = mc_trainer_find(t, "logit_scale");
@@ -147,7 +149,9 @@ mc_status mc_trainer_train_step_dist(mc_trainer *t, const mc_train_batch *b, int
         off += n;
     }
     if (rank == 0) ls->g[0] += dscale;   /* every rank has the same dscale: counted once in the sum */
+    double r0 = mc_now_s();
     if (world > 1 && (st = reduce_grads(t, c, err)) != MC_OK) goto done;
+    comm += mc_now_s() - r0;
     mc_trainer_set_accumulated(t, 1);   /* the summed gradient is the batch's: no division */
     double c3 = mc_now_s();
     if (res) {
@@ -156,6 +160,7 @@ mc_status mc_trainer_train_step_dist(mc_trainer *t, const mc_train_batch *b, int
         res->t_forward += c1 - c0;
         res->t_loss += c2 - c1;
         res->t_backward += c3 - c2;
+        res->t_comm += comm;
     }
     st = mc_trainer_step(t, res, err);
 done:
