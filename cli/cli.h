@@ -64,6 +64,7 @@ int cmd_info(int argc, char **argv);
 int cmd_embed_image(int argc, char **argv);
 int cmd_embed_text(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_shard(int argc, char **argv);

@@ -77,17 +77,18 @@ static const train_opt topts[] = {
     {"zeroshot-frequency", T_INT, "N  epochs between evaluations (default 2)"},
     {"threads", T_INT, "N  compute threads (default: the OpenMP default)"},
     {"vocab", T_STR, "FILE  the BPE vocabulary"},
-    {"local-loss", T_NOTE_FLAG, "(one process computes the global batch's loss, which this reproduces)"},
+    {"dist-timeout", T_FLOAT, "S  under mpirun: seconds a rank waits for the others before the job ends (default 900)"},
+    {"local-loss", T_NOTE_FLAG, "(every rank computes the global batch's loss, which this reproduces)"},
     {"gather-with-grad", T_NOTE_FLAG, "(as --local-loss)"},
     {"precision", T_NOTE_VALUE, "P  (float32 always)"},
     {"ddp-static-graph", T_NOTE_FLAG, "(PyTorch DDP only)"},
     {"grad-checkpointing", T_NOTE_FLAG, "(not implemented: memory as without it)"},
     {"report-to", T_NOTE_VALUE, "S  (logs go to train.jsonl)"},
     {"wandb-project-name", T_NOTE_VALUE, "S  (no wandb)"},
-    {"dist-url", T_NOTE_VALUE, "S  (one process)"},
-    {"dist-backend", T_NOTE_VALUE, "S  (one process)"},
+    {"dist-url", T_NOTE_VALUE, "S  (ranks come from mpirun / srun)"},
+    {"dist-backend", T_NOTE_VALUE, "S  (MPI)"},
     {"torchscript", T_NOTE_FLAG, "(PyTorch only)"},
-    {"use-bn-sync", T_NOTE_FLAG, "(one process)"},
+    {"use-bn-sync", T_NOTE_FLAG, "(BatchNorm statistics stay per rank)"},
 };
 #define N_TOPTS ((int)(sizeof topts / sizeof topts[0]))
 
@@ -390,11 +391,30 @@ int cmd_train(int argc, char **argv) {
 
     mc_error err;
     mc_error_clear(&err);
+    mc_dist *dist = NULL;
+    if (mc_dist_init(&argc, &argv, &dist, &err) != MC_OK) { free(cmdline); return cli_error(&err); }
+    float timeout = 900;
+    if (get_float(&a, "dist-timeout", &timeout)) { mc_dist_finish(dist); free(cmdline); return 2; }
+    mc_dist_set_timeout(dist, timeout);
+    p.dist = dist;
+    int rank = mc_dist_rank(dist), world = mc_dist_world(dist);
+    if (world > 1 && rank == 0) fprintf(stderr, "train: %d ranks (%s)\n", world, mc_dist_describe(dist));
+    if (rank != 0) ui.tty = 0;
     mc_run_result res;
     mc_status st = mc_run_train(&p, &res, &err);
     if (ui.tty) fprintf(stderr, "\r\033[K");
     free(cmdline);
-    if (st != MC_OK) return cli_error(&err);
+    if (st != MC_OK) {
+        if (world > 1) {   /* the other ranks would wait for this one: end the job, naming the rank */
+            fprintf(stderr, "mobileclip: rank %d of %d: %s\n", rank, world, err.message);
+            fflush(stderr);
+            mc_dist_abort(dist, 1);
+        }
+        mc_dist_finish(dist);
+        return cli_error(&err);
+    }
+    mc_dist_finish(dist);
+    if (rank != 0) return res.interrupted ? 130 : 0;
     printf("train: %s: %lld steps, %lld samples, last loss %.6f%s%s%s\n", res.folder, (long long)res.steps,
            (long long)res.samples, (double)res.last_loss, res.last_checkpoint[0] ? ", checkpoint " : "",
            res.last_checkpoint, res.interrupted ? " (interrupted: continue with --resume latest)" : "");

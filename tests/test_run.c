@@ -15,11 +15,13 @@
 
 #include "core/json.h"
 #include "data/loader.h"
+#include "eval/eval.h"
 #include "io/config.h"
 #include "run/run.h"
 #include "train/check.h"
 #include "train/ckpt.h"
 
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -446,6 +448,68 @@ static void test_modes(void) {
     CHECK(mc_run_train(&w, &res, &err) == MC_ERR_INVALID_ARG && strstr(err.message, "40 wide"), "%s", err.message);
 }
 
+/* Evaluation at epoch ends: results.jsonl holds, per evaluated epoch, the
+ * figures mc_eval gives on that epoch's checkpoint. */
+static void test_eval_during_training(void) {
+    mc_error err;
+    mc_error_clear(&err);
+    char tree[512], cls[600], src[600], dst[700];
+    snprintf(tree, sizeof tree, "%s/imagefolder", tmpdir);
+    const char *classes[3] = {"cat", "person", "cup"};
+    const char *images[3][2] = {{"chelsea.png", "chelsea_q90.jpg"}, {"astronaut.png", "camera.png"},
+                                {"coffee.png", "hubble_deep_field.jpg"}};
+    mkdir(tree, 0755);
+    for (int c = 0; c < 3; c++) {
+        snprintf(cls, sizeof cls, "%s/%s", tree, classes[c]);
+        mkdir(cls, 0755);
+        for (int i = 0; i < 2; i++) {
+            snprintf(src, sizeof src, "%s", fixture("images"));
+            char abs[PATH_MAX];
+            if (!realpath(src, abs)) abs[0] = 0;
+            snprintf(src, sizeof src, "%s/%s", abs, images[c][i]);
+            snprintf(dst, sizeof dst, "%s/%s", cls, images[c][i]);
+            CHECK(symlink(src, dst) == 0, "symlink %s", dst);
+        }
+    }
+    mc_run_params p = base_params("evaluated");
+    p.epochs = 2;
+    p.imagenet_val = tree;
+    p.retrieval_data = fixture("datacompdr/shards/00000000.tar");
+    p.zeroshot_frequency = 1;
+    mc_run_result res;
+    CHECK(mc_run_train(&p, &res, &err) == MC_OK && res.steps == 2, "run with evaluation: %s", err.message);
+    char path[512];
+    snprintf(path, sizeof path, "%s/evaluated/results.jsonl", tmpdir);
+    char *text = NULL;
+    size_t len = 0;
+    CHECK(mc_file_read_all(path, 1 << 20, &text, &len, &err) == MC_OK, "results.jsonl: %s", err.message);
+    int lines = 0;
+    for (size_t i = 0; text && i < len; i++) lines += text[i] == '\n';
+    CHECK(lines == 2, "one evaluation per epoch: %d lines", lines);
+    /* the second line against mc_eval on the epoch-2 checkpoint */
+    mc_model_params mp = mc_model_default_params();
+    mp.vocab_path = vocab();
+    mc_model *m = NULL;
+    snprintf(path, sizeof path, "%s/evaluated/checkpoints/epoch_2.safetensors", tmpdir);
+    CHECK(mc_model_load(path, &mp, &m, &err) == MC_OK, "load: %s", err.message);
+    mc_eval_params ep = mc_eval_default_params();
+    mc_eval_results er;
+    mc_eval_results_init(&er);
+    er.epoch = 2;
+    CHECK(m && mc_eval_zeroshot(m, tree, NULL, NULL, &ep, &er.zeroshot, &err) == MC_OK, "zeroshot: %s", err.message);
+    CHECK(m && mc_eval_retrieval(m, p.retrieval_data, &ep, &er.retrieval, &err) == MC_OK, "retrieval: %s", err.message);
+    char *json = NULL;
+    CHECK(mc_eval_results_json(&er, &json, &err) == MC_OK, "json");
+    const char *second = text ? strchr(text, '\n') : NULL;
+    CHECK(second && json && strstr(second + 1, json + 1) != NULL, "epoch 2's figures: %s\nin results.jsonl: %s",
+          json ? json : "", second ? second + 1 : "");
+    CHECK(er.zeroshot.n_images == 6 && er.zeroshot.n_classes == 3 && er.retrieval.n_samples == 3,
+          "evaluated 6 images of 3 classes and 3 pairs");
+    free(json);
+    free(text);
+    mc_model_free(m);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/mc_test_run_%d", (int)getpid());
     mkdir(tmpdir, 0755);
@@ -454,6 +518,7 @@ int main(void) {
     test_accum();
     test_memorise();
     test_modes();
+    test_eval_during_training();
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (!t_fail && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

@@ -24,7 +24,7 @@
 static const char *const column_names[MC_REPORT_N_COLUMNS] = {
     "step", "epoch", "samples", "loss", "contrastive_loss", "distill_loss", "contrastive_real", "distill_real",
     "contrastive_syn", "distill_syn", "lr", "logit_scale", "grad_norm", "images_per_s", "data_wait",
-    "time_forward", "time_backward", "time_loss", "time_optim", "time_teachers",
+    "time_forward", "time_backward", "time_loss", "time_optim", "time_teachers", "time_comm", "ranks",
 };
 
 const char *mc_report_column_name(int c) {
@@ -1021,8 +1021,9 @@ static const train_plot train_plots[] = {
     {"images_per_s", "Throughput", "images / s", {MC_REPORT_IMAGES_PER_S}, 1, 0},
     {"data_wait", "Data wait", "s per step", {MC_REPORT_DATA_WAIT}, 1, 0},
     {"phases", "Time per phase", "s per step",
-     {MC_REPORT_TIME_FORWARD, MC_REPORT_TIME_BACKWARD, MC_REPORT_TIME_LOSS, MC_REPORT_TIME_OPTIM, MC_REPORT_TIME_TEACHERS},
-     5, 1},
+     {MC_REPORT_TIME_FORWARD, MC_REPORT_TIME_BACKWARD, MC_REPORT_TIME_LOSS, MC_REPORT_TIME_OPTIM, MC_REPORT_TIME_TEACHERS,
+      MC_REPORT_TIME_COMM},
+     6, 1},
 };
 #define N_TRAIN_PLOTS (int)(sizeof train_plots / sizeof train_plots[0])
 
@@ -1035,6 +1036,7 @@ static const char *nice_column(int c) {
     case MC_REPORT_TIME_LOSS: return "loss";
     case MC_REPORT_TIME_OPTIM: return "optimizer";
     case MC_REPORT_TIME_TEACHERS: return "teachers";
+    case MC_REPORT_TIME_COMM: return "communication";
     case MC_REPORT_LR: return "learning rate";
     case MC_REPORT_LOGIT_SCALE: return "logit scale";
     case MC_REPORT_GRAD_NORM: return "gradient norm";
@@ -1126,7 +1128,11 @@ static void row_seed(const run_data *r, char *o, size_t c) {
     param_text(param(r, "seed"), s, sizeof s);
     param_text(param(r, "threads"), t, sizeof t);
     param_text(param(r, "workers"), w, sizeof w);
-    snprintf(o, c, "seed %s; %s threads; %s loader workers", s, strcmp(t, "0") ? t : "default", w);
+    size_t last = r->log.n ? r->log.n - 1 : 0;
+    double ranks = r->log.n && r->log.state[MC_REPORT_RANKS][last] == MC_REPORT_FINITE ? r->log.value[MC_REPORT_RANKS][last] : 1;
+    char rk[64] = "";
+    if (ranks > 1) snprintf(rk, sizeof rk, "; %.0f ranks (MPI)", ranks);
+    snprintf(o, c, "seed %s; %s threads; %s loader workers%s", s, strcmp(t, "0") ? t : "default", w, rk);
 }
 static void row_machine(const run_data *r, char *o, size_t c) {
     const char *h = mc_json_str(param(r, "hostname"), NULL), *cpu = mc_json_str(param(r, "cpu"), NULL);
@@ -1220,7 +1226,7 @@ typedef struct table_row {
 static const table_row run_rows[] = {
     {"folder", row_folder, 0},       {"model", row_model, 1},      {"data", row_data, 1},
     {"batch", row_batch, 1},         {"optimizer", row_optim, 1},  {"loss", row_loss, 1},
-    {"seed, threads", row_seed, 1},  {"machine", row_machine, 1},  {"started", row_started, 0},
+    {"seed, threads, ranks", row_seed, 1},  {"machine", row_machine, 1},  {"started", row_started, 0},
     {"last step logged", row_ended, 0}, {"duration", row_duration, 0}, {"progress", row_progress, 0},
     {"loss now", row_loss_now, 0},   {"throughput", row_speed, 0}, {"log", row_log, 0},
 };

@@ -26,6 +26,7 @@
 #ifndef MC_RUN_RUN_H
 #define MC_RUN_RUN_H
 
+#include "dist/dist.h"
 #include "train/trainer.h"
 
 #define MC_RUN_MAX_TEACHERS 8
@@ -43,6 +44,7 @@ typedef struct mc_run_step {
     double images_per_s;        /* of this step, data wait included */
     double data_wait;           /* seconds this step waited for its batches */
     double t_forward, t_loss, t_backward, t_optim, t_teacher;   /* seconds */
+    double t_comm;              /* of forward + backward: waiting in collectives (ranks) */
 } mc_run_step;
 
 typedef struct mc_run_callbacks {
@@ -105,6 +107,10 @@ typedef struct mc_run_params {
     const char *vocab_path;       /* NULL: mc_tokenizer_find_vocab */
     const char *command_line;     /* stored in params.json */
     const volatile int *stop;     /* set (e.g. by a signal handler): save a checkpoint and return */
+    mc_dist *dist;                /* data-parallel ranks (NULL: one process).  Rank r reads the
+                                     shards i with i % world == r of each epoch's shard order;
+                                     batch_size is per rank; rank 0 writes the run folder; the
+                                     checkpoints must be on a file system every rank reads */
     mc_run_callbacks cb;
 } mc_run_params;
 

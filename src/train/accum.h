@@ -25,4 +25,28 @@
 mc_status mc_trainer_train_step_accum(mc_trainer *t, const mc_train_batch *b, int k, mc_train_result *res,
                                       mc_error *err);
 
+/* Data parallelism: the same step spread over `world` processes, each with
+ * its own k micro-batches of the same size.  The features of all ranks are
+ * gathered (rank after rank), every rank computes the loss of the global
+ * batch (the same numbers everywhere: what open_clip's --local-loss
+ * --gather-with-grad add up to), drives its own micro-batches' backward with
+ * its rows of the gradient, and the gradients are summed over the ranks
+ * before the optimizer step, which is then the same on every rank.  The
+ * train layer does not communicate itself: the caller provides the two
+ * collectives (run/ over dist/). */
+typedef struct mc_train_collective {
+    void *ud;
+    int rank, world;
+    /* global [world * n] = every rank's local [n], in rank order */
+    mc_status (*allgather)(void *ud, const float *local, size_t n, float *global, mc_error *err);
+    /* buf [n] = the sum over ranks, in place */
+    mc_status (*allreduce_sum)(void *ud, float *buf, size_t n, mc_error *err);
+} mc_train_collective;
+
+/* As mc_trainer_train_step_accum over the ranks of c (c NULL or world 1:
+ * exactly mc_trainer_train_step_accum).  Every rank's micro-batches must
+ * hold the same number of samples. */
+mc_status mc_trainer_train_step_dist(mc_trainer *t, const mc_train_batch *b, int k, const mc_train_collective *c,
+                                     mc_train_result *res, mc_error *err);
+
 #endif /* MC_TRAIN_ACCUM_H */

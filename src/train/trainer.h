@@ -68,6 +68,7 @@ typedef struct mc_train_result {
     /* Seconds spent, added to (zero the struct before a step): the towers'
      * forward, the loss, the backward pass, the optimizer step. */
     double t_forward, t_loss, t_backward, t_optim;
+    double t_comm;            /* of those, waiting in collectives (data parallelism, train/accum.h) */
 } mc_train_result;
 
 /* Forward + backward of one micro-batch: gradients accumulate. */
