@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Checks a report written by 'mobileclip report' against its runs' train.jsonl.
 
-Usage: report_check.py REPORT.html RUN_DIR...   (the runs in the report's order)
+Usage: report_check.py [--evals=N] REPORT.html RUN_DIR...   (the runs in the report's order;
+       N: at least N evaluation curves must be found and checked)
 
   - the page parses: Python's html.parser with every element closed in order
     (void elements aside), and every <svg> parses on its own as XML;
@@ -12,6 +13,8 @@ Usage: report_check.py REPORT.html RUN_DIR...   (the runs in the report's order)
     last line);
   - the smoothed loss equals TensorBoard's debiased EMA of the logged values,
     with the weight the page states;
+  - the evaluations of results.jsonl (zero-shot top-1/top-5, retrieval R@k) are
+    points at their seen samples with their values;
   - the header names each run's model and its command line.
 Prints one line per failure and "report_check: N passed, N failed".
 """
@@ -135,7 +138,12 @@ def close(plot, got, want):
 
 
 def main():
-    report, runs = sys.argv[1], sys.argv[2:]
+    args = sys.argv[1:]
+    want_evals = 0
+    if args and args[0].startswith("--evals="):   # at least this many evaluation curves
+        want_evals = int(args.pop(0).split("=")[1])
+    report, runs = args[0], args[1:]
+    evals_checked = [0]
     text = open(report, encoding="utf-8").read()
     t = Tree()
     t.feed(text)
@@ -183,6 +191,30 @@ def main():
                     check(len(got_s) == len(sm), "run %d smoothed loss: %d points, want %d" % (r, len(got_s), len(sm)))
                     off = [i for i, (g, v) in enumerate(zip(got_s, sm)) if not close(plot, g, (want[i][0], v))]
                     check(not off, "run %d smoothed loss is not the EMA %g at points %s" % (r, w, off[:5]))
+        # evaluations: placed by "samples" (what the run writes), value as a fraction
+        try:
+            results = [json.loads(l) for l in open(run + "/results.jsonl", encoding="utf-8") if l.strip()]
+        except OSError:
+            results = []
+        for key in sorted({k for d in results for k in d}):
+            if key.endswith(("-zeroshot-val-top1", "-zeroshot-val-top5")):
+                pid = "plot-eval-zeroshot"
+            elif key.startswith("image_to_text_R@"):
+                pid = "plot-eval-i2t"
+            elif key.startswith("text_to_image_R@"):
+                pid = "plot-eval-t2i"
+            else:
+                continue
+            plot = t.plots.get(pid)
+            check(plot is not None, "run %d: no plot %s for %s" % (r, pid, key))
+            if plot is None:
+                continue
+            want = [(d["samples"], d[key]) for d in results if finite(d.get(key)) and finite(d.get("samples"))]
+            got = curve(plot, "raw", r, key)
+            check(len(got) == len(want) and all(close(plot, g, wv) for g, wv in zip(got, want)),
+                  "run %d %s: plotted %s, results.jsonl %s" % (r, key, got, want))
+            evals_checked[0] += 1
+    check(evals_checked[0] >= want_evals, "%d evaluation curves checked, want at least %d" % (evals_checked[0], want_evals))
     print("report_check: %d passed, %d failed" % (passed, failed))
     return 1 if failed else 0
 

@@ -2,12 +2,14 @@
 # 'mobileclip report' on real runs: two short fixture runs with 'mobileclip
 # train' (the flags of tests/test_train_cli.sh, 2 epochs of 5 steps and 1
 # epoch), then:
-#   - the training run wrote report.html into its folder at its checkpoints,
-#     with all its steps; params.json records the machine;
+#   - the training run (evaluated after each epoch: zero-shot on an ImageFolder
+#     tree of fixture images, retrieval on the shard) wrote report.html into its
+#     folder, with all its steps and evaluations; params.json records the machine;
 #   - 'mobileclip report RUN' and 'report RUN1 RUN2 -o cmp.html' write pages
 #     that parse (html.parser, each <svg> as XML) and whose loss, gradient-norm
 #     and learning-rate points map back through the axis transform to
-#     train.jsonl, smoothed loss = TensorBoard's EMA (tests/report_check.py);
+#     train.jsonl, smoothed loss = TensorBoard's EMA, evaluation points = results.jsonl
+#     (tests/report_check.py);
 #     the checker fails on a log that differs from the page;
 #   - headless Chromium renders both pages without a console message (an SVG
 #     attribute it cannot parse is one), every chart has a size and every
@@ -41,20 +43,30 @@ ARGS=(--train-data "$S/00000000.tar::$S/00000000_bf16.tar" --model "$M" --pretra
       --shuffle-buffer 4 --workers 2 --threads 2 --save-every-n-steps 3
       --logs "$T" --log-every-n-steps 0)
 
-$BIN train "${ARGS[@]}" --epochs 2 --name r1 >"$T/r1.out" 2>"$T/r1.err"
+# an ImageFolder tree of fixture images for the evaluation after each epoch of r1
+for c in cat:chelsea.png:chelsea_q90.jpg person:astronaut.png:camera.png cup:coffee.png:hubble_deep_field.jpg; do
+  IFS=: read -r cls a b <<<"$c"
+  mkdir -p "$T/tree/$cls"
+  ln -s "$(realpath "$FX/images/$a")" "$T/tree/$cls/$a"; ln -s "$(realpath "$FX/images/$b")" "$T/tree/$cls/$b"
+done
+$BIN train "${ARGS[@]}" --epochs 2 --name r1 --imagenet-val "$T/tree" --retrieval "$S/00000000.tar" \
+  --zeroshot-frequency 1 >"$T/r1.out" 2>"$T/r1.err"
 rc=$?
 check '[ $rc -eq 0 ]' "train r1 failed: $(tail -3 "$T/r1.err")"
 $BIN train "${ARGS[@]}" --epochs 1 --lr 3e-3 --name r2 >"$T/r2.out" 2>"$T/r2.err"
 rc=$?
 check '[ $rc -eq 0 ]' "train r2 failed: $(tail -3 "$T/r2.err")"
 check '[ "$(wc -l < "$T/r1/train.jsonl")" -eq 10 ] && [ "$(wc -l < "$T/r2/train.jsonl")" -eq 5 ]' "10 and 5 steps logged"
+check '[ "$(wc -l < "$T/r1/results.jsonl")" -eq 2 ]' "r1: 2 evaluations in results.jsonl"
 
 # the run's own report, written at its checkpoints (the last one after step 10)
 check '[ -f "$T/r1/report.html" ] && [ ! -e "$T/r1/report.html.tmp" ]' "train did not write report.html into the run folder"
 check 'grep -q "step 10 of 10 (10 logged)" "$T/r1/report.html"' "the run's report.html lacks the last step"
+check 'grep -q "id=\"plot-eval-zeroshot\"" "$T/r1/report.html" && grep -q "id=\"plot-eval-t2i\"" "$T/r1/report.html"' \
+  "the run's report.html lacks the evaluation written after the last checkpoint"
 check 'grep -q "\"hostname\": \"$(hostname)\"" "$T/r1/params.json" && grep -q "\"cpu\": \"" "$T/r1/params.json"' \
   "params.json lacks the machine"
-python3 tests/report_check.py "$T/r1/report.html" "$T/r1" >"$T/c0.out" 2>&1
+python3 tests/report_check.py --evals=8 "$T/r1/report.html" "$T/r1" >"$T/c0.out" 2>&1
 rc=$?
 check '[ $rc -eq 0 ]' "the run's own report: $(grep FAIL "$T/c0.out" | head -3)"
 
@@ -69,7 +81,7 @@ check '[ $rc -eq 0 ]' "report RUN: $(grep FAIL "$T/c1.out" | head -3)"
 $BIN report "$T/r1" "$T/r2/" -o "$T/cmp.html" >"$T/o2" 2>"$T/e2"
 rc=$?
 check '[ $rc -eq 0 ]' "report RUN1 RUN2: $(cat "$T/e2")"
-python3 tests/report_check.py "$T/cmp.html" "$T/r1" "$T/r2" >"$T/c2.out" 2>&1
+python3 tests/report_check.py --evals=8 "$T/cmp.html" "$T/r1" "$T/r2" >"$T/c2.out" 2>&1
 rc=$?
 check '[ $rc -eq 0 ]' "report RUN1 RUN2: $(grep FAIL "$T/c2.out" | head -3)"
 check 'grep -q "r1</span>" "$T/cmp.html" && grep -q "r2</span>" "$T/cmp.html"' "the legend names both runs"
