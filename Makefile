@@ -21,6 +21,7 @@ PREFIX  ?= /usr/local
 SHAREDIR ?= $(PREFIX)/share/mobileclip
 
 B := build
+.DEFAULT_GOAL := all
 PKGS := libpng libjpeg zlib libutf8proc libpcre2-8 libwebp libwebpdemux libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
