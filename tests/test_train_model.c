@@ -38,7 +38,7 @@ static void cmp(const char *model, const char *what, const mc_checkpoint *ex, co
     if (!r || (size_t)r->numel != n) return;
     float e = max_abs_diff(got, r->data, n);
     CHECK(e <= 1e-4f, "%s %s: max-abs %.3g > 1e-4", model, what, e);
-    printf("  %-14s %-17s max-abs %.2e\n", model, what, e);
+    printf("  %-18s %-17s max-abs %.2e\n", model, what, e);
 }
 
 static void test_eval(const char *name) {
@@ -47,12 +47,12 @@ static void test_eval(const char *name) {
     mc_error err;
     mc_error_clear(&err);
     mc_train_config cfg;
-    snprintf(p, sizeof p, "%s/config.json", dir);
-    if (mc_train_config_load(p, &cfg, &err) != MC_OK) { CHECK(0, "%s: config: %s", name, err.message); return; }
+    /* the folder: config.json (mobileclip repo) or open_clip_config.json */
+    if (mc_train_config_load(dir, &cfg, &err) != MC_OK) { CHECK(0, "%s: config: %s", name, err.message); return; }
     mc_checkpoint *ex = NULL, *ck = NULL;
     snprintf(p, sizeof p, "%s/expected.safetensors", dir);
     if (mc_checkpoint_open(p, &ex, &err) != MC_OK) { CHECK(0, "%s: %s", name, err.message); return; }
-    snprintf(p, sizeof p, "%s/model.pt", dir);
+    snprintf(p, sizeof p, "%s/%s", dir, cfg.layout == MC_TRAIN_LAYOUT_OPENCLIP ? "open_clip_model.safetensors" : "model.pt");
     if (mc_checkpoint_open(p, &ck, &err) != MC_OK) { CHECK(0, "%s: %s", name, err.message); mc_checkpoint_close(ex); return; }
     const mc_tensor_info *px = mc_checkpoint_find(ex, "pixels"), *tk = mc_checkpoint_find(ex, "tokens");
     CHECK(px && tk && px->ndim == 4 && tk->ndim == 2 && tk->dtype == MC_DTYPE_I64, "%s: inputs", name);
@@ -325,6 +325,13 @@ int main(void) {
     test_eval("models/v1_mci_mct");
     test_eval("models/v1_mci_base");
     test_eval("models/v1_vit_causal");
+    test_eval("models/oc_mobileclip_s1");
+    test_eval("models/oc_mobileclip2_s0");
+    test_eval("models/oc_mobileclip2_s3");
+    test_eval("models/oc_mobileclip2_s4");
+    test_eval("models/oc_mobileclip_b");
+    test_eval("models/oc_mobileclip2_b");
+    test_eval("models/oc_mobileclip2_l14");
 #ifdef _OPENMP
     omp_set_num_threads(1);   /* tiny shapes: threads would only add start-up and spinning */
 #endif
