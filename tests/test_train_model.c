@@ -16,10 +16,17 @@
 #include "train/trainer.h"
 
 #include <stdint.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static void l2rows(float *x, int n, int d) {
     for (int i = 0; i < n; i++) {
@@ -321,6 +328,62 @@ static void test_tiny_vit_grad(void) {
     unlink(path);
 }
 
+/* OpenCLIP-layout fixture models (their own weights, made by the official
+ * code) at a small image size: central differences of sum(r * features) for
+ * the parameters under each prefix (the parts new to the OpenCLIP layout:
+ * LayerNorm2d attention stages and the timm head of fastvit_mci3, the
+ * no-padding ConvStem and timm blocks of vit_base_mci_224, patch_embed.proj
+ * + norm_pre + class-token positions of the CLIP ViT, the OpenCLIP text
+ * transformer with its packed in_proj, causal or not, GELU or QuickGELU). */
+static void test_oc_grad(const char *name, const char *label, int image_size, int eval, int quick_gelu,
+                         int n_img, int n_txt, float h, double tol, const char *const *prefixes) {
+    char dir[4096], p[4200];
+    snprintf(dir, sizeof dir, "%s", fixture(name));
+    mc_error err;
+    mc_error_clear(&err);
+    mc_train_config cfg;
+    if (mc_train_config_load(dir, &cfg, &err) != MC_OK) { CHECK(0, "%s: config: %s", name, err.message); return; }
+    cfg.image_size = image_size;
+    cfg.quick_gelu = quick_gelu;
+    mc_checkpoint *ck = NULL;
+    snprintf(p, sizeof p, "%s/open_clip_model.safetensors", dir);
+    if (mc_checkpoint_open(p, &ck, &err) != MC_OK) { CHECK(0, "%s: %s", name, err.message); return; }
+    mc_dr_loss_params lp = {0};
+    mc_adamw_params op = mc_adamw_default_params();
+    mc_trainer *t = NULL;
+    if (mc_trainer_new(&cfg, ck, p, &lp, &op, &t, &err) != MC_OK) {
+        CHECK(0, "%s: trainer: %s", name, err.message);
+        mc_checkpoint_close(ck);
+        return;
+    }
+    mc_trainer_set_eval(t, eval);
+    int E = mc_trainer_embed_dim(t), L = cfg.context_length;
+    float *px = malloc(sizeof(float) * (size_t)n_img * 3 * image_size * image_size + 4);
+    float *ri = malloc(sizeof(float) * (size_t)(n_img * E + 1)), *rt = malloc(sizeof(float) * (size_t)(n_txt * E + 1));
+    float *fi = malloc(sizeof(float) * (size_t)(n_img * E + 1)), *ft = malloc(sizeof(float) * (size_t)(n_txt * E + 1));
+    int32_t *tok = calloc((size_t)n_txt * L + 1, sizeof *tok);
+    for (size_t i = 0; i < (size_t)n_img * 3 * image_size * image_size; i++) px[i] = frand();
+    for (int i = 0; i < n_img * E; i++) ri[i] = frand();
+    for (int i = 0; i < n_txt * E; i++) rt[i] = frand();
+    for (int i = 0; i < n_txt; i++) {   /* SOT, words, EOT (the largest id: the pooled position) */
+        int len = 5 + 6 * i;
+        tok[i * L] = 49406;
+        for (int j = 1; j < len; j++) tok[i * L + j] = 1 + (int)((frand() * 0.5f + 0.5f) * 49000);
+        tok[i * L + len] = 49407;
+    }
+    fdctx c = {t, px, tok, n_img, n_txt, E, ri, rt, fi, ft};
+    double t0 = now_s();
+    for (const char *const *pf = prefixes; *pf; pf++) {
+        char what[160];
+        snprintf(what, sizeof what, "%s %s", label, *pf);
+        fd_check(what, &c, *pf, h, tol);
+    }
+    printf("  (%s: %.1f s)\n", label, now_s() - t0);
+    free(px); free(ri); free(rt); free(fi); free(ft); free(tok);
+    mc_trainer_free(t);
+    mc_checkpoint_close(ck);
+}
+
 int main(void) {
     test_eval("models/v1_mci_mct");
     test_eval("models/v1_mci_base");
@@ -336,5 +399,21 @@ int main(void) {
     omp_set_num_threads(1);   /* tiny shapes: threads would only add start-up and spinning */
 #endif
     test_tiny_vit_grad();
+    /* fastvit_mci3 at batch 1: the stage-4 BatchNorms see 16 values per channel,
+     * which makes the central difference's truncation error larger (measured
+     * 1.96e-3 of the largest gradient, hence 3e-3 there) */
+    test_oc_grad("models/oc_mobileclip2_s3", "fastvit_mci3 train", 256, 0, 0, 1, 0, 1e-2f, 3e-3,
+                 (const char *const[]){"visual.trunk.stages.4.blocks.", "visual.trunk.stages.3.blocks.0.",
+                                       "visual.trunk.stages.3.pos_emb.", "visual.trunk.head.", NULL});
+    test_oc_grad("models/oc_mobileclip_b", "vit_base_mci_224 train", 224, 0, 0, 1, 0, 1e-2f, 2e-3,
+                 (const char *const[]){"visual.trunk.", NULL});
+    test_oc_grad("models/oc_mobileclip2_l14", "vit_large_patch14_clip eval", 224, 1, 0, 1, 0, 1e-2f, 2e-3,
+                 (const char *const[]){"visual.trunk.", NULL});
+    test_oc_grad("models/oc_mobileclip_b", "OpenCLIP text causal", 224, 0, 0, 0, 3, 1e-2f, 2e-3,
+                 (const char *const[]){"text.", NULL});
+    test_oc_grad("models/oc_mobileclip2_s0", "OpenCLIP text bidir.", 256, 0, 0, 0, 3, 1e-2f, 2e-3,
+                 (const char *const[]){"text.", NULL});
+    test_oc_grad("models/oc_mobileclip2_s0", "OpenCLIP text QuickGELU", 256, 0, 1, 0, 3, 1e-2f, 2e-3,
+                 (const char *const[]){"text.", NULL});
     return test_summary("test_train_model");
 }
