@@ -144,6 +144,8 @@ struct mc_trainer {
     int track_terms;    /* fill mc_tparam.gabs / gterms during backward */
     int eval;           /* BatchNorm on running statistics (model.eval()) */
     char missing[512];  /* first missing tensor */
+    unsigned char *used;/* [np]: the tensor took part in a forward (set by mark_used) */
+    int structure_ok;   /* a forward through both towers used every tensor */
 };
 
 /* ------------------------------------------------------------ utilities */
@@ -273,6 +275,10 @@ static tt *op_bn_eval(mc_trainer *t, tt *x, mc_tparam *g, mc_tparam *b, mc_tpara
     return y;
 }
 
+static void mark(mc_trainer *t, const mc_tparam *p) {
+    if (p && t->used) t->used[p - t->p] = 1;
+}
+
 /* BatchNorm2d (train mode, or eval mode when the trainer is in eval) with the module at prefix. */
 static tt *op_bn(mc_trainer *t, tt *x, const char *prefix) {
     if (!x || t->failed) return NULL;
@@ -284,6 +290,7 @@ static tt *op_bn(mc_trainer *t, tt *x, const char *prefix) {
         t->failed = 3;
         return NULL;
     }
+    mark(t, rm); mark(t, rv); mark(t, nb);
     if (t->eval) return op_bn_eval(t, x, g, b, rm, rv);
     tt *y = new_tt(t, x->n, x->c, x->h, x->w);
     float *mean = tape_floats(&t->mem, x->c), *rstd = tape_floats(&t->mem, x->c);
@@ -1295,6 +1302,7 @@ void mc_trainer_free(mc_trainer *t) {
         free(t->p[i].w); free(t->p[i].g); free(t->p[i].m); free(t->p[i].v); free(t->p[i].gabs);
     }
     free(t->p);
+    free(t->used);
     free(t->tape);
     tape_release(&t->mem);
     free(t);
@@ -1344,6 +1352,25 @@ static mc_status forward_fail(mc_trainer *t, mc_error *err) {
     return st;
 }
 
+/* After a forward through both towers: every tensor the trainer kept must
+ * have taken part (the parameters of the taped ops, the BatchNorm buffers),
+ * else the checkpoint holds structure the train-mode model does not know
+ * (an unsupported variant) and training would silently ignore it. */
+static mc_status check_structure(mc_trainer *t, mc_error *err) {
+    if (t->structure_ok || !t->used) return MC_OK;
+    for (size_t k = 0; k < t->ntape; k++) { mark(t, t->tape[k].w); mark(t, t->tape[k].b); }
+    mark(t, t->logit_scale);
+    for (size_t i = 0; i < t->np; i++)
+        if (!t->used[i])
+            return mc_fail(err, MC_ERR_UNEXPECTED_TENSOR,
+                           "training model: tensor '%s' is not used by the train-mode %s model (an unsupported variant)",
+                           t->p[i].name, t->oc ? "OpenCLIP" : "mobileclip-repo");
+    t->structure_ok = 1;
+    free(t->used);
+    t->used = NULL;
+    return MC_OK;
+}
+
 /* Dropout and stochastic depth are not implemented: such a model runs in eval mode only. */
 static mc_status refuse_dropout(const mc_trainer *t, mc_error *err) {
     if (t->cfg.drop_rate > 0 || t->cfg.drop_path_rate > 0)
@@ -1360,6 +1387,8 @@ mc_status mc_trainer_forward_backward(mc_trainer *t, const mc_train_batch *b, mc
         return mc_fail(err, MC_ERR_INVALID_ARG, "training batch: missing inputs");
     mc_status rs = refuse_dropout(t, err);
     if (rs != MC_OK) return rs;
+    if (!t->structure_ok && !t->used && !(t->used = calloc(t->np + 1, 1)))
+        return mc_fail(err, MC_ERR_NOMEM, "out of memory");
     int n = b->n;
     t->ntape = 0;
     t->failed = 0;
@@ -1370,6 +1399,7 @@ mc_status mc_trainer_forward_backward(mc_trainer *t, const mc_train_batch *b, mc
     tt *fs = t->failed ? NULL : text_forward(t, b->tokens_syn, n, eot + n);
     tt *ei = op_l2norm(t, fi), *er = op_l2norm(t, fr), *es = op_l2norm(t, fs);
     if (t->failed || !ei || !er || !es) return forward_fail(t, err);
+    if ((rs = check_structure(t, err)) != MC_OK) { t->ntape = 0; tape_reset(&t->mem); return rs; }
     int e = (int)(numel(ei) / n);
     if ((int)(numel(er) / n) != e) {
         t->ntape = 0; tape_reset(&t->mem);
@@ -1409,6 +1439,8 @@ mc_status mc_trainer_features(mc_trainer *t, const float *pixels, int n_img, con
         mc_status rs = refuse_dropout(t, err);
         if (rs != MC_OK) return rs;
     }
+    if (!t->structure_ok && !t->used && !(t->used = calloc(t->np + 1, 1)))
+        return mc_fail(err, MC_ERR_NOMEM, "out of memory");
     t->ntape = 0;
     t->failed = 0;
     int32_t *eot = tape_alloc(&t->mem, sizeof(int32_t) * (n_txt + 1));
@@ -1416,6 +1448,12 @@ mc_status mc_trainer_features(mc_trainer *t, const float *pixels, int n_img, con
     tt *fi = !t->failed && n_img > 0 ? image_forward(t, pixels, n_img) : NULL;
     tt *ft = !t->failed && n_txt > 0 ? text_forward(t, tokens, n_txt, eot) : NULL;
     if (t->failed || (n_img > 0 && !fi) || (n_txt > 0 && !ft)) return forward_fail(t, err);
+    if (fi && ft) {   /* both towers ran: every tensor must have been used */
+        mc_status rs = check_structure(t, err);
+        if (rs != MC_OK) { t->ntape = 0; tape_reset(&t->mem); return rs; }
+    } else {
+        for (size_t k = 0; t->used && k < t->ntape; k++) { mark(t, t->tape[k].w); mark(t, t->tape[k].b); }
+    }
     if (fi) memcpy(img, fi->d, numel(fi) * sizeof(float));
     if (ft) memcpy(txt, ft->d, numel(ft) * sizeof(float));
     if (fi && d_img) {
