@@ -144,7 +144,7 @@ struct mc_trainer {
     int track_terms;    /* fill mc_tparam.gabs / gterms during backward */
     int eval;           /* BatchNorm on running statistics (model.eval()) */
     char missing[512];  /* first missing tensor */
-    unsigned char *used;/* [np]: the tensor took part in a forward (set by mark_used) */
+    unsigned char *used;/* [np]: the tensor took part in a forward (set by mark) */
     int structure_ok;   /* a forward through both towers used every tensor */
 };
 
