@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *const status_strings[MC_STATUS_COUNT] = {
@@ -251,4 +252,42 @@ mc_status mc_convert_to_f32(mc_dtype dtype, const void *src, size_t n, float *ds
         return MC_OK;
     default: return MC_ERR_SHAPE;
     }
+}
+
+double mc_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int mc_fsync_parent(const char *path) {
+    char dir[4096];
+    size_t n = strlen(path);
+    if (n >= sizeof dir) return -1;
+    memcpy(dir, path, n + 1);
+    char *slash = strrchr(dir, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == dir) slash[1] = 0;
+    else *slash = 0;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+mc_status mc_file_commit(FILE *f, const char *tmp_path, const char *path, int write_ok, mc_error *err) {
+    int ok = write_ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (fclose(f) != 0) ok = 0;
+    if (!ok) {
+        remove(tmp_path);
+        return mc_fail(err, MC_ERR_IO, "%s: write failed (%s)", path, strerror(errno ? errno : EIO));
+    }
+    if (rename(tmp_path, path) != 0) {
+        int e = errno;
+        remove(tmp_path);
+        return mc_fail(err, MC_ERR_IO, "%s: cannot rename %s into place (%s)", path, tmp_path, strerror(e));
+    }
+    mc_fsync_parent(path);
+    return MC_OK;
 }

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #if defined(__GNUC__)
 #define MC_PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -55,6 +56,18 @@ mc_status mc_file_read_all(const char *path, size_t max_size, char **out, size_t
 /* 1 when path names an existing regular file / folder. */
 int mc_path_is_file(const char *path);
 int mc_path_is_dir(const char *path);
+
+/* Seconds on a monotonic clock (differences only). */
+double mc_now_s(void);
+
+/* Atomic replacement of a file: f is an open stream on tmp_path (a temporary
+ * name in the same folder as path).  Flushes it, fsyncs it, closes it (always),
+ * renames it to path and fsyncs the folder, so that after a crash path holds
+ * either its old or its new content.  write_ok = 0 reports an earlier write
+ * error: the temporary file is removed and MC_ERR_IO returned. */
+mc_status mc_file_commit(FILE *f, const char *tmp_path, const char *path, int write_ok, mc_error *err);
+/* fsync of the folder holding path (after a rename or a new file in it). */
+int mc_fsync_parent(const char *path);
 
 /* Half-precision conversions. */
 float mc_f16_to_f32(uint16_t h);

@@ -36,13 +36,7 @@ mc_status mc_npy_write(const char *path, const char *descr, size_t elem_size, co
                              (unsigned char)(n >> 8)};
     int ok = fwrite(pre, 1, 10, f) == 10 && fwrite(hdr, 1, (size_t)n, f) == (size_t)n &&
              fwrite(data, elem_size, count, f) == count;
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0) ok = 0;
-    if (fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return mc_fail(err, MC_ERR_IO, "%s: write failed", path);
-    }
-    return MC_OK;
+    return mc_file_commit(f, tmp, path, ok, err);
 }
 
 mc_status mc_npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape,

@@ -15,6 +15,7 @@
 #include "data/shard.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include <math.h>
 #include <pcre2.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -143,11 +144,6 @@ mc_loader_params mc_loader_default_params(void) {
     return p;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* --- reader --- */
 
@@ -317,6 +313,78 @@ static int matching_keys(const mc_loader *l, const mc_dr_record *rec, int *idx, 
     return n;
 }
 
+/* to_tensor (x / 255) then the student's normalisation, in torchvision's
+ * order of float operations, into CHW. */
+static void to_pixels(const mc_loader_params *p, const mc_image *aug, float *out) {
+    const int S = p->image_size;
+    const size_t plane = (size_t)S * S;
+    for (int ch = 0; ch < 3; ch++) {
+        const float mean = p->mean[ch], std = p->std[ch];
+        float *dst = out + (size_t)ch * plane;
+        for (size_t i = 0; i < plane; i++) dst[i] = ((float)aug->rgb[i * 3 + (size_t)ch] / 255.0f - mean) / std;
+    }
+}
+
+mc_aug_params mc_plain_crop(uint64_t seed, int epoch, const char *key, int width, int height) {
+    /* torchvision RandomResizedCrop.get_params with open_clip's training
+     * scale (0.9, 1.0) and ratio (3/4, 4/3): up to 10 draws of an area and a
+     * log-uniform aspect, else the centre crop clamped to the ratio range.
+     * The uniform numbers come from the sample's (seed, epoch, key) stream. */
+    mc_aug_params a;
+    memset(&a, 0, sizeof a);
+    a.has_crop = 1;
+    uint64_t h = key_hash(seed, epoch, key);
+    const double area = (double)width * height, lr0 = log(3.0 / 4.0), lr1 = log(4.0 / 3.0);
+    for (int t = 0; t < 10; t++) {
+        double target = area * (0.9 + 0.1 * draw_unit(h, 16 + 4 * t));
+        double aspect = exp(lr0 + (lr1 - lr0) * draw_unit(h, 17 + 4 * t));
+        int w = (int)lround(sqrt(target * aspect)), hh = (int)lround(sqrt(target / aspect));
+        if (w > 0 && w <= width && hh > 0 && hh <= height) {
+            a.crop_top = draw_int(h, 18 + 4 * t, height - hh + 1);
+            a.crop_left = draw_int(h, 19 + 4 * t, width - w + 1);
+            a.crop_h = hh, a.crop_w = w;
+            return a;
+        }
+    }
+    double in_ratio = (double)width / height;
+    int w = width, hh = height;
+    if (in_ratio < 3.0 / 4.0) hh = (int)lround(w / (3.0 / 4.0));
+    else if (in_ratio > 4.0 / 3.0) w = (int)lround(hh * (4.0 / 3.0));
+    a.crop_top = (height - hh) / 2, a.crop_left = (width - w) / 2, a.crop_h = hh, a.crop_w = w;
+    return a;
+}
+
+/* A plain image-text sample (no reinforcement): a random resized crop drawn
+ * from (seed, epoch, key), the caption; no teacher rows. */
+static mc_status process_plain(mc_loader *l, const mc_dr_record *rec, const char *shard, int epoch, result *res,
+                               mc_error *e) {
+    const mc_loader_params *p = &l->p;
+    mc_image img = {0}, aug = {0};
+    mc_status st;
+    if (!rec->caption) return mc_fail(e, MC_ERR_FORMAT, "%s: %s: no caption", shard, rec->key);
+    st = mc_image_load_memory(rec->image, rec->image_size, 0, &img, e);
+    if (st != MC_OK) { mc_error_prefix(e, "%s: %s.%s", shard, rec->key, rec->image_ext); return st; }
+    if (p->min_image_size > 0 && (img.width < p->min_image_size || img.height < p->min_image_size)) {
+        res->outcome = 3;
+        mc_image_free(&img);
+        return MC_OK;
+    }
+    mc_aug_params ap = mc_plain_crop(p->seed, epoch, rec->key, img.width, img.height);
+    st = mc_aug_reapply(&img, &ap, p->image_size, p->interp, &aug, e);
+    if (st != MC_OK) mc_error_prefix(e, "%s: %s: crop", shard, rec->key);
+    if (st == MC_OK) {
+        to_pixels(p, &aug, res->pixels);
+        res->dim = 0;
+        res->aug = -1;
+        st = mc_tokenizer_encode(p->tok, rec->caption, p->context_length, res->tokens, e);
+        if (st != MC_OK) mc_error_prefix(e, "%s: %s", shard, rec->key);
+        else res->outcome = 1;
+    }
+    mc_image_free(&img);
+    mc_image_free(&aug);
+    return st;
+}
+
 /* One sample: record, choices, image, augmentation, tokens, teacher rows. */
 static mc_status process(mc_loader *l, mc_wds_sample **sample, const char *shard, int epoch, result *res,
                          mc_error *e) {
@@ -324,9 +392,15 @@ static mc_status process(mc_loader *l, mc_wds_sample **sample, const char *shard
     mc_dr_record *rec = NULL;
     mc_image img = {0}, aug = {0};
     mc_dr_params dp = mc_dr_default_params();
+    dp.decode_embeddings = !p->plain;
     mc_status st = mc_dr_record_decode(sample, shard, &dp, &rec, e);
     if (st != MC_OK) return st;
     snprintf(res->key, sizeof res->key, "%s", rec->key);
+    if (p->plain) {
+        st = process_plain(l, rec, shard, epoch, res, e);
+        mc_dr_record_free(rec);
+        return st;
+    }
     int keys[64], nsyn[64];
     int nk = matching_keys(l, rec, keys, 64);
     if (nk < 0) { st = mc_fail(e, MC_ERR_NOMEM, "out of memory"); goto out; }
@@ -366,15 +440,7 @@ static mc_status process(mc_loader *l, mc_wds_sample **sample, const char *shard
         goto out;
     }
 
-    /* to_tensor (x / 255) then the student's normalisation, in torchvision's
-     * order of float operations, into CHW. */
-    const int S = p->image_size;
-    const size_t plane = (size_t)S * S;
-    for (int ch = 0; ch < 3; ch++) {
-        const float mean = p->mean[ch], std = p->std[ch];
-        float *dst = res->pixels + (size_t)ch * plane;
-        for (size_t i = 0; i < plane; i++) dst[i] = ((float)aug.rgb[i * 3 + (size_t)ch] / 255.0f - mean) / std;
-    }
+    to_pixels(p, &aug, res->pixels);
 
     const char *syn_text = sk->captions[c.syn_caption];
     const float *syn_row = mc_dr_syn_embedding(rec, sk->key, (size_t)c.syn_caption, e);
@@ -615,14 +681,14 @@ mc_status mc_loader_next(mc_loader *l, mc_loader_batch *out, int *end, mc_error 
     while (n < l->p.batch_size) {
         pthread_mutex_lock(&l->mu);
         result *res = &l->ring[l->consume_seq % (int64_t)l->ring_cap];
-        double w0 = now_s();
+        double w0 = mc_now_s();
         for (;;) {
             if (res->state != 0 && res->seq == l->consume_seq) break;
             if (l->reader_done && l->consume_seq >= l->seq_next) break;     /* nothing more will come */
             if (l->reader_st != MC_OK) break;
             pthread_cond_wait(&l->cv_res, &l->mu);
         }
-        waited += now_s() - w0;
+        waited += mc_now_s() - w0;
         if (!(res->state != 0 && res->seq == l->consume_seq)) {
             mc_status rst = l->reader_st;
             mc_error rerr = l->reader_err;
@@ -635,7 +701,7 @@ mc_status mc_loader_next(mc_loader *l, mc_loader_batch *out, int *end, mc_error 
         }
         int state = res->state;
         pthread_mutex_unlock(&l->mu);
-        if (state == 1) {
+        if (state == 1 && !l->p.plain) {
             mc_status st = batch_dims(l, res->dim, err);
             if (st != MC_OK) {
                 if (l->p.strict) return st;
@@ -647,10 +713,12 @@ mc_status mc_loader_next(mc_loader *l, mc_loader_batch *out, int *end, mc_error 
             const int D = res->dim;
             memcpy(b->pixels + (size_t)n * plane3, res->pixels, plane3 * sizeof(float));
             memcpy(b->tokens + (size_t)n * T, res->tokens, T * sizeof(int32_t));
-            memcpy(b->syn_tokens + (size_t)n * T, res->syn_tokens, T * sizeof(int32_t));
-            memcpy(b->teacher_image + (size_t)n * D, res->emb, (size_t)D * sizeof(float));
-            memcpy(b->teacher_text + (size_t)n * D, res->emb + D, (size_t)D * sizeof(float));
-            memcpy(b->teacher_syn + (size_t)n * D, res->emb + 2 * D, (size_t)D * sizeof(float));
+            if (!l->p.plain) {
+                memcpy(b->syn_tokens + (size_t)n * T, res->syn_tokens, T * sizeof(int32_t));
+                memcpy(b->teacher_image + (size_t)n * D, res->emb, (size_t)D * sizeof(float));
+                memcpy(b->teacher_text + (size_t)n * D, res->emb + D, (size_t)D * sizeof(float));
+                memcpy(b->teacher_syn + (size_t)n * D, res->emb + 2 * D, (size_t)D * sizeof(float));
+            }
             memcpy(b->keys[n], res->key, sizeof b->keys[n]);
             b->aug_index[n] = res->aug;
             n++;
@@ -694,6 +762,7 @@ mc_status mc_loader_next(mc_loader *l, mc_loader_batch *out, int *end, mc_error 
     out->context_length = l->p.context_length;
     out->teacher_dim = l->teacher_dim;
     if (l->p.mix_synthetic) out->syn_tokens = NULL, out->teacher_syn = NULL;
+    if (l->p.plain) out->syn_tokens = NULL, out->teacher_image = out->teacher_text = out->teacher_syn = NULL;
     return MC_OK;
 }
 

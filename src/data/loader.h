@@ -59,6 +59,8 @@ typedef struct mc_loader_params {
     int min_image_size;         /* skip images whose short side is below this; 0: off */
     int strict;                 /* a bad sample ends the loader instead of being skipped */
     int context_length;         /* tokens per caption (77) */
+    int plain;                  /* plain image-text shards (no reinforcement): image + caption,
+                                   a random resized crop (mc_plain_crop), no teacher rows */
 } mc_loader_params;
 
 mc_loader_params mc_loader_default_params(void);
@@ -114,5 +116,10 @@ typedef struct mc_dr_choice {
 } mc_dr_choice;
 mc_dr_choice mc_dr_choose(uint64_t seed, int epoch, const char *key, int n_aug, int n_keys, const int *n_syn,
                           int sequential, float mix_ratio);
+
+/* The crop of a plain (not reinforced) sample: torchvision RandomResizedCrop
+ * with open_clip's training scale (0.9, 1.0) and ratio (3/4, 4/3), its random
+ * numbers a function of (seed, epoch, key) like every other choice. */
+mc_aug_params mc_plain_crop(uint64_t seed, int epoch, const char *key, int width, int height);
 
 #endif /* MC_DATA_LOADER_H */

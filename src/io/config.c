@@ -345,7 +345,59 @@ static int str_cmp(const void *a, const void *b) {
 }
 
 /* The checkpoint inside a folder; MC_ERR_NOT_FOUND when none. */
+/* Rank of a checkpoint file name at equal steps: epoch_N before step_N before epoch_latest. */
+static int name_rank(const char *n) {
+    if (!strncmp(n, "epoch_latest", 12)) return 0;
+    if (!strncmp(n, "step_", 5)) return 1;
+    return 2;
+}
+
+mc_status mc_config_latest_run_checkpoint(const char *run_folder, char *out, size_t cap, mc_error *err) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/checkpoints", run_folder);
+    if (!mc_path_is_dir(dir)) snprintf(dir, sizeof dir, "%s", run_folder);
+    DIR *d = opendir(dir);
+    if (!d) return mc_fail(err, MC_ERR_NOT_FOUND, "%s: no checkpoints folder", run_folder);
+    long best_step = -1;
+    int best_rank = -1;
+    char best[4400] = "";
+    mc_status st = MC_OK;
+    struct dirent *de;
+    while ((de = readdir(d)) && st == MC_OK) {
+        if (de->d_name[0] == '.' || !ends_with(de->d_name, ".safetensors")) continue;
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        if (!mc_path_is_file(path)) continue;
+        mc_checkpoint *ck = NULL;
+        if ((st = mc_checkpoint_open(path, &ck, err)) != MC_OK) {
+            mc_error_prefix(err, "%s: unreadable checkpoint in the run (move it away, or name another with "
+                                 "--resume PATH / -m PATH)", path);
+            break;
+        }
+        const char *sv = mc_checkpoint_metadata(ck, "step");
+        long step = sv ? strtol(sv, NULL, 10) : -1;
+        mc_checkpoint_close(ck);
+        if (step < 0) continue;            /* not a training state */
+        int rank = name_rank(de->d_name);
+        if (step > best_step || (step == best_step && rank > best_rank)) {
+            best_step = step;
+            best_rank = rank;
+            snprintf(best, sizeof best, "%s", path);
+        }
+    }
+    closedir(d);
+    if (st != MC_OK) return st;
+    if (!best[0]) return mc_fail(err, MC_ERR_NOT_FOUND, "%s: no training checkpoint", dir);
+    if (strlen(best) >= cap) return mc_fail(err, MC_ERR_INVALID_ARG, "%s: path too long", best);
+    copy_str(out, cap, best);
+    return MC_OK;
+}
+
 static mc_status find_checkpoint(const char *dir, char *out, size_t cap, mc_error *err) {
+    /* a training run's folder (LOGS/NAME): its newest checkpoint */
+    char sub[4200];
+    snprintf(sub, sizeof sub, "%s/checkpoints", dir);
+    if (mc_path_is_dir(sub)) return mc_config_latest_run_checkpoint(dir, out, cap, err);
     static const char *const preferred[] = {"open_clip_model.safetensors", "open_clip_pytorch_model.bin",
                                             "model.safetensors", "model.pt"};
     char buf[4096];

@@ -72,10 +72,18 @@ mc_status mc_config_builtin(const char *name, mc_config *out, mc_error *err);
 /* Names of the built-ins, NULL-terminated. */
 const char *const *mc_config_builtin_names(void);
 
+/* The newest training state of a run folder (LOGS/NAME/checkpoints/ *.safetensors,
+ * or the folder itself when it has no checkpoints/): the largest "step"
+ * metadata; at equal steps epoch_N before step_N before epoch_latest.  A file
+ * that cannot be read is an error naming it, never skipped.  MC_ERR_NOT_FOUND
+ * when there is none. */
+mc_status mc_config_latest_run_checkpoint(const char *run_folder, char *out, size_t cap, mc_error *err);
+
 /* Finds a model's checkpoint and configuration.
  *   model_path:  a checkpoint file, or a folder holding one (open_clip_model.safetensors,
  *                open_clip_pytorch_model.bin, model.safetensors, model.pt, then the
- *                first *.pt, *.pth, *.bin, *.safetensors by name);
+ *                first *.pt, *.pth, *.bin, *.safetensors by name), or a training run's
+ *                folder (LOGS/NAME: its newest checkpoint, whose metadata holds the config);
  *   config_path: explicit config file, or NULL: open_clip_config.json or
  *                config.json beside the checkpoint, else the checkpoint's own
  *                metadata (see mc_config_resolve_text), else a built-in chosen by

@@ -194,10 +194,5 @@ mc_status mc_safetensors_write(const char *path, const mc_st_entry *entries, siz
         for (int k = 0; k < entries[i].ndim; k++) nb *= (size_t)entries[i].shape[k];
         ok = fwrite(entries[i].data, 1, nb, f) == nb;
     }
-    if (fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return mc_fail(err, MC_ERR_IO, "%s: write failed", path);
-    }
-    return MC_OK;
+    return mc_file_commit(f, tmp, path, ok, err);
 }

@@ -142,9 +142,13 @@ void mc_binder_skip(mc_binder *b, const char *fmt, ...) {
 mc_status mc_binder_finish(mc_binder *b, const char *const *prefixes) {
     if (b->status != MC_OK) return b->status;
     size_t n = mc_checkpoint_count(b->ckpt);
+    /* a training state (train/ckpt.h) also holds the optimizer's moments */
+    const char *fmt = mc_checkpoint_metadata(b->ckpt, "format");
+    int train_state = fmt && !strcmp(fmt, "mobileclip.c training state");
     for (size_t i = 0; i < n; i++) {
         if (b->used[i]) continue;
         const char *name = mc_checkpoint_tensor(b->ckpt, i)->name;
+        if (train_state && !strncmp(name, "optim.", 6)) continue;
         int match = prefixes == NULL;
         for (const char *const *p = prefixes; p && *p && !match; p++)
             match = !strncmp(name, *p, strlen(*p));

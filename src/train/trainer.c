@@ -1382,38 +1382,46 @@ static mc_status refuse_dropout(const mc_trainer *t, mc_error *err) {
 
 mc_status mc_trainer_forward_backward(mc_trainer *t, const mc_train_batch *b, mc_train_result *res,
                                       mc_error *err) {
-    if (!b || b->n < 1 || !b->pixels || !b->tokens_real || !b->tokens_syn || !b->teacher_image ||
-        !b->teacher_text_real || !b->teacher_text_syn)
-        return mc_fail(err, MC_ERR_INVALID_ARG, "training batch: missing inputs");
+    int distill = t->loss.n_teachers > 0 && t->loss.w_distill != 0.0f;
+    if (!b || b->n < 1 || !b->pixels || !b->tokens_real)
+        return mc_fail(err, MC_ERR_INVALID_ARG, "training batch: missing images or captions");
+    if (distill && (!b->teacher_image || !b->teacher_text_real || (b->tokens_syn && !b->teacher_text_syn)))
+        return mc_fail(err, MC_ERR_INVALID_ARG, "training batch: the distillation loss needs teacher embeddings");
+    const int syn = b->tokens_syn != NULL;
     mc_status rs = refuse_dropout(t, err);
     if (rs != MC_OK) return rs;
     if (!t->structure_ok && !t->used && !(t->used = calloc(t->np + 1, 1)))
         return mc_fail(err, MC_ERR_NOMEM, "out of memory");
     int n = b->n;
+    double c0 = mc_now_s();
     t->ntape = 0;
     t->failed = 0;
     int32_t *eot = tape_alloc(&t->mem, sizeof(int32_t) * 2 * n);
     if (!eot) t->failed = 1;
     tt *fi = t->failed ? NULL : image_forward(t, b->pixels, n);
     tt *fr = t->failed ? NULL : text_forward(t, b->tokens_real, n, eot);
-    tt *fs = t->failed ? NULL : text_forward(t, b->tokens_syn, n, eot + n);
-    tt *ei = op_l2norm(t, fi), *er = op_l2norm(t, fr), *es = op_l2norm(t, fs);
-    if (t->failed || !ei || !er || !es) return forward_fail(t, err);
+    tt *fs = t->failed || !syn ? NULL : text_forward(t, b->tokens_syn, n, eot + n);
+    tt *ei = op_l2norm(t, fi), *er = op_l2norm(t, fr), *es = syn ? op_l2norm(t, fs) : NULL;
+    if (t->failed || !ei || !er || (syn && !es)) return forward_fail(t, err);
     if ((rs = check_structure(t, err)) != MC_OK) { t->ntape = 0; tape_reset(&t->mem); return rs; }
+    double c1 = mc_now_s();
     int e = (int)(numel(ei) / n);
     if ((int)(numel(er) / n) != e) {
         t->ntape = 0; tape_reset(&t->mem);
         return mc_fail(err, MC_ERR_SHAPE, "training model: image embedding dim %d, text %d", e, (int)(numel(er) / n));
     }
-    float *gi = gradof(t, ei), *gr = gradof(t, er), *gs = gradof(t, es);
-    if (!gi || !gr || !gs) return forward_fail(t, err);
-    /* scale the loss gradient by 1/accum so that accumulated gradients are the mean */
-    float dscale = 0, terms[4];
-    mc_train_dr_loss(&t->loss, ei->d, er->d, n, e, b->teacher_image, b->teacher_text_real,
+    float *gi = gradof(t, ei), *gr = gradof(t, er), *gs = syn ? gradof(t, es) : NULL;
+    if (!gi || !gr || (syn && !gs)) return forward_fail(t, err);
+    float dscale = 0, terms[4] = {0, 0, 0, 0};
+    mc_dr_loss_params lp = t->loss;
+    if (!distill) lp.n_teachers = 0, lp.w_distill = 0;
+    mc_train_dr_loss(&lp, ei->d, er->d, n, e, b->teacher_image, b->teacher_text_real,
                      t->logit_scale->w[0], terms, gi, gr, &dscale);
-    mc_train_dr_loss(&t->loss, ei->d, es->d, n, e, b->teacher_image, b->teacher_text_syn,
-                     t->logit_scale->w[0], terms + 2, gi, gs, &dscale);
+    if (syn)
+        mc_train_dr_loss(&lp, ei->d, es->d, n, e, b->teacher_image, b->teacher_text_syn,
+                         t->logit_scale->w[0], terms + 2, gi, gs, &dscale);
     t->logit_scale->g[0] += dscale;
+    double c2 = mc_now_s();
     for (size_t k = t->ntape; k-- > 0;) {
         backward_op(t, &t->tape[k]);
         if (t->failed) return forward_fail(t, err);
@@ -1421,6 +1429,9 @@ mc_status mc_trainer_forward_backward(mc_trainer *t, const mc_train_batch *b, mc
     if (res) {
         memcpy(res->terms, terms, sizeof terms);
         res->loss = terms[0] + terms[1] + terms[2] + terms[3];
+        res->t_forward += c1 - c0;
+        res->t_loss += c2 - c1;
+        res->t_backward += mc_now_s() - c2;
     }
     t->micro++;
     t->ntape = 0;
@@ -1476,6 +1487,9 @@ mc_status mc_trainer_features(mc_trainer *t, const float *pixels, int n_img, con
     return MC_OK;
 }
 
+const mc_dr_loss_params *mc_trainer_loss_params(const mc_trainer *t) { return &t->loss; }
+void mc_trainer_set_accumulated(mc_trainer *t, int n) { t->micro = n > 0 ? n : 0; }
+
 int mc_trainer_embed_dim(mc_trainer *t) {
     mc_tparam *p = t->oc ? findp(t, "%stext_projection", t->tp) : findp(t, "text_encoder.projection_layer");
     if (p) return p->ndim == 2 ? (int)p->shape[1] : 0;
@@ -1488,6 +1502,7 @@ int mc_trainer_layout(const mc_trainer *t) { return t->cfg.layout; }
 
 mc_status mc_trainer_step(mc_trainer *t, mc_train_result *res, mc_error *err) {
     if (t->micro < 1) return mc_fail(err, MC_ERR_INVALID_ARG, "trainer step: no gradients accumulated");
+    double c0 = mc_now_s();
     float inv = 1.0f / (float)t->micro;
     double sq = 0;
     for (size_t i = 0; i < t->np; i++) {
@@ -1515,8 +1530,8 @@ mc_status mc_trainer_step(mc_trainer *t, mc_train_result *res, mc_error *err) {
     float *ls = t->logit_scale->w;
     if (ls[0] < 0) ls[0] = 0;
     if (ls[0] > t->opt.logit_scale_max) ls[0] = t->opt.logit_scale_max;
-    if (res) { res->lr = lr; res->grad_norm = norm; }
     mc_trainer_zero_grad(t);
+    if (res) { res->lr = lr; res->grad_norm = norm; res->t_optim += mc_now_s() - c0; }
     return MC_OK;
 }
 

@@ -82,8 +82,11 @@ void mc_trainer_free(mc_trainer *t);
 typedef struct mc_train_batch {
     int n;
     const float *pixels;      /* [n,3,S,S] */
-    const int32_t *tokens_real, *tokens_syn;  /* [n, context_length] */
-    const float *teacher_image, *teacher_text_real, *teacher_text_syn; /* [n, sum(dims)] */
+    const int32_t *tokens_real, *tokens_syn;  /* [n, context_length]; tokens_syn NULL: one caption
+                                                 batch (plain CLIP, mix-synthetic mode) */
+    const float *teacher_image, *teacher_text_real, *teacher_text_syn; /* [n, sum(dims)]; only
+                                                 needed when the loss distills (n_teachers > 0
+                                                 and w_distill != 0) */
 } mc_train_batch;
 
 typedef struct mc_train_result {
@@ -91,6 +94,10 @@ typedef struct mc_train_result {
     float terms[4];           /* contrastive real, distill real, contrastive syn, distill syn */
     float lr;
     float grad_norm;
+    /* Seconds spent, added to (zero the struct before a step): the towers'
+     * forward, the loss, the backward pass, the optimizer step. */
+    double t_forward, t_loss, t_backward, t_optim;
+    double t_comm;            /* of those, waiting in collectives (data parallelism, train/accum.h) */
 } mc_train_result;
 
 /* Forward + backward of one micro-batch: gradients accumulate. */
@@ -121,6 +128,12 @@ void mc_trainer_set_eval(mc_trainer *t, int on);
 mc_status mc_trainer_features(mc_trainer *t, const float *pixels, int n_img, const int32_t *tokens,
                               int n_txt, float *img, float *txt, const float *d_img,
                               const float *d_txt, mc_error *err);
+/* The loss settings the trainer was made with. */
+const mc_dr_loss_params *mc_trainer_loss_params(const mc_trainer *t);
+/* Declares the gradients accumulated so far as n micro-batches' (what
+ * mc_trainer_step divides by); for accumulation driven through
+ * mc_trainer_features (train/accum.h). */
+void mc_trainer_set_accumulated(mc_trainer *t, int n);
 /* E: the width of the text projection (0 when absent). */
 int mc_trainer_embed_dim(mc_trainer *t);
 /* The layout of the trainer's checkpoint (MC_TRAIN_LAYOUT_MOBILECLIP or _OPENCLIP). */

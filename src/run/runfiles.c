@@ -1,0 +1,58 @@
+/*
+ * run/runfiles.c - run folder files (runfiles.h).
+ */
+#include "run/runfiles.h"
+#include "core/json.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+mc_status mc_run_make_dirs(const char *path, mc_error *err) {
+    char buf[4096];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof buf) return mc_fail(err, MC_ERR_INVALID_ARG, "run folder: bad path");
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != 0) continue;
+        char c = buf[i];
+        buf[i] = 0;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return mc_fail(err, MC_ERR_IO, "%s: cannot create the folder: %s", buf, strerror(errno));
+        buf[i] = c;
+    }
+    if (!mc_path_is_dir(path)) return mc_fail(err, MC_ERR_IO, "%s: not a folder", path);
+    return MC_OK;
+}
+
+mc_status mc_run_truncate_log(const char *path, int64_t max_step, mc_error *err) {
+    if (!mc_path_is_file(path)) return MC_OK;
+    char *text = NULL;
+    size_t len = 0;
+    mc_status st = mc_file_read_all(path, (size_t)1 << 34, &text, &len, err);
+    if (st != MC_OK) return st;
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) { free(text); return mc_fail(err, MC_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno)); }
+    size_t i = 0;
+    while (i < len) {
+        size_t e = i;
+        while (e < len && text[e] != '\n') e++;
+        if (e == len) break;                       /* no newline: torn by a crash mid-write */
+        mc_json *j = NULL;
+        mc_error e2;
+        mc_error_clear(&e2);
+        if (mc_json_parse(text + i, e - i, &j, &e2) == MC_OK) {
+            const mc_json *sv = mc_json_get(j, "step");
+            if (sv && mc_json_number(sv, -1) >= 0 && mc_json_number(sv, -1) <= (double)max_step)
+                fwrite(text + i, 1, e - i + 1, f);
+            mc_json_free(j);
+        }
+        i = e + 1;
+    }
+    free(text);
+    return mc_file_commit(f, tmp, path, !ferror(f), err);
+}
