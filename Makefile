@@ -112,7 +112,9 @@ $(B)/obj $(B)/cli $(B)/tests $(B)/san $(B)/fuzz:
 $(B)/libmobileclip.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-$(B)/cli/%.o: cli/%.c $(wildcard cli/*.h include/*.h) | $(B)/cli
+# The CLI includes library headers from src/ (train/trainer.h, ...): a struct there that
+# changes must rebuild the commands too.
+$(B)/cli/%.o: cli/%.c $(wildcard cli/*.h) $(LIB_HDR) | $(B)/cli
 	$(CC) $(CFLAGS) -Icli -c $< -o $@
 
 $(B)/mobileclip: $(patsubst cli/%.c,$(B)/cli/%.o,$(CLI_SRC)) $(B)/libmobileclip.a

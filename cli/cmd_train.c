@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 typedef enum { T_FLAG, T_STR, T_INT, T_I64, T_FLOAT, T_FLOATS, T_INTS, T_NOTE_FLAG, T_NOTE_VALUE } opt_type;
@@ -306,12 +305,7 @@ int cmd_train(int argc, char **argv) {
         get_int(&a, "zeroshot-frequency", &p.zeroshot_frequency) || get_int(&a, "threads", &p.threads))
         return 2;
     p.seed = (uint64_t)seed;
-    {   /* open_clip's defaults by model name */
-        int vit = 0;
-        for (const char *q = p.model; *q; q++)
-            if (!strncasecmp(q, "vit", 3)) vit = 1;
-        p.beta2 = beta2 >= 0 ? beta2 : vit ? 0.98f : 0.999f;
-    }
+    p.beta2 = beta2;   /* < 0: open_clip's default for the model name */
     if (get(&a, "dataset-type") && strcmp(get(&a, "dataset-type"), "webdataset"))
         { cli_errorf("train: --dataset-type %s: only webdataset shards are read", get(&a, "dataset-type")); return 2; }
     if (get(&a, "lr-scheduler") && strcmp(get(&a, "lr-scheduler"), "cosine"))
@@ -351,7 +345,8 @@ int cmd_train(int argc, char **argv) {
     if (a.n_multi[ks]) {
         if (a.n_multi[ks] != 1 && a.n_multi[ks] != nteach)
             { cli_errorf("train: --distill-logit-scale gives %d values for %d teachers", a.n_multi[ks], nteach); return 2; }
-        for (int i = 0; i < MC_RUN_MAX_TEACHERS; i++) p.teacher_scales[i] = strtof(a.multi[ks][a.n_multi[ks] == 1 ? 0 : i], NULL);
+        int n = a.n_multi[ks] == 1 ? MC_RUN_MAX_TEACHERS : a.n_multi[ks];   /* one value: every teacher */
+        for (int i = 0; i < n; i++) p.teacher_scales[i] = strtof(a.multi[ks][a.n_multi[ks] == 1 ? 0 : i], NULL);
     }
     int distill = p.loss_weights[1] != 0;
     if (distill && p.dataset_reinforcement && !p.n_distill_models && p.n_teachers == 0)

@@ -442,6 +442,26 @@ static void test_modes(void) {
     o2.distill_models[1] = fixture("models/v1_vit_causal");
     mc_status st = mc_run_train(&o2, &res, &err);
     CHECK(st == MC_ERR_UNSUPPORTED && strstr(err.message, "image size"), "teacher size: %s", err.message);
+    /* a student in the OpenCLIP layout (MobileCLIP2-S0: timm fastvit_mci0 + the
+     * OpenCLIP text transformer), its own names kept: the run folder loads */
+    mc_run_params oc = base_params("openclip");
+    oc.model = fixture("models/oc_mobileclip2_s0");
+    oc.pretrained = NULL;   /* the folder's open_clip_model.safetensors */
+    oc.dataset_reinforcement = 0;
+    oc.n_teachers = 0;
+    oc.loss_weights[0] = 1;
+    oc.loss_weights[1] = 0;
+    CHECK(mc_run_train(&oc, &res, &err) == MC_OK && res.steps == 1, "OpenCLIP-layout student: %s", err.message);
+    mc_model_params mp = mc_model_default_params();
+    mp.vocab_path = vocab();
+    mc_model *om = NULL;
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/openclip", tmpdir);
+    CHECK(mc_model_load(dir, &mp, &om, &err) == MC_OK, "the OpenCLIP run loads as a model: %s", err.message);
+    mc_model_info info;
+    if (om) mc_model_get_info(om, &info);
+    CHECK(om && !strcmp(info.family, "open_clip"), "family %s", om ? info.family : "-");
+    mc_model_free(om);
     /* teacher widths that do not add up to the shard's */
     mc_run_params w = base_params("widths");
     w.teacher_dims[0] = 20;
@@ -453,7 +473,7 @@ static void test_modes(void) {
 static void test_eval_during_training(void) {
     mc_error err;
     mc_error_clear(&err);
-    char tree[512], cls[600], src[600], dst[700];
+    char tree[512], cls[600], src[PATH_MAX + 64], dst[700];
     snprintf(tree, sizeof tree, "%s/imagefolder", tmpdir);
     const char *classes[3] = {"cat", "person", "cup"};
     const char *images[3][2] = {{"chelsea.png", "chelsea_q90.jpg"}, {"astronaut.png", "camera.png"},
@@ -463,9 +483,8 @@ static void test_eval_during_training(void) {
         snprintf(cls, sizeof cls, "%s/%s", tree, classes[c]);
         mkdir(cls, 0755);
         for (int i = 0; i < 2; i++) {
-            snprintf(src, sizeof src, "%s", fixture("images"));
             char abs[PATH_MAX];
-            if (!realpath(src, abs)) abs[0] = 0;
+            if (!realpath(fixture("images"), abs)) abs[0] = 0;
             snprintf(src, sizeof src, "%s/%s", abs, images[c][i]);
             snprintf(dst, sizeof dst, "%s/%s", cls, images[c][i]);
             CHECK(symlink(src, dst) == 0, "symlink %s", dst);

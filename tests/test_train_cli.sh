@@ -25,7 +25,7 @@ check() { if eval "$1"; then ok; else bad "$2"; fi; }
 S=$FX/datacompdr/shards
 M=$FX/models/train_s0_tiny
 ARGS=(--train-data "$S/00000000.tar::$S/00000000_bf16.tar" --model "$M" --pretrained "$M/init.pt"
-      --dataset-reinforcement --distill-teacher-dimension 24 16 --distill-logit-scale 100
+      --dataset-reinforcement --distill-teacher-dimension 24 16 --distill-logit-scale 100 100
       --distill-loss-weights 0.25 0.75 --distill-average-after-softmax --batch-size 3 --epochs 5
       --lr 1e-3 --beta2 0.95 --eps 1e-6 --wd 0.2 --warmup 2 --grad-clip-norm 1.0 --seed 7
       --shuffle-buffer 4 --workers 2 --threads 2 --save-every-n-steps 1 --save-most-recent

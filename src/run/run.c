@@ -8,7 +8,6 @@
 #include "run/report.h"
 #include "run/runfiles.h"
 
-#include "core/json.h"
 #include "data/loader.h"
 #include "data/shard.h"
 #include "eval/eval.h"
@@ -23,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef _OPENMP
@@ -43,8 +41,8 @@ mc_run_params mc_run_default_params(void) {
     p.lr = 5e-4f;
     p.wd = 0.2f;
     p.beta1 = 0.9f;
-    p.beta2 = 0.98f;
-    p.eps = -1.0f;
+    p.beta2 = -1.0f;   /* by model name, as open_clip: 0.98 with "vit", else 0.999 */
+    p.eps = -1.0f;     /* 1e-6 with "vit", else 1e-8 */
     p.warmup = 10000;
     p.accum_freq = 1;
     p.logs = "./logs";
@@ -73,7 +71,8 @@ typedef struct run_model {
     char model_name[64];        /* official name, or "" */
     char start_path[4096];      /* the starting weights, or "" for a random initialisation */
     mc_preprocess_params pre;   /* the model's preprocessing (normalisation for the loader) */
-    int open_clip_eps;          /* open_clip's default eps: 1e-6 for "vit" names, else 1e-8 */
+    int open_clip_eps;          /* the name has "vit": open_clip's defaults beta2 0.98, eps 1e-6
+                                   (else 0.999, 1e-8) */
 } run_model;
 
 static int name_has_vit(const char *s) {
@@ -581,7 +580,7 @@ static mc_status check_params(const mc_run_params *p, mc_error *err) {
                        "--shuffle-buffer and the frequencies not negative");
     if (p->accum_freq > 64) return mc_fail(err, MC_ERR_INVALID_ARG, "train: --accum-freq is at most 64");
     if (p->batch_size < 2) return mc_fail(err, MC_ERR_INVALID_ARG, "train: a contrastive loss needs --batch-size >= 2");
-    if (!(p->lr >= 0) || !(p->wd >= 0) || !(p->beta1 >= 0 && p->beta1 < 1) || !(p->beta2 >= 0 && p->beta2 < 1))
+    if (!(p->lr >= 0) || !(p->wd >= 0) || !(p->beta1 >= 0 && p->beta1 < 1) || !(p->beta2 < 1))
         return mc_fail(err, MC_ERR_INVALID_ARG, "train: --lr and --wd must be >= 0, --beta1 and --beta2 in [0, 1)");
     if (p->dataset_resampled && p->train_num_samples <= 0)
         return mc_fail(err, MC_ERR_INVALID_ARG, "train: --dataset-resampled needs --train-num-samples (samples per epoch)");
@@ -651,7 +650,7 @@ mc_status mc_run_train(const mc_run_params *p_in, mc_run_result *out, mc_error *
     op.lr = p->lr;
     op.weight_decay = p->wd;
     op.beta1 = p->beta1;
-    op.beta2 = p->beta2;
+    op.beta2 = p->beta2 >= 0 ? p->beta2 : (r.m.open_clip_eps ? 0.98f : 0.999f);
     op.eps = p->eps >= 0 ? p->eps : (r.m.open_clip_eps ? 1e-6f : 1e-8f);
     op.grad_clip = p->grad_clip_norm;
     op.warmup_steps = p->warmup;

@@ -83,7 +83,7 @@ typedef struct mc_run_params {
     const char *distill_models[MC_RUN_MAX_TEACHERS];   /* online teachers (models this engine loads) */
     int n_distill_models;
     /* optimizer */
-    float lr, wd, beta1, beta2, eps;   /* eps < 0: open_clip's default for the model */
+    float lr, wd, beta1, beta2, eps;   /* beta2, eps < 0: open_clip's defaults for the model name */
     int warmup;
     float grad_clip_norm;
     int accum_freq;
