@@ -15,8 +15,6 @@
 # Switches: OPENMP=0|1 (default 1), BLAS=openblas (default none), CUDA=1, MPI=0|1 (default: 1 when
 # the MPI development files are found), DEBUG=1.
 
-.DEFAULT_GOAL := all
-
 CC      ?= gcc
 OPENMP  ?= 1
 BLAS    ?=
