@@ -13,7 +13,8 @@
 #   make cross-neon-test  the AArch64 NEON kernel set's tests, cross-compiled and run under QEMU
 #   make check-layers   includes and calls only downward between the src/ layers (docs/architecture.md)
 #   make tsan-test      the threaded tests under ThreadSanitizer (also part of make test)
-# Switches: OPENMP=0|1 (default 1), BLAS=openblas (default none), CUDA=1, MPI=1, DEBUG=1.
+# Switches: OPENMP=0|1 (default 1), BLAS=openblas (default none), CUDA=1, MPI=0|1 (default: 1 when
+# the MPI development files are found), DEBUG=1.
 
 CC      ?= gcc
 OPENMP  ?= 1
@@ -25,6 +26,8 @@ SHAREDIR ?= $(PREFIX)/share/mobileclip
 .DEFAULT_GOAL := all
 
 B := build
+# 'make' alone builds everything (the first rule below is a helper's).
+.DEFAULT_GOAL := all
 PKGS := libpng libjpeg zlib libutf8proc libpcre2-8 libwebp libwebpdemux libcurl
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -43,6 +46,19 @@ endif
 ifeq ($(BLAS),openblas)
 CFLAGS_BASE += -DMC_USE_OPENBLAS $(shell pkg-config --cflags openblas 2>/dev/null)
 LIBS += $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+endif
+# MPI (src/dist/): on when the MPI development files are found (Open MPI's mpi-c or MPICH's
+# mpich pkg-config module); MPI=0 turns it off, MPI=1 insists.
+MPI_PC := $(shell pkg-config --exists mpi-c 2>/dev/null && echo mpi-c || { pkg-config --exists mpich 2>/dev/null && echo mpich; })
+ifeq ($(origin MPI),undefined)
+MPI := $(if $(MPI_PC),1,0)
+endif
+ifeq ($(MPI),1)
+ifeq ($(MPI_PC),)
+$(error MPI=1 but no MPI development files (pkg-config mpi-c or mpich); install libopenmpi-dev or libmpich-dev)
+endif
+CFLAGS_BASE += -DMC_HAVE_MPI $(shell pkg-config --cflags $(MPI_PC))
+LIBS += $(shell pkg-config --libs $(MPI_PC))
 endif
 CFLAGS := $(CFLAGS_BASE) $(EXTRA_CFLAGS)
 
@@ -98,7 +114,9 @@ $(B)/obj $(B)/cli $(B)/tests $(B)/san $(B)/fuzz:
 $(B)/libmobileclip.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-$(B)/cli/%.o: cli/%.c $(wildcard cli/*.h include/*.h) | $(B)/cli
+# The CLI includes library headers from src/ (train/trainer.h, ...): a struct there that
+# changes must rebuild the commands too.
+$(B)/cli/%.o: cli/%.c $(wildcard cli/*.h) $(LIB_HDR) | $(B)/cli
 	$(CC) $(CFLAGS) -Icli -c $< -o $@
 
 $(B)/mobileclip: $(patsubst cli/%.c,$(B)/cli/%.o,$(CLI_SRC)) $(B)/libmobileclip.a
@@ -129,7 +147,7 @@ $(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(B)/libmc_testsets.a $(B)/libmobi
 
 # Sanitizer build of the library and of the parser tests (ASan + UBSan).
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-SAN_TESTS_SRC := $(filter tests/test_json.c tests/test_checkpoint.c tests/test_hostile.c tests/test_tokenizer.c tests/test_image.c tests/test_augment.c tests/test_shard.c tests/test_loader.c tests/test_run.c tests/test_alloc_fail.c tests/test_npy.c tests/test_kernels.c tests/test_train_kernels.c,$(TEST_SRC))
+SAN_TESTS_SRC := $(filter tests/test_json.c tests/test_checkpoint.c tests/test_hostile.c tests/test_tokenizer.c tests/test_image.c tests/test_augment.c tests/test_shard.c tests/test_loader.c tests/test_run.c tests/test_report.c tests/test_alloc_fail.c tests/test_npy.c tests/test_kernels.c tests/test_train_kernels.c tests/test_torchsave.c tests/test_eval.c,$(TEST_SRC))
 SAN_TESTS := $(patsubst tests/%.c,$(B)/san/%,$(SAN_TESTS_SRC))
 SAN_OBJ := $(patsubst src/%.c,$(B)/san/obj/%.o,$(LIB_SRC))
 $(B)/san/obj/%.o: src/%.c $(LIB_HDR)
@@ -202,9 +220,13 @@ TEST_CROSS := $(if $(filter 1,$(CROSS_NEON)),$(CROSS_TESTS))
 # The benchmark programs are built with the tests so that they keep compiling.
 tests: $(TESTS) $(TEST_CROSS) $(SAN_TESTS) $(TSAN_TESTS) $(B)/tsan/mobileclip $(B)/libmobileclip.so $(B)/mobileclip $(B)/bench_kernels $(B)/bench_augment $(B)/peer_ours
 
+# Data-parallel training under mpirun (needs the MPI build).
+TEST_MPI := $(if $(filter 1,$(MPI)),tests/test_train_mpi.sh)
+
 test: tests
 	@$(if $(TEST_CROSS),,echo "note: NEON cross test skipped (CROSS_NEON=0, not x86, or no $(CROSS_CC) / qemu-aarch64)")
-	@bash tests/run_tests.sh $(TESTS) $(TEST_CROSS) tests/test_layers.py tests/test_dr_oracle.py tests/test_install.sh tests/test_train_cli.sh -- $(SAN_TESTS) -- $(TSAN_TESTS) $(TSAN_CLI_TEST)
+	@$(if $(TEST_MPI),,echo "note: MPI test skipped (built with MPI=0 or without MPI development files)")
+	@bash tests/run_tests.sh $(TESTS) $(TEST_CROSS) tests/test_layers.py tests/test_dr_oracle.py tests/test_convert_pt.py tests/test_eval.py tests/test_install.sh tests/test_train_cli.sh tests/test_report.sh $(TEST_MPI) -- $(SAN_TESTS) -- $(TSAN_TESTS) $(TSAN_CLI_TEST)
 
 # The architecture: includes and calls only downward between src/ layers, no circles.
 check-layers: $(LIB_OBJ)
@@ -270,7 +292,7 @@ install: all
 	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' 'includedir=$${prefix}/include' '' \
 	  'Name: mobileclip' 'Description: MobileCLIP and MobileCLIP2 image-text models in C' \
 	  'Version: $(SO_VERSION)' 'Cflags: -I$${includedir}' 'Libs: -L$${libdir} -lmobileclip' \
-	  'Requires.private: $(PKGS)' 'Libs.private: -lm -lpthread $(if $(filter 1,$(OPENMP)),-fopenmp)' \
+	  'Requires.private: $(PKGS) $(if $(filter 1,$(MPI)),$(MPI_PC))' 'Libs.private: -lm -lpthread $(if $(filter 1,$(OPENMP)),-fopenmp)' \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mobileclip.pc
 
 clean:

@@ -64,12 +64,14 @@ int cmd_info(int argc, char **argv);
 int cmd_embed_image(int argc, char **argv);
 int cmd_embed_text(int argc, char **argv);
 int cmd_classify(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_shard(int argc, char **argv);
 int cmd_augment(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_train_step_check(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_bench_train(int argc, char **argv);
 

@@ -1,5 +1,10 @@
 /*
- * cmd_convert.c - the 'convert' command: a model to one .safetensors file
+ * cmd_convert.c - the 'convert' command.  --format pt (the default for an
+ * output named .pt/.pth/.bin): the checkpoint's unfused tensors under the
+ * reference's names as a torch.save file that PyTorch's
+ * torch.load(weights_only=True) and the reference model classes load
+ * (mc_state_dict_save_pt, model/state_dict.h; training-state tensors left
+ * out).  --format safetensors (otherwise): a model to one .safetensors file
  * in f32, f16 or bf16, with its config in the file's metadata:
  *   mobileclip.config       the config JSON text (config.json / open_clip_config.json)
  *   mobileclip.config_file  that file's name (tells the layout: v1 or OpenCLIP)
@@ -13,6 +18,7 @@
  */
 #include "cli.h"
 #include "model/model.h"
+#include "model/state_dict.h"
 #include "progress.h"
 #include "io/registry.h"
 
@@ -24,7 +30,8 @@
 
 static const cli_opt convert_opts[] = {
     {"model", 'm', 1, 0, "MODEL  checkpoint file, folder, or official name (or give it positionally)"},
-    {"output", 'o', 1, 0, "OUT.safetensors  the file to write"},
+    {"output", 'o', 1, 0, "OUT.safetensors|OUT.pt  the file to write"},
+    {"format", 0, 1, 0, "safetensors|pt  file format (default: pt for OUT.pt/.pth/.bin, else safetensors)"},
     {"dtype", 0, 1, 0, "f32|f16|bf16  storage type of the floating-point tensors (default f32)"},
     {"config", 0, 1, 0, "FILE  model config (default: beside the checkpoint)"},
     {"unfolded", 0, 0, 0, "write the checkpoint's original tensors (train-time branches kept)"},
@@ -48,6 +55,11 @@ static int find_checkpoint(const char *dir, const char *name, char *out, size_t 
         if (is_file(out)) return 0;
     }
     return -1;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && !strcasecmp(s + n - k, suffix);
 }
 
 static int is_float(mc_dtype d) {
@@ -122,12 +134,16 @@ int cmd_convert(int argc, char **argv) {
     int help, rc = 0;
     if (cli_parse(argc, argv, convert_opts, n_opts, &a, &help)) return 2;
     if (help) {
-        cli_print_help(stdout, "mobileclip convert MODEL -o OUT.safetensors [--dtype f32|f16|bf16] [--unfolded]",
-                       "Writes the model's folded (re-parameterised) weights as one safetensors file\n"
+        cli_print_help(stdout, "mobileclip convert MODEL -o OUT.safetensors|OUT.pt [--format safetensors|pt]\n"
+                       "                          [--dtype f32|f16|bf16] [--unfolded] [--config F]",
+                       "safetensors: writes the model's folded (re-parameterised) weights as one file\n"
                        "with the config in its metadata ('mobileclip.config'): it loads by itself\n"
                        "(-m OUT.safetensors), faster, with fewer tensors.  f32 gives the same\n"
                        "embeddings; f16 and bf16 halve the file (embeddings then differ slightly:\n"
-                       "see docs/cli.md).  --unfolded keeps the checkpoint's own tensors instead.",
+                       "see docs/cli.md).  --unfolded keeps the checkpoint's own tensors instead.\n"
+                       "pt: writes the checkpoint's unfused tensors under the reference's names as a\n"
+                       "torch.save file: torch.load(OUT.pt, weights_only=True) gives the state dict\n"
+                       "the reference PyTorch model loads (training-state tensors left out).",
                        convert_opts, n_opts);
         cli_args_free(&a);
         return 0;
@@ -141,7 +157,17 @@ int cmd_convert(int argc, char **argv) {
     const char *outp = cli_get(&a, "output");
     if (!model || !outp) {
         cli_args_free(&a);
-        return cli_errorf("convert: needs MODEL and -o OUT.safetensors (see --help)") + 1;
+        return cli_errorf("convert: needs MODEL and -o OUT.safetensors|OUT.pt (see --help)") + 1;
+    }
+    const char *fs = cli_get(&a, "format");
+    int pt = ends_with(outp, ".pt") || ends_with(outp, ".pth") || ends_with(outp, ".bin");
+    if (fs) {
+        if (!strcasecmp(fs, "pt") || !strcasecmp(fs, "torch")) pt = 1;
+        else if (!strcasecmp(fs, "safetensors")) pt = 0;
+        else {
+            cli_args_free(&a);
+            return cli_errorf("--format: expected safetensors or pt, got '%s'", fs) + 1;
+        }
     }
     const char *ds = cli_get(&a, "dtype");
     mc_dtype target = MC_DTYPE_F32;
@@ -188,6 +214,21 @@ int cmd_convert(int argc, char **argv) {
             snprintf(cfg_path, sizeof cfg_path, "%s/%s", dir, names[i]);
             if (is_file(cfg_path)) cfg = cfg_path;
         }
+    }
+    if (pt) {
+        mc_config config;
+        size_t nw = 0, nl = 0;
+        if (mc_config_resolve(ckpt_path, cfg, e ? e->name : NULL, &config, NULL, 0, &err) ||
+            mc_state_dict_save_pt(ckpt_path, &config, outp, target, &nw, &nl, &err)) {
+            rc = cli_error(&err);
+        } else {
+            fprintf(stderr, "mobileclip: wrote %s (torch.save, %zu unfused tensors, floats %s", outp, nw,
+                    target == MC_DTYPE_F32 ? "f32" : target == MC_DTYPE_F16 ? "f16" : "bf16");
+            if (nl) fprintf(stderr, "; %zu training-state tensors left out", nl);
+            fprintf(stderr, ")\n");
+        }
+        cli_args_free(&a);
+        return rc;
     }
     if (!cli_has(&a, "unfolded")) {
         size_t nt = 0;

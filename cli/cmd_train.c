@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 typedef enum { T_FLAG, T_STR, T_INT, T_I64, T_FLOAT, T_FLOATS, T_INTS, T_NOTE_FLAG, T_NOTE_VALUE } opt_type;
@@ -77,17 +76,18 @@ static const train_opt topts[] = {
     {"zeroshot-frequency", T_INT, "N  epochs between evaluations (default 2)"},
     {"threads", T_INT, "N  compute threads (default: the OpenMP default)"},
     {"vocab", T_STR, "FILE  the BPE vocabulary"},
-    {"local-loss", T_NOTE_FLAG, "(one process computes the global batch's loss, which this reproduces)"},
+    {"dist-timeout", T_FLOAT, "S  under mpirun: seconds a rank waits for the others before the job ends (default 900)"},
+    {"local-loss", T_NOTE_FLAG, "(every rank computes the global batch's loss, which this reproduces)"},
     {"gather-with-grad", T_NOTE_FLAG, "(as --local-loss)"},
     {"precision", T_NOTE_VALUE, "P  (float32 always)"},
     {"ddp-static-graph", T_NOTE_FLAG, "(PyTorch DDP only)"},
     {"grad-checkpointing", T_NOTE_FLAG, "(not implemented: memory as without it)"},
     {"report-to", T_NOTE_VALUE, "S  (logs go to train.jsonl)"},
     {"wandb-project-name", T_NOTE_VALUE, "S  (no wandb)"},
-    {"dist-url", T_NOTE_VALUE, "S  (one process)"},
-    {"dist-backend", T_NOTE_VALUE, "S  (one process)"},
+    {"dist-url", T_NOTE_VALUE, "S  (ranks come from mpirun / srun)"},
+    {"dist-backend", T_NOTE_VALUE, "S  (MPI)"},
     {"torchscript", T_NOTE_FLAG, "(PyTorch only)"},
-    {"use-bn-sync", T_NOTE_FLAG, "(one process)"},
+    {"use-bn-sync", T_NOTE_FLAG, "(BatchNorm statistics stay per rank)"},
 };
 #define N_TOPTS ((int)(sizeof topts / sizeof topts[0]))
 
@@ -305,12 +305,7 @@ int cmd_train(int argc, char **argv) {
         get_int(&a, "zeroshot-frequency", &p.zeroshot_frequency) || get_int(&a, "threads", &p.threads))
         return 2;
     p.seed = (uint64_t)seed;
-    {   /* open_clip's defaults by model name */
-        int vit = 0;
-        for (const char *q = p.model; *q; q++)
-            if (!strncasecmp(q, "vit", 3)) vit = 1;
-        p.beta2 = beta2 >= 0 ? beta2 : vit ? 0.98f : 0.999f;
-    }
+    p.beta2 = beta2;   /* < 0: open_clip's default for the model name */
     if (get(&a, "dataset-type") && strcmp(get(&a, "dataset-type"), "webdataset"))
         { cli_errorf("train: --dataset-type %s: only webdataset shards are read", get(&a, "dataset-type")); return 2; }
     if (get(&a, "lr-scheduler") && strcmp(get(&a, "lr-scheduler"), "cosine"))
@@ -350,7 +345,8 @@ int cmd_train(int argc, char **argv) {
     if (a.n_multi[ks]) {
         if (a.n_multi[ks] != 1 && a.n_multi[ks] != nteach)
             { cli_errorf("train: --distill-logit-scale gives %d values for %d teachers", a.n_multi[ks], nteach); return 2; }
-        for (int i = 0; i < MC_RUN_MAX_TEACHERS; i++) p.teacher_scales[i] = strtof(a.multi[ks][a.n_multi[ks] == 1 ? 0 : i], NULL);
+        int n = a.n_multi[ks] == 1 ? MC_RUN_MAX_TEACHERS : a.n_multi[ks];   /* one value: every teacher */
+        for (int i = 0; i < n; i++) p.teacher_scales[i] = strtof(a.multi[ks][a.n_multi[ks] == 1 ? 0 : i], NULL);
     }
     int distill = p.loss_weights[1] != 0;
     if (distill && p.dataset_reinforcement && !p.n_distill_models && p.n_teachers == 0)
@@ -390,11 +386,30 @@ int cmd_train(int argc, char **argv) {
 
     mc_error err;
     mc_error_clear(&err);
+    mc_dist *dist = NULL;
+    if (mc_dist_init(&argc, &argv, &dist, &err) != MC_OK) { free(cmdline); return cli_error(&err); }
+    float timeout = 900;
+    if (get_float(&a, "dist-timeout", &timeout)) { mc_dist_finish(dist); free(cmdline); return 2; }
+    mc_dist_set_timeout(dist, timeout);
+    p.dist = dist;
+    int rank = mc_dist_rank(dist), world = mc_dist_world(dist);
+    if (world > 1 && rank == 0) fprintf(stderr, "train: %d ranks (%s)\n", world, mc_dist_describe(dist));
+    if (rank != 0) ui.tty = 0;
     mc_run_result res;
     mc_status st = mc_run_train(&p, &res, &err);
     if (ui.tty) fprintf(stderr, "\r\033[K");
     free(cmdline);
-    if (st != MC_OK) return cli_error(&err);
+    if (st != MC_OK) {
+        if (world > 1) {   /* the other ranks would wait for this one: end the job, naming the rank */
+            fprintf(stderr, "mobileclip: rank %d of %d: %s\n", rank, world, err.message);
+            fflush(stderr);
+            mc_dist_abort(dist, 1);
+        }
+        mc_dist_finish(dist);
+        return cli_error(&err);
+    }
+    mc_dist_finish(dist);
+    if (rank != 0) return res.interrupted ? 130 : 0;
     printf("train: %s: %lld steps, %lld samples, last loss %.6f%s%s%s\n", res.folder, (long long)res.steps,
            (long long)res.samples, (double)res.last_loss, res.last_checkpoint[0] ? ", checkpoint " : "",
            res.last_checkpoint, res.interrupted ? " (interrupted: continue with --resume latest)" : "");

@@ -1,7 +1,8 @@
 /*
  * cmd_train_step_check.c - 'train-step-check': runs a training fixture folder
- * (config.json, init.pt, expected.safetensors) for its steps and prints every
- * comparison (exit 0 only when all are within tolerance).
+ * (config.json or open_clip_config.json, init.pt or init.safetensors,
+ * expected.safetensors) for its steps and prints every comparison (exit 0
+ * only when all are within tolerance).
  */
 #include "cli.h"
 
@@ -20,7 +21,7 @@ static void print_report(void *ud, const char *what, double e, double tol, int o
 }
 
 static const cli_opt opts[] = {
-    {"init", 0, 1, 0, "FILE  initial weights instead of DIR/init.pt"},
+    {"init", 0, 1, 0, "FILE  initial weights instead of DIR/init.pt (or DIR/init.safetensors)"},
     {"quiet", 'q', 0, 0, "      print only failures and the summary"},
 };
 
@@ -31,9 +32,11 @@ int cmd_train_step_check(int argc, char **argv) {
     if (cli_parse(argc, argv, opts, nopt, &a, &help)) return 2;
     if (help || a.n_pos != 1) {
         cli_print_help(help ? stdout : stderr, "mobileclip train-step-check [options] DIR",
-                       "Runs the training steps of a fixture folder (config.json, init.pt,\n"
-                       "expected.safetensors with inputs and metadata) and compares the loss,\n"
-                       "every gradient and the parameters and BatchNorm buffers after each step.",
+                       "Runs the training steps of a fixture folder (config.json or\n"
+                       "open_clip_config.json, init.pt or init.safetensors, expected.safetensors\n"
+                       "with inputs and metadata) and compares the step-1 features when present,\n"
+                       "the loss, every gradient and the parameters and BatchNorm buffers after\n"
+                       "each step.",
                        opts, nopt);
         cli_args_free(&a);
         return help ? 0 : 2;

@@ -78,7 +78,7 @@ static int parse_json_rows(const char *text, float *out, int max_rows, int d) {
 }
 
 static void test_help_and_errors(void) {
-    static const char *cmds[] = {"embed-image", "embed-text", "classify", "convert", "list"};
+    static const char *cmds[] = {"embed-image", "embed-text", "classify", "eval", "convert", "list", "report"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         int rc = run("%s --help", cmds[i]);
         char want[64];

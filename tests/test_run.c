@@ -15,11 +15,13 @@
 
 #include "core/json.h"
 #include "data/loader.h"
+#include "eval/eval.h"
 #include "io/config.h"
 #include "run/run.h"
 #include "train/check.h"
 #include "train/ckpt.h"
 
+#include <limits.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -300,6 +302,71 @@ static double mean_loss(const char *run, int a, int b) {
     return s / (b - a);
 }
 
+/* --accum-freq 2 with micro-batches of 3 against one batch of 6: the two
+ * fixture shards hold the same 3 samples (and the same per-key choices), so
+ * the micro-batches are identical and BatchNorm's batch statistics of one
+ * equal those of the batch of 6; open_clip's accumulation (the loss over
+ * all 6 together) then gives the same losses and weights up to float
+ * rounding.  Averaging independent micro-batches would not: their
+ * contrastive losses have 3 candidates, the batch of 6 has 6. */
+static void test_accum(void) {
+    mc_error err;
+    mc_error_clear(&err);
+    char data[1024];
+    snprintf(data, sizeof data, "%s::%s", fixture("datacompdr/shards/00000000.tar"),
+             fixture("datacompdr/shards/00000000_bf16.tar"));
+    mc_run_params p = base_params("batch6");
+    p.train_data = data;
+    p.batch_size = 6;
+    p.epochs = 2;
+    mc_run_result res;
+    CHECK(mc_run_train(&p, &res, &err) == MC_OK && res.steps == 2, "batch 6: %s", err.message);
+    mc_run_params q = p;
+    q.name = "accum2";
+    q.batch_size = 3;
+    q.accum_freq = 2;
+    CHECK(mc_run_train(&q, &res, &err) == MC_OK && res.steps == 2, "accum 2: %s", err.message);
+    const char *keys[5] = {"loss", "contrastive_real", "distill_real", "contrastive_syn", "distill_syn"};
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 5; k++) {
+            char a[64], b[64];
+            CHECK(log_field("batch6", i, keys[k], a, sizeof a) == 0 && log_field("accum2", i, keys[k], b, sizeof b) == 0 &&
+                      fabs(atof(a) - atof(b)) <= 2e-6 * fabs(atof(a)),
+                  "step %d %s: batch 6 %s, accumulated %s", i + 1, keys[k], a, b);
+        }
+    char pa[512], pb[512];
+    snprintf(pa, sizeof pa, "%s/batch6/checkpoints/epoch_2.safetensors", tmpdir);
+    snprintf(pb, sizeof pb, "%s/accum2/checkpoints/epoch_2.safetensors", tmpdir);
+    mc_checkpoint *a = NULL, *b = NULL;
+    CHECK(mc_checkpoint_open(pa, &a, &err) == MC_OK && mc_checkpoint_open(pb, &b, &err) == MC_OK, "open: %s", err.message);
+    double worst = 0;
+    size_t compared = 0, n_el = 0, n_far = 0;
+    for (size_t i = 0; a && b && i < mc_checkpoint_count(a); i++) {
+        const mc_tensor_info *x = mc_checkpoint_tensor(a, i), *y = mc_checkpoint_find(b, x->name);
+        /* parameters only: the running statistics update twice per step in
+         * open_clip's accumulation, and with 3 samples instead of 6 */
+        if (x->dtype != MC_DTYPE_F32 || strstr(x->name, "running_") || !strncmp(x->name, "optim.", 6)) continue;
+        if (!y || y->nbytes != x->nbytes) { worst = INFINITY; break; }
+        const float *u = x->data, *v = y->data;
+        for (int64_t j = 0; j < x->numel; j++) {
+            double d = fabs((double)u[j] - v[j]);
+            if (d > worst) worst = d;
+            n_far += d > 1e-6;
+            n_el++;
+        }
+        compared++;
+    }
+    /* AdamW moves an element by about lr whatever its gradient's size, so an
+     * element whose gradient is at the level of float rounding can differ by
+     * up to 2 lr after 2 steps; the rest must agree */
+    fprintf(stderr, "accum: %zu of %zu weights differ by more than 1e-6 (worst %g)\n", n_far, n_el, worst);
+    CHECK(compared > 100 && worst <= 2 * 2 * p.lr && n_far * 1000 < n_el,
+          "weights after 2 steps: %zu tensors, %zu of %zu elements differ by more than 1e-6, worst %g", compared, n_far,
+          n_el, worst);
+    mc_checkpoint_close(a);
+    mc_checkpoint_close(b);
+}
+
 static void test_memorise(void) {
     mc_error err;
     mc_error_clear(&err);
@@ -357,10 +424,109 @@ static void test_modes(void) {
     CHECK(mc_run_train(&m, &res, &err) == MC_OK && res.steps == 1, "mix-synthetic: %s", err.message);
     CHECK(log_field("mix", 0, "distill_syn", v, sizeof v) == 0 && atof(v) == 0, "mix: no second batch");
     CHECK(log_field("mix", 0, "distill_real", v, sizeof v) == 0 && atof(v) > 0, "mix: distillation");
+    /* online teachers: two fixture models embed the batch during training
+     * (32 + 32 wide), replacing the stored embeddings */
+    mc_run_params o = base_params("online");
+    o.dataset_reinforcement = 0;
+    o.n_teachers = 0;
+    o.n_distill_models = 2;
+    o.distill_models[0] = fixture("models/v1_mci_mct");
+    o.distill_models[1] = fixture("models/v1_mci_base");
+    o.epochs = 2;
+    CHECK(mc_run_train(&o, &res, &err) == MC_OK && res.steps == 2, "online teachers: %s", err.message);
+    CHECK(log_field("online", 1, "distill_real", v, sizeof v) == 0 && atof(v) > 0, "online: distillation (%s)", v);
+    CHECK(log_field("online", 1, "time_teachers", v, sizeof v) == 0 && atof(v) > 0, "online: teacher time logged");
+    /* a teacher of another image size is refused */
+    mc_run_params o2 = o;
+    o2.name = "online2";
+    o2.distill_models[1] = fixture("models/v1_vit_causal");
+    mc_status st = mc_run_train(&o2, &res, &err);
+    CHECK(st == MC_ERR_UNSUPPORTED && strstr(err.message, "image size"), "teacher size: %s", err.message);
+    /* a student in the OpenCLIP layout (MobileCLIP2-S0: timm fastvit_mci0 + the
+     * OpenCLIP text transformer), its own names kept: the run folder loads */
+    mc_run_params oc = base_params("openclip");
+    oc.model = fixture("models/oc_mobileclip2_s0");
+    oc.pretrained = NULL;   /* the folder's open_clip_model.safetensors */
+    oc.dataset_reinforcement = 0;
+    oc.n_teachers = 0;
+    oc.loss_weights[0] = 1;
+    oc.loss_weights[1] = 0;
+    CHECK(mc_run_train(&oc, &res, &err) == MC_OK && res.steps == 1, "OpenCLIP-layout student: %s", err.message);
+    mc_model_params mp = mc_model_default_params();
+    mp.vocab_path = vocab();
+    mc_model *om = NULL;
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/openclip", tmpdir);
+    CHECK(mc_model_load(dir, &mp, &om, &err) == MC_OK, "the OpenCLIP run loads as a model: %s", err.message);
+    mc_model_info info;
+    if (om) mc_model_get_info(om, &info);
+    CHECK(om && !strcmp(info.family, "open_clip"), "family %s", om ? info.family : "-");
+    mc_model_free(om);
     /* teacher widths that do not add up to the shard's */
     mc_run_params w = base_params("widths");
     w.teacher_dims[0] = 20;
     CHECK(mc_run_train(&w, &res, &err) == MC_ERR_INVALID_ARG && strstr(err.message, "40 wide"), "%s", err.message);
+}
+
+/* Evaluation at epoch ends: results.jsonl holds, per evaluated epoch, the
+ * figures mc_eval gives on that epoch's checkpoint. */
+static void test_eval_during_training(void) {
+    mc_error err;
+    mc_error_clear(&err);
+    char tree[512], cls[600], src[PATH_MAX + 64], dst[700];
+    snprintf(tree, sizeof tree, "%s/imagefolder", tmpdir);
+    const char *classes[3] = {"cat", "person", "cup"};
+    const char *images[3][2] = {{"chelsea.png", "chelsea_q90.jpg"}, {"astronaut.png", "camera.png"},
+                                {"coffee.png", "hubble_deep_field.jpg"}};
+    mkdir(tree, 0755);
+    for (int c = 0; c < 3; c++) {
+        snprintf(cls, sizeof cls, "%s/%s", tree, classes[c]);
+        mkdir(cls, 0755);
+        for (int i = 0; i < 2; i++) {
+            char abs[PATH_MAX];
+            if (!realpath(fixture("images"), abs)) abs[0] = 0;
+            snprintf(src, sizeof src, "%s/%s", abs, images[c][i]);
+            snprintf(dst, sizeof dst, "%s/%s", cls, images[c][i]);
+            CHECK(symlink(src, dst) == 0, "symlink %s", dst);
+        }
+    }
+    mc_run_params p = base_params("evaluated");
+    p.epochs = 2;
+    p.imagenet_val = tree;
+    p.retrieval_data = fixture("datacompdr/shards/00000000.tar");
+    p.zeroshot_frequency = 1;
+    mc_run_result res;
+    CHECK(mc_run_train(&p, &res, &err) == MC_OK && res.steps == 2, "run with evaluation: %s", err.message);
+    char path[512];
+    snprintf(path, sizeof path, "%s/evaluated/results.jsonl", tmpdir);
+    char *text = NULL;
+    size_t len = 0;
+    CHECK(mc_file_read_all(path, 1 << 20, &text, &len, &err) == MC_OK, "results.jsonl: %s", err.message);
+    int lines = 0;
+    for (size_t i = 0; text && i < len; i++) lines += text[i] == '\n';
+    CHECK(lines == 2, "one evaluation per epoch: %d lines", lines);
+    /* the second line against mc_eval on the epoch-2 checkpoint */
+    mc_model_params mp = mc_model_default_params();
+    mp.vocab_path = vocab();
+    mc_model *m = NULL;
+    snprintf(path, sizeof path, "%s/evaluated/checkpoints/epoch_2.safetensors", tmpdir);
+    CHECK(mc_model_load(path, &mp, &m, &err) == MC_OK, "load: %s", err.message);
+    mc_eval_params ep = mc_eval_default_params();
+    mc_eval_results er;
+    mc_eval_results_init(&er);
+    er.epoch = 2;
+    CHECK(m && mc_eval_zeroshot(m, tree, NULL, NULL, &ep, &er.zeroshot, &err) == MC_OK, "zeroshot: %s", err.message);
+    CHECK(m && mc_eval_retrieval(m, p.retrieval_data, &ep, &er.retrieval, &err) == MC_OK, "retrieval: %s", err.message);
+    char *json = NULL;
+    CHECK(mc_eval_results_json(&er, &json, &err) == MC_OK, "json");
+    const char *second = text ? strchr(text, '\n') : NULL;
+    CHECK(second && json && strstr(second + 1, json + 1) != NULL, "epoch 2's figures: %s\nin results.jsonl: %s",
+          json ? json : "", second ? second + 1 : "");
+    CHECK(er.zeroshot.n_images == 6 && er.zeroshot.n_classes == 3 && er.retrieval.n_samples == 3,
+          "evaluated 6 images of 3 classes and 3 pairs");
+    free(json);
+    free(text);
+    mc_model_free(m);
 }
 
 int main(void) {
@@ -368,8 +534,10 @@ int main(void) {
     mkdir(tmpdir, 0755);
     test_first_step_by_hand();
     test_resume();
+    test_accum();
     test_memorise();
     test_modes();
+    test_eval_during_training();
     char cmd[512];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (!t_fail && system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

@@ -25,7 +25,7 @@ check() { if eval "$1"; then ok; else bad "$2"; fi; }
 S=$FX/datacompdr/shards
 M=$FX/models/train_s0_tiny
 ARGS=(--train-data "$S/00000000.tar::$S/00000000_bf16.tar" --model "$M" --pretrained "$M/init.pt"
-      --dataset-reinforcement --distill-teacher-dimension 24 16 --distill-logit-scale 100
+      --dataset-reinforcement --distill-teacher-dimension 24 16 --distill-logit-scale 100 100
       --distill-loss-weights 0.25 0.75 --distill-average-after-softmax --batch-size 3 --epochs 5
       --lr 1e-3 --beta2 0.95 --eps 1e-6 --wd 0.2 --warmup 2 --grad-clip-norm 1.0 --seed 7
       --shuffle-buffer 4 --workers 2 --threads 2 --save-every-n-steps 1 --save-most-recent
@@ -41,7 +41,7 @@ for l in open(sys.argv[1]):
           "contrastive_syn", "distill_syn")))' "$1"; }
 
 $BIN train "${ARGS[@]}" --name ref >"$T/ref.out" 2>"$T/ref.err"
-check '[ $? -eq 0 ]' "reference run failed: $(tail -3 "$T/ref.err")"
+rc=$?; check '[ $rc -eq 0 ]' "reference run failed: $(tail -3 "$T/ref.err")"
 check '[ "$(wc -l < "$T/ref/train.jsonl")" -eq 10 ]' "reference run: 10 steps logged"
 fields "$T/ref/train.jsonl" > "$T/ref.fields"
 
@@ -77,30 +77,30 @@ kill -INT $pid; wait $pid; rc=$?
 check '[ $rc -eq 130 ]' "SIGINT: exit $rc, want 130 ($(tail -2 "$T/i.err"))"
 check 'grep -q "continue with --resume latest" "$T/i.err"' "SIGINT: no note on how to continue"
 $BIN train "${ARGS[@]}" --name int --resume latest >"$T/i2.out" 2>"$T/i2.err"
-check '[ $? -eq 0 ]' "resume after SIGINT failed: $(tail -2 "$T/i2.err")"
+rc=$?; check '[ $rc -eq 0 ]' "resume after SIGINT failed: $(tail -2 "$T/i2.err")"
 fields "$T/int/train.jsonl" > "$T/int.fields"
 check 'cmp -s "$T/ref.fields" "$T/int.fields"' "the interrupted run logged other losses"
 
 # flags
 $BIN train "${ARGS[@]}" --name ref >/dev/null 2>"$T/e1"
-check '[ $? -ne 0 ] && grep -q "exists" "$T/e1"' "an existing run folder without --resume must be refused"
+rc=$?; check '[ $rc -ne 0 ] && grep -q "exists" "$T/e1"' "an existing run folder without --resume must be refused"
 $BIN train "${ARGS[@]}" --name n1 --epochs 1 --precision amp --ddp-static-graph --local-loss --gather-with-grad \
   --grad-checkpointing --report-to wandb --wandb-project-name x --dataset-type webdataset --dataset-resampled \
   --train-num-samples 6 >/dev/null 2>"$T/e2"
-check '[ $? -eq 0 ]' "Apple's flags: $(tail -2 "$T/e2")"
+rc=$?; check '[ $rc -eq 0 ]' "Apple's flags: $(tail -2 "$T/e2")"
 check '[ "$(grep -c "note: --" "$T/e2")" -eq 7 ]' "one note per ignored flag: $(grep -c "note: --" "$T/e2")"
 $BIN train "${ARGS[@]}" --name n2 --no-such-flag 1 >/dev/null 2>"$T/e3"
-check '[ $? -eq 2 ] && grep -q "unknown option" "$T/e3"' "an unknown flag must be refused"
+rc=$?; check '[ $rc -eq 2 ] && grep -q "unknown option" "$T/e3"' "an unknown flag must be refused"
 $BIN train "${ARGS[@]}" --name n3 --dataset-type csv >/dev/null 2>"$T/e4"
-check '[ $? -eq 2 ] && grep -q "webdataset" "$T/e4"' "--dataset-type csv must be refused"
+rc=$?; check '[ $rc -eq 2 ] && grep -q "webdataset" "$T/e4"' "--dataset-type csv must be refused"
 $BIN train "${ARGS[@]/--distill-average-after-softmax/--seed}" --name n4 >/dev/null 2>"$T/e5"
-check '[ $? -ne 0 ]' "distillation without --distill-average-after-softmax must be refused"
+rc=$?; check '[ $rc -ne 0 ]' "distillation without --distill-average-after-softmax must be refused"
 $BIN train "${ARGS[@]}" --name n5 --dataset-resampled >/dev/null 2>"$T/e6"
-check '[ $? -ne 0 ] && grep -q "train-num-samples" "$T/e6"' "--dataset-resampled without --train-num-samples"
+rc=$?; check '[ $rc -ne 0 ] && grep -q "train-num-samples" "$T/e6"' "--dataset-resampled without --train-num-samples"
 
 # the run folder is a model
 $BIN embed-text -m "$T/ref" -o "$T/a.npy" "a photo of a cat" "a dog" 2>"$T/e7"
-check '[ $? -eq 0 ]' "embed-text -m RUN: $(tail -1 "$T/e7")"
+rc=$?; check '[ $rc -eq 0 ]' "embed-text -m RUN: $(tail -1 "$T/e7")"
 $BIN embed-text -m "$T/ref/checkpoints/epoch_5.safetensors" -o "$T/b.npy" "a photo of a cat" "a dog" 2>/dev/null
 check 'cmp -s "$T/a.npy" "$T/b.npy"' "-m RUN and -m its last checkpoint differ"
 $BIN embed-text -m "$M" -o "$T/c.npy" "a photo of a cat" "a dog" 2>/dev/null

@@ -286,6 +286,31 @@ static void test_adamw(void) {
     CHECK(mc_train_param_decays("text_encoder.x.fc1.bias", 2) == 0, "bias");
     CHECK(mc_train_param_decays("logit_scale", 2) == 0, "logit_scale");
     CHECK(mc_train_param_decays("layer_scale", 3) == 1, "layer_scale decays");
+    /* OpenCLIP / timm names under open_clip's rule (open_clip_train/main.py: exclude ndim < 2 or
+     * "bn" / "ln" / "bias" / "logit_scale" in the name): timm "norm" gains are 1-d, so excluded by ndim */
+    static const struct { const char *name; int ndim, decays; } oc[] = {
+        {"visual.trunk.stem.0.conv_kxk.0.conv.weight", 4, 1},
+        {"visual.trunk.stem.0.conv_kxk.0.bn.weight", 1, 0},
+        {"visual.trunk.stages.0.blocks.0.token_mixer.norm.identity.weight", 1, 0},
+        {"visual.trunk.stages.0.blocks.0.token_mixer.layer_scale.gamma", 3, 1},
+        {"visual.trunk.stages.3.blocks.0.norm.weight", 1, 0},
+        {"visual.trunk.stages.3.blocks.0.token_mixer.qkv.weight", 2, 1},
+        {"visual.trunk.head.fc.weight", 2, 1},
+        {"visual.trunk.head.fc.bias", 1, 0},
+        {"visual.trunk.pos_embed", 3, 1},
+        {"visual.trunk.cls_token", 3, 1},
+        {"visual.trunk.blocks.0.norm1.weight", 1, 0},
+        {"text.token_embedding.weight", 2, 1},
+        {"text.positional_embedding", 2, 1},
+        {"text.transformer.resblocks.0.ln_1.weight", 1, 0},
+        {"text.transformer.resblocks.0.attn.in_proj_weight", 2, 1},
+        {"text.transformer.resblocks.0.attn.in_proj_bias", 1, 0},
+        {"text.transformer.resblocks.0.mlp.c_fc.weight", 2, 1},
+        {"text.text_projection", 2, 1},
+        {"logit_scale", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof oc / sizeof oc[0]; i++)
+        CHECK(mc_train_param_decays(oc[i].name, oc[i].ndim) == oc[i].decays, "decay of %s", oc[i].name);
     mc_adamw_params p = mc_adamw_default_params();
     p.warmup_steps = 4; p.total_steps = 14; p.lr = 1.0f;
     CHECK(fabsf(mc_train_lr_at(&p, 0) - 0.25f) < 1e-7f, "warmup lr %g", mc_train_lr_at(&p, 0));

@@ -280,7 +280,21 @@ static void test_layernorm(void) {
 /* ----------------------------------------------------------- activations */
 
 static void test_act(void) {
-    static const mc_act acts[] = {MC_ACT_RELU, MC_ACT_GELU, MC_ACT_SIGMOID, MC_ACT_NONE};
+    static const mc_act acts[] = {MC_ACT_RELU, MC_ACT_GELU, MC_ACT_QUICK_GELU, MC_ACT_SIGMOID, MC_ACT_NONE};
+    /* the scalar derivatives against central differences of the scalar forwards (in double steps) */
+    static const mc_act smooth[] = {MC_ACT_GELU, MC_ACT_QUICK_GELU, MC_ACT_SIGMOID};
+    for (size_t a = 0; a < sizeof smooth / sizeof smooth[0]; a++) {
+        double worst = 0;
+        for (int i = 0; i <= 160; i++) {
+            float x = -8.0f + 0.1f * (float)i, h = 1e-2f, xp[2] = {x + h, x - h}, yp[2], one = 1.0f, d = 0.0f;
+            mc_train_act_forward_ref(xp, 2, smooth[a], yp);
+            mc_train_act_backward_ref(&x, 1, smooth[a], &one, &d);
+            double num = ((double)yp[0] - yp[1]) / ((double)xp[0] - xp[1]);
+            double e = fabs(num - d);
+            if (e > worst) worst = e;
+        }
+        CHECK(worst < 2e-3, "act %d: derivative off its central difference by %.3g", (int)smooth[a], worst);
+    }
     static const size_t lens[] = {1, 31, 16385, 250007};
     for (size_t a = 0; a < sizeof acts / sizeof acts[0]; a++)
         for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++) {

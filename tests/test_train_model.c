@@ -16,10 +16,17 @@
 #include "train/trainer.h"
 
 #include <stdint.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static void l2rows(float *x, int n, int d) {
     for (int i = 0; i < n; i++) {
@@ -38,7 +45,7 @@ static void cmp(const char *model, const char *what, const mc_checkpoint *ex, co
     if (!r || (size_t)r->numel != n) return;
     float e = max_abs_diff(got, r->data, n);
     CHECK(e <= 1e-4f, "%s %s: max-abs %.3g > 1e-4", model, what, e);
-    printf("  %-14s %-17s max-abs %.2e\n", model, what, e);
+    printf("  %-18s %-17s max-abs %.2e\n", model, what, e);
 }
 
 static void test_eval(const char *name) {
@@ -47,12 +54,12 @@ static void test_eval(const char *name) {
     mc_error err;
     mc_error_clear(&err);
     mc_train_config cfg;
-    snprintf(p, sizeof p, "%s/config.json", dir);
-    if (mc_train_config_load(p, &cfg, &err) != MC_OK) { CHECK(0, "%s: config: %s", name, err.message); return; }
+    /* the folder: config.json (mobileclip repo) or open_clip_config.json */
+    if (mc_train_config_load(dir, &cfg, &err) != MC_OK) { CHECK(0, "%s: config: %s", name, err.message); return; }
     mc_checkpoint *ex = NULL, *ck = NULL;
     snprintf(p, sizeof p, "%s/expected.safetensors", dir);
     if (mc_checkpoint_open(p, &ex, &err) != MC_OK) { CHECK(0, "%s: %s", name, err.message); return; }
-    snprintf(p, sizeof p, "%s/model.pt", dir);
+    snprintf(p, sizeof p, "%s/%s", dir, cfg.layout == MC_TRAIN_LAYOUT_OPENCLIP ? "open_clip_model.safetensors" : "model.pt");
     if (mc_checkpoint_open(p, &ck, &err) != MC_OK) { CHECK(0, "%s: %s", name, err.message); mc_checkpoint_close(ex); return; }
     const mc_tensor_info *px = mc_checkpoint_find(ex, "pixels"), *tk = mc_checkpoint_find(ex, "tokens");
     CHECK(px && tk && px->ndim == 4 && tk->ndim == 2 && tk->dtype == MC_DTYPE_I64, "%s: inputs", name);
@@ -321,13 +328,245 @@ static void test_tiny_vit_grad(void) {
     unlink(path);
 }
 
+/* OpenCLIP-layout fixture models (their own weights, made by the official
+ * code) at a small image size: central differences of sum(r * features) for
+ * the parameters under each prefix (the parts new to the OpenCLIP layout:
+ * LayerNorm2d attention stages and the timm head of fastvit_mci3, the
+ * no-padding ConvStem and timm blocks of vit_base_mci_224, patch_embed.proj
+ * + norm_pre + class-token positions of the CLIP ViT, the OpenCLIP text
+ * transformer with its packed in_proj, causal or not, GELU or QuickGELU). */
+static void test_oc_grad(const char *name, const char *label, int image_size, int eval, int quick_gelu,
+                         int n_img, int n_txt, float h, double tol, const char *const *prefixes) {
+    char dir[4096], p[4200];
+    snprintf(dir, sizeof dir, "%s", fixture(name));
+    mc_error err;
+    mc_error_clear(&err);
+    mc_train_config cfg;
+    if (mc_train_config_load(dir, &cfg, &err) != MC_OK) { CHECK(0, "%s: config: %s", name, err.message); return; }
+    cfg.image_size = image_size;
+    cfg.quick_gelu = quick_gelu;
+    mc_checkpoint *ck = NULL;
+    snprintf(p, sizeof p, "%s/open_clip_model.safetensors", dir);
+    if (mc_checkpoint_open(p, &ck, &err) != MC_OK) { CHECK(0, "%s: %s", name, err.message); return; }
+    mc_dr_loss_params lp = {0};
+    mc_adamw_params op = mc_adamw_default_params();
+    mc_trainer *t = NULL;
+    if (mc_trainer_new(&cfg, ck, p, &lp, &op, &t, &err) != MC_OK) {
+        CHECK(0, "%s: trainer: %s", name, err.message);
+        mc_checkpoint_close(ck);
+        return;
+    }
+    mc_trainer_set_eval(t, eval);
+    int E = mc_trainer_embed_dim(t), L = cfg.context_length;
+    float *px = malloc(sizeof(float) * (size_t)n_img * 3 * image_size * image_size + 4);
+    float *ri = malloc(sizeof(float) * (size_t)(n_img * E + 1)), *rt = malloc(sizeof(float) * (size_t)(n_txt * E + 1));
+    float *fi = malloc(sizeof(float) * (size_t)(n_img * E + 1)), *ft = malloc(sizeof(float) * (size_t)(n_txt * E + 1));
+    int32_t *tok = calloc((size_t)n_txt * L + 1, sizeof *tok);
+    for (size_t i = 0; i < (size_t)n_img * 3 * image_size * image_size; i++) px[i] = frand();
+    for (int i = 0; i < n_img * E; i++) ri[i] = frand();
+    for (int i = 0; i < n_txt * E; i++) rt[i] = frand();
+    for (int i = 0; i < n_txt; i++) {   /* SOT, words, EOT (the largest id: the pooled position) */
+        int len = 5 + 6 * i;
+        tok[i * L] = 49406;
+        for (int j = 1; j < len; j++) tok[i * L + j] = 1 + (int)((frand() * 0.5f + 0.5f) * 49000);
+        tok[i * L + len] = 49407;
+    }
+    fdctx c = {t, px, tok, n_img, n_txt, E, ri, rt, fi, ft};
+    double t0 = now_s();
+    for (const char *const *pf = prefixes; *pf; pf++) {
+        char what[160];
+        snprintf(what, sizeof what, "%s %s", label, *pf);
+        fd_check(what, &c, *pf, h, tol);
+    }
+    printf("  (%s: %.1f s)\n", label, now_s() - t0);
+    free(px); free(ri); free(rt); free(fi); free(ft); free(tok);
+    mc_trainer_free(t);
+    mc_checkpoint_close(ck);
+}
+
+/* ------------------------------------------------ what is refused */
+
+static mc_status load_cfg_text(const char *json, mc_train_config *cfg, mc_error *err) {
+    char path[128];
+    snprintf(path, sizeof path, "/tmp/mc_occfg_%d.json", (int)getpid());
+    FILE *f = fopen(path, "w");
+    if (!f) return MC_ERR_IO;
+    fputs(json, f);
+    fclose(f);
+    mc_status st = mc_train_config_load(path, cfg, err);
+    unlink(path);
+    return st;
+}
+
+#define OC_CFG(vision, text, extra)                                                                       \
+    "{\"model_cfg\": {\"embed_dim\": 32, \"vision_cfg\": {" vision "}, \"text_cfg\": {\"context_length\": 77, " \
+    "\"width\": 32, \"heads\": 2, \"layers\": 2" text "}" extra "}}"
+#define MCI0 "\"timm_model_name\": \"fastvit_mci0\", \"timm_pool\": \"avg\", \"timm_proj\": null, \"image_size\": 256"
+
+/* A copy of checkpoint ck with one more tensor (name, [n]) written to path. */
+static int write_with_extra(const mc_checkpoint *ck, const char *path, const char *name, int64_t n) {
+    size_t cnt = mc_checkpoint_count(ck);
+    mc_st_entry *e = calloc(cnt + 1, sizeof *e);
+    float *extra = calloc((size_t)n + 1, sizeof(float));
+    for (size_t i = 0; i < cnt; i++) {
+        const mc_tensor_info *ti = mc_checkpoint_tensor(ck, i);
+        e[i].name = ti->name;
+        e[i].dtype = ti->dtype;
+        e[i].ndim = ti->ndim;
+        memcpy(e[i].shape, ti->shape, sizeof e[i].shape);
+        e[i].data = ti->data;
+    }
+    e[cnt] = (mc_st_entry){name, MC_DTYPE_F32, 1, {n}, extra};
+    mc_error err;
+    mc_error_clear(&err);
+    mc_status st = mc_safetensors_write(path, e, cnt + 1, NULL, 0, &err);
+    free(e);
+    free(extra);
+    return st == MC_OK;
+}
+
+static void test_oc_refusals(void) {
+    mc_error err;
+    mc_error_clear(&err);
+    mc_train_config cfg;
+    /* configs */
+    CHECK(load_cfg_text(OC_CFG(MCI0, ", \"no_causal_mask\": true", ", \"custom_text\": true"), &cfg, &err) == MC_OK &&
+          cfg.layout == MC_TRAIN_LAYOUT_OPENCLIP && !strcmp(cfg.image_arch, "fastvit_mci0") &&
+          !strcmp(cfg.text_arch, "open_clip") && cfg.image_size == 256 && cfg.text_heads[0] == 2 && !cfg.causal &&
+          !cfg.quick_gelu, "OpenCLIP config: %s", err.message);
+    CHECK(load_cfg_text(OC_CFG("\"timm_model_name\": \"vit_base_mci_224\", \"timm_pool\": \"token\", \"image_size\": [224, 224]",
+                               "", ", \"quick_gelu\": true"), &cfg, &err) == MC_OK &&
+          cfg.causal && cfg.quick_gelu && cfg.image_size == 224, "vit_base_mci_224 config: %s", err.message);
+    static const struct { const char *json, *what; } bad[] = {
+        {OC_CFG("\"timm_model_name\": \"fastvit_mci0\", \"timm_proj\": \"linear\"", "", ""), "timm_proj linear"},
+        {OC_CFG("\"timm_model_name\": \"fastvit_mci0\", \"timm_pool\": \"token\"", "", ""), "fastvit with token pooling"},
+        {OC_CFG(MCI0, ", \"pool_type\": \"last\"", ""), "text pool_type last"},
+        {OC_CFG(MCI0, ", \"embed_cls\": true", ""), "text embed_cls"},
+        {OC_CFG(MCI0, ", \"hf_model_name\": \"roberta-base\"", ""), "HF text tower"},
+        {OC_CFG(MCI0, "", ", \"init_logit_bias\": -10"), "SigLIP logit bias"},
+        {OC_CFG("\"width\": 768, \"layers\": 12, \"patch_size\": 16", "", ""), "OpenCLIP's own ViT"},
+        {OC_CFG("\"timm_model_name\": \"resnet50\"", "", ""), "another timm tower"},
+        {OC_CFG("\"timm_model_name\": \"fastvit_mci5\"", "", ""), "fastvit_mci5"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        mc_error_clear(&err);
+        CHECK(load_cfg_text(bad[i].json, &cfg, &err) == MC_ERR_UNSUPPORTED, "config with %s was not refused (%s)",
+              bad[i].what, err.message);
+    }
+    CHECK(load_cfg_text(OC_CFG("\"timm_model_name\": \"fastvit_mci0\", \"image_size\": [256, 224]", "", ""), &cfg, &err)
+              == MC_ERR_CONFIG, "non-square image size accepted");
+    char empty[] = "/tmp/mc_occfg_XXXXXX";
+    if (mkdtemp(empty)) {
+        CHECK(mc_train_config_load(empty, &cfg, &err) == MC_ERR_IO, "a folder without a config accepted");
+        rmdir(empty);
+    }
+
+    /* checkpoints */
+    char dir[4096], p[4200], tmp[128];
+    snprintf(dir, sizeof dir, "%s", fixture("models/oc_mobileclip2_s0"));
+    snprintf(p, sizeof p, "%s/open_clip_model.safetensors", dir);
+    snprintf(tmp, sizeof tmp, "/tmp/mc_occk_%d.safetensors", (int)getpid());
+    mc_checkpoint *ck = NULL, *ck2 = NULL;
+    mc_trainer *t = NULL;
+    mc_dr_loss_params lp = {0};
+    mc_adamw_params op = mc_adamw_default_params();
+    if (mc_train_config_load(dir, &cfg, &err) != MC_OK || mc_checkpoint_open(p, &ck, &err) != MC_OK) {
+        CHECK(0, "oc_mobileclip2_s0: %s", err.message);
+        return;
+    }
+    mc_train_config v1;
+    char v1dir[4096];
+    snprintf(v1dir, sizeof v1dir, "%s", fixture("models/train_s0_tiny"));
+    CHECK(mc_train_config_load(v1dir, &v1, &err) == MC_OK, "train_s0_tiny config: %s", err.message);
+    CHECK(mc_trainer_new(&v1, ck, p, &lp, &op, &t, &err) == MC_ERR_CONFIG && !t,
+          "an OpenCLIP checkpoint with a mobileclip-repo config was not refused");
+    if (write_with_extra(ck, tmp, "logit_bias", 1) && mc_checkpoint_open(tmp, &ck2, &err) == MC_OK) {
+        CHECK(mc_trainer_new(&cfg, ck2, tmp, &lp, &op, &t, &err) == MC_ERR_UNSUPPORTED && !t,
+              "a checkpoint with logit_bias was not refused");
+        mc_checkpoint_close(ck2);
+        ck2 = NULL;
+    }
+    /* an unknown tensor (OpenCLIP text layer scale): refused at the first forward through both towers */
+    if (write_with_extra(ck, tmp, "text.transformer.resblocks.0.ls_1.gamma", 32) &&
+        mc_checkpoint_open(tmp, &ck2, &err) == MC_OK) {
+        CHECK(mc_trainer_new(&cfg, ck2, tmp, &lp, &op, &t, &err) == MC_OK, "trainer: %s", err.message);
+        if (t) {
+            enum { NI = 2 };
+            float *px = calloc((size_t)NI * 3 * 256 * 256, sizeof(float)), f[NI * 32];
+            int32_t tok[NI * 77] = {0};
+            for (int i = 0; i < NI; i++) { tok[i * 77] = 49406; tok[i * 77 + 1] = 320; tok[i * 77 + 2] = 49407; }
+            mc_trainer_set_eval(t, 1);
+            CHECK(mc_trainer_features(t, px, NI, NULL, 0, f, NULL, NULL, NULL, &err) == MC_OK, "image only: %s", err.message);
+            mc_error_clear(&err);
+            CHECK(mc_trainer_features(t, px, NI, tok, NI, f, f, NULL, NULL, &err) == MC_ERR_UNEXPECTED_TENSOR &&
+                      strstr(err.message, "ls_1.gamma"),
+                  "an unused tensor was not reported (%s)", err.message);
+            free(px);
+        }
+        mc_trainer_free(t);
+        t = NULL;
+        mc_checkpoint_close(ck2);
+    }
+    unlink(tmp);
+    mc_checkpoint_close(ck);
+
+    /* drop path (the MobileCLIP2-L-14 config: timm_drop_path 0.1): eval mode only */
+    snprintf(dir, sizeof dir, "%s", fixture("models/oc_mobileclip2_l14"));
+    snprintf(p, sizeof p, "%s/open_clip_model.safetensors", dir);
+    if (mc_train_config_load(dir, &cfg, &err) == MC_OK && mc_checkpoint_open(p, &ck, &err) == MC_OK) {
+        CHECK(cfg.drop_path_rate > 0.09f, "L-14 drop path %g", cfg.drop_path_rate);
+        CHECK(mc_trainer_new(&cfg, ck, p, &lp, &op, &t, &err) == MC_OK, "trainer: %s", err.message);
+        if (t) {
+            float *px = calloc((size_t)3 * 224 * 224, sizeof(float)), f[32], tt[32];
+            int32_t tok[77] = {49406, 320, 49407};
+            mc_train_batch b = {1, px, tok, tok, tt, tt, tt};
+            CHECK(mc_trainer_features(t, px, 1, NULL, 0, f, NULL, NULL, NULL, &err) == MC_ERR_UNSUPPORTED,
+                  "train-mode features with drop path were not refused");
+            CHECK(mc_trainer_forward_backward(t, &b, NULL, &err) == MC_ERR_UNSUPPORTED,
+                  "a training step with drop path was not refused");
+            mc_trainer_set_eval(t, 1);
+            CHECK(mc_trainer_features(t, px, 1, NULL, 0, f, NULL, NULL, NULL, &err) == MC_OK, "eval: %s", err.message);
+            free(px);
+        }
+        mc_trainer_free(t);
+        mc_checkpoint_close(ck);
+    } else {
+        CHECK(0, "oc_mobileclip2_l14: %s", err.message);
+    }
+    printf("  OpenCLIP configs and checkpoints the trainer does not implement are refused\n");
+}
+
 int main(void) {
     test_eval("models/v1_mci_mct");
     test_eval("models/v1_mci_base");
     test_eval("models/v1_vit_causal");
+    test_eval("models/oc_mobileclip_s1");
+    test_eval("models/oc_mobileclip2_s0");
+    test_eval("models/oc_mobileclip2_s3");
+    test_eval("models/oc_mobileclip2_s4");
+    test_eval("models/oc_mobileclip_b");
+    test_eval("models/oc_mobileclip2_b");
+    test_eval("models/oc_mobileclip2_l14");
+    test_oc_refusals();
 #ifdef _OPENMP
     omp_set_num_threads(1);   /* tiny shapes: threads would only add start-up and spinning */
 #endif
     test_tiny_vit_grad();
+    /* fastvit_mci3 at batch 1: the stage-4 BatchNorms see 16 values per channel,
+     * which makes the central difference's truncation error larger (measured
+     * 1.96e-3 of the largest gradient, hence 3e-3 there) */
+    test_oc_grad("models/oc_mobileclip2_s3", "fastvit_mci3 train", 256, 0, 0, 1, 0, 1e-2f, 3e-3,
+                 (const char *const[]){"visual.trunk.stages.4.blocks.", "visual.trunk.stages.3.blocks.0.",
+                                       "visual.trunk.stages.3.pos_emb.", "visual.trunk.head.", NULL});
+    test_oc_grad("models/oc_mobileclip_b", "vit_base_mci_224 train", 224, 0, 0, 1, 0, 1e-2f, 2e-3,
+                 (const char *const[]){"visual.trunk.", NULL});
+    test_oc_grad("models/oc_mobileclip2_l14", "vit_large_patch14_clip eval", 224, 1, 0, 1, 0, 1e-2f, 2e-3,
+                 (const char *const[]){"visual.trunk.", NULL});
+    test_oc_grad("models/oc_mobileclip_b", "OpenCLIP text causal", 224, 0, 0, 0, 3, 1e-2f, 2e-3,
+                 (const char *const[]){"text.", NULL});
+    test_oc_grad("models/oc_mobileclip2_s0", "OpenCLIP text bidir.", 256, 0, 0, 0, 3, 1e-2f, 2e-3,
+                 (const char *const[]){"text.", NULL});
+    test_oc_grad("models/oc_mobileclip2_s0", "OpenCLIP text QuickGELU", 256, 0, 1, 0, 3, 1e-2f, 2e-3,
+                 (const char *const[]){"text.", NULL});
     return test_summary("test_train_model");
 }

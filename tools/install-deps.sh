@@ -7,11 +7,17 @@ SUDO=""
 PKGS="build-essential pkg-config clang libclang-rt-14-dev python3
       zlib1g-dev libpng-dev libjpeg62-turbo-dev libwebp-dev
       libutf8proc-dev libpcre2-dev libcurl4-openssl-dev libomp-dev
-      python3-numpy python3-pil python3-torchvision
-      gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user"
+      python3-numpy python3-pil python3-torch python3-torchvision
+      libopenmpi-dev openmpi-bin
+      gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
+      chromium fonts-dejavu-core"
 # python3-pil / python3-torchvision: Pillow 9.4 and torchvision 0.14, the oracle of
 # tests/test_dr_oracle.py (re-applied augmentations on generated shards);
-# the last line: the NEON cross test.
+# python3-torch: PyTorch 1.13, which reads what 'convert --format pt' writes
+# (tests/test_convert_pt.py);
+# libopenmpi-dev / openmpi-bin: data-parallel training (src/dist/, mpirun in the tests);
+# gcc-aarch64-linux-gnu ... qemu-user: the NEON cross test; chromium (headless) and a
+# font: tests/test_report.sh renders the training report and keeps a screenshot.
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

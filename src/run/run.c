@@ -5,13 +5,15 @@
  * evaluation at the end of epochs.
  */
 #include "run/run.h"
+#include "run/report.h"
 #include "run/runfiles.h"
 
-#include "core/json.h"
 #include "data/loader.h"
 #include "data/shard.h"
+#include "eval/eval.h"
 #include "io/config.h"
 #include "model/synth.h"
+#include "train/accum.h"
 #include "train/ckpt.h"
 
 #include <errno.h>
@@ -20,8 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -39,8 +41,8 @@ mc_run_params mc_run_default_params(void) {
     p.lr = 5e-4f;
     p.wd = 0.2f;
     p.beta1 = 0.9f;
-    p.beta2 = 0.98f;
-    p.eps = -1.0f;
+    p.beta2 = -1.0f;   /* by model name, as open_clip: 0.98 with "vit", else 0.999 */
+    p.eps = -1.0f;     /* 1e-6 with "vit", else 1e-8 */
     p.warmup = 10000;
     p.accum_freq = 1;
     p.logs = "./logs";
@@ -69,7 +71,8 @@ typedef struct run_model {
     char model_name[64];        /* official name, or "" */
     char start_path[4096];      /* the starting weights, or "" for a random initialisation */
     mc_preprocess_params pre;   /* the model's preprocessing (normalisation for the loader) */
-    int open_clip_eps;          /* open_clip's default eps: 1e-6 for "vit" names, else 1e-8 */
+    int open_clip_eps;          /* the name has "vit": open_clip's defaults beta2 0.98, eps 1e-6
+                                   (else 0.999, 1e-8) */
 } run_model;
 
 static int name_has_vit(const char *s) {
@@ -255,6 +258,49 @@ static mc_status teachers_embed(teachers *t, mc_train_batch *b, mc_error *err) {
 
 /* ------------------------------------------------------------ the run */
 
+static mc_status coll_allgather(void *ud, const float *local, size_t n, float *global, mc_error *err) {
+    return mc_dist_allgather_f32(ud, local, n, global, err);
+}
+static mc_status coll_allreduce(void *ud, float *buf, size_t n, mc_error *err) {
+    return mc_dist_allreduce_sum_f32(ud, buf, n, err);
+}
+
+/* A copy of one micro-batch (the loader's buffers last until its next call). */
+typedef struct batch_slot {
+    float *pixels, *teach;      /* teach: [3, n, D] image, real text, synthetic text */
+    int32_t *tokens;            /* [2, n, L] real, synthetic */
+    mc_train_batch b;
+} batch_slot;
+
+static int teacher_width(const mc_dr_loss_params *lp) {
+    int d = 0;
+    for (int k = 0; k < lp->n_teachers; k++) d += lp->teacher_dims[k];
+    return d;
+}
+
+static mc_status keep_batch(batch_slot *s, const mc_train_batch *b, int S, int L, int D, mc_error *err) {
+    size_t n = (size_t)b->n, px = n * 3 * (size_t)S * S;
+    if (!s->pixels) {   /* first use: room for the batch (the loader's batches never grow) */
+        s->pixels = malloc(px * sizeof(float));
+        s->tokens = malloc(2 * n * (size_t)L * sizeof(int32_t));
+        s->teach = D ? malloc(3 * n * (size_t)D * sizeof(float)) : NULL;
+        if (!s->pixels || !s->tokens || (D && !s->teach)) return mc_fail(err, MC_ERR_NOMEM, "out of memory");
+    }
+    memcpy(s->pixels, b->pixels, px * sizeof(float));
+    memcpy(s->tokens, b->tokens_real, n * (size_t)L * sizeof(int32_t));
+    if (b->tokens_syn) memcpy(s->tokens + n * L, b->tokens_syn, n * (size_t)L * sizeof(int32_t));
+    s->b = (mc_train_batch){b->n, s->pixels, s->tokens, b->tokens_syn ? s->tokens + n * L : NULL, NULL, NULL, NULL};
+    if (D) {
+        memcpy(s->teach, b->teacher_image, n * (size_t)D * sizeof(float));
+        memcpy(s->teach + n * D, b->teacher_text_real, n * (size_t)D * sizeof(float));
+        if (b->teacher_text_syn) memcpy(s->teach + 2 * n * D, b->teacher_text_syn, n * (size_t)D * sizeof(float));
+        s->b.teacher_image = s->teach;
+        s->b.teacher_text_real = s->teach + n * D;
+        s->b.teacher_text_syn = b->teacher_text_syn ? s->teach + 2 * n * D : NULL;
+    }
+    return MC_OK;
+}
+
 typedef struct run_state {
     const mc_run_params *p;
     run_model m;
@@ -271,10 +317,26 @@ typedef struct run_state {
     FILE *log;
     char last_ckpt[4400];
     char recent[2][4400];       /* the last two step_N checkpoints */
+    batch_slot slots[64];       /* the micro-batches of one step (--accum-freq > 1 or ranks) */
+    int rank, world;
+    int resumed_world;          /* ranks of the run the checkpoint came from */
+    int stopping;               /* the stop flag, agreed by the ranks at the last step */
+    mc_train_collective coll;
 } run_state;
 
+/* The run's report.html (run/report.h); a failure is a note, not the run's end. */
+static void write_report(run_state *r) {
+    mc_error re;
+    if (mc_report_write_run(r->dir, &re) != MC_OK) note(r->p, "report.html not written: %s", re.message);
+}
+
 static mc_status save_state(run_state *r, const char *file, mc_error *err) {
-    char path[4400], buf[7][32];
+    if (r->rank != 0) return MC_OK;   /* rank 0 writes the run folder */
+    /* the log up to this step reaches the disk before the checkpoint that
+     * says these steps are done (a resume does not write them again) */
+    if (r->log && (fflush(r->log) != 0 || fsync(fileno(r->log)) != 0))
+        return mc_fail(err, MC_ERR_IO, "%s/train.jsonl: cannot write: %s", r->dir, strerror(errno));
+    char path[4400], buf[8][32];
     snprintf(path, sizeof path, "%s/%s", r->ckdir, file);
     snprintf(buf[0], sizeof buf[0], "%d", r->epoch);
     snprintf(buf[1], sizeof buf[1], "%lld", (long long)r->batches_in_epoch);
@@ -283,17 +345,19 @@ static mc_status save_state(run_state *r, const char *file, mc_error *err) {
     snprintf(buf[4], sizeof buf[4], "%lld", (long long)r->steps_per_epoch);
     snprintf(buf[5], sizeof buf[5], "%d", r->p->batch_size);
     snprintf(buf[6], sizeof buf[6], "%d", r->p->accum_freq);
-    mc_meta_kv meta[9] = {
+    snprintf(buf[7], sizeof buf[7], "%d", r->world);
+    mc_meta_kv meta[10] = {
         {(char *)"run.epoch", buf[0]},          {(char *)"run.batches_in_epoch", buf[1]},
         {(char *)"run.samples", buf[2]},        {(char *)"run.seed", buf[3]},
         {(char *)"run.steps_per_epoch", buf[4]}, {(char *)"run.batch_size", buf[5]},
-        {(char *)"run.accum_freq", buf[6]},
+        {(char *)"run.accum_freq", buf[6]}, {(char *)"run.world", buf[7]},
     };
-    size_t nm = 7;
+    size_t nm = 8;
     if (r->m.config_text) meta[nm++] = (mc_meta_kv){(char *)"mobileclip.config", r->m.config_text};
     if (r->m.model_name[0]) meta[nm++] = (mc_meta_kv){(char *)"mobileclip.model_name", r->m.model_name};
     mc_status st = mc_trainer_save_meta(r->t, path, meta, nm, err);
     if (st == MC_OK) snprintf(r->last_ckpt, sizeof r->last_ckpt, "%s", path);
+    if (st == MC_OK) write_report(r);
     return st;
 }
 
@@ -313,21 +377,30 @@ static mc_status resume_from(run_state *r, const char *path, mc_error *err) {
     if (st != MC_OK) { mc_error_prefix(err, "resume: checkpoint refused (left as it is)"); return st; }
     /* the model first (another model's state names its first differing tensor), then the data */
     st = mc_trainer_resume_open(r->t, ck, path, err);
-    const char *keys[4] = {"run.seed", "run.steps_per_epoch", "run.batch_size", "run.accum_freq"};
-    int64_t want[4] = {(int64_t)r->p->seed, r->steps_per_epoch, r->p->batch_size, r->p->accum_freq};
-    const char *flags[4] = {"--seed", "--train-num-samples / the shards", "--batch-size", "--accum-freq"};
-    for (int i = 0; i < 4 && st == MC_OK; i++) {
-        int64_t have = meta_i64(ck, keys[i], -1);
-        if (have < 0) st = mc_fail(err, MC_ERR_FORMAT, "%s: not a checkpoint of a training run (no '%s')", path, keys[i]);
-        else if (i == 0 ? (uint64_t)strtoull(mc_checkpoint_metadata(ck, keys[0]), NULL, 10) != r->p->seed : have != want[i])
-            st = mc_fail(err, MC_ERR_INVALID_ARG,
-                         "%s: the run was made with other data settings (%s: %s, now %lld); an exact resume needs "
-                         "the same", path, flags[i], mc_checkpoint_metadata(ck, keys[i]), (long long)want[i]);
-    }
+    int64_t old_world = meta_i64(ck, "run.world", 1), old_batch = meta_i64(ck, "run.batch_size", -1),
+            old_accum = meta_i64(ck, "run.accum_freq", -1), old_spe = meta_i64(ck, "run.steps_per_epoch", -1);
+    const char *seed = mc_checkpoint_metadata(ck, "run.seed");
+    int64_t global_now = (int64_t)r->p->batch_size * r->p->accum_freq * r->world;
+    if (st == MC_OK && (!seed || old_batch < 1 || old_accum < 1 || old_spe < 1 || old_world < 1))
+        st = mc_fail(err, MC_ERR_FORMAT, "%s: not a checkpoint of a training run (no run.* metadata)", path);
+    else if (st == MC_OK && strtoull(seed, NULL, 10) != r->p->seed)
+        st = mc_fail(err, MC_ERR_INVALID_ARG, "%s: the run used --seed %s, now %llu; an exact resume needs the same",
+                     path, seed, (unsigned long long)r->p->seed);
+    else if (st == MC_OK && old_batch * old_accum * old_world != global_now)
+        st = mc_fail(err, MC_ERR_INVALID_ARG,
+                     "%s: the run's global batch was %lld (batch %lld x accumulation %lld x %lld ranks), now %lld; "
+                     "resume with the same global batch", path, (long long)(old_batch * old_accum * old_world),
+                     (long long)old_batch, (long long)old_accum, (long long)old_world, (long long)global_now);
+    else if (st == MC_OK && old_spe != r->steps_per_epoch)
+        st = mc_fail(err, MC_ERR_INVALID_ARG,
+                     "%s: the run's epochs were %lld steps, now %lld (--train-num-samples or the shards changed)",
+                     path, (long long)old_spe, (long long)r->steps_per_epoch);
     if (st == MC_OK) {
         r->epoch = (int)meta_i64(ck, "run.epoch", 0);
-        r->batches_in_epoch = meta_i64(ck, "run.batches_in_epoch", 0);
+        int64_t steps_in_epoch = meta_i64(ck, "run.batches_in_epoch", 0) / old_accum;
+        r->batches_in_epoch = steps_in_epoch * r->p->accum_freq;
         r->samples = meta_i64(ck, "run.samples", 0);
+        r->resumed_world = (int)old_world;
     } else {
         mc_error_prefix(err, "resume: checkpoint refused (left as it is)");
     }
@@ -385,6 +458,10 @@ static mc_status write_params(const char *dir, const mc_run_params *p, int64_t s
             p->zeroshot_frequency, p->threads);
     fputs(",\n  \"imagenet_val\": ", f); put_str(f, p->imagenet_val);
     fputs(", \"retrieval\": ", f); put_str(f, p->retrieval_data);
+    char host[256], cpu[512];
+    mc_report_machine(host, sizeof host, cpu, sizeof cpu);
+    fputs(",\n  \"hostname\": ", f); put_str(f, host);
+    fputs(", \"cpu\": ", f); put_str(f, cpu);
     fprintf(f, ",\n  \"steps_per_epoch\": %lld, \"total_steps\": %lld\n}\n", (long long)steps_per_epoch,
             (long long)total_steps);
     return mc_file_commit(f, tmp, path, !ferror(f), err);
@@ -414,14 +491,58 @@ static void log_step(run_state *r, const mc_run_step *s) {
         fmt_float(tt, sizeof tt, s->t_teacher);
         fprintf(r->log, ", \"time_teachers\": %s", tt);
     }
+    if (r->world > 1) {
+        char tc[40];
+        fmt_float(tc, sizeof tc, s->t_comm);
+        fprintf(r->log, ", \"time_comm\": %s, \"ranks\": %d", tc, r->world);
+    }
     fprintf(r->log, "}\n");
     fflush(r->log);
 }
 
+/* Evaluation progress through the run's callback (never cancels). */
+static int eval_progress(void *ud, const char *stage, int64_t done, int64_t total) {
+    const mc_run_params *p = ud;
+    if (p->cb.progress && total > 0) p->cb.progress(p->cb.ud, stage, done, total);
+    return 0;
+}
+
 /* Evaluation of the checkpoint just written, appended to results.jsonl. */
 static mc_status evaluate(run_state *r, int epoch, mc_error *err) {
-    (void)r; (void)epoch;
-    return mc_fail(err, MC_ERR_UNSUPPORTED, "evaluation during training: PENDING");
+    if (r->rank != 0) return MC_OK;
+    const mc_run_params *p = r->p;
+    if (!p->imagenet_val && !p->retrieval_data) return MC_OK;
+    mc_model_params mp = mc_model_default_params();
+    mp.vocab_path = p->vocab_path;
+    mc_model *model = NULL;
+    mc_status st = mc_model_load(r->last_ckpt, &mp, &model, err);
+    if (st != MC_OK) { mc_error_prefix(err, "evaluation: loading %s", r->last_ckpt); return st; }
+    mc_eval_params ep = mc_eval_default_params();
+    ep.n_threads = p->threads;
+    ep.progress = eval_progress;
+    ep.progress_user = (void *)p;
+    mc_eval_results res;
+    mc_eval_results_init(&res);
+    res.epoch = epoch + 1;
+    if (p->imagenet_val)
+        st = mc_eval_zeroshot(model, p->imagenet_val, p->eval_classnames, p->eval_templates, &ep, &res.zeroshot, err);
+    if (st == MC_OK && p->retrieval_data) st = mc_eval_retrieval(model, p->retrieval_data, &ep, &res.retrieval, err);
+    mc_model_free(model);
+    if (st != MC_OK) { mc_error_prefix(err, "evaluation after epoch %d", epoch + 1); return st; }
+    char *json = NULL;
+    if ((st = mc_eval_results_json(&res, &json, err)) != MC_OK) return st;
+    char path[4300];
+    snprintf(path, sizeof path, "%s/results.jsonl", r->dir);
+    FILE *f = fopen(path, "a");
+    if (!f) { free(json); return mc_fail(err, MC_ERR_IO, "%s: cannot append: %s", path, strerror(errno)); }
+    /* {"step": S, "samples": N, ...the evaluation's keys (epoch among them)} */
+    fprintf(f, "{\"step\": %d, \"samples\": %lld, %s\n", mc_trainer_steps_done(r->t), (long long)r->samples,
+            json[0] == '{' ? json + 1 : json);
+    int ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (fclose(f) != 0) ok = 0;
+    note(p, "evaluation after epoch %d: %s", epoch + 1, json);
+    free(json);
+    return ok ? MC_OK : mc_fail(err, MC_ERR_IO, "%s: write failed", path);
 }
 
 static mc_status open_loader(run_state *r, mc_error *err) {
@@ -433,6 +554,8 @@ static mc_status open_loader(run_state *r, mc_error *err) {
     lp.image_size = r->m.cfg.image_size;
     for (int c = 0; c < 3; c++) lp.mean[c] = r->m.pre.mean[c], lp.std[c] = r->m.pre.std[c];
     lp.batch_size = p->batch_size;
+    lp.rank = r->rank;
+    lp.world_size = r->world;
     lp.seed = p->seed;
     lp.epoch = r->epoch;
     lp.workers = p->workers;
@@ -455,11 +578,23 @@ static mc_status check_params(const mc_run_params *p, mc_error *err) {
         return mc_fail(err, MC_ERR_INVALID_ARG,
                        "train: --batch-size, --epochs, --accum-freq and --workers must be positive; --warmup, "
                        "--shuffle-buffer and the frequencies not negative");
+    if (p->accum_freq > 64) return mc_fail(err, MC_ERR_INVALID_ARG, "train: --accum-freq is at most 64");
     if (p->batch_size < 2) return mc_fail(err, MC_ERR_INVALID_ARG, "train: a contrastive loss needs --batch-size >= 2");
-    if (!(p->lr >= 0) || !(p->wd >= 0) || !(p->beta1 >= 0 && p->beta1 < 1) || !(p->beta2 >= 0 && p->beta2 < 1))
+    if (!(p->lr >= 0) || !(p->wd >= 0) || !(p->beta1 >= 0 && p->beta1 < 1) || !(p->beta2 < 1))
         return mc_fail(err, MC_ERR_INVALID_ARG, "train: --lr and --wd must be >= 0, --beta1 and --beta2 in [0, 1)");
     if (p->dataset_resampled && p->train_num_samples <= 0)
         return mc_fail(err, MC_ERR_INVALID_ARG, "train: --dataset-resampled needs --train-num-samples (samples per epoch)");
+    if (p->dist && mc_dist_world(p->dist) > 1 && !p->dataset_resampled) {
+        char **list = NULL;
+        size_t n = 0;
+        mc_status st = mc_shard_expand(p->train_data, 1u << 24, &list, &n, err);
+        if (st != MC_OK) return st;
+        mc_shard_list_free(list, n);
+        if ((int64_t)n < mc_dist_world(p->dist))
+            return mc_fail(err, MC_ERR_INVALID_ARG,
+                           "train: %zu shards for %d ranks: each rank reads whole shards, so give at least one shard "
+                           "per rank, or --dataset-resampled", n, mc_dist_world(p->dist));
+    }
     if (p->mix_synthetic && !p->dataset_reinforcement)
         return mc_fail(err, MC_ERR_INVALID_ARG, "train: --dataset-reinforcement-mix-synthetic needs --dataset-reinforcement");
     if (p->n_teachers < 0 || p->n_teachers > MC_RUN_MAX_TEACHERS || p->n_distill_models > MC_RUN_MAX_TEACHERS)
@@ -482,10 +617,17 @@ static void default_name(const mc_run_params *p, char *out, size_t cap) {
     snprintf(out, cap, "%s-model_%s-lr_%g-b_%d-j_%d", date, model, (double)p->lr, p->batch_size, p->workers);
 }
 
-mc_status mc_run_train(const mc_run_params *p, mc_run_result *out, mc_error *err) {
+mc_status mc_run_train(const mc_run_params *p_in, mc_run_result *out, mc_error *err) {
     run_state r;
     memset(&r, 0, sizeof r);
+    r.rank = mc_dist_rank(p_in->dist);
+    r.world = mc_dist_world(p_in->dist);
+    r.resumed_world = r.world;
+    mc_run_params pp = *p_in;   /* the other ranks run silently: rank 0 speaks for the job */
+    if (r.rank != 0) pp.cb.note = NULL, pp.cb.step = NULL, pp.cb.progress = NULL;
+    const mc_run_params *p = &pp;
     r.p = p;
+    r.coll = (mc_train_collective){p->dist, r.rank, r.world, coll_allgather, coll_allreduce};
     mc_run_step s;
     memset(&s, 0, sizeof s);
     if (out) memset(out, 0, sizeof *out);
@@ -508,7 +650,7 @@ mc_status mc_run_train(const mc_run_params *p, mc_run_result *out, mc_error *err
     op.lr = p->lr;
     op.weight_decay = p->wd;
     op.beta1 = p->beta1;
-    op.beta2 = p->beta2;
+    op.beta2 = p->beta2 >= 0 ? p->beta2 : (r.m.open_clip_eps ? 0.98f : 0.999f);
     op.eps = p->eps >= 0 ? p->eps : (r.m.open_clip_eps ? 1e-6f : 1e-8f);
     op.grad_clip = p->grad_clip_norm;
     op.warmup_steps = p->warmup;
@@ -521,7 +663,7 @@ mc_status mc_run_train(const mc_run_params *p, mc_run_result *out, mc_error *err
     r.aug = mc_aug_layout_datacompdr();
     if (p->dataset_reinforcement && p->dr_config && (st = mc_aug_layout_from_file(p->dr_config, &r.aug, err)) != MC_OK)
         goto done;
-    int64_t per_step = (int64_t)p->batch_size * p->accum_freq;
+    int64_t per_step = (int64_t)p->batch_size * p->accum_freq * r.world;   /* the global batch */
     if (p->train_num_samples > 0) {
         r.steps_per_epoch = (p->train_num_samples + per_step - 1) / per_step;   /* open_clip rounds up */
     } else {
@@ -573,29 +715,53 @@ mc_status mc_run_train(const mc_run_params *p, mc_run_result *out, mc_error *err
     else default_name(p, name, sizeof name);
     snprintf(r.dir, sizeof r.dir, "%s/%s", p->logs ? p->logs : "./logs", name);
     snprintf(r.ckdir, sizeof r.ckdir, "%s/checkpoints", r.dir);
-    char resume_path[4400] = "";
-    int exists = mc_path_is_dir(r.dir);
-    if (p->resume && !strcmp(p->resume, "latest")) {
-        if (exists) {
-            mc_error e2;
-            mc_error_clear(&e2);
-            mc_status fs = mc_config_latest_run_checkpoint(r.dir, resume_path, sizeof resume_path, &e2);
-            if (fs != MC_OK && fs != MC_ERR_NOT_FOUND) { *err = e2; st = fs; goto done; }
+    /* rank 0 decides (the folder, the checkpoint to resume from) and tells the others */
+    struct { int32_t status; char path[4400]; char msg[1024]; } plan;
+    memset(&plan, 0, sizeof plan);
+    if (r.rank == 0) {
+        mc_error e2;
+        mc_error_clear(&e2);
+        mc_status ps = MC_OK;
+        int exists = mc_path_is_dir(r.dir);
+        if (p->resume && !strcmp(p->resume, "latest")) {
+            if (exists) {
+                mc_status fs = mc_config_latest_run_checkpoint(r.dir, plan.path, sizeof plan.path, &e2);
+                if (fs != MC_OK && fs != MC_ERR_NOT_FOUND) ps = fs;
+                if (fs == MC_ERR_NOT_FOUND) plan.path[0] = 0;
+            }
+            if (ps == MC_OK && !plan.path[0]) note(p, "--resume latest: no checkpoint in %s yet, starting the run", r.dir);
+        } else if (p->resume) {
+            snprintf(plan.path, sizeof plan.path, "%s", p->resume);
+        } else if (exists) {
+            ps = mc_fail(&e2, MC_ERR_INVALID_ARG,
+                         "train: the run folder %s exists; give another --name, or --resume latest to continue it", r.dir);
         }
-        if (!resume_path[0]) note(p, "--resume latest: no checkpoint in %s yet, starting the run", r.dir);
-    } else if (p->resume) {
-        snprintf(resume_path, sizeof resume_path, "%s", p->resume);
-    } else if (exists) {
-        st = mc_fail(err, MC_ERR_INVALID_ARG,
-                     "train: the run folder %s exists; give another --name, or --resume latest to continue it", r.dir);
+        if (ps == MC_OK) ps = mc_run_make_dirs(r.ckdir, &e2);
+        plan.status = ps;
+        snprintf(plan.msg, sizeof plan.msg, "%s", e2.message);
+    }
+    if ((st = mc_dist_broadcast(p->dist, &plan, sizeof plan, 0, err)) != MC_OK) goto done;
+    if (plan.status != MC_OK) {
+        st = mc_fail(err, (mc_status)plan.status, "%s", plan.msg);
         goto done;
     }
-    if ((st = mc_run_make_dirs(r.ckdir, err)) != MC_OK) goto done;
+    char resume_path[4400];
+    snprintf(resume_path, sizeof resume_path, "%s", plan.path);
     if (resume_path[0]) {
-        if ((st = resume_from(&r, resume_path, err)) != MC_OK) goto done;
+        st = resume_from(&r, resume_path, err);
+        int all_ok = 0;
+        mc_status cs = mc_dist_all_ok(p->dist, st == MC_OK, &all_ok, err);
+        if (st != MC_OK) goto done;
+        if (cs != MC_OK) { st = cs; goto done; }
+        if (!all_ok) { st = mc_fail(err, MC_ERR_IO, "resume: another rank could not read %s", resume_path); goto done; }
         note(p, "resuming from %s: step %d, epoch %d, %lld batches into it", resume_path, mc_trainer_steps_done(r.t),
              r.epoch + 1, (long long)r.batches_in_epoch);
+        if (r.resumed_world != r.world)
+            note(p, "the checkpoint was made by %d ranks, this run has %d: the epoch continues after the same number "
+                    "of steps, with this run's split of the shards (not the batches the old run would have seen)",
+                 r.resumed_world, r.world);
     }
+    if (r.rank != 0) goto loop;   /* rank 0 keeps the folder's files */
     if ((st = write_params(r.dir, p, r.steps_per_epoch, r.total_steps, err)) != MC_OK) goto done;
     /* train.jsonl: keep the steps up to the checkpoint's (a resumed run
      * writes the later ones again), then append */
@@ -603,6 +769,7 @@ mc_status mc_run_train(const mc_run_params *p, mc_run_result *out, mc_error *err
     snprintf(logpath, sizeof logpath, "%s/train.jsonl", r.dir);
     if ((st = mc_run_truncate_log(logpath, mc_trainer_steps_done(r.t), err)) != MC_OK) goto done;
     if (!(r.log = fopen(logpath, "a"))) { st = mc_fail(err, MC_ERR_IO, "%s: cannot open: %s", logpath, strerror(errno)); goto done; }
+loop:
 
     if (r.epoch >= p->epochs) {
         note(p, "the run is complete (%d epochs); nothing to do", p->epochs);
@@ -619,6 +786,9 @@ mc_status mc_run_train(const mc_run_params *p, mc_run_result *out, mc_error *err
         if (p->cb.progress) p->cb.progress(p->cb.ud, "skipping seen batches", b + 1, r.batches_in_epoch);
     }
 
+    /* with ranks or accumulation the loss is over a batch gathered from
+     * several forwards (train/accum.h); else one forward-backward */
+    const int gathered = r.world > 1 || p->accum_freq > 1;
     while (r.epoch < p->epochs) {
         int64_t step_in_epoch = r.batches_in_epoch / p->accum_freq;
         int epoch_over = 0;
@@ -653,11 +823,21 @@ mc_status mc_run_train(const mc_run_params *p, mc_run_result *out, mc_error *err
                         goto done;
                     }
                 }
-                if ((st = mc_trainer_forward_backward(r.t, &b, &res, err)) != MC_OK) goto done;
-                float lt[4];
-                memcpy(lt, res.terms, sizeof lt);
-                for (int k = 0; k < 4; k++) s.terms[k] = micro ? s.terms[k] + lt[k] : lt[k];
+                if (!gathered) {
+                    if ((st = mc_trainer_forward_backward(r.t, &b, &res, err)) != MC_OK) goto done;
+                } else if ((st = keep_batch(&r.slots[micro], &b, r.m.cfg.image_size, r.m.cfg.context_length,
+                                            distill ? teacher_width(&lp) : 0, err)) != MC_OK) {
+                    goto done;
+                }
                 n_step += lb.n;
+            }
+            if (r.world > 1) {   /* a step only when every rank has its batches */
+                int all_ok = 0;
+                if ((st = mc_dist_all_ok(p->dist, !epoch_over, &all_ok, err)) != MC_OK) goto done;
+                if (!all_ok && !epoch_over) {
+                    epoch_over = 1;
+                    note(p, "epoch %d: another rank's shards ran out", r.epoch + 1);
+                }
             }
             if (epoch_over) {
                 if (micro > 0) {   /* an incomplete accumulation at the end of the data is dropped */
@@ -669,10 +849,17 @@ mc_status mc_run_train(const mc_run_params *p, mc_run_result *out, mc_error *err
                          (long long)step_in_epoch, (long long)r.steps_per_epoch);
                 break;
             }
-            if ((st = mc_trainer_step(r.t, &res, err)) != MC_OK) goto done;
+            if (!gathered) {
+                if ((st = mc_trainer_step(r.t, &res, err)) != MC_OK) goto done;
+            } else {
+                mc_train_batch mb[64];
+                for (int j = 0; j < p->accum_freq; j++) mb[j] = r.slots[j].b;
+                if ((st = mc_trainer_train_step_dist(r.t, mb, p->accum_freq, &r.coll, &res, err)) != MC_OK) goto done;
+            }
+            memcpy(s.terms, res.terms, sizeof s.terms);
             step_in_epoch++;
+            n_step *= r.world;   /* every rank's batches are the same size */
             r.samples += n_step;
-            for (int k = 0; k < 4; k++) s.terms[k] /= (float)p->accum_freq;
             s.step = mc_trainer_steps_done(r.t);
             s.total_steps = r.total_steps;
             s.epoch = r.epoch;
@@ -695,6 +882,7 @@ mc_status mc_run_train(const mc_run_params *p, mc_run_result *out, mc_error *err
             s.t_backward = res.t_backward;
             s.t_optim = res.t_optim;
             s.t_teacher = tteach;
+            s.t_comm = res.t_comm;
             log_step(&r, &s);
             if (p->cb.step) p->cb.step(p->cb.ud, &s);
             if (!isfinite(s.loss)) {
@@ -704,6 +892,12 @@ mc_status mc_run_train(const mc_run_params *p, mc_run_result *out, mc_error *err
                 goto done;
             }
             int stop_now = p->stop && *p->stop;
+            if (r.world > 1) {   /* a signal reaches the ranks at different moments: stop together */
+                int none = 0;
+                if ((st = mc_dist_all_ok(p->dist, !stop_now, &none, err)) != MC_OK) goto done;
+                stop_now = !none;
+            }
+            r.stopping = stop_now;
             if ((p->save_every_n_steps > 0 && s.step % p->save_every_n_steps == 0 && step_in_epoch < r.steps_per_epoch) ||
                 (stop_now && step_in_epoch < r.steps_per_epoch)) {
                 char file[64];
@@ -729,7 +923,7 @@ mc_status mc_run_train(const mc_run_params *p, mc_run_result *out, mc_error *err
                        (p->imagenet_val || p->retrieval_data);
         int save_epoch = p->save_frequency > 0 && (ended + 1) % p->save_frequency == 0;
         char file[64];
-        if (p->save_most_recent || eval_now || (p->stop && *p->stop)) {
+        if (p->save_most_recent || eval_now || r.stopping) {
             if ((st = save_state(&r, "epoch_latest.safetensors", err)) != MC_OK) goto done;
         }
         if (save_epoch || r.epoch == p->epochs) {
@@ -738,7 +932,8 @@ mc_status mc_run_train(const mc_run_params *p, mc_run_result *out, mc_error *err
             note(p, "saved %s", r.last_ckpt);
         }
         if (eval_now && (st = evaluate(&r, ended, err)) != MC_OK) goto done;
-        if (r.epoch < p->epochs && p->stop && *p->stop) {
+        if (eval_now && r.rank == 0) write_report(&r);   /* with the new results */
+        if (r.epoch < p->epochs && r.stopping) {
             note(p, "interrupted after epoch %d; continue with --resume latest", ended + 1);
             if (out) out->interrupted = 1;
             goto finish;
@@ -756,6 +951,7 @@ finish:
     st = MC_OK;
 done:
     if (r.log) fclose(r.log);
+    for (int j = 0; j < 64; j++) { free(r.slots[j].pixels); free(r.slots[j].tokens); free(r.slots[j].teach); }
     mc_loader_close(r.loader);
     teachers_free(&r.te);
     mc_trainer_free(r.t);

@@ -5,6 +5,7 @@
  *   params.json          the settings of the run (written when it starts)
  *   train.jsonl          one JSON object per optimizer step (mc_run_step's fields)
  *   results.jsonl        one JSON object per evaluation (zero-shot, retrieval)
+ *   report.html          plots of the two logs (run/report.h), after every checkpoint
  *   checkpoints/         training states (train/ckpt.h) with the run's position:
  *                          epoch_N.safetensors     after epoch N (--save-frequency)
  *                          epoch_latest.safetensors after every epoch (--save-most-recent)
@@ -25,6 +26,7 @@
 #ifndef MC_RUN_RUN_H
 #define MC_RUN_RUN_H
 
+#include "dist/dist.h"
 #include "train/trainer.h"
 
 #define MC_RUN_MAX_TEACHERS 8
@@ -42,6 +44,7 @@ typedef struct mc_run_step {
     double images_per_s;        /* of this step, data wait included */
     double data_wait;           /* seconds this step waited for its batches */
     double t_forward, t_loss, t_backward, t_optim, t_teacher;   /* seconds */
+    double t_comm;              /* of forward + backward: waiting in collectives (ranks) */
 } mc_run_step;
 
 typedef struct mc_run_callbacks {
@@ -80,7 +83,7 @@ typedef struct mc_run_params {
     const char *distill_models[MC_RUN_MAX_TEACHERS];   /* online teachers (models this engine loads) */
     int n_distill_models;
     /* optimizer */
-    float lr, wd, beta1, beta2, eps;   /* eps < 0: open_clip's default for the model */
+    float lr, wd, beta1, beta2, eps;   /* beta2, eps < 0: open_clip's defaults for the model name */
     int warmup;
     float grad_clip_norm;
     int accum_freq;
@@ -104,6 +107,10 @@ typedef struct mc_run_params {
     const char *vocab_path;       /* NULL: mc_tokenizer_find_vocab */
     const char *command_line;     /* stored in params.json */
     const volatile int *stop;     /* set (e.g. by a signal handler): save a checkpoint and return */
+    mc_dist *dist;                /* data-parallel ranks (NULL: one process).  Rank r reads the
+                                     shards i with i % world == r of each epoch's shard order;
+                                     batch_size is per rank; rank 0 writes the run folder; the
+                                     checkpoints must be on a file system every rank reads */
     mc_run_callbacks cb;
 } mc_run_params;
 

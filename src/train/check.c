@@ -1,8 +1,10 @@
 /*
- * train/check.c - runs a training fixture folder (config.json, init.pt,
- * expected.safetensors with inputs, metadata and expected loss, gradients and
- * states) through the trainer and compares every figure; the comparisons are
- * reported through a callback (the library never prints).
+ * train/check.c - runs a training fixture folder (config.json or
+ * open_clip_config.json, init.pt or init.safetensors, expected.safetensors
+ * with inputs, metadata and expected loss, gradients and states, optionally
+ * the step-1 train-mode features) through the trainer and compares every
+ * figure; the comparisons are reported through a callback (the library never
+ * prints).
  */
 #include "train/trainer.h"
 #include "train/check.h"
@@ -198,6 +200,48 @@ static void compare_state(chk *c, mc_trainer *tr, const mc_checkpoint *ex, int s
     report(c, what, seen > 0 ? 0 : 1, 0);
 }
 
+/* max-abs difference of n floats against the reference tensor `name` of ex,
+ * reported against 1e-4 max(1, max|ref|); absent references are skipped. */
+static void compare_floats(chk *c, const mc_checkpoint *ex, const char *name, const float *got, size_t n) {
+    const mc_tensor_info *r = mc_checkpoint_find(ex, name);
+    if (!r) return;
+    if (r->dtype != MC_DTYPE_F32 || (size_t)r->numel != n) { report(c, name, INFINITY, 0); return; }
+    const float *v = r->data;
+    double mr = 1, e = 0;
+    for (size_t k = 0; k < n; k++) {
+        double d = fabs((double)v[k] - got[k]);
+        if (fabs(v[k]) > mr) mr = fabs(v[k]);
+        if (!(d <= e)) e = d;
+    }
+    report(c, name, e, 1e-4 * mr);
+}
+
+/* The step-1 train-mode features (before L2 normalisation) when the fixture
+ * holds them (step1/features/image, .../text_real, .../text_syn): a second
+ * trainer from the same weights runs the towers alone, as the step does
+ * (BatchNorm on batch statistics gives the same outputs). */
+static mc_status compare_features(chk *c, const mc_train_config *cfg, const mc_checkpoint *init,
+                                  const char *ipath, const mc_dr_loss_params *lp, const mc_adamw_params *op,
+                                  const mc_checkpoint *ex, const mc_train_batch *b, mc_error *err) {
+    static const char *names[3] = {"step1/features/image", "step1/features/text_real", "step1/features/text_syn"};
+    if (!mc_checkpoint_find(ex, names[0]) && !mc_checkpoint_find(ex, names[1]) && !mc_checkpoint_find(ex, names[2]))
+        return MC_OK;
+    mc_trainer *t = NULL;
+    mc_status st = mc_trainer_new(cfg, init, ipath, lp, op, &t, err);
+    if (st != MC_OK) return st;
+    int e = mc_trainer_embed_dim(t), n = b->n;
+    float *f = calloc((size_t)3 * n * (e > 0 ? e : 1) + 1, sizeof(float));
+    if (!f) { mc_trainer_free(t); return mc_fail(err, MC_ERR_NOMEM, "out of memory"); }
+    float *fi = f, *fr = f + (size_t)n * e, *fs = fr + (size_t)n * e;
+    st = mc_trainer_features(t, b->pixels, n, b->tokens_real, n, fi, fr, NULL, NULL, err);
+    if (st == MC_OK) st = mc_trainer_features(t, NULL, 0, b->tokens_syn, n, NULL, fs, NULL, NULL, err);
+    if (st == MC_OK)
+        for (int k = 0; k < 3; k++) compare_floats(c, ex, names[k], f + (size_t)k * n * e, (size_t)n * e);
+    free(f);
+    mc_trainer_free(t);
+    return st;
+}
+
 mc_status mc_train_check_fixture(const char *dir, const char *init_path, mc_train_report_fn fn,
                                  void *ud, int *n_pass, int *n_fail, mc_error *err) {
     chk c = {fn, ud, 0, 0};
@@ -208,11 +252,14 @@ mc_status mc_train_check_fixture(const char *dir, const char *init_path, mc_trai
     mc_trainer *tr = NULL;
     int32_t *tr_tok = NULL, *ts_tok = NULL;
     mc_status st;
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    if ((st = mc_train_config_load(path, &cfg, err)) != MC_OK) return st;
+    if ((st = mc_train_config_load(dir, &cfg, err)) != MC_OK) return st;
     snprintf(path, sizeof path, "%s/expected.safetensors", dir);
     if ((st = mc_checkpoint_open(path, &ex, err)) != MC_OK) return st;
-    if (!init_path) { snprintf(path, sizeof path, "%s/init.pt", dir); init_path = path; }
+    if (!init_path) {
+        snprintf(path, sizeof path, "%s/init.pt", dir);
+        if (!mc_path_is_file(path)) snprintf(path, sizeof path, "%s/init.safetensors", dir);
+        init_path = path;
+    }
     char ipath[4096];
     snprintf(ipath, sizeof ipath, "%s", init_path);
     if ((st = mc_checkpoint_open(ipath, &init, err)) != MC_OK) goto done;
@@ -247,6 +294,7 @@ mc_status mc_train_check_fixture(const char *dir, const char *init_path, mc_trai
     b.tokens_real = tr_tok;
     b.tokens_syn = ts_tok;
     if ((st = mc_trainer_new(&cfg, init, ipath, &lp, &op, &tr, err)) != MC_OK) goto done;
+    if ((st = compare_features(&c, &cfg, init, ipath, &lp, &op, ex, &b, err)) != MC_OK) goto done;
     if ((st = mc_trainer_track_grad_terms(tr, 1, err)) != MC_OK) goto done;
     gt.n = mc_trainer_count(tr);
     gt.tol = calloc(gt.n + 1, sizeof *gt.tol);

@@ -44,7 +44,8 @@ void mc_train_layernorm_backward(const float *x, int rows, int dim, const float 
                                  const float *mean, const float *rstd, const float *dy, float *dx,
                                  float *dg, float *db);
 
-/* Elementwise activations (MC_ACT_RELU, MC_ACT_GELU exact, MC_ACT_SIGMOID). */
+/* Elementwise activations (MC_ACT_RELU, MC_ACT_GELU exact, MC_ACT_QUICK_GELU x sigmoid(1.702 x),
+ * MC_ACT_SIGMOID). */
 void mc_train_act_forward(const float *x, size_t n, mc_act act, float *y);
 void mc_train_act_backward(const float *x, size_t n, mc_act act, const float *dy, float *dx);
 

@@ -310,6 +310,7 @@ void mc_train_act_forward_ref(const float *x, size_t n, mc_act act, float *y) {
         case MC_ACT_RELU: y[i] = v > 0 ? v : 0; break;
         case MC_ACT_GELU: y[i] = 0.5f * v * (1.0f + erff(v * 0.70710678118654752f)); break;
         case MC_ACT_SIGMOID: y[i] = 1.0f / (1.0f + expf(-v)); break;
+        case MC_ACT_QUICK_GELU: y[i] = v * (1.0f / (1.0f + expf(-1.702f * v))); break;
         default: y[i] = v; break;
         }
     }
@@ -325,6 +326,11 @@ void mc_train_act_backward_ref(const float *x, size_t n, mc_act act, const float
                 v * 0.3989422804014327f * expf(-0.5f * v * v);
             break;
         case MC_ACT_SIGMOID: { float s = 1.0f / (1.0f + expf(-v)); d = s * (1 - s); break; }
+        case MC_ACT_QUICK_GELU: {   /* d/dv v s(1.702 v) = s + 1.702 v s (1 - s) */
+            float s = 1.0f / (1.0f + expf(-1.702f * v));
+            d = s + 1.702f * v * s * (1 - s);
+            break;
+        }
         default: d = 1.0f; break;
         }
         dx[i] += dy[i] * d;

@@ -2,15 +2,19 @@
  * train/trainer.c - the train-mode (unfused) MobileCLIP model on a tape: every
  * forward op records what its backward needs; the backward pass replays the
  * tape in reverse.  Image tower MCi (MobileOne blocks with every branch,
- * RepMixer, ConvFFN, ReparamLargeKernelConv, SE, RepCPE, attention stage,
- * GlobalPool2D head); text tower mct / base (RepMixer blocks, pre-norm
- * transformer layers, optional causal mask).  Structure comes from the
- * tensor names (mobileclip repo state dict); shapes from the tensors.
+ * RepMixer, ConvFFN, ReparamLargeKernelConv, SE, RepCPE, attention stages
+ * with BatchNorm or LayerNorm2d, pooling and projection) or ViT (conv stem or
+ * patch embedding, class token, positions, pre-norm blocks); text tower mct /
+ * base (RepMixer blocks, pre-norm transformer layers, optional causal mask)
+ * or the OpenCLIP text transformer.  Structure comes from the tensor names
+ * of either checkpoint layout (mobileclip repo or OpenCLIP/timm, each read
+ * under its own names: struct tnames); shapes from the tensors.
  * Also the trainer: parameters, one training step, AdamW, config.
  */
 #include "kernels/threads.h"
 #include "train/trainer.h"
 #include "train/kernels.h"
+#include "model/tblock.h"
 
 #include "core/json.h"
 
@@ -105,8 +109,27 @@ static void tape_release(tape_mem *a) {
     a->head = a->cur = NULL;
 }
 
+/* Tensor names of the image towers in the two layouts (MobileOne branches,
+ * large-kernel convs, ConvFFN, layer scales, stem and final conv). */
+typedef struct tnames {
+    const char *img;                    /* image tower prefix */
+    const char *mo_kxk, *mo_scale, *mo_skip;
+    const char *lk_large;               /* ReparamLargeKernelConv's large branch */
+    const char *ffn;                    /* ConvFFN / ConvMlp */
+    const char *ls;                     /* suffix of a layer-scale tensor */
+    const char *stem, *final;
+} tnames;
+
+static const tnames names_mobileclip = {"image_encoder.model", "rbr_conv", "rbr_scale", "rbr_skip",
+                                        "lkb_origin", "convffn", "", "patch_embed", "conv_exp"};
+static const tnames names_timm = {"visual.trunk", "conv_kxk", "conv_scale", "identity",
+                                  "large_conv", "mlp", ".gamma", "stem", "final_conv"};
+
 struct mc_trainer {
     mc_train_config cfg;
+    int oc;             /* OpenCLIP layout (visual.trunk.*, text.*) */
+    const tnames *nm;   /* image tower names of the layout */
+    char tp[8];         /* OpenCLIP text prefix: "text." (custom_text) or "" */
     mc_dr_loss_params loss;
     mc_adamw_params opt;
     mc_tparam *p;
@@ -121,6 +144,8 @@ struct mc_trainer {
     int track_terms;    /* fill mc_tparam.gabs / gterms during backward */
     int eval;           /* BatchNorm on running statistics (model.eval()) */
     char missing[512];  /* first missing tensor */
+    unsigned char *used;/* [np]: the tensor took part in a forward (set by mark) */
+    int structure_ok;   /* a forward through both towers used every tensor */
 };
 
 /* ------------------------------------------------------------ utilities */
@@ -200,6 +225,11 @@ static top *push(mc_trainer *t, int kind) {
 /* y = conv(x, w) + b; stride s, padding pad (< 0: kernel//2) per dim, groups from shapes */
 static tt *op_conv_pad(mc_trainer *t, tt *x, mc_tparam *w, mc_tparam *b, int s, int pad) {
     if (!x || !w || t->failed) { if (!t->failed) t->failed = 2; return NULL; }
+    if (w->ndim != 4 || w->shape[1] <= 0 || x->c % w->shape[1] || w->shape[0] % (x->c / w->shape[1]) ||
+        (b && (int64_t)b->n != w->shape[0])) {
+        t->failed = 3;
+        return NULL;
+    }
     mc_conv2d_desc d;
     d.cout = (int)w->shape[0];
     d.cin = x->c;
@@ -245,6 +275,10 @@ static tt *op_bn_eval(mc_trainer *t, tt *x, mc_tparam *g, mc_tparam *b, mc_tpara
     return y;
 }
 
+static void mark(mc_trainer *t, const mc_tparam *p) {
+    if (p && t->used) t->used[p - t->p] = 1;
+}
+
 /* BatchNorm2d (train mode, or eval mode when the trainer is in eval) with the module at prefix. */
 static tt *op_bn(mc_trainer *t, tt *x, const char *prefix) {
     if (!x || t->failed) return NULL;
@@ -252,6 +286,11 @@ static tt *op_bn(mc_trainer *t, tt *x, const char *prefix) {
     mc_tparam *rm = needp(t, "%s.running_mean", prefix), *rv = needp(t, "%s.running_var", prefix);
     mc_tparam *nb = findp(t, "%s.num_batches_tracked", prefix);
     BAIL(t);
+    if ((int)g->n != x->c || (int)b->n != x->c || (int)rm->n != x->c || (int)rv->n != x->c) {
+        t->failed = 3;
+        return NULL;
+    }
+    mark(t, rm); mark(t, rv); mark(t, nb);
     if (t->eval) return op_bn_eval(t, x, g, b, rm, rv);
     tt *y = new_tt(t, x->n, x->c, x->h, x->w);
     float *mean = tape_floats(&t->mem, x->c), *rstd = tape_floats(&t->mem, x->c);
@@ -284,6 +323,7 @@ static tt *op_add(mc_trainer *t, tt *a, tt *b, float alpha) {
 /* y[n,c,hw] = x * s[c]  (layer scale [C,1,1]) */
 static tt *op_chscale(mc_trainer *t, tt *x, mc_tparam *s) {
     if (!x || !s || t->failed) { if (!t->failed) t->failed = 2; return NULL; }
+    if ((int)s->n != x->c) { t->failed = 3; return NULL; }
     tt *y = new_tt(t, x->n, x->c, x->h, x->w);
     BAIL(t);
     size_t hw = (size_t)x->h * x->w;
@@ -365,8 +405,10 @@ static tt *op_transpose(mc_trainer *t, tt *x, int B, int R, int C, int n, int c,
 /* over the last dim k = w->shape[1]: x [rows, k] -> y [rows, out]; dims (n, c=rows/n, out, 1) */
 static tt *op_linear(mc_trainer *t, tt *x, mc_tparam *w, mc_tparam *b) {
     if (!x || !w || t->failed) { if (!t->failed) t->failed = 2; return NULL; }
+    if (w->ndim != 2 || (b && (int64_t)b->n != w->shape[0])) { t->failed = 3; return NULL; }
     int k = (int)w->shape[1], out = (int)w->shape[0];
     int rows = (int)(numel(x) / k);
+    if ((size_t)rows * k != numel(x) || rows % x->n) { t->failed = 3; return NULL; }
     tt *y = new_tt(t, x->n, rows / x->n, out, 1);
     BAIL(t);
     mc_train_linear_forward(x->d, w->w, b ? b->w : NULL, rows, k, out, y->d);
@@ -379,8 +421,10 @@ static tt *op_linear(mc_trainer *t, tt *x, mc_tparam *w, mc_tparam *b) {
 /* x [rows, k] @ p [k, out] */
 static tt *op_matmul(mc_trainer *t, tt *x, mc_tparam *p) {
     if (!x || !p || t->failed) { if (!t->failed) t->failed = 2; return NULL; }
+    if (p->ndim != 2) { t->failed = 3; return NULL; }
     int k = (int)p->shape[0], out = (int)p->shape[1];
     int rows = (int)(numel(x) / k);
+    if ((size_t)rows * k != numel(x)) { t->failed = 3; return NULL; }
     tt *y = new_tt(t, rows, out, 1, 1);
     BAIL(t);
     mc_train_matmul_forward(x->d, p->w, rows, k, out, y->d);
@@ -390,20 +434,27 @@ static tt *op_matmul(mc_trainer *t, tt *x, mc_tparam *p) {
     return y;
 }
 
-static tt *op_layernorm(mc_trainer *t, tt *x, const char *prefix) {
-    if (!x || t->failed) return NULL;
-    mc_tparam *g = needp(t, "%s.weight", prefix), *b = needp(t, "%s.bias", prefix);
-    BAIL(t);
+/* LayerNorm over the last dim with gain g and bias b [dim] */
+static tt *op_ln(mc_trainer *t, tt *x, mc_tparam *g, mc_tparam *b, float eps) {
+    if (!x || !g || !b || t->failed) { if (!t->failed) t->failed = 2; return NULL; }
     int dim = (int)g->n, rows = (int)(numel(x) / dim);
+    if (b->n != g->n || (size_t)rows * dim != numel(x)) { t->failed = 3; return NULL; }
     tt *y = new_tt(t, x->n, x->c, x->h, x->w);
     float *mean = tape_floats(&t->mem, rows), *rstd = tape_floats(&t->mem, rows);
     if (!mean || !rstd) t->failed = 1;
     BAIL(t);
-    mc_train_layernorm_forward(x->d, rows, dim, g->w, b->w, 1e-5f, y->d, mean, rstd);
+    mc_train_layernorm_forward(x->d, rows, dim, g->w, b->w, eps, y->d, mean, rstd);
     top *o = push(t, OP_LAYERNORM);
     BAIL(t);
     o->x = x; o->y = y; o->w = g; o->b = b; o->s1 = mean; o->s2 = rstd; o->i0 = rows; o->i1 = dim;
     return y;
+}
+
+/* LayerNorm with the module at prefix (prefix.weight, prefix.bias) */
+static tt *op_layernorm(mc_trainer *t, tt *x, const char *prefix, float eps) {
+    if (!x || t->failed) return NULL;
+    mc_tparam *g = needp(t, "%s.weight", prefix), *b = needp(t, "%s.bias", prefix);
+    return op_ln(t, x, g, b, eps);
 }
 
 /* qkv [B, T, 3D] -> [B, T, D] */
@@ -775,56 +826,67 @@ static void backward_op(mc_trainer *t, top *o) {
 
 /* --------------------------------------------------------------- modules */
 
+/* A layer scale <pf>.<leaf> ([C,1,1]; timm: <pf>.<leaf>.gamma), or NULL. */
+static mc_tparam *layer_scale(mc_trainer *t, const char *pf, const char *leaf) {
+    return findp(t, "%s.%s%s", pf, leaf, t->nm->ls);
+}
+
+/* Squeeze-excite at <pf>.se (timm fc1/fc2, or MobileOne's reduce/expand): x * sigmoid(fc2(relu(fc1(gap(x))))) */
+static tt *squeeze_excite(mc_trainer *t, tt *x, const char *pf) {
+    const char *a = "fc1", *b = "fc2";
+    if (!findp(t, "%s.se.fc1.weight", pf)) {
+        if (!findp(t, "%s.se.reduce.weight", pf)) return x;
+        a = "reduce", b = "expand";
+    }
+    tt *s = op_gap(t, x);
+    s = op_act(t, op_conv(t, s, needp(t, "%s.se.%s.weight", pf, a), needp(t, "%s.se.%s.bias", pf, a), 1), MC_ACT_RELU);
+    s = op_act(t, op_conv(t, s, needp(t, "%s.se.%s.weight", pf, b), needp(t, "%s.se.%s.bias", pf, b), 1), MC_ACT_SIGMOID);
+    return op_gate(t, x, s);
+}
+
 /* MobileOneBlock: act(se(scale + skip + sum(conv branches))) */
 static tt *mobileone(mc_trainer *t, tt *x, const char *pf, int stride, int act) {
+    const tnames *nm = t->nm;
     char b[512];
     tt *out = NULL;
     tt *skip = NULL, *scale = NULL;
-    if (findp(t, "%s.rbr_skip.weight", pf)) {
-        snprintf(b, sizeof b, "%s.rbr_skip", pf);
+    if (findp(t, "%s.%s.weight", pf, nm->mo_skip)) {
+        snprintf(b, sizeof b, "%.400s.%s", pf, nm->mo_skip);
         skip = op_bn(t, x, b);
     }
-    if (findp(t, "%s.rbr_scale.conv.weight", pf)) {
-        snprintf(b, sizeof b, "%s.rbr_scale.bn", pf);
-        scale = op_bn(t, op_conv(t, x, needp(t, "%s.rbr_scale.conv.weight", pf), NULL, stride), b);
+    if (findp(t, "%s.%s.conv.weight", pf, nm->mo_scale)) {
+        snprintf(b, sizeof b, "%.400s.%s.bn", pf, nm->mo_scale);
+        scale = op_bn(t, op_conv(t, x, needp(t, "%s.%s.conv.weight", pf, nm->mo_scale), NULL, stride), b);
     }
     if (scale && skip) out = op_add(t, scale, skip, 1.0f);
     else out = scale ? scale : skip;
-    for (int k = 0; findp(t, "%s.rbr_conv.%d.conv.weight", pf, k); k++) {
-        snprintf(b, sizeof b, "%s.rbr_conv.%d.bn", pf, k);
-        tt *c = op_bn(t, op_conv(t, x, needp(t, "%s.rbr_conv.%d.conv.weight", pf, k), NULL, stride), b);
+    for (int k = 0; findp(t, "%s.%s.%d.conv.weight", pf, nm->mo_kxk, k); k++) {
+        snprintf(b, sizeof b, "%.400s.%s.%d.bn", pf, nm->mo_kxk, k);
+        tt *c = op_bn(t, op_conv(t, x, needp(t, "%s.%s.%d.conv.weight", pf, nm->mo_kxk, k), NULL, stride), b);
         out = out ? op_add(t, out, c, 1.0f) : c;
     }
     if (!out) { if (!t->failed) { t->failed = 2; snprintf(t->missing, sizeof t->missing, "%s.*", pf); } return NULL; }
-    if (findp(t, "%s.se.reduce.weight", pf)) {
-        tt *s = op_gap(t, out);
-        s = op_act(t, op_conv(t, s, needp(t, "%s.se.reduce.weight", pf), needp(t, "%s.se.reduce.bias", pf), 1), MC_ACT_RELU);
-        s = op_act(t, op_conv(t, s, needp(t, "%s.se.expand.weight", pf), needp(t, "%s.se.expand.bias", pf), 1), MC_ACT_SIGMOID);
-        out = op_gate(t, out, s);
-    }
+    out = squeeze_excite(t, out, pf);
     if (act) out = op_act(t, out, MC_ACT_GELU);
     return out;
 }
 
 /* ReparamLargeKernelConv: act(se(bn(conv_k(x)) + bn(conv_small(x)))) */
 static tt *replk(mc_trainer *t, tt *x, const char *pf, int stride) {
+    const char *lk = t->nm->lk_large;
     char b[512];
-    snprintf(b, sizeof b, "%.480s.lkb_origin.bn", pf);
-    tt *out = op_bn(t, op_conv(t, x, needp(t, "%s.lkb_origin.conv.weight", pf), NULL, stride), b);
+    snprintf(b, sizeof b, "%.440s.%s.bn", pf, lk);
+    tt *out = op_bn(t, op_conv(t, x, needp(t, "%s.%s.conv.weight", pf, lk), NULL, stride), b);
     if (findp(t, "%s.small_conv.conv.weight", pf)) {
         snprintf(b, sizeof b, "%.480s.small_conv.bn", pf);
         tt *s = op_bn(t, op_conv(t, x, needp(t, "%s.small_conv.conv.weight", pf), NULL, stride), b);
         out = op_add(t, out, s, 1.0f);
     }
-    if (findp(t, "%s.se.fc1.weight", pf)) {   /* timm SqueezeExcite */
-        tt *s = op_gap(t, out);
-        s = op_act(t, op_conv(t, s, needp(t, "%s.se.fc1.weight", pf), needp(t, "%s.se.fc1.bias", pf), 1), MC_ACT_RELU);
-        s = op_act(t, op_conv(t, s, needp(t, "%s.se.fc2.weight", pf), needp(t, "%s.se.fc2.bias", pf), 1), MC_ACT_SIGMOID);
-        out = op_gate(t, out, s);
-    }
+    out = squeeze_excite(t, out, pf);   /* timm SqueezeExcite */
     return op_act(t, out, MC_ACT_GELU);
 }
 
+/* ConvFFN (timm ConvMlp) at <pf>: fc2(GELU(fc1(bn(dwconv(x))))) */
 static tt *convffn(mc_trainer *t, tt *x, const char *pf) {
     char b[512];
     snprintf(b, sizeof b, "%s.conv.bn", pf);
@@ -833,7 +895,12 @@ static tt *convffn(mc_trainer *t, tt *x, const char *pf) {
     return op_conv(t, y, needp(t, "%s.fc2.weight", pf), findp(t, "%s.fc2.bias", pf), 1);
 }
 
-/* RepMixerBlock on NCHW */
+static int is_repmixer_block(mc_trainer *t, const char *pf) {
+    return findp(t, "%s.token_mixer.mixer.%s.weight", pf, t->nm->mo_skip) ||
+           findp(t, "%s.token_mixer.mixer.%s.0.conv.weight", pf, t->nm->mo_kxk);
+}
+
+/* RepMixerBlock on NCHW: x + ls_mixer * (mixer(x) - norm(x)); x + ls * ffn(x) */
 static tt *repmixer_block(mc_trainer *t, tt *x, const char *pf) {
     char b[512], b2[512];
     snprintf(b, sizeof b, "%s.token_mixer.mixer", pf);
@@ -841,87 +908,121 @@ static tt *repmixer_block(mc_trainer *t, tt *x, const char *pf) {
     tt *m = mobileone(t, x, b, 1, 0);
     tt *n = mobileone(t, x, b2, 1, 0);
     tt *d = op_add(t, m, n, -1.0f);
-    mc_tparam *ls = findp(t, "%s.token_mixer.layer_scale", pf);
+    mc_tparam *ls = layer_scale(t, pf, "token_mixer.layer_scale");
     x = op_add(t, x, ls ? op_chscale(t, d, ls) : d, 1.0f);
-    snprintf(b, sizeof b, "%s.convffn", pf);
+    snprintf(b, sizeof b, "%s.%s", pf, t->nm->ffn);
     tt *f = convffn(t, x, b);
-    ls = findp(t, "%s.layer_scale", pf);
+    ls = layer_scale(t, pf, "layer_scale");
     return op_add(t, x, ls ? op_chscale(t, f, ls) : f, 1.0f);
 }
 
-/* MCi AttentionBlock: x + ls1 * MHSA(BN(x)); x + ls2 * ConvFFN(x) */
+/* MCi AttentionBlock: x + ls1 * MHSA(norm(x)); x + ls2 * ConvFFN(x).  norm is
+ * BatchNorm2d (MCi0-2) or, without running statistics, LayerNorm2d over the
+ * channels (timm fastvit_mci3/4, eps 1e-5). */
 static tt *attention_block(mc_trainer *t, tt *x, const char *pf) {
     if (!x || t->failed) return NULL;
     char b[512];
     int B = x->n, C = x->c, HW = x->h * x->w, H = x->h, W = x->w;
     snprintf(b, sizeof b, "%.480s.norm", pf);
-    tt *n = op_bn(t, x, b);
-    tt *s = op_transpose(t, n, B, C, HW, B, HW, C, 1);
+    tt *s;
+    if (findp(t, "%s.norm.running_mean", pf)) {
+        s = op_transpose(t, op_bn(t, x, b), B, C, HW, B, HW, C, 1);
+    } else {
+        s = op_layernorm(t, op_transpose(t, x, B, C, HW, B, HW, C, 1), b, 1e-5f);
+    }
     tt *qkv = op_linear(t, s, needp(t, "%s.token_mixer.qkv.weight", pf), findp(t, "%s.token_mixer.qkv.bias", pf));
     tt *a = op_attention(t, qkv, B, HW, C / 32, 0);
     tt *pr = op_linear(t, a, needp(t, "%s.token_mixer.proj.weight", pf), findp(t, "%s.token_mixer.proj.bias", pf));
     tt *back = op_transpose(t, pr, B, HW, C, B, C, H, W);
-    mc_tparam *l1 = findp(t, "%s.layer_scale_1", pf), *l2 = findp(t, "%s.layer_scale_2", pf);
+    mc_tparam *l1 = layer_scale(t, pf, "layer_scale_1"), *l2 = layer_scale(t, pf, "layer_scale_2");
     x = op_add(t, x, l1 ? op_chscale(t, back, l1) : back, 1.0f);
-    snprintf(b, sizeof b, "%.480s.convffn", pf);
+    snprintf(b, sizeof b, "%.480s.%s", pf, t->nm->ffn);
     tt *f = convffn(t, x, b);
     return op_add(t, x, l2 ? op_chscale(t, f, l2) : f, 1.0f);
 }
 
-/* mobileclip TransformerEncoder (pre-norm) on x [B, L, D]:
- * x + out_proj(MHSA(LN(x))), then x + fc2(GELU(fc1(LN(x)))) */
-static tt *transformer_layer(mc_trainer *t, tt *x, const char *b, int B, int L, int heads, int causal) {
-    char q[600];
-    snprintf(q, sizeof q, "%s.pre_norm_mha.0", b);
-    tt *h = op_layernorm(t, x, q);
-    h = op_linear(t, h, needp(t, "%s.pre_norm_mha.1.qkv_proj.weight", b), findp(t, "%s.pre_norm_mha.1.qkv_proj.bias", b));
+/* Pre-norm transformer block on x [B, L, D] under the names of nm (relative to
+ * the block prefix b): x + out_proj(MHSA(LN(x))), then x + fc2(act(fc1(LN(x)))).
+ * The attention input projection is packed [3D, D] (q | k | v, heads
+ * contiguous) in every layout: mobileclip qkv_proj, timm attn.qkv, OpenCLIP
+ * nn.MultiheadAttention in_proj_weight. */
+static tt *transformer_layer(mc_trainer *t, tt *x, const char *b, const mc_tblock_names *nm, int B,
+                             int L, int heads, int causal, float eps, mc_act act) {
+    tt *h = op_ln(t, x, needp(t, "%s.%s", b, nm->ln1_w), needp(t, "%s.%s", b, nm->ln1_b), eps);
+    h = op_linear(t, h, needp(t, "%s.%s", b, nm->qkv_w), findp(t, "%s.%s", b, nm->qkv_b));
     h = op_attention(t, h, B, L, heads, causal);
-    h = op_linear(t, h, needp(t, "%s.pre_norm_mha.1.out_proj.weight", b), findp(t, "%s.pre_norm_mha.1.out_proj.bias", b));
+    h = op_linear(t, h, needp(t, "%s.%s", b, nm->out_w), findp(t, "%s.%s", b, nm->out_b));
     x = op_add(t, h, x, 1.0f);
-    snprintf(q, sizeof q, "%s.pre_norm_ffn.0", b);
-    h = op_layernorm(t, x, q);
-    h = op_act(t, op_linear(t, h, needp(t, "%s.pre_norm_ffn.1.weight", b), findp(t, "%s.pre_norm_ffn.1.bias", b)), MC_ACT_GELU);
-    h = op_linear(t, h, needp(t, "%s.pre_norm_ffn.4.weight", b), findp(t, "%s.pre_norm_ffn.4.bias", b));
+    h = op_ln(t, x, needp(t, "%s.%s", b, nm->ln2_w), needp(t, "%s.%s", b, nm->ln2_b), eps);
+    h = op_act(t, op_linear(t, h, needp(t, "%s.%s", b, nm->fc1_w), findp(t, "%s.%s", b, nm->fc1_b)), act);
+    h = op_linear(t, h, needp(t, "%s.%s", b, nm->fc2_w), findp(t, "%s.%s", b, nm->fc2_b));
     return op_add(t, x, h, 1.0f);
 }
 
-/* vit_b16 (mobileclip/models/vit.py): conv stem patch_emb.K (conv k=stride,
- * padding (k-1)/2; BatchNorm + GELU on all but the last, which has a bias),
- * positions on the patches, class token first (no position), pre-norm
- * transformer layers (64-channel heads), post_transformer_norm, class token
- * (or the mean of the tokens without one), classifier.proj. */
+/* ViT image towers (64-channel heads).
+ * vit_b16 (mobileclip/models/vit.py): conv stem patch_emb.K (conv with
+ * stride = kernel, padding (k-1)/2; BatchNorm + GELU on all but the last,
+ * which has a bias), positions on the patches, class token first (no
+ * position), pre-norm layers (LayerNorm eps 1e-5), post_transformer_norm,
+ * class token (or the mean of the tokens without one), classifier.proj [D, E].
+ * timm (vit_base_mci_224: ConvStem patch_embed.backbone.K, padding 0,
+ * no_embed_class; vit_*_clip_*: patch_embed.proj, positions covering the
+ * class token, norm_pre): blocks.N (LayerNorm eps 1e-6, 1e-5 for the CLIP
+ * variants), norm, class token, head [E, D] + bias. */
 static tt *vit_forward(mc_trainer *t, tt *x, int n) {
-    const char *P = "image_encoder.model";
+    const int oc = t->oc;
+    const char *P = t->nm->img;
+    const float eps = !oc || strstr(t->cfg.image_arch, "_clip_") ? 1e-5f : 1e-6f;
     char b[512];
     int ns = 0;
-    while (findp(t, "%s.patch_emb.%d.block.conv.weight", P, ns)) ns++;
-    if (ns == 0) { needp(t, "%s.patch_emb.0.block.conv.weight", P); return NULL; }
-    for (int i = 0; i < ns; i++) {
-        mc_tparam *w = needp(t, "%s.patch_emb.%d.block.conv.weight", P, i);
+    if (oc && findp(t, "%s.patch_embed.proj.weight", P)) {
+        mc_tparam *w = needp(t, "%s.patch_embed.proj.weight", P);
         if (!w || w->ndim != 4) { if (!t->failed) t->failed = 3; return NULL; }
-        int k = (int)w->shape[2];
-        x = op_conv_pad(t, x, w, findp(t, "%s.patch_emb.%d.block.conv.bias", P, i), k, (k - 1) / 2);
-        if (findp(t, "%s.patch_emb.%d.block.norm.weight", P, i)) {
-            snprintf(b, sizeof b, "%s.patch_emb.%d.block.norm", P, i);
-            x = op_bn(t, x, b);
-            x = op_act(t, x, MC_ACT_GELU);
+        x = op_conv_pad(t, x, w, findp(t, "%s.patch_embed.proj.bias", P), (int)w->shape[2], 0);
+    } else {
+        const char *conv = oc ? "%s.patch_embed.backbone.%d.conv.%s" : "%s.patch_emb.%d.block.conv.%s";
+        const char *norm = oc ? "%s.patch_embed.backbone.%d.bn" : "%s.patch_emb.%d.block.norm";
+        while (findp(t, conv, P, ns, "weight")) ns++;
+        if (ns == 0) { needp(t, conv, P, 0, "weight"); return NULL; }
+        for (int i = 0; i < ns; i++) {
+            mc_tparam *w = needp(t, conv, P, i, "weight");
+            if (!w || w->ndim != 4) { if (!t->failed) t->failed = 3; return NULL; }
+            int k = (int)w->shape[2];
+            x = op_conv_pad(t, x, w, findp(t, conv, P, i, "bias"), k, oc ? 0 : (k - 1) / 2);
+            snprintf(b, sizeof b, norm, P, i);
+            if (findp(t, "%s.weight", b)) {
+                x = op_bn(t, x, b);
+                x = op_act(t, x, MC_ACT_GELU);
+            }
         }
     }
     if (!x) return NULL;
     int D = x->c, N = x->h * x->w;
     x = op_transpose(t, x, n, D, N, n, N, D, 1);
-    x = op_addpos(t, x, needp(t, "%s.pos_embed.pos_embed.pos_embed", P));
+    mc_tparam *pos = needp(t, oc ? "%s.pos_embed" : "%s.pos_embed.pos_embed.pos_embed", P);
     mc_tparam *cls = findp(t, "%s.cls_token", P);
     int T = N;
-    if (cls) { x = op_prepend(t, x, n, N, D, cls); T = N + 1; }
+    if (cls && pos && pos->n == (size_t)(N + 1) * D) {   /* positions cover the class token */
+        x = op_addpos(t, op_prepend(t, x, n, N, D, cls), pos);
+        T = N + 1;
+    } else {
+        x = op_addpos(t, x, pos);
+        if (cls) { x = op_prepend(t, x, n, N, D, cls); T = N + 1; }
+    }
+    if (oc && findp(t, "%s.norm_pre.weight", P)) {
+        snprintf(b, sizeof b, "%s.norm_pre", P);
+        x = op_layernorm(t, x, b, eps);
+    }
     if (!x || D % 64) { if (!t->failed) t->failed = 3; return NULL; }
-    for (int l = 0; findp(t, "%s.transformer.%d.pre_norm_mha.0.weight", P, l); l++) {
-        snprintf(b, sizeof b, "%s.transformer.%d", P, l);
-        x = transformer_layer(t, x, b, n, T, D / 64, 0);
+    const mc_tblock_names *bn = oc ? &mc_tblock_names_timm : &mc_tblock_names_mobileclip;
+    for (int l = 0;; l++) {
+        snprintf(b, sizeof b, oc ? "%s.blocks.%d" : "%s.transformer.%d", P, l);
+        if (!findp(t, "%s.%s", b, bn->ln1_w)) break;
+        x = transformer_layer(t, x, b, bn, n, T, D / 64, 0, eps, MC_ACT_GELU);
         if (t->failed) return NULL;
     }
-    snprintf(b, sizeof b, "%s.post_transformer_norm", P);
-    x = op_layernorm(t, x, b);
+    snprintf(b, sizeof b, oc ? "%s.norm" : "%s.post_transformer_norm", P);
+    x = op_layernorm(t, x, b, eps);
     if (cls) {
         int32_t *zero = tape_alloc(&t->mem, sizeof(int32_t) * n);
         if (!zero) { t->failed = 1; return NULL; }
@@ -931,53 +1032,124 @@ static tt *vit_forward(mc_trainer *t, tt *x, int n) {
         /* mean over the tokens: [B, T, D] -> [B, D, T] -> average pool */
         x = op_gap(t, op_transpose(t, x, n, T, D, n, D, T, 1));
     }
+    if (oc) return op_linear(t, x, needp(t, "%s.head.weight", P), findp(t, "%s.head.bias", P));
     return op_matmul(t, x, needp(t, "%s.classifier.proj", P));
 }
 
+/* The MCi blocks <base>.0, <base>.1, ... (RepMixer or attention) */
+static tt *mci_blocks(mc_trainer *t, tt *x, const char *base) {
+    char b[512];
+    for (int j = 0;; j++) {
+        snprintf(b, sizeof b, "%.480s.%d", base, j);
+        if (is_repmixer_block(t, b)) x = repmixer_block(t, x, b);
+        else if (findp(t, "%s.token_mixer.qkv.weight", b)) x = attention_block(t, x, b);
+        else break;
+        if (t->failed) return NULL;
+    }
+    return x;
+}
+
+/* A patch embedding (large-kernel conv, stride 2, then MobileOne 1x1) at <pf> (.0, .1) */
+static tt *mci_downsample(mc_trainer *t, tt *x, const char *pf) {
+    char b[512];
+    snprintf(b, sizeof b, "%.480s.0", pf);
+    x = replk(t, x, b, 2);
+    snprintf(b, sizeof b, "%.480s.1", pf);
+    return mobileone(t, x, b, 1, 1);
+}
+
+/* MCi / FastViT-MCi: stem (3 MobileOne blocks), stages, final MobileOne conv
+ * with SE, global average pool, projection.  mobileclip repo: network.K is a
+ * block list, a patch embedding (proj) or a RepCPE (pe); head.proj [C, E].
+ * timm: stages.S.{downsample.proj, pos_emb.pos_enc, blocks.K}; head.fc [E, C] + bias. */
 static tt *image_forward(mc_trainer *t, const float *pixels, int n) {
     int S = t->cfg.image_size;
     tt *x = new_tt(t, n, 3, S, S);
     if (!x) return NULL;
     memcpy(x->d, pixels, numel(x) * sizeof(float));
     if (!strncmp(t->cfg.image_arch, "vit", 3)) return vit_forward(t, x, n);
-    const char *P = "image_encoder.model";
+    const char *P = t->nm->img;
     char b[512];
     for (int i = 0; i < 3; i++) {
-        snprintf(b, sizeof b, "%s.patch_embed.%d", P, i);
+        snprintf(b, sizeof b, "%s.%s.%d", P, t->nm->stem, i);
         x = mobileone(t, x, b, i < 2 ? 2 : 1, 1);
     }
-    for (int i = 0;; i++) {
+    for (int i = 0; !t->oc; i++) {
         snprintf(b, sizeof b, "%s.network.%d.", P, i);
         if (!has_prefix(t, b)) break;
         if (findp(t, "%s.network.%d.proj.0.lkb_origin.conv.weight", P, i)) {
-            snprintf(b, sizeof b, "%s.network.%d.proj.0", P, i);
-            x = replk(t, x, b, 2);
-            snprintf(b, sizeof b, "%s.network.%d.proj.1", P, i);
-            x = mobileone(t, x, b, 1, 1);
+            snprintf(b, sizeof b, "%s.network.%d.proj", P, i);
+            x = mci_downsample(t, x, b);
         } else if (findp(t, "%s.network.%d.pe.weight", P, i)) {
             x = op_add(t, op_conv(t, x, needp(t, "%s.network.%d.pe.weight", P, i),
                                   findp(t, "%s.network.%d.pe.bias", P, i), 1), x, 1.0f);
         } else {
-            for (int j = 0;; j++) {
-                snprintf(b, sizeof b, "%s.network.%d.%d", P, i, j);
-                if (findp(t, "%s.token_mixer.mixer.rbr_skip.weight", b) ||
-                    findp(t, "%s.token_mixer.mixer.rbr_conv.0.conv.weight", b))
-                    x = repmixer_block(t, x, b);
-                else if (findp(t, "%s.token_mixer.qkv.weight", b))
-                    x = attention_block(t, x, b);
-                else
-                    break;
-            }
+            snprintf(b, sizeof b, "%s.network.%d", P, i);
+            x = mci_blocks(t, x, b);
         }
         if (t->failed) return NULL;
     }
-    snprintf(b, sizeof b, "%s.conv_exp", P);
+    for (int s = 0; t->oc; s++) {
+        snprintf(b, sizeof b, "%s.stages.%d.", P, s);
+        if (!has_prefix(t, b)) break;
+        if (findp(t, "%s.stages.%d.downsample.proj.0.%s.conv.weight", P, s, t->nm->lk_large)) {
+            snprintf(b, sizeof b, "%s.stages.%d.downsample.proj", P, s);
+            x = mci_downsample(t, x, b);
+        }
+        if (findp(t, "%s.stages.%d.pos_emb.pos_enc.weight", P, s))
+            x = op_add(t, op_conv(t, x, needp(t, "%s.stages.%d.pos_emb.pos_enc.weight", P, s),
+                                  findp(t, "%s.stages.%d.pos_emb.pos_enc.bias", P, s), 1), x, 1.0f);
+        snprintf(b, sizeof b, "%s.stages.%d.blocks", P, s);
+        x = mci_blocks(t, x, b);
+        if (t->failed) return NULL;
+    }
+    snprintf(b, sizeof b, "%s.%s", P, t->nm->final);
     x = mobileone(t, x, b, 1, 1);
     x = op_gap(t, x);
+    if (t->oc) return op_linear(t, x, needp(t, "%s.head.fc.weight", P), findp(t, "%s.head.fc.bias", P));
     return op_matmul(t, x, needp(t, "%s.head.proj", P));
 }
 
+/* EOT pooling positions: argmax of the token ids, first occurrence */
+static void eot_positions(const int32_t *tok, int n, int L, int32_t *eot) {
+    for (int i = 0; i < n; i++) {
+        int best = 0;
+        for (int j = 1; j < L; j++)
+            if (tok[(size_t)i * L + j] > tok[(size_t)i * L + best]) best = j;
+        eot[i] = best;
+    }
+}
+
+/* OpenCLIP TextTransformer: token_embedding, + positional_embedding [L, W],
+ * transformer.resblocks.N (LayerNorm eps 1e-5, GELU or QuickGELU, causal
+ * unless no_causal_mask), ln_final, the EOT (argmax) token, text_projection
+ * ([W, E], or an nn.Linear text_projection.weight [E, W] + bias). */
+static tt *text_forward_openclip(mc_trainer *t, const int32_t *tok, int n, int32_t *eot) {
+    int L = t->cfg.context_length;
+    const char *P = t->tp;
+    const mc_act act = t->cfg.quick_gelu ? MC_ACT_QUICK_GELU : MC_ACT_GELU;
+    char b[512];
+    tt *x = op_embed(t, tok, n, L, needp(t, "%stoken_embedding.weight", P));
+    x = op_addpos(t, x, needp(t, "%spositional_embedding", P));
+    if (!x) return NULL;
+    int D = x->h, heads = t->cfg.n_text_heads > 0 ? t->cfg.text_heads[0] : 8;
+    for (int i = 0;; i++) {
+        snprintf(b, sizeof b, "%stransformer.resblocks.%d", P, i);
+        if (!findp(t, "%s.%s", b, mc_tblock_names_openclip.ln1_w)) break;
+        x = transformer_layer(t, x, b, &mc_tblock_names_openclip, n, L, heads, t->cfg.causal, 1e-5f, act);
+        if (t->failed) return NULL;
+    }
+    snprintf(b, sizeof b, "%sln_final", P);
+    x = op_layernorm(t, x, b, 1e-5f);
+    eot_positions(tok, n, L, eot);
+    x = op_gather(t, x, n, L, D, eot);
+    mc_tparam *pj = findp(t, "%stext_projection", P);
+    if (pj) return op_matmul(t, x, pj);
+    return op_linear(t, x, needp(t, "%stext_projection.weight", P), findp(t, "%stext_projection.bias", P));
+}
+
 static tt *text_forward(mc_trainer *t, const int32_t *tok, int n, int32_t *eot) {
+    if (t->oc) return text_forward_openclip(t, tok, n, eot);
     int L = t->cfg.context_length;
     const char *P = "text_encoder";
     char b[512];
@@ -989,8 +1161,7 @@ static tt *text_forward(mc_trainer *t, const int32_t *tok, int n, int32_t *eot) 
     int layer = 0;
     for (int i = 0;; i++) {
         snprintf(b, sizeof b, "%s.transformer.%d", P, i);
-        if (findp(t, "%s.token_mixer.mixer.rbr_skip.weight", b) ||
-            findp(t, "%s.token_mixer.mixer.rbr_conv.0.conv.weight", b)) {
+        if (is_repmixer_block(t, b)) {
             tt *c = op_transpose(t, x, n, L, D, n, D, 1, L);
             c = repmixer_block(t, c, b);
             x = op_transpose(t, c, n, D, L, n, L, D, 1);
@@ -998,20 +1169,16 @@ static tt *text_forward(mc_trainer *t, const int32_t *tok, int n, int32_t *eot) 
             int heads = layer < t->cfg.n_text_heads ? t->cfg.text_heads[layer]
                                                      : t->cfg.text_heads[t->cfg.n_text_heads - 1];
             layer++;
-            x = transformer_layer(t, x, b, n, L, heads, t->cfg.causal);
+            x = transformer_layer(t, x, b, &mc_tblock_names_mobileclip, n, L, heads, t->cfg.causal, 1e-5f,
+                                  MC_ACT_GELU);
         } else {
             break;
         }
         if (t->failed) return NULL;
     }
     snprintf(b, sizeof b, "%s.final_layer_norm", P);
-    x = op_layernorm(t, x, b);
-    for (int i = 0; i < n; i++) {   /* argmax, first occurrence */
-        int best = 0;
-        for (int j = 1; j < L; j++)
-            if (tok[(size_t)i * L + j] > tok[(size_t)i * L + best]) best = j;
-        eot[i] = best;
-    }
+    x = op_layernorm(t, x, b, 1e-5f);
+    eot_positions(tok, n, L, eot);
     x = op_gather(t, x, n, L, D, eot);
     return op_matmul(t, x, needp(t, "%s.projection_layer", P));
 }
@@ -1023,24 +1190,65 @@ static int ends_with(const char *s, const char *suf) {
     return a >= b && !strcmp(s + a - b, suf);
 }
 
+static int starts_with(const char *s, const char *pre) { return !strncmp(s, pre, strlen(pre)); }
+
+/* OpenCLIP text tower names of a CLIP without custom_text (top level) */
+static int openclip_toplevel_text(const char *nm) {
+    return !strcmp(nm, "token_embedding.weight") || !strcmp(nm, "positional_embedding") ||
+           starts_with(nm, "transformer.") || starts_with(nm, "ln_final.") || starts_with(nm, "text_projection");
+}
+
+/* The tensors a trainer of the layout keeps (the rest of a checkpoint, e.g. a
+ * teacher or an optimizer state, is left alone). */
+static int train_keeps(int oc, const char *nm) {
+    if (!strcmp(nm, "logit_scale")) return 1;
+    if (!oc) return starts_with(nm, "image_encoder.") || starts_with(nm, "text_encoder.");
+    return starts_with(nm, "visual.") || starts_with(nm, "text.") || openclip_toplevel_text(nm);
+}
+
 mc_status mc_trainer_new(const mc_train_config *cfg, const mc_checkpoint *ckpt, const char *path,
                          const mc_dr_loss_params *loss, const mc_adamw_params *opt,
                          mc_trainer **out, mc_error *err) {
     *out = NULL;
+    size_t n = mc_checkpoint_count(ckpt);
+    /* the layout, from the names */
+    int v1 = 0, oc = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *nm = mc_checkpoint_tensor(ckpt, i)->name;
+        if (starts_with(nm, "image_encoder.")) v1 = 1;
+        if (starts_with(nm, "visual.")) oc = 1;
+        if (!strcmp(nm, "logit_bias"))
+            return mc_fail(err, MC_ERR_UNSUPPORTED,
+                           "%s: 'logit_bias' (a SigLIP model) is not supported: the DR loss is the softmax CLIP loss", path);
+        if (starts_with(nm, "visual.") && !starts_with(nm, "visual.trunk."))
+            return mc_fail(err, MC_ERR_UNSUPPORTED,
+                           "%s: tensor '%s': only timm trunks without an OpenCLIP head (timm_proj null) are supported",
+                           path, nm);
+    }
+    if (v1 == oc)
+        return mc_fail(err, MC_ERR_UNSUPPORTED,
+                       "%s: neither a mobileclip-repo checkpoint (image_encoder.*, text_encoder.*) nor an OpenCLIP one "
+                       "(visual.trunk.*, text.*)", path);
+    if (cfg->layout != MC_TRAIN_LAYOUT_AUTO && cfg->layout != (oc ? MC_TRAIN_LAYOUT_OPENCLIP : MC_TRAIN_LAYOUT_MOBILECLIP))
+        return mc_fail(err, MC_ERR_CONFIG, "%s: a %s checkpoint, but the configuration is for the %s layout", path,
+                       oc ? "OpenCLIP" : "mobileclip-repo", oc ? "mobileclip-repo" : "OpenCLIP");
+    if (oc && strncmp(cfg->image_arch, "fastvit_mci", 11) && strncmp(cfg->image_arch, "vit_", 4))
+        return mc_fail(err, MC_ERR_CONFIG, "%s: an OpenCLIP checkpoint needs a timm image tower name "
+                       "(fastvit_mci0..4, vit_base_mci_224), not '%s'", path, cfg->image_arch);
     mc_trainer *t = calloc(1, sizeof *t);
     if (!t) return mc_fail(err, MC_ERR_NOMEM, "out of memory");
     t->cfg = *cfg;
+    t->cfg.layout = oc ? MC_TRAIN_LAYOUT_OPENCLIP : MC_TRAIN_LAYOUT_MOBILECLIP;
+    t->oc = oc;
+    t->nm = oc ? &names_timm : &names_mobileclip;
     t->loss = *loss;
     t->opt = *opt;
     if (t->opt.accum_steps < 1) t->opt.accum_steps = 1;
-    size_t n = mc_checkpoint_count(ckpt);
     t->p = calloc(n + 1, sizeof *t->p);
     if (!t->p) { mc_trainer_free(t); return mc_fail(err, MC_ERR_NOMEM, "out of memory"); }
     for (size_t i = 0; i < n; i++) {
         const mc_tensor_info *ti = mc_checkpoint_tensor(ckpt, i);
-        if (strncmp(ti->name, "image_encoder.", 14) && strncmp(ti->name, "text_encoder.", 13) &&
-            strcmp(ti->name, "logit_scale"))
-            continue;
+        if (!train_keeps(oc, ti->name)) continue;
         mc_tparam *p = &t->p[t->np];
         p->name = strdup(ti->name);
         if (!p->name) { mc_trainer_free(t); return mc_fail(err, MC_ERR_NOMEM, "out of memory"); }
@@ -1073,11 +1281,16 @@ mc_status mc_trainer_new(const mc_train_config *cfg, const mc_checkpoint *ckpt, 
         p->decay = !p->is_buffer && mc_train_param_decays(p->name, p->ndim);
     }
     t->logit_scale = findp(t, "logit_scale");
-    if (!t->logit_scale)
-        { mc_trainer_free(t); return mc_fail(err, MC_ERR_MISSING_TENSOR, "%s: no tensor 'logit_scale'", path); }
-    if (!has_prefix(t, "image_encoder.model.") || !has_prefix(t, "text_encoder."))
+    if (!t->logit_scale || t->logit_scale->n != 1 || !t->logit_scale->g)
+        { mc_trainer_free(t); return mc_fail(err, MC_ERR_MISSING_TENSOR, "%s: no float tensor 'logit_scale'", path); }
+    if (oc) snprintf(t->tp, sizeof t->tp, "%s", findp(t, "token_embedding.weight") ? "" : "text.");
+    if (!oc && (!has_prefix(t, "image_encoder.model.") || !has_prefix(t, "text_encoder.")))
         { mc_trainer_free(t); return mc_fail(err, MC_ERR_UNSUPPORTED,
                                              "%s: not a mobileclip-repo MCi checkpoint (image_encoder.model.*, text_encoder.*)", path); }
+    if (oc && (!has_prefix(t, "visual.trunk.") || !findp(t, "%stoken_embedding.weight", t->tp)))
+        { mc_trainer_free(t); return mc_fail(err, MC_ERR_UNSUPPORTED,
+                                             "%s: not an OpenCLIP checkpoint with a timm trunk and a text transformer "
+                                             "(visual.trunk.*, text.token_embedding.weight)", path); }
     *out = t;
     return MC_OK;
 }
@@ -1089,6 +1302,7 @@ void mc_trainer_free(mc_trainer *t) {
         free(t->p[i].w); free(t->p[i].g); free(t->p[i].m); free(t->p[i].v); free(t->p[i].gabs);
     }
     free(t->p);
+    free(t->used);
     free(t->tape);
     tape_release(&t->mem);
     free(t);
@@ -1138,6 +1352,34 @@ static mc_status forward_fail(mc_trainer *t, mc_error *err) {
     return st;
 }
 
+/* After a forward through both towers: every tensor the trainer kept must
+ * have taken part (the parameters of the taped ops, the BatchNorm buffers),
+ * else the checkpoint holds structure the train-mode model does not know
+ * (an unsupported variant) and training would silently ignore it. */
+static mc_status check_structure(mc_trainer *t, mc_error *err) {
+    if (t->structure_ok || !t->used) return MC_OK;
+    for (size_t k = 0; k < t->ntape; k++) { mark(t, t->tape[k].w); mark(t, t->tape[k].b); }
+    mark(t, t->logit_scale);
+    for (size_t i = 0; i < t->np; i++)
+        if (!t->used[i])
+            return mc_fail(err, MC_ERR_UNEXPECTED_TENSOR,
+                           "training model: tensor '%s' is not used by the train-mode %s model (an unsupported variant)",
+                           t->p[i].name, t->oc ? "OpenCLIP" : "mobileclip-repo");
+    t->structure_ok = 1;
+    free(t->used);
+    t->used = NULL;
+    return MC_OK;
+}
+
+/* Dropout and stochastic depth are not implemented: such a model runs in eval mode only. */
+static mc_status refuse_dropout(const mc_trainer *t, mc_error *err) {
+    if (t->cfg.drop_rate > 0 || t->cfg.drop_path_rate > 0)
+        return mc_fail(err, MC_ERR_UNSUPPORTED,
+                       "training model: dropout %g / drop path %g (timm_drop / timm_drop_path) are not implemented; "
+                       "such a model runs in eval mode only", t->cfg.drop_rate, t->cfg.drop_path_rate);
+    return MC_OK;
+}
+
 mc_status mc_trainer_forward_backward(mc_trainer *t, const mc_train_batch *b, mc_train_result *res,
                                       mc_error *err) {
     int distill = t->loss.n_teachers > 0 && t->loss.w_distill != 0.0f;
@@ -1146,6 +1388,10 @@ mc_status mc_trainer_forward_backward(mc_trainer *t, const mc_train_batch *b, mc
     if (distill && (!b->teacher_image || !b->teacher_text_real || (b->tokens_syn && !b->teacher_text_syn)))
         return mc_fail(err, MC_ERR_INVALID_ARG, "training batch: the distillation loss needs teacher embeddings");
     const int syn = b->tokens_syn != NULL;
+    mc_status rs = refuse_dropout(t, err);
+    if (rs != MC_OK) return rs;
+    if (!t->structure_ok && !t->used && !(t->used = calloc(t->np + 1, 1)))
+        return mc_fail(err, MC_ERR_NOMEM, "out of memory");
     int n = b->n;
     double c0 = mc_now_s();
     t->ntape = 0;
@@ -1157,6 +1403,7 @@ mc_status mc_trainer_forward_backward(mc_trainer *t, const mc_train_batch *b, mc
     tt *fs = t->failed || !syn ? NULL : text_forward(t, b->tokens_syn, n, eot + n);
     tt *ei = op_l2norm(t, fi), *er = op_l2norm(t, fr), *es = syn ? op_l2norm(t, fs) : NULL;
     if (t->failed || !ei || !er || (syn && !es)) return forward_fail(t, err);
+    if ((rs = check_structure(t, err)) != MC_OK) { t->ntape = 0; tape_reset(&t->mem); return rs; }
     double c1 = mc_now_s();
     int e = (int)(numel(ei) / n);
     if ((int)(numel(er) / n) != e) {
@@ -1199,6 +1446,12 @@ mc_status mc_trainer_features(mc_trainer *t, const float *pixels, int n_img, con
                               const float *d_txt, mc_error *err) {
     if (n_img < 0 || n_txt < 0 || (n_img > 0 && (!pixels || !img)) || (n_txt > 0 && (!tokens || !txt)))
         return mc_fail(err, MC_ERR_INVALID_ARG, "trainer features: missing inputs or outputs");
+    if (!t->eval) {
+        mc_status rs = refuse_dropout(t, err);
+        if (rs != MC_OK) return rs;
+    }
+    if (!t->structure_ok && !t->used && !(t->used = calloc(t->np + 1, 1)))
+        return mc_fail(err, MC_ERR_NOMEM, "out of memory");
     t->ntape = 0;
     t->failed = 0;
     int32_t *eot = tape_alloc(&t->mem, sizeof(int32_t) * (n_txt + 1));
@@ -1206,6 +1459,12 @@ mc_status mc_trainer_features(mc_trainer *t, const float *pixels, int n_img, con
     tt *fi = !t->failed && n_img > 0 ? image_forward(t, pixels, n_img) : NULL;
     tt *ft = !t->failed && n_txt > 0 ? text_forward(t, tokens, n_txt, eot) : NULL;
     if (t->failed || (n_img > 0 && !fi) || (n_txt > 0 && !ft)) return forward_fail(t, err);
+    if (fi && ft) {   /* both towers ran: every tensor must have been used */
+        mc_status rs = check_structure(t, err);
+        if (rs != MC_OK) { t->ntape = 0; tape_reset(&t->mem); return rs; }
+    } else {
+        for (size_t k = 0; t->used && k < t->ntape; k++) { mark(t, t->tape[k].w); mark(t, t->tape[k].b); }
+    }
     if (fi) memcpy(img, fi->d, numel(fi) * sizeof(float));
     if (ft) memcpy(txt, ft->d, numel(ft) * sizeof(float));
     if (fi && d_img) {
@@ -1228,10 +1487,18 @@ mc_status mc_trainer_features(mc_trainer *t, const float *pixels, int n_img, con
     return MC_OK;
 }
 
+const mc_dr_loss_params *mc_trainer_loss_params(const mc_trainer *t) { return &t->loss; }
+void mc_trainer_set_accumulated(mc_trainer *t, int n) { t->micro = n > 0 ? n : 0; }
+
 int mc_trainer_embed_dim(mc_trainer *t) {
-    mc_tparam *p = findp(t, "text_encoder.projection_layer");
-    return p && p->ndim == 2 ? (int)p->shape[1] : 0;
+    mc_tparam *p = t->oc ? findp(t, "%stext_projection", t->tp) : findp(t, "text_encoder.projection_layer");
+    if (p) return p->ndim == 2 ? (int)p->shape[1] : 0;
+    p = t->oc ? findp(t, "%stext_projection.weight", t->tp) : NULL;   /* nn.Linear [E, W] */
+    return p && p->ndim == 2 ? (int)p->shape[0] : 0;
 }
+
+int mc_trainer_layout(const mc_trainer *t) { return t->cfg.layout; }
+
 
 mc_status mc_trainer_step(mc_trainer *t, mc_train_result *res, mc_error *err) {
     if (t->micro < 1) return mc_fail(err, MC_ERR_INVALID_ARG, "trainer step: no gradients accumulated");
@@ -1277,22 +1544,25 @@ mc_status mc_trainer_train_step(mc_trainer *t, const mc_train_batch *b, mc_train
 
 /* ---------------------------------------------------------------- config */
 
-mc_status mc_train_config_load(const char *path, mc_train_config *cfg, mc_error *err) {
-    memset(cfg, 0, sizeof *cfg);
-    cfg->bn_momentum = 0.1f;
-    char *text = NULL;
-    size_t len = 0;
-    mc_status st = mc_file_read_all(path, 1 << 20, &text, &len, err);
-    if (st != MC_OK) return st;
-    mc_json *root = NULL;
-    st = mc_json_parse(text, len, &root, err);
-    free(text);
-    if (st != MC_OK) { mc_error_prefix(err, "%s", path); return st; }
-    const mc_json *ic = mc_json_get(root, "image_cfg"), *tc = mc_json_get(root, "text_cfg");
-    if (!ic || !tc) {
-        mc_json_free(root);
-        return mc_fail(err, MC_ERR_CONFIG, "%s: needs image_cfg and text_cfg (mobileclip repo config)", path);
+/* image_size: a number, or [h, w] with h == w; -1 when invalid */
+static int json_image_size(const mc_json *v, int dflt) {
+    if (!v || v->type == MC_JSON_NULL) return dflt;
+    if (v->type == MC_JSON_ARRAY) {
+        if (v->len != 2 || v->items[0].type != MC_JSON_NUMBER || v->items[0].number != v->items[1].number) return -1;
+        v = &v->items[0];
     }
+    if (v->type != MC_JSON_NUMBER || v->number < 16 || v->number > 8192 || v->number != (int)v->number) return -1;
+    return (int)v->number;
+}
+
+static int json_is_set(const mc_json *v) {
+    return v && v->type != MC_JSON_NULL && !(v->type == MC_JSON_BOOL && !v->boolean);
+}
+
+/* The mobileclip repo's config.json: image_cfg / text_cfg */
+static mc_status config_mobileclip(const mc_json *root, const char *path, mc_train_config *cfg, mc_error *err) {
+    const mc_json *ic = mc_json_get(root, "image_cfg"), *tc = mc_json_get(root, "text_cfg");
+    cfg->layout = MC_TRAIN_LAYOUT_MOBILECLIP;
     snprintf(cfg->image_arch, sizeof cfg->image_arch, "%s", mc_json_str(mc_json_get(ic, "model_name"), ""));
     snprintf(cfg->text_arch, sizeof cfg->text_arch, "%s", mc_json_str(mc_json_get(tc, "model_name"), ""));
     cfg->image_size = mc_json_int(mc_json_get(ic, "image_size"), 256);
@@ -1307,11 +1577,91 @@ mc_status mc_train_config_load(const char *path, mc_train_config *cfg, mc_error 
         for (int i = 0; i < nl && i < 64; i++) cfg->text_heads[cfg->n_text_heads++] = hv;
     }
     if (cfg->n_text_heads == 0) cfg->text_heads[cfg->n_text_heads++] = 8;
-    mc_json_free(root);
     if (strncmp(cfg->image_arch, "mci", 3) && strcmp(cfg->image_arch, "vit_b16"))
         return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: training supports the MCi and vit_b16 image towers, not '%s'",
                        path, cfg->image_arch);
     if (strcmp(cfg->text_arch, "mct") && strcmp(cfg->text_arch, "base"))
         return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: unknown text tower '%s'", path, cfg->text_arch);
     return MC_OK;
+}
+
+/* OpenCLIP's model config (model_cfg of open_clip_config.json, or a bare one) */
+static mc_status config_openclip(const mc_json *mc, const char *path, mc_train_config *cfg, mc_error *err) {
+    const mc_json *vc = mc_json_get(mc, "vision_cfg"), *tc = mc_json_get(mc, "text_cfg");
+    cfg->layout = MC_TRAIN_LAYOUT_OPENCLIP;
+    const char *timm = mc_json_str(mc_json_get(vc, "timm_model_name"), NULL);
+    if (!timm)
+        return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: training supports timm image towers (vision_cfg.timm_model_name), "
+                       "not OpenCLIP's own vision transformer", path);
+    int mci = !strncmp(timm, "fastvit_mci", 11) && timm[11] >= '0' && timm[11] <= '4' && !timm[12];
+    int vit = !strcmp(timm, "vit_base_mci_224") || (!strncmp(timm, "vit_", 4) && strstr(timm, "_clip_") &&
+                                                   !strstr(timm, "quickgelu"));
+    if (!mci && !vit)
+        return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: training supports the timm towers fastvit_mci0..4, "
+                       "vit_base_mci_224 and vit_*_clip_*, not '%s'", path, timm);
+    snprintf(cfg->image_arch, sizeof cfg->image_arch, "%.31s", timm);
+    snprintf(cfg->text_arch, sizeof cfg->text_arch, "open_clip");
+    cfg->image_size = json_image_size(mc_json_get(vc, "image_size"), 224);
+    if (cfg->image_size < 0) return mc_fail(err, MC_ERR_CONFIG, "%s: vision_cfg.image_size is invalid", path);
+    const char *pool = mc_json_str(mc_json_get(vc, "timm_pool"), "avg");
+    if (strcmp(pool, mci ? "avg" : "token"))
+        return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: timm_pool '%s' is not supported for %s (only '%s')", path, pool,
+                       timm, mci ? "avg" : "token");
+    const char *proj = mc_json_str(mc_json_get(vc, "timm_proj"), "");
+    if (proj[0] && strcmp(proj, "none"))
+        return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: timm_proj '%s' is not supported (the trunk's head is the projection)",
+                       path, proj);
+    cfg->drop_rate = (float)mc_json_number(mc_json_get(vc, "timm_drop"), 0);
+    cfg->drop_path_rate = (float)mc_json_number(mc_json_get(vc, "timm_drop_path"), 0);
+    if (!(cfg->drop_rate >= 0 && cfg->drop_rate < 1 && cfg->drop_path_rate >= 0 && cfg->drop_path_rate < 1))
+        return mc_fail(err, MC_ERR_CONFIG, "%s: timm_drop / timm_drop_path must be in [0, 1)", path);
+    cfg->quick_gelu = mc_json_bool(mc_json_get(mc, "quick_gelu"), false);
+    if (json_is_set(mc_json_get(mc, "init_logit_bias")))
+        return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: init_logit_bias (a SigLIP model) is not supported", path);
+    if (json_is_set(mc_json_get(tc, "hf_model_name")))
+        return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: Hugging Face text towers are not supported", path);
+    if (json_is_set(mc_json_get(tc, "embed_cls")) || json_is_set(mc_json_get(tc, "ls_init_value")))
+        return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: text_cfg embed_cls / ls_init_value are not supported", path);
+    const char *tpool = mc_json_str(mc_json_get(tc, "pool_type"), "argmax");
+    if (strcmp(tpool, "argmax"))
+        return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: text pool_type '%s' is not supported (only argmax)", path, tpool);
+    cfg->context_length = mc_json_int(mc_json_get(tc, "context_length"), 77);
+    cfg->text_heads[0] = mc_json_int(mc_json_get(tc, "heads"), 8);
+    cfg->n_text_heads = 1;
+    cfg->causal = !mc_json_bool(mc_json_get(tc, "no_causal_mask"), false);
+    if (cfg->context_length < 1 || cfg->context_length > 16384 || cfg->text_heads[0] < 1)
+        return mc_fail(err, MC_ERR_CONFIG, "%s: text_cfg context_length / heads are invalid", path);
+    return MC_OK;
+}
+
+mc_status mc_train_config_load(const char *path, mc_train_config *cfg, mc_error *err) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->bn_momentum = 0.1f;
+    char file[4096];
+    snprintf(file, sizeof file, "%s", path);
+    if (mc_path_is_dir(path)) {
+        snprintf(file, sizeof file, "%s/open_clip_config.json", path);
+        if (!mc_path_is_file(file)) snprintf(file, sizeof file, "%s/config.json", path);
+        if (!mc_path_is_file(file))
+            return mc_fail(err, MC_ERR_IO, "%s: no open_clip_config.json or config.json in the folder", path);
+    }
+    char *text = NULL;
+    size_t len = 0;
+    mc_status st = mc_file_read_all(file, 1 << 20, &text, &len, err);
+    if (st != MC_OK) return st;
+    mc_json *root = NULL;
+    st = mc_json_parse(text, len, &root, err);
+    free(text);
+    if (st != MC_OK) { mc_error_prefix(err, "%s", file); return st; }
+    if (mc_json_get(root, "model_cfg"))
+        st = config_openclip(mc_json_get(root, "model_cfg"), file, cfg, err);
+    else if (mc_json_get(root, "vision_cfg") && mc_json_get(root, "text_cfg"))
+        st = config_openclip(root, file, cfg, err);
+    else if (mc_json_get(root, "image_cfg") && mc_json_get(root, "text_cfg"))
+        st = config_mobileclip(root, file, cfg, err);
+    else
+        st = mc_fail(err, MC_ERR_CONFIG, "%s: needs image_cfg and text_cfg (mobileclip repo config) or model_cfg "
+                     "(OpenCLIP config)", file);
+    mc_json_free(root);
+    return st;
 }

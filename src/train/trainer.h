@@ -1,8 +1,14 @@
 /*
  * train/trainer.h - multi-modal reinforced training (MobileCLIP "DR"
  * training) of a model: a tape that records the unfused train-mode model
- * (mobileclip-repo layout: MCi or vit_b16 image tower, mct/base text tower)
- * for the backward pass, the DR loss (loss.h) and AdamW (optim.h).
+ * for the backward pass, the DR loss (loss.h) and AdamW (optim.h).  Two
+ * checkpoint layouts, each trained under its own tensor names:
+ *   mobileclip repo: image_encoder.model.* (MCi or vit_b16), text_encoder.*
+ *                    (mct or base), logit_scale;
+ *   OpenCLIP:        visual.trunk.* (timm fastvit_mci0..4, vit_base_mci_224,
+ *                    vit_*_clip_*), text.* (or the top-level names of CLIP
+ *                    without custom_text: the OpenCLIP text transformer),
+ *                    logit_scale.
  */
 #ifndef MC_TRAIN_TRAINER_H
 #define MC_TRAIN_TRAINER_H
@@ -11,7 +17,7 @@
 #include "train/optim.h"
 
 typedef struct mc_tparam {
-    char *name;               /* mobileclip-repo tensor name */
+    char *name;               /* the checkpoint's own tensor name */
     int ndim;
     int64_t shape[MC_MAX_DIMS];
     size_t n;
@@ -29,22 +35,45 @@ typedef struct mc_tparam {
 
 typedef struct mc_trainer mc_trainer;
 
+enum {
+    MC_TRAIN_LAYOUT_AUTO = 0,       /* from the checkpoint's tensor names */
+    MC_TRAIN_LAYOUT_MOBILECLIP,     /* image_encoder.*, text_encoder.* */
+    MC_TRAIN_LAYOUT_OPENCLIP        /* visual.trunk.*, text.* */
+};
+
 typedef struct mc_train_config {
-    char image_arch[32];      /* "mci0" ... (MCi family) or "vit_b16" */
-    char text_arch[32];       /* "mct" or "base" */
+    char image_arch[32];      /* "mci0" ... (MCi family) or "vit_b16"; OpenCLIP: the timm
+                                 name ("fastvit_mci0".."fastvit_mci4", "vit_base_mci_224") */
+    char text_arch[32];       /* "mct" or "base"; OpenCLIP: "open_clip" */
     int image_size;
     int context_length;
     int text_heads[64];       /* per transformer layer */
     int n_text_heads;
     int causal;
     float bn_momentum;
+    /* Additions for the OpenCLIP layout; zero means the default. */
+    int layout;               /* MC_TRAIN_LAYOUT_*; AUTO: from the tensor names */
+    int quick_gelu;           /* OpenCLIP quick_gelu: the text MLP uses x sigmoid(1.702 x), not GELU */
+    float drop_rate;          /* OpenCLIP timm_drop (head dropout) and timm_drop_path (stochastic */
+    float drop_path_rate;     /* depth): not implemented, so a model with either > 0 runs in eval
+                                 mode only (training steps and train-mode features are refused) */
 } mc_train_config;
 
-/* Reads a mobileclip-repo config.json (image_cfg / text_cfg). */
+/* Reads a model configuration: the mobileclip repo's config.json (image_cfg /
+ * text_cfg) or OpenCLIP's open_clip_config.json (model_cfg: embed_dim,
+ * vision_cfg.timm_model_name / image_size / timm_pool / timm_proj / timm_drop /
+ * timm_drop_path, text_cfg.context_length / heads / no_causal_mask,
+ * quick_gelu), told apart by content.  path may also be a folder holding
+ * open_clip_config.json or config.json (in that order).  Settings the trainer
+ * does not implement (other timm towers, timm_proj heads, other text pooling,
+ * embed_cls, layer scale in the text tower, SigLIP's init_logit_bias, an HF
+ * text tower) fail with MC_ERR_UNSUPPORTED. */
 mc_status mc_train_config_load(const char *path, mc_train_config *cfg, mc_error *err);
 
-/* Creates a trainer from a checkpoint (e.g. init.pt) holding image_encoder.*,
- * text_encoder.* and logit_scale. */
+/* Creates a trainer from a checkpoint (e.g. init.pt) in either layout:
+ * image_encoder.*, text_encoder.* and logit_scale (mobileclip repo) or
+ * visual.trunk.*, text.* and logit_scale (OpenCLIP).  A checkpoint with
+ * logit_bias (SigLIP) or a timm_proj head (visual.head.*) is refused. */
 mc_status mc_trainer_new(const mc_train_config *cfg, const mc_checkpoint *ckpt, const char *path,
                          const mc_dr_loss_params *loss, const mc_adamw_params *opt,
                          mc_trainer **out, mc_error *err);
@@ -68,6 +97,7 @@ typedef struct mc_train_result {
     /* Seconds spent, added to (zero the struct before a step): the towers'
      * forward, the loss, the backward pass, the optimizer step. */
     double t_forward, t_loss, t_backward, t_optim;
+    double t_comm;            /* of those, waiting in collectives (data parallelism, train/accum.h) */
 } mc_train_result;
 
 /* Forward + backward of one micro-batch: gradients accumulate. */
@@ -98,8 +128,16 @@ void mc_trainer_set_eval(mc_trainer *t, int on);
 mc_status mc_trainer_features(mc_trainer *t, const float *pixels, int n_img, const int32_t *tokens,
                               int n_txt, float *img, float *txt, const float *d_img,
                               const float *d_txt, mc_error *err);
+/* The loss settings the trainer was made with. */
+const mc_dr_loss_params *mc_trainer_loss_params(const mc_trainer *t);
+/* Declares the gradients accumulated so far as n micro-batches' (what
+ * mc_trainer_step divides by); for accumulation driven through
+ * mc_trainer_features (train/accum.h). */
+void mc_trainer_set_accumulated(mc_trainer *t, int n);
 /* E: the width of the text projection (0 when absent). */
 int mc_trainer_embed_dim(mc_trainer *t);
+/* The layout of the trainer's checkpoint (MC_TRAIN_LAYOUT_MOBILECLIP or _OPENCLIP). */
+int mc_trainer_layout(const mc_trainer *t);
 
 size_t mc_trainer_count(const mc_trainer *t);
 mc_tparam *mc_trainer_param(mc_trainer *t, size_t i);
