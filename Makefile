@@ -22,9 +22,6 @@ BLAS    ?=
 PREFIX  ?= /usr/local
 SHAREDIR ?= $(PREFIX)/share/mobileclip
 
-# The first rule below is a file rule (build/mobileclip.map): name the default.
-.DEFAULT_GOAL := all
-
 B := build
 # 'make' alone builds everything (the first rule below is a helper's).
 .DEFAULT_GOAL := all
