@@ -250,9 +250,15 @@ static void test_resume(void) {
     /* a run folder that exists needs --resume */
     CHECK(mc_run_train(&p, &res, &err) == MC_ERR_INVALID_ARG && strstr(err.message, "exists"), "existing folder: %s",
           err.message);
-    /* resuming a finished run does nothing */
+    /* resuming a finished run does nothing but remove what a write cut
+     * short left behind */
+    char stale[512];
+    snprintf(stale, sizeof stale, "%s/whole/checkpoints/step_9.safetensors.tmp", tmpdir);
+    FILE *sf = fopen(stale, "w");
+    if (sf) { fputs("half a file", sf); fclose(sf); }
     p.resume = "latest";
     CHECK(mc_run_train(&p, &res, &err) == MC_OK && res.steps == 6 && count_lines("whole") == 6, "finished run");
+    CHECK(access(stale, F_OK) != 0, "the unfinished temporary file is removed");
 
     /* a corrupt checkpoint is refused, named and left as it is */
     char bad[512];

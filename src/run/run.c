@@ -737,6 +737,10 @@ mc_status mc_run_train(const mc_run_params *p_in, mc_run_result *out, mc_error *
                          "train: the run folder %s exists; give another --name, or --resume latest to continue it", r.dir);
         }
         if (ps == MC_OK) ps = mc_run_make_dirs(r.ckdir, &e2);
+        if (ps == MC_OK) {   /* writes cut short by a crash: their targets are intact */
+            int nt = mc_run_remove_temporaries(r.ckdir) + mc_run_remove_temporaries(r.dir);
+            if (nt) note(p, "removed %d unfinished temporary file%s of an interrupted write", nt, nt > 1 ? "s" : "");
+        }
         plan.status = ps;
         snprintf(plan.msg, sizeof plan.msg, "%s", e2.message);
     }

@@ -4,6 +4,7 @@
 #include "run/runfiles.h"
 #include "core/json.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,4 +56,20 @@ mc_status mc_run_truncate_log(const char *path, int64_t max_step, mc_error *err)
     }
     free(text);
     return mc_file_commit(f, tmp, path, !ferror(f), err);
+}
+
+int mc_run_remove_temporaries(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (len < 5 || strcmp(de->d_name + len - 4, ".tmp")) continue;
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        if (mc_path_is_file(path) && remove(path) == 0) n++;
+    }
+    closedir(d);
+    return n;
 }

@@ -13,4 +13,8 @@ mc_status mc_run_make_dirs(const char *path, mc_error *err);
  * drops a torn last line); atomic.  A missing file is fine. */
 mc_status mc_run_truncate_log(const char *path, int64_t max_step, mc_error *err);
 
+/* Removes the "*.tmp" files of dir: what an interrupted atomic write left
+ * (the file it was replacing is intact).  Returns how many. */
+int mc_run_remove_temporaries(const char *dir);
+
 #endif /* MC_RUN_RUNFILES_H */
