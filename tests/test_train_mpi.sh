@@ -16,7 +16,7 @@
 # Prints "test_train_mpi: N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
-BIN=build/mobileclip
+BIN=${MC_BIN:-build/mobileclip}   # MC_BIN, MC_MPIRUN: another build and launcher (e.g. MPICH's)
 FX=${MC_FIXTURES:-../shared/fixtures}
 export MOBILECLIP_VOCAB=$FX/tokenizer/bpe_simple_vocab_16e6.txt.gz
 export MOBILECLIP_NO_PROGRESS=1
@@ -28,11 +28,15 @@ bad() { fail=$((fail+1)); echo "FAIL: $*" >&2; }
 check() { if eval "$1"; then ok; else bad "$2"; fi; }
 finish() { [ $fail -eq 0 ] && rm -rf "$T"; echo "test_train_mpi: $pass passed, $fail failed"; [ $fail -eq 0 ]; exit $?; }
 
-if ! command -v mpirun >/dev/null || ! $BIN train --help >/dev/null 2>&1; then
+if ! command -v "${MC_MPIRUN%% *}" >/dev/null 2>&1 && ! command -v mpirun >/dev/null || ! $BIN train --help >/dev/null 2>&1; then
   bad "mpirun or build/mobileclip missing (tools/install-deps.sh installs Open MPI)"; finish
 fi
-MPIRUN=(mpirun -np 2 --oversubscribe)
-[ "$(id -u)" = 0 ] && MPIRUN+=(--allow-run-as-root)
+if [ -n "${MC_MPIRUN:-}" ]; then
+  read -r -a MPIRUN <<< "$MC_MPIRUN"
+else
+  MPIRUN=(mpirun -np 2 --oversubscribe)
+  [ "$(id -u)" = 0 ] && MPIRUN+=(--allow-run-as-root)
+fi
 
 # Two different shards of 2 samples each from the fixture shard: A = samples
 # 0, 1; B = sample 2 and sample 0 again under key 000000003 (other choices).
