@@ -28,7 +28,8 @@ bad() { fail=$((fail+1)); echo "FAIL: $*" >&2; }
 check() { if eval "$1"; then ok; else bad "$2"; fi; }
 finish() { [ $fail -eq 0 ] && rm -rf "$T"; echo "test_train_mpi: $pass passed, $fail failed"; [ $fail -eq 0 ]; exit $?; }
 
-if ! command -v "${MC_MPIRUN%% *}" >/dev/null 2>&1 && ! command -v mpirun >/dev/null || ! $BIN train --help >/dev/null 2>&1; then
+LAUNCHER=${MC_MPIRUN:-mpirun}
+if ! command -v "${LAUNCHER%% *}" >/dev/null 2>&1 || ! $BIN train --help >/dev/null 2>&1; then
   bad "mpirun or build/mobileclip missing (tools/install-deps.sh installs Open MPI)"; finish
 fi
 if [ -n "${MC_MPIRUN:-}" ]; then
