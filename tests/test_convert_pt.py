@@ -32,31 +32,15 @@ import sys
 import tempfile
 import zipfile
 
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL: " + what, file=sys.stderr)
-
+from harness import CLI, FIXTURES, ROOT, check, missing, summary
 
 try:
     import numpy as np
     import torch
 except ImportError as e:  # the oracle is part of the test: its absence fails
-    check(False, "PyTorch or numpy is missing (%s): install python3-torch and python3-numpy "
-          "(tools/install-deps.sh)" % e)
-    print("test_convert_pt: %d passed, %d failed" % (passed, failed))
-    sys.exit(1)
+    missing("test_convert_pt", e, "python3-torch and python3-numpy")
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-CLI = os.path.join(ROOT, "build", "mobileclip")
 CASES = os.path.join(ROOT, "build", "tests", "test_torchsave")
-FIXTURES = os.path.abspath(os.environ.get("MC_FIXTURES") or os.path.join(ROOT, "..", "shared", "fixtures"))
 VOCAB = os.path.join(FIXTURES, "tokenizer", "bpe_simple_vocab_16e6.txt.gz")
 MODELS = ["v1_mci_mct", "v1_mci_base", "v1_vit_causal", "oc_mobileclip_s1", "oc_mobileclip2_b"]
 # the opcodes of PyTorch 1.13's weights_only unpickler (torch/_weights_only_unpickler.py)
@@ -215,8 +199,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="mc-test-convert-pt-") as tmp:
         test_cases(tmp)
         test_models(tmp)
-    print("test_convert_pt: %d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return summary("test_convert_pt")
 
 
 if __name__ == "__main__":

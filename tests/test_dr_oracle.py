@@ -28,17 +28,7 @@ import sys
 import tarfile
 import tempfile
 
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL: " + what, file=sys.stderr)
-
+from harness import CLI, check, missing, summary
 
 try:
     import numpy as np
@@ -48,13 +38,7 @@ try:
     import torchvision.transforms.functional as F
     from torchvision.transforms.autoaugment import _apply_op
 except ImportError as e:  # the oracle is part of the test: its absence fails
-    check(False, "the reference libraries are missing (%s): install python3-pil, "
-          "python3-torchvision, python3-numpy (tools/install-deps.sh)" % e)
-    print("test_dr_oracle: %d passed, %d failed" % (passed, failed))
-    sys.exit(1)
-
-ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-CLI = os.path.join(ROOT, "build", "mobileclip")
+    missing("test_dr_oracle", e, "python3-pil, python3-torchvision, python3-numpy")
 OP_NAMES = ["Identity", "ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness",
             "Color", "Contrast", "Sharpness", "Posterize", "Solarize", "AutoContrast", "Equalize"]
 
@@ -264,5 +248,4 @@ for name, cfg, layout, dims, syn_keys in cases:
                          "-o", os.path.join(tmp, "x.npy"), *(["--dr-config", conf] if name != "dcdr" else []))
     check(rc != 0 and "99" in err, "%s: --aug 99 is refused with a message: %s" % (name, err))
 
-print("test_dr_oracle: %d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+sys.exit(summary("test_dr_oracle"))

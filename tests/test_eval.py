@@ -35,30 +35,15 @@ import sys
 import tarfile
 import tempfile
 
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL: " + what, file=sys.stderr)
-
+from harness import CLI, FIXTURES, check, missing, summary
 
 try:
     import numpy as np
     from PIL import Image
 except ImportError as e:  # the oracle is part of the test: its absence fails
-    check(False, "numpy or Pillow is missing (%s): install python3-numpy, python3-pil "
-          "(tools/install-deps.sh)" % e)
-    print("test_eval_py: %d passed, %d failed" % (passed, failed))
-    sys.exit(1)
+    missing("test_eval_py", e, "python3-numpy, python3-pil")
 
-ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-CLI = os.path.join(ROOT, "build", "mobileclip")
-FX = os.environ.get("MC_FIXTURES") or os.path.join(ROOT, "..", "shared", "fixtures")
+FX = FIXTURES
 MODEL = os.path.join(FX, "models", "oc_mobileclip_b")
 IMAGES = os.path.join(FX, "images")
 ENV = dict(os.environ, MOBILECLIP_VOCAB=os.path.join(FX, "tokenizer", "bpe_simple_vocab_16e6.txt.gz"),
@@ -361,5 +346,4 @@ def main():
 
 
 main()
-print("test_eval_py: %d passed, %d failed" % (passed, failed))
-sys.exit(1 if failed else 0)
+sys.exit(summary("test_eval_py"))
