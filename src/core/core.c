@@ -291,3 +291,20 @@ mc_status mc_file_commit(FILE *f, const char *tmp_path, const char *path, int wr
     mc_fsync_parent(path);
     return MC_OK;
 }
+
+mc_status mc_make_dirs(const char *path, mc_error *err) {
+    char tmp[4096];
+    size_t len = strlen(path);
+    if (len == 0 || len >= sizeof tmp) return mc_fail(err, MC_ERR_INVALID_ARG, "%s: bad folder path", path);
+    memcpy(tmp, path, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (tmp[i] != '/' && tmp[i] != 0) continue;
+        char c = tmp[i];
+        tmp[i] = 0;
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+            return mc_fail(err, MC_ERR_IO, "%s: cannot create folder: %s", tmp, strerror(errno));
+        tmp[i] = c;
+    }
+    if (!mc_path_is_dir(path)) return mc_fail(err, MC_ERR_IO, "%s: not a folder", path);
+    return MC_OK;
+}

@@ -57,6 +57,9 @@ mc_status mc_file_read_all(const char *path, size_t max_size, char **out, size_t
 int mc_path_is_file(const char *path);
 int mc_path_is_dir(const char *path);
 
+/* mkdir -p (mode 0755); MC_ERR_IO naming the part that could not be made. */
+mc_status mc_make_dirs(const char *path, mc_error *err);
+
 /* Seconds on a monotonic clock (differences only). */
 double mc_now_s(void);
 

@@ -285,3 +285,14 @@ bool mc_json_bool(const mc_json *v, bool dflt) {
 const char *mc_json_str(const mc_json *v, const char *dflt) {
     return (v && v->type == MC_JSON_STRING) ? v->string : dflt;
 }
+
+void mc_json_write_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}

@@ -44,4 +44,8 @@ int mc_json_int(const mc_json *v, int dflt);
 bool mc_json_bool(const mc_json *v, bool dflt);
 const char *mc_json_str(const mc_json *v, const char *dflt);
 
+/* Writes s as a JSON string literal ("...", quotes, backslashes and control
+ * characters escaped). */
+void mc_json_write_str(FILE *f, const char *s);
+
 #endif /* MC_JSON_H */

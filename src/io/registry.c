@@ -122,31 +122,12 @@ mc_status mc_registry_url(const mc_registry_entry *e, const char *file, char *ou
     return MC_OK;
 }
 
-/* mkdir -p */
-static mc_status make_dirs(const char *path, mc_error *err) {
-    char tmp[4096];
-    size_t len = strlen(path);
-    if (len >= sizeof tmp) return mc_fail(err, MC_ERR_INVALID_ARG, "%s: path too long", path);
-    memcpy(tmp, path, len + 1);
-    for (size_t i = 1; i <= len; i++) {
-        if (tmp[i] == '/' || tmp[i] == 0) {
-            char c = tmp[i];
-            tmp[i] = 0;
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-                return mc_fail(err, MC_ERR_IO, "%s: cannot create folder: %s", tmp, strerror(errno));
-            tmp[i] = c;
-        }
-    }
-    if (!mc_path_is_dir(path)) return mc_fail(err, MC_ERR_IO, "%s: not a folder", path);
-    return MC_OK;
-}
-
 mc_status mc_registry_fetch(const mc_registry_entry *e, const mc_download_params *params,
                             char *dir_out, size_t cap, mc_error *err) {
     char dir[4096], dest[8192], url[8192];
     mc_status st = mc_registry_model_dir(e, dir, sizeof dir, err);
     if (st) return st;
-    if ((st = make_dirs(dir, err))) return st;
+    if ((st = mc_make_dirs(dir, err))) return st;
     const char *want[MC_REGISTRY_MAX_FILES + 1];
     int n = 0;
     for (int i = 0; i < MC_REGISTRY_MAX_FILES && e->files[i]; i++) want[n++] = e->files[i];

@@ -128,18 +128,6 @@ mc_status mc_safetensors_parse(mc_checkpoint *ckpt, mc_error *err) {
     return st;
 }
 
-static int json_escape(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
-    return 0;
-}
-
 mc_status mc_safetensors_write(const char *path, const mc_st_entry *entries, size_t n,
                                const mc_meta_kv *meta, size_t n_meta, mc_error *err) {
     /* header first into a memory stream, then pad to 8 bytes as the format suggests */
@@ -153,9 +141,9 @@ mc_status mc_safetensors_write(const char *path, const mc_st_entry *entries, siz
         fputs("\"__metadata__\":{", h);
         for (size_t i = 0; i < n_meta; i++) {
             if (i) fputc(',', h);
-            json_escape(h, meta[i].key);
+            mc_json_write_str(h, meta[i].key);
             fputc(':', h);
-            json_escape(h, meta[i].value);
+            mc_json_write_str(h, meta[i].value);
         }
         fputc('}', h);
         first = 0;
@@ -166,7 +154,7 @@ mc_status mc_safetensors_write(const char *path, const mc_st_entry *entries, siz
         for (int k = 0; k < entries[i].ndim; k++) nb *= (size_t)entries[i].shape[k];
         if (!first) fputc(',', h);
         first = 0;
-        json_escape(h, entries[i].name);
+        mc_json_write_str(h, entries[i].name);
         fprintf(h, ":{\"dtype\":\"%s\",\"shape\":[", mc_dtype_name(entries[i].dtype));
         for (int k = 0; k < entries[i].ndim; k++)
             fprintf(h, "%s%lld", k ? "," : "", (long long)entries[i].shape[k]);

@@ -8,6 +8,7 @@
 #include "run/report.h"
 #include "run/runfiles.h"
 
+#include "core/json.h"
 #include "data/loader.h"
 #include "data/shard.h"
 #include "eval/eval.h"
@@ -410,14 +411,8 @@ static mc_status resume_from(run_state *r, const char *path, mc_error *err) {
 
 /* A JSON string literal of s (NULL: null). */
 static void put_str(FILE *f, const char *s) {
-    if (!s) { fputs("null", f); return; }
-    fputc('"', f);
-    for (const unsigned char *q = (const unsigned char *)s; *q; q++) {
-        if (*q == '"' || *q == '\\') fprintf(f, "\\%c", *q);
-        else if (*q < 0x20) fprintf(f, "\\u%04x", *q);
-        else fputc(*q, f);
-    }
-    fputc('"', f);
+    if (s) mc_json_write_str(f, s);
+    else fputs("null", f);
 }
 
 static mc_status write_params(const char *dir, const mc_run_params *p, int64_t steps_per_epoch,
@@ -736,7 +731,7 @@ mc_status mc_run_train(const mc_run_params *p_in, mc_run_result *out, mc_error *
             ps = mc_fail(&e2, MC_ERR_INVALID_ARG,
                          "train: the run folder %s exists; give another --name, or --resume latest to continue it", r.dir);
         }
-        if (ps == MC_OK) ps = mc_run_make_dirs(r.ckdir, &e2);
+        if (ps == MC_OK) ps = mc_make_dirs(r.ckdir, &e2);
         if (ps == MC_OK) {   /* writes cut short by a crash: their targets are intact */
             int nt = mc_run_remove_temporaries(r.ckdir) + mc_run_remove_temporaries(r.dir);
             if (nt) note(p, "removed %d unfinished temporary file%s of an interrupted write", nt, nt > 1 ? "s" : "");

@@ -11,23 +11,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-mc_status mc_run_make_dirs(const char *path, mc_error *err) {
-    char buf[4096];
-    size_t n = strlen(path);
-    if (n == 0 || n >= sizeof buf) return mc_fail(err, MC_ERR_INVALID_ARG, "run folder: bad path");
-    memcpy(buf, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (buf[i] != '/' && buf[i] != 0) continue;
-        char c = buf[i];
-        buf[i] = 0;
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return mc_fail(err, MC_ERR_IO, "%s: cannot create the folder: %s", buf, strerror(errno));
-        buf[i] = c;
-    }
-    if (!mc_path_is_dir(path)) return mc_fail(err, MC_ERR_IO, "%s: not a folder", path);
-    return MC_OK;
-}
-
 mc_status mc_run_truncate_log(const char *path, int64_t max_step, mc_error *err) {
     if (!mc_path_is_file(path)) return MC_OK;
     char *text = NULL;

@@ -1,14 +1,12 @@
 /*
  * run/runfiles.h - the files of a run folder other than checkpoints:
- * the folders, and train.jsonl cut back to a checkpoint's step.
+ * train.jsonl cut back to a checkpoint's step.
  */
 #ifndef MC_RUN_RUNFILES_H
 #define MC_RUN_RUNFILES_H
 
 #include "core/core.h"
 
-/* mkdir -p of path (mode 0755). */
-mc_status mc_run_make_dirs(const char *path, mc_error *err);
 /* Keeps the lines of a train.jsonl whose "step" is at most max_step (and
  * drops a torn last line); atomic.  A missing file is fine. */
 mc_status mc_run_truncate_log(const char *path, int64_t max_step, mc_error *err);
