@@ -171,12 +171,7 @@ static int has(const parsed *p, const char *name) {
 
 static int get_int(const parsed *p, const char *name, int *out) {
     const char *v = get(p, name);
-    if (!v) return 0;
-    char *e = NULL;
-    errno = 0;
-    long x = strtol(v, &e, 10);
-    if (!e || *e || errno || x < -2147483647L || x > 2147483647L) return cli_errorf("train: --%s: '%s' is not an integer", name, v);
-    *out = (int)x;
+    if (v && cli_parse_int(v, out)) return cli_errorf("train: --%s: '%s' is not an integer", name, v);
     return 0;
 }
 static int get_i64(const parsed *p, const char *name, int64_t *out) {
