@@ -162,6 +162,36 @@ static mc_status parse_v1(const mc_json *root, const char *src, mc_config *c, mc
     return MC_OK;
 }
 
+/* OpenCLIP's own VisionTransformer as the CLIP releases build it: class-token
+ * pooling, learnable positions, the default block.  The options that change
+ * the computation otherwise are refused by name. */
+static mc_status check_native_vit(const mc_json *vis, const char *src, mc_error *err) {
+    static const char *const flags[] = {"attentional_pool", "qk_norm", "scaled_cosine_attn", "scale_heads",
+                                        "scale_attn_inner", "scale_attn", "scale_fc"};
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        const mc_json *v = mc_json_get(vis, flags[i]);
+        if (v && v->type != MC_JSON_NULL && !(v->type == MC_JSON_BOOL && !v->boolean))
+            return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: vision_cfg.%s is not supported", src, flags[i]);
+    }
+    static const char *const nulls[] = {"ls_init_value", "act_kwargs", "norm_kwargs"};
+    for (size_t i = 0; i < sizeof nulls / sizeof nulls[0]; i++) {
+        const mc_json *v = mc_json_get(vis, nulls[i]);
+        if (v && v->type != MC_JSON_NULL)
+            return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: vision_cfg.%s is not supported", src, nulls[i]);
+    }
+    const char *pool = mc_json_str(mc_json_get(vis, "pool_type"), "tok");
+    if (strcmp(pool, "tok"))
+        return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: vision_cfg.pool_type '%s' is not supported (tok)", src, pool);
+    const char *pe = mc_json_str(mc_json_get(vis, "pos_embed_type"), "learnable");
+    if (strcmp(pe, "learnable"))
+        return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: vision_cfg.pos_embed_type '%s' is not supported (learnable)",
+                       src, pe);
+    const char *bt = mc_json_str(mc_json_get(vis, "block_type"), "default");
+    if (strcmp(bt, "default"))
+        return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: vision_cfg.block_type '%s' is not supported (default)", src, bt);
+    return MC_OK;
+}
+
 static mc_status parse_openclip(const mc_json *mc, const mc_json *pre, const char *src, mc_config *c,
                                 mc_error *err) {
     const mc_json *vis = mc_json_get(mc, "vision_cfg"), *txt = mc_json_get(mc, "text_cfg");
@@ -185,6 +215,10 @@ static mc_status parse_openclip(const mc_json *mc, const mc_json *pre, const cha
     c->vision_head_width = get_int(mc_json_get(vis, "head_width"), 64, &ok);
     c->vision_mlp_ratio = get_float(mc_json_get(vis, "mlp_ratio"), 4.0f, &ok);
     if (!ok) return bad(err, src, "vision_cfg (layers/width/patch_size/head_width/mlp_ratio)");
+    if (!timm) {
+        mc_status st = check_native_vit(vis, src, err);
+        if (st != MC_OK) return st;
+    }
     /* text: OpenCLIP's CLIPTextCfg defaults */
     copy_str(c->text_arch, sizeof c->text_arch, "open_clip");
     c->context_length = get_int(mc_json_get(txt, "context_length"), 77, &ok);

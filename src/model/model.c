@@ -112,6 +112,10 @@ static mc_status load_image(mc_binder *b, const mc_config *c, int folded, mc_ima
             return b->status = mc_fail(b->err, MC_ERR_UNSUPPORTED, "%s: timm_proj '%s' for a ViT is not supported",
                                        b->path, c->image_proj);
         if (c->image_size > 0) vp.image_size = c->image_size;
+        if (vp.layout == MC_VIT_LAYOUT_OPENCLIP) {
+            vp.head_dim = c->vision_head_width;
+            vp.act = c->quick_gelu ? MC_ACT_QUICK_GELU : MC_ACT_GELU;
+        }
         vp.folded = folded;
         *prefix = vp.prefix;
         return mc_vit_tower_load(b, &vp, out);
