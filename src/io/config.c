@@ -43,6 +43,14 @@ static const float openai_std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
     "{\"mean\":[0.48145466,0.4578275,0.40821073],\"std\":[0.26862954,0.26130258,0.27577711],"  \
     "\"interpolation\":\"" interp "\",\"resize_mode\":\"shortest\"}"
 
+/* OpenCLIP's ViT-L-14 / ViT-L-14-quickgelu (model_configs/ViT-L-14*.json): the
+ * CLIP teachers of DataCompDR and DFNDR, OpenAI mean/std, bicubic. */
+#define VIT_L14(quick)                                                                           \
+    "{\"model_cfg\":{\"embed_dim\":768,\"quick_gelu\":" quick ",\"vision_cfg\":{\"image_size\":224," \
+    "\"layers\":24,\"width\":1024,\"patch_size\":14},\"text_cfg\":{\"context_length\":77,"          \
+    "\"vocab_size\":49408,\"width\":768,\"heads\":12,\"layers\":12}},\"preprocess_cfg\":"            \
+    PRE_OAI("bicubic") "}"
+
 static const struct { const char *name; const char *json; } builtins[] = {
     {"mobileclip_s0", V1("mci0", "256", "4", "false", "mct")},
     {"mobileclip_s1", V1("mci1", "256", "12", "false", "base")},
@@ -56,6 +64,11 @@ static const struct { const char *name; const char *json; } builtins[] = {
     {"MobileCLIP2-S4", OC("768", "fastvit_mci4", "avg", "256", "768", "12", "true", PRE_OAI("bilinear"))},
     {"MobileCLIP2-L-14", OC("768", "vit_large_patch14_clip_224", "token", "224", "768", "12", "true",
                             PRE_OAI("bicubic"))},
+    /* teachers (open_clip pretrained.py: openai and dfn2b are quick-gelu) */
+    {"ViT-L-14-openai", VIT_L14("true")},
+    {"ViT-L-14-datacomp_xl_s13b_b90k", VIT_L14("false")},
+    {"DFN2B-CLIP-ViT-L-14", VIT_L14("true")},
+    {"DFN2B-CLIP-ViT-L-14-39B", VIT_L14("false")},
 };
 #define N_BUILTINS (sizeof builtins / sizeof builtins[0])
 
@@ -360,7 +373,8 @@ static mc_status builtin_text(const char *name, mc_config *out, char **text_out,
     }
     return mc_fail(err, MC_ERR_NOT_FOUND,
                    "no built-in configuration named '%s' (known: mobileclip_s0, mobileclip_s1, "
-                   "mobileclip_s2, mobileclip_b, mobileclip_blt, MobileCLIP2-S0/S2/B/S3/S4/L-14)", name);
+                   "mobileclip_s2, mobileclip_b, mobileclip_blt, MobileCLIP2-S0/S2/B/S3/S4/L-14, ViT-L-14-openai, "
+                   "ViT-L-14-datacomp_xl_s13b_b90k, DFN2B-CLIP-ViT-L-14, DFN2B-CLIP-ViT-L-14-39B)", name);
 }
 
 mc_status mc_config_builtin(const char *name, mc_config *out, mc_error *err) {
