@@ -64,7 +64,7 @@ static int split_commas(char *buf, char ***out) {
 
 int cmd_reinforce(int argc, char **argv) {
     static const char usage[] =
-        "usage: mobileclip reinforce IN_SHARDS... -o OUT_DIR --teachers T1,T2 --config datacompdr12m.json\n"
+        "mobileclip reinforce IN_SHARDS... -o OUT_DIR --teachers T1,T2 --config datacompdr12m.json\n"
         "                            (--num-augs N | --reuse-params SHARDS) [--bf16] [--syn-key NAME] [--seed S]";
     cli_args a;
     int help = 0;
@@ -95,10 +95,10 @@ int cmd_reinforce(int argc, char **argv) {
                    "--reuse-params shards)");
         goto out;
     }
-    if (a.n_pos < 1) { cli_errorf("reinforce: no input shards\n%s", usage); goto out; }
+    if (a.n_pos < 1) { cli_errorf("reinforce: no input shards\nusage: %s", usage); goto out; }
     const char *out_dir = cli_get(&a, "output"), *teachers = cli_get(&a, "teachers"), *config = cli_get(&a, "config");
     if (!out_dir || !teachers || !config) {
-        cli_errorf("reinforce: -o OUT_DIR, --teachers and --config are required\n%s", usage);
+        cli_errorf("reinforce: -o OUT_DIR, --teachers and --config are required\nusage: %s", usage);
         goto out;
     }
     int num_augs = 0, threads = 0, seed = 0;

@@ -1,0 +1,368 @@
+#!/usr/bin/python3
+"""'mobileclip reinforce' (docs/reinforce.md) on the DataCompDR fixture:
+
+  reuse     the fixture shard reinforced with --reuse-params from itself and
+            the two fixture teachers reproduces its stored embeddings within
+            1e-4 (npz), and with --bf16 its bf16 twin (00000000_bf16.tar,
+            read with torch.load) within bf16 rounding; paug.json is the
+            stored one byte for byte and every other member is kept;
+  fresh     --num-augs draws augmentations: each crop lies in its image,
+            every RandAugment magnitude is torchvision's for its op at bin
+            9 of 31 (signed where torchvision signs it), two ops each; the
+            shard is read back by 'shard ls' and 'augment', trains a few
+            steps with 'train', and reinforcing it again with --reuse-params
+            from itself gives the same embeddings; the same seed gives the
+            same bytes, another seed other parameters;
+  resume    runs killed with SIGKILL at random moments and started again
+            end with shards byte-equal to an uninterrupted run, never leave
+            a partial shard under a final name, and skip finished shards;
+  settings  other settings in the same folder, --captioner, a config the
+            teachers do not fit are refused with a message;
+  MPI       (when the build has MPI and mpirun is there) 2 ranks write the
+            same shards as one process, whole shards each.
+
+Run from the project root after the build (make test)."""
+import gzip
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+
+from harness import CLI, FIXTURES, ROOT, check, missing, summary
+
+NAME = "test_reinforce"
+try:
+    import numpy as np
+    import torch
+    from torchvision.transforms import RandAugment
+except ImportError as e:
+    missing(NAME, e, "python3-numpy python3-torch python3-torchvision")
+
+SHARD = os.path.join(FIXTURES, "datacompdr", "shards", "00000000.tar")
+SHARD_BF16 = os.path.join(FIXTURES, "datacompdr", "shards", "00000000_bf16.tar")
+TEACHERS = ",".join(os.path.join(FIXTURES, "datacompdr", "teachers", t)
+                    for t in ("teacher_openai_like", "teacher_datacomp_like"))
+ENV = dict(os.environ, MOBILECLIP_VOCAB=os.path.join(FIXTURES, "tokenizer", "bpe_simple_vocab_16e6.txt.gz"),
+           MOBILECLIP_NO_PROGRESS="1")
+CONFIG = {"model_name": "ViT-L-14,ViT-L-14", "num_samples": 30, "pretrained": "openai,datacomp_xl_s13b_b90k",
+          "reinforce": {"image_augmentation": {
+              "normalize": {"mean": [0.48145466, 0.4578275, 0.40821073],
+                            "std": [0.26862954, 0.26130258, 0.27577711]},
+              "rand_augment": {"enable": True, "p": 1.0},
+              "random_resized_crop": {"interpolation": "bicubic", "size": 224},
+              "to_rgb": {"enable": True}, "to_tensor": {"enable": True}}}}
+
+
+def run(args, **kw):
+    return subprocess.run([CLI] + args, env=ENV, capture_output=True, text=True, **kw)
+
+
+def members(path):
+    """{key: {ext: bytes}} of a webdataset tar, in order."""
+    out = {}
+    with tarfile.open(path) as t:
+        for m in t.getmembers():
+            if m.isfile():
+                base = os.path.basename(m.name)
+                key, ext = base.split(".", 1)
+                out.setdefault(os.path.join(os.path.dirname(m.name), key), {})[ext] = t.extractfile(m).read()
+    return out
+
+
+def npz(b):
+    z = np.load(io.BytesIO(b))
+    return {k: z[k] for k in z.files}
+
+
+def pthgz(b):
+    d = torch.load(io.BytesIO(gzip.decompress(b)), map_location="cpu")
+    return {k: v for k, v in d.items()}
+
+
+def reinforce(out, inputs, *extra):
+    return run(["reinforce"] + inputs + ["-o", out, "--teachers", TEACHERS, "--config", CFG] + list(extra))
+
+
+def test_reuse(tmp):
+    ref = members(SHARD)
+    out = os.path.join(tmp, "reuse")
+    r = reinforce(out, [SHARD], "--reuse-params", SHARD, "--threads", "2")
+    check(r.returncode == 0, "reuse (npz) failed: %s" % r.stderr[-500:])
+    got = members(os.path.join(out, "00000000.tar"))
+    check(sorted(got) == sorted(ref), "keys %s, want %s" % (sorted(got), sorted(ref)))
+    worst = 0.0
+    for key, m in ref.items():
+        g = got.get(key, {})
+        check(sorted(g) == sorted(m), "%s: members %s, want %s" % (key, sorted(g), sorted(m)))
+        for ext in m:
+            if ext != "npz":
+                check(g.get(ext) == m[ext], "%s.%s is not the input's" % (key, ext))
+        if "npz" in g:
+            a, b = npz(g["npz"]), npz(m["npz"])
+            check(sorted(a) == ["image_emb", "text_emb"], "%s: arrays %s" % (key, sorted(a)))
+            for name in ("image_emb", "text_emb"):
+                check(a[name].dtype == np.float32 and a[name].shape == b[name].shape,
+                      "%s %s: %s %s, want %s" % (key, name, a[name].dtype, a[name].shape, b[name].shape))
+                if a[name].shape == b[name].shape:
+                    worst = max(worst, float(np.abs(a[name] - b[name]).max()))
+    print("reuse npz: max |ours - stored| = %.3g" % worst)
+    check(worst <= 1e-4, "npz embeddings differ from the fixture by %g" % worst)
+    man = open(os.path.join(out, "manifest.jsonl")).read().splitlines()
+    check(len(man) == 1 and json.loads(man[0])["num_samples"] == 3, "manifest: %s" % man)
+    check(open(os.path.join(out, "config.json")).read() == open(CFG).read(), "config.json is not the config")
+
+    # bf16: against the bf16 twin of the fixture
+    ref16 = members(SHARD_BF16)
+    out16 = os.path.join(tmp, "reuse16")
+    r = reinforce(out16, [SHARD], "--reuse-params", SHARD, "--bf16")
+    check(r.returncode == 0, "reuse (bf16) failed: %s" % r.stderr[-500:])
+    got16 = members(os.path.join(out16, "00000000.tar"))
+    worst, exact, total = 0.0, 0, 0
+    for key, m in ref16.items():
+        g = got16.get(key, {})
+        check("pth.gz" in g and "npz" not in g, "%s: members %s" % (key, sorted(g)))
+        if "pth.gz" not in g:
+            continue
+        a, b = pthgz(g["pth.gz"]), pthgz(m["pth.gz"])
+        for name in ("image_emb", "text_emb"):
+            check(a[name].dtype == torch.bfloat16 and a[name].shape == b[name].shape,
+                  "%s %s: %s %s" % (key, name, a[name].dtype, tuple(a[name].shape)))
+            x, y = a[name].float().numpy(), b[name].float().numpy()
+            # one bf16 step of the larger magnitude at most (roundings on either side of a tie)
+            step = np.maximum(np.abs(x), np.abs(y)) * 2.0 ** -7
+            worst = max(worst, float((np.abs(x - y) / np.maximum(step, 1e-30)).max()))
+            exact += int((x == y).sum())
+            total += x.size
+    print("reuse bf16: %d of %d values equal, the others within %.2f bf16 steps" % (exact, total, worst))
+    check(worst <= 1.0, "bf16 embeddings differ by %.2f bf16 steps" % worst)
+    check(exact >= 0.98 * total, "only %d of %d bf16 values equal" % (exact, total))
+
+
+def torchvision_magnitudes():
+    space = RandAugment(num_ops=2, magnitude=9, num_magnitude_bins=31)._augmentation_space(31, (224, 224))
+    out = []
+    for name, (mags, signed) in space.items():
+        out.append((float(mags[9].item()) if mags.ndim > 0 else 0.0, bool(signed)))
+    return out
+
+
+def test_fresh(tmp):
+    out = os.path.join(tmp, "fresh")
+    r = reinforce(out, [SHARD], "--num-augs", "5", "--seed", "3")
+    check(r.returncode == 0, "fresh failed: %s" % r.stderr[-500:])
+    shard = os.path.join(out, "00000000.tar")
+    got, ref = members(shard), members(SHARD)
+    mags = torchvision_magnitudes()
+    sizes = {k: json.loads(m["json"]) for k, m in ref.items()}
+    n_ops = 0
+    for key, m in got.items():
+        paug = json.loads(m["paug.json"])["param_aug"]
+        check(len(paug) == 5, "%s: %d augmentations" % (key, len(paug)))
+        w, h = sizes[key]["width"], sizes[key]["height"]
+        for (i, j, ch, cw), ops in paug:
+            check(0 <= i and 0 <= j and ch > 0 and cw > 0 and i + ch <= h and j + cw <= w,
+                  "%s: crop %s outside %dx%d" % (key, (i, j, ch, cw), w, h))
+            check(len(ops) == 2, "%s: %d ops" % (key, len(ops)))
+            for op, mag in ops:
+                want, signed = mags[op]
+                check(mag == want or (signed and mag == -want), "%s: op %d magnitude %r (torchvision %r)"
+                      % (key, op, mag, want))
+                n_ops += 1
+        e = npz(m["npz"])
+        check(e["image_emb"].shape == (5, 40) and e["text_emb"].shape == (6, 40),
+              "%s: shapes %s %s" % (key, e["image_emb"].shape, e["text_emb"].shape))
+        norms = np.linalg.norm(e["image_emb"][:, :24], axis=1), np.linalg.norm(e["text_emb"][:, 24:], axis=1)
+        check(all(abs(n - 1) < 1e-5 for v in norms for n in v), "%s: teacher slices not unit length" % key)
+    check(n_ops == 30, "%d ops" % n_ops)
+
+    # read back: shard ls, augment, train
+    r = run(["shard", "ls", "--json", shard])
+    check(r.returncode == 0, "shard ls failed: %s" % r.stderr[-300:])
+    if r.returncode == 0:
+        d = json.loads(r.stdout.splitlines()[0])
+        check(d.get("samples") == 3, "shard ls: %s" % r.stdout[:300])
+    png = os.path.join(tmp, "aug.png")
+    r = run(["augment", shard, "--key", "000000001", "--aug", "4", "--size", "224", "--dr-config",
+             os.path.join(out, "config.json"), "-o", png])
+    check(r.returncode == 0 and os.path.getsize(png) > 1000, "augment failed: %s" % r.stderr[-300:])
+    model = os.path.join(FIXTURES, "models", "train_s0_tiny")
+    r = run(["train", "--train-data", shard, "--model", model, "--pretrained", os.path.join(model, "init.pt"),
+             "--dataset-reinforcement", "--distill-teacher-dimension", "24", "16", "--distill-logit-scale", "100",
+             "100", "--distill-loss-weights", "0.25", "0.75", "--distill-average-after-softmax", "--batch-size",
+             "3", "--epochs", "2", "--lr", "1e-3", "--warmup", "1", "--seed", "1", "--workers", "1", "--threads",
+             "2", "--logs", tmp, "--name", "train_fresh", "--log-every-n-steps", "0"])
+    check(r.returncode == 0, "train on the fresh shard failed: %s" % r.stderr[-500:])
+    log = os.path.join(tmp, "train_fresh", "train.jsonl")
+    steps = [json.loads(l) for l in open(log)] if os.path.exists(log) else []
+    check(len(steps) == 2 and all(np.isfinite(s["loss"]) for s in steps), "train steps: %s" % steps)
+
+    # the same embeddings when its own parameters are re-used
+    again = os.path.join(tmp, "fresh_again")
+    r = reinforce(again, [shard], "--reuse-params", shard)
+    check(r.returncode == 0, "reuse of the fresh shard failed: %s" % r.stderr[-300:])
+    got2 = members(os.path.join(again, "00000000.tar"))
+    for key in got:
+        a, b = npz(got[key]["npz"]), npz(got2.get(key, {}).get("npz", got[key]["npz"]))
+        check(all(np.array_equal(a[n], b[n]) for n in a), "%s: re-embedding differs" % key)
+    # the seed decides
+    same = os.path.join(tmp, "fresh_same")
+    other = os.path.join(tmp, "fresh_other")
+    r1 = reinforce(same, [SHARD], "--num-augs", "5", "--seed", "3")
+    r2 = reinforce(other, [SHARD], "--num-augs", "5", "--seed", "4")
+    check(r1.returncode == 0 and r2.returncode == 0, "seeded runs failed")
+    check(open(shard, "rb").read() == open(os.path.join(same, "00000000.tar"), "rb").read(),
+          "the same seed wrote other bytes")
+    check(members(os.path.join(other, "00000000.tar"))["000000000"]["paug.json"] != got["000000000"]["paug.json"],
+          "another seed drew the same parameters")
+
+
+def make_shards(tmp, n_shards, per_shard):
+    """Shards of per_shard samples each, made of the fixture's (renamed keys)."""
+    ref = members(SHARD)
+    keys = sorted(ref)
+    d = os.path.join(tmp, "in")
+    os.makedirs(d, exist_ok=True)
+    k = 0
+    for s in range(n_shards):
+        with tarfile.open(os.path.join(d, "%08d.tar" % s), "w", format=tarfile.USTAR_FORMAT) as t:
+            for _ in range(per_shard):
+                src = ref[keys[k % len(keys)]]
+                for ext, data in src.items():
+                    if ext in ("npz", "paug.json"):
+                        continue
+                    info = tarfile.TarInfo("%09d.%s" % (k, ext))
+                    info.size = len(data)
+                    t.addfile(info, io.BytesIO(data))
+                k += 1
+    return d
+
+
+def test_resume(tmp):
+    src = make_shards(tmp, 4, 6)
+    spec = os.path.join(src, "{00000000..00000003}.tar")
+    ref = os.path.join(tmp, "resume_ref")
+    r = reinforce(ref, [spec], "--num-augs", "6", "--threads", "1")
+    check(r.returncode == 0, "reference run failed: %s" % r.stderr[-300:])
+    out = os.path.join(tmp, "resume")
+    rnd = random.Random(5)
+    kills = runs = 0
+    finished = False
+    while runs < 40 and not finished:
+        runs += 1
+        p = subprocess.Popen([CLI, "reinforce", spec, "-o", out, "--teachers", TEACHERS, "--config", CFG,
+                              "--num-augs", "6", "--threads", "1"], env=ENV, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        time.sleep(rnd.uniform(0.05, 1.5))
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            kills += 1
+            # what is there under a final name is a whole shard
+            for f in os.listdir(out) if os.path.isdir(out) else []:
+                if f.endswith(".tar"):
+                    try:
+                        n = len(members(os.path.join(out, f)))
+                    except Exception as e:
+                        n = "unreadable: %s" % e
+                    check(n == 6, "after a kill %s holds %s samples" % (f, n))
+        else:
+            _, err = p.communicate()
+            finished = p.returncode == 0
+            check(finished, "a resumed run failed: %s" % err.decode()[-300:])
+            if finished and kills:
+                check(b"already done" in err, "the last run did not skip finished shards")
+    print("resume: %d kills in %d runs" % (kills, runs))
+    check(finished, "the killed run did not complete")
+    check(kills >= 1, "no run was killed")
+    for s in range(4):
+        name = "%08d.tar" % s
+        a, b = os.path.join(ref, name), os.path.join(out, name)
+        check(os.path.exists(b) and open(a, "rb").read() == open(b, "rb").read(), "%s differs after resume" % name)
+    left = [f for f in os.listdir(out) if ".tmp-" in f]
+    check(not left, "temporary files left: %s" % left)
+    check(open(os.path.join(ref, "manifest.jsonl")).read().count("\n") == 4, "manifest lines")
+    return spec, ref
+
+
+def test_refusals(tmp):
+    out = os.path.join(tmp, "reuse")   # made by test_reuse with --reuse-params
+    r = reinforce(out, [SHARD], "--num-augs", "4")
+    check(r.returncode != 0 and "other settings" in r.stderr, "other settings accepted: %s" % r.stderr[-300:])
+    r = reinforce(os.path.join(tmp, "cap"), [SHARD], "--num-augs", "2", "--captioner", "coca_ViT-L-14",
+                  "--num-syn", "5")
+    check(r.returncode != 0 and "captioner" in r.stderr, "--captioner: %s" % r.stderr[-300:])
+    bad = os.path.join(tmp, "cfg256.json")
+    cfg = json.loads(open(CFG).read())
+    cfg["reinforce"]["image_augmentation"]["random_resized_crop"]["size"] = 256
+    json.dump(cfg, open(bad, "w"))
+    r = run(["reinforce", SHARD, "-o", os.path.join(tmp, "bad"), "--teachers", TEACHERS, "--config", bad,
+             "--num-augs", "2"])
+    check(r.returncode != 0 and "224" in r.stderr and "256" in r.stderr, "size mismatch: %s" % r.stderr[-300:])
+    # an undecodable image and a sample without caption are skipped and counted
+    d = os.path.join(tmp, "broken")
+    os.makedirs(d)
+    ref = members(SHARD)
+    with tarfile.open(os.path.join(d, "x.tar"), "w", format=tarfile.USTAR_FORMAT) as t:
+        for key, m in sorted(ref.items()):
+            for ext, data in m.items():
+                if key == "000000001" and ext == "jpg":
+                    data = data[:200]
+                if key == "000000002" and ext == "txt":
+                    continue
+                info = tarfile.TarInfo("%s.%s" % (key, ext))
+                info.size = len(data)
+                t.addfile(info, io.BytesIO(data))
+    out = os.path.join(tmp, "broken_out")
+    r = reinforce(out, [os.path.join(d, "x.tar")], "--num-augs", "2")
+    check(r.returncode == 0 and "1 samples, 2 skipped" in r.stdout, "skips: %s %s" % (r.stdout, r.stderr[-300:]))
+    check(list(members(os.path.join(out, "x.tar"))) == ["000000000"], "the good sample is not alone")
+
+
+def test_mpi(tmp, spec, ref):
+    mpirun = shutil.which("mpirun")
+    ldd = subprocess.run(["ldd", CLI], capture_output=True, text=True).stdout
+    if not mpirun or "libmpi" not in ldd:
+        print("MPI part not run: the build has no MPI or mpirun is missing")
+        return
+    env = dict(ENV, OMPI_MCA_btl="self,tcp", OMPI_MCA_btl_tcp_if_include="lo", OMPI_MCA_oob_tcp_if_include="lo")
+    out = os.path.join(tmp, "mpi")
+    cmd = [mpirun, "-np", "2", "--oversubscribe"] + (["--allow-run-as-root"] if os.getuid() == 0 else [])
+    r = subprocess.run(cmd + [CLI, "reinforce", spec, "-o", out, "--teachers", TEACHERS, "--config", CFG,
+                              "--num-augs", "6", "--threads", "1"], env=env, capture_output=True, text=True)
+    check(r.returncode == 0, "mpirun -np 2 failed: %s" % r.stderr[-500:])
+    check(r.stdout.count("2 shards written") == 2, "each rank wrote 2 shards: %s" % r.stdout)
+    for s in range(4):
+        name = "%08d.tar" % s
+        b = os.path.join(out, name)
+        check(os.path.exists(b) and open(os.path.join(ref, name), "rb").read() == open(b, "rb").read(),
+              "%s from 2 ranks differs" % name)
+    check(open(os.path.join(ref, "manifest.jsonl")).read().count("\n") ==
+          open(os.path.join(out, "manifest.jsonl")).read().count("\n"), "manifest of 2 ranks")
+
+
+def main():
+    global CFG
+    tmp = tempfile.mkdtemp(prefix="mc_reinforce.")
+    CFG = os.path.join(tmp, "datacompdr12m.json")
+    with open(CFG, "w") as f:
+        json.dump(CONFIG, f)
+    test_reuse(tmp)
+    test_fresh(tmp)
+    spec, ref = test_resume(tmp)
+    test_refusals(tmp)
+    test_mpi(tmp, spec, ref)
+    status = summary(NAME)
+    if not status:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
