@@ -46,6 +46,7 @@ typedef struct top {
     float alpha;
     mc_act act;
     const int32_t *idx;
+    int qkv;                  /* OP_LINEAR whose output is an attention's packed q|k|v */
 } top;
 
 /* Activation memory of the tape: chunks that are kept when a micro-batch
@@ -467,6 +468,8 @@ static tt *op_attention(mc_trainer *t, tt *qkv, int B, int T, int heads, int cau
     if (!probs) t->failed = 1;
     BAIL(t);
     mc_train_attention_forward(qkv->d, B, T, heads, D / heads, causal, y->d, probs);
+    top *prev = t->ntape ? &t->tape[t->ntape - 1] : NULL;
+    if (prev && prev->kind == OP_LINEAR && prev->y == qkv) prev->qkv = 1;
     top *o = push(t, OP_ATTENTION);
     BAIL(t);
     o->x = qkv; o->y = y; o->s1 = probs; o->i0 = B; o->i1 = T; o->i2 = heads; o->i3 = D / heads;
@@ -659,6 +662,24 @@ static void backward_terms(mc_trainer *t, top *o) {
     free(ady);
 }
 
+/* The bias gradient of an attention's packed q|k|v projection, dy [m, n =
+ * 3D]: the column sums of the q and v parts (in double, row after row, as
+ * mc_train_linear_backward sums them).  The key part is left as it is: a key
+ * bias adds q.b_k to every logit of a query's row, which the softmax over the
+ * keys cancels, so its gradient is exactly zero; the column sums would only
+ * be rounding noise, which AdamW turns into steps of about lr (and which
+ * another summation order, such as another split of the batch over ranks,
+ * makes different). */
+static void qkv_bias_backward(const float *dy, int m, int n, float *db) {
+    const int D = n / 3;
+    for (int j = 0; j < n; j++) {
+        if (j == D) j = 2 * D;
+        double s = 0;
+        for (int i = 0; i < m; i++) s += dy[(size_t)i * n + j];
+        db[j] += (float)s;
+    }
+}
+
 static void backward_op(mc_trainer *t, top *o) {
     tt *x = o->x, *y = o->y;
     float *dy = y->g;
@@ -775,7 +796,8 @@ static void backward_op(mc_trainer *t, top *o) {
     }
     case OP_LINEAR:
         mc_train_linear_backward(x->d, o->w->w, o->i0, o->i1, o->i2, dy, gradof(t, x), o->w->g,
-                                 o->b ? o->b->g : NULL);
+                                 o->b && !o->qkv ? o->b->g : NULL);
+        if (o->b && o->qkv) qkv_bias_backward(dy, o->i0, o->i2, o->b->g);
         break;
     case OP_MATMUL:
         mc_train_matmul_backward(x->d, o->w->w, o->i0, o->i1, o->i2, dy, gradof(t, x), o->w->g);
