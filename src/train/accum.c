@@ -34,23 +34,34 @@ mc_status mc_trainer_train_step_accum(mc_trainer *t, const mc_train_batch *b, in
     return mc_trainer_train_step_dist(t, b, k, NULL, res, err);
 }
 
-/* All gradients, flattened, summed over the ranks. */
+/* Every gradient summed over the ranks, in buckets of at most
+ * MC_TRAIN_GRAD_BUCKET_FLOATS floats filled from the last parameter back (the
+ * order in which the backward pass finishes them); a parameter larger than a
+ * bucket goes alone, in place. */
 static mc_status reduce_grads(mc_trainer *t, const mc_train_collective *c, mc_error *err) {
-    size_t total = 0;
-    for (size_t i = 0; i < mc_trainer_count(t); i++)
-        if (mc_trainer_param(t, i)->g) total += mc_trainer_param(t, i)->n;
-    float *buf = malloc(total * sizeof(float) + 1);
-    if (!buf) return mc_fail(err, MC_ERR_NOMEM, "out of memory (%zu gradient floats)", total);
-    size_t off = 0;
-    for (size_t i = 0; i < mc_trainer_count(t); i++) {
-        mc_tparam *p = mc_trainer_param(t, i);
-        if (p->g) { memcpy(buf + off, p->g, p->n * sizeof(float)); off += p->n; }
-    }
-    mc_status st = c->allreduce_sum(c->ud, buf, total, err);
-    off = 0;
-    for (size_t i = 0; st == MC_OK && i < mc_trainer_count(t); i++) {
-        mc_tparam *p = mc_trainer_param(t, i);
-        if (p->g) { memcpy(p->g, buf + off, p->n * sizeof(float)); off += p->n; }
+    const size_t cap = MC_TRAIN_GRAD_BUCKET_FLOATS;
+    float *buf = malloc(cap * sizeof(float));
+    if (!buf) return mc_fail(err, MC_ERR_NOMEM, "out of memory (a gradient bucket of %zu floats)", cap);
+    mc_status st = MC_OK;
+    size_t i = mc_trainer_count(t);
+    while (st == MC_OK && i > 0) {
+        mc_tparam *p = mc_trainer_param(t, i - 1);
+        if (!p->g) { i--; continue; }
+        if (p->n > cap) { st = c->allreduce_sum(c->ud, p->g, p->n, err); i--; continue; }
+        /* params i-1, i-2, ..., first fill the bucket, in that order */
+        size_t first = i, fill = 0;
+        while (first > 0) {
+            mc_tparam *q = mc_trainer_param(t, first - 1);
+            if (q->g && (q->n > cap || fill + q->n > cap)) break;
+            if (q->g) { memcpy(buf + fill, q->g, q->n * sizeof(float)); fill += q->n; }
+            first--;
+        }
+        st = c->allreduce_sum(c->ud, buf, fill, err);
+        for (size_t j = i, off = 0; st == MC_OK && j > first; j--) {
+            mc_tparam *q = mc_trainer_param(t, j - 1);
+            if (q->g) { memcpy(q->g, buf + off, q->n * sizeof(float)); off += q->n; }
+        }
+        i = first;
     }
     free(buf);
     return st;
@@ -120,7 +131,8 @@ mc_status mc_trainer_train_step_dist(mc_trainer *t, const mc_train_batch *b, int
     }
     double c1 = mc_now_s();
     comm += c1 - g0;
-    /* 2. the loss over the whole (global) batch */
+    /* 2. the loss: of the whole global batch, or of this rank's rows (local) */
+    const int local = world > 1 && c->local_loss, with_grad = world == 1 || c->gather_with_grad;
     for (int s = 0; s < nt; s++) l2norm_rows(glob + s * ge, (int)G, E, nrm + s * ge, norms + (size_t)s * G);
     mc_tparam *ls = mc_trainer_find(t, "logit_scale");
     if (!ls || !ls->g) { st = mc_fail(err, MC_ERR_MISSING_TENSOR, "accumulation: no trainable logit_scale"); goto done; }
@@ -129,12 +141,30 @@ mc_status mc_trainer_train_step_dist(mc_trainer *t, const mc_train_batch *b, int
     float terms[4] = {0, 0, 0, 0}, dscale = 0;
     const float *ti = distill ? gteach : NULL, *tr = distill ? gteach + (size_t)G * D : NULL,
                 *tsy = distill && syn ? gteach + (size_t)2 * G * D : NULL;
-    mc_train_dr_loss(&l, nrm, nrm + ge, (int)G, E, ti, tr, ls->w[0], terms, grad, grad + ge, &dscale);
-    if (syn) mc_train_dr_loss(&l, nrm, nrm + 2 * ge, (int)G, E, ti, tsy, ls->w[0], terms + 2, grad, grad + 2 * ge, &dscale);
-    for (int s = 0; s < nt; s++) l2norm_back(nrm + s * ge, norms + (size_t)s * G, (int)G, E, grad + s * ge);
-    /* this rank's rows of the gradient */
-    for (int s = 0; s < nt; s++) memmove(grad + s * fe, grad + s * ge + (size_t)R0 * E, fe * sizeof(float));
+    const int row0 = local ? (int)R0 : 0, nrows = local ? (int)N : (int)G;
+    mc_train_dr_loss_rows(&l, nrm, nrm + ge, (int)G, E, row0, nrows, ti, tr, ls->w[0], terms, grad, grad + ge, &dscale);
+    if (syn)
+        mc_train_dr_loss_rows(&l, nrm, nrm + 2 * ge, (int)G, E, row0, nrows, ti, tsy, ls->w[0], terms + 2, grad,
+                              grad + 2 * ge, &dscale);
     double c2 = mc_now_s();
+    /* this rank's rows of the feature gradient: with local loss and the
+     * gradient through the gather, summed over every rank's loss */
+    for (int s = 0; s < nt; s++) {
+        if (local && with_grad) {
+            /* raw (this rank's features, gathered already) takes the sum */
+            if ((st = c->reduce_scatter_sum(c->ud, grad + s * ge, fe, raw + s * fe, err)) != MC_OK) goto done;
+            memcpy(grad + s * fe, raw + s * fe, fe * sizeof(float));
+        } else {
+            memmove(grad + s * fe, grad + s * ge + (size_t)R0 * E, fe * sizeof(float));
+        }
+    }
+    /* without the gradient through the gather, DDP's average over the ranks */
+    if (!with_grad)
+        for (size_t q = 0; q < fe * nt; q++) grad[q] /= world;
+    if (local && (st = c->allreduce_sum(c->ud, terms, 4, err)) != MC_OK) goto done;
+    comm += mc_now_s() - c2;
+    for (int s = 0; s < nt; s++)
+        l2norm_back(nrm + s * ge + (size_t)R0 * E, norms + (size_t)s * G + R0, (int)N, E, grad + s * fe);
     /* 3. each micro-batch again, driven by its slice of the gradient (the
      * recomputed features go to nrm, no longer needed) */
     off = 0;
@@ -148,7 +178,9 @@ mc_status mc_trainer_train_step_dist(mc_trainer *t, const mc_train_batch *b, int
             goto done;
         off += n;
     }
-    if (rank == 0) ls->g[0] += dscale;   /* every rank has the same dscale: counted once in the sum */
+    /* the logit scale's gradient: of the whole loss, the same on every rank (counted
+     * once in the sum), or of this rank's rows */
+    if (local || rank == 0) ls->g[0] += dscale;
     double r0 = mc_now_s();
     if (world > 1 && (st = reduce_grads(t, c, err)) != MC_OK) goto done;
     comm += mc_now_s() - r0;
