@@ -168,7 +168,9 @@ int cmd_reinforce(int argc, char **argv) {
     p.progress = rf_progress;
     p.user = &ui;
     mc_reinforce_stats stats;
+    double cpu0 = cli_cpu_s();
     mc_status st = mc_reinforce_run(&p, &stats, &err);
+    double cpu = cli_cpu_s() - cpu0;
     if (st != MC_OK) {
         if (world > 1) {
             fprintf(stderr, "mobileclip: rank %d of %d: %s\n", mc_dist_rank(dist), world, err.message);
@@ -178,11 +180,13 @@ int cmd_reinforce(int argc, char **argv) {
         rc = cli_error(&err);
         goto out;
     }
-    printf("reinforce: %s%llu shards written (%llu done before), %llu samples, %llu skipped, %.1f s, %.2f samples/s\n",
+    printf("reinforce: %s%llu shards written (%llu done before), %llu samples, %llu skipped, %.1f s, %.2f samples/s "
+           "(%.1f CPU s, %.3f CPU s per sample)\n",
            world > 1 ? "this rank: " : "", (unsigned long long)stats.shards_written,
            (unsigned long long)stats.shards_done_before, (unsigned long long)stats.samples,
            (unsigned long long)stats.skipped, stats.seconds,
-           stats.seconds > 0 ? (double)stats.samples / stats.seconds : 0.0);
+           stats.seconds > 0 ? (double)stats.samples / stats.seconds : 0.0, cpu,
+           stats.samples ? cpu / (double)stats.samples : 0.0);
     if (stats.skipped) fprintf(stderr, "reinforce: last skipped: %s\n", stats.last_skip.message);
     rc = 0;
 out:

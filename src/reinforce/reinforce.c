@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #define PAUG_ENTRY_MAX 4096          /* bytes of one compressed parameter list */
+#define MAX_CAPTIONS 4096            /* synthetic captions of one sample */
 #define CONFIG_MAX_BYTES (16u << 20)
 
 mc_reinforce_params mc_reinforce_default_params(void) {
@@ -42,6 +43,7 @@ typedef struct run {
     mc_rf_aug_config cfg;
     teacher *t;
     int n_t, dim;             /* dim: the teachers' widths summed */
+    int max_ctx;              /* the longest teacher context */
     int rank, world;
     double t0;
     mc_reinforce_stats *stats;
@@ -82,6 +84,7 @@ static mc_status teachers_open(run *r, mc_error *err) {
                                r->cfg.mean[1], r->cfg.mean[2], r->cfg.std[0], r->cfg.std[1], r->cfg.std[2]);
         t->dim = info.embed_dim;
         t->ctx_len = info.context_length;
+        if (t->ctx_len > r->max_ctx) r->max_ctx = t->ctx_len;
         t->offset = r->dim;
         r->dim += t->dim;
         mc_context_params cp = mc_context_default_params();
@@ -112,7 +115,7 @@ static mc_status scratch_reserve(run *r, size_t n_aug, size_t n_txt, mc_error *e
     if (n_txt > r->cap_txt) {
         float *te = realloc(r->txt_emb, n_txt * D * sizeof(float));
         if (te) r->txt_emb = te;
-        int32_t *tk = realloc(r->tokens, n_txt * 16384 * sizeof(int32_t));
+        int32_t *tk = realloc(r->tokens, n_txt * (size_t)r->max_ctx * sizeof(int32_t));
         if (tk) r->tokens = tk;
         if (!te || !tk) return mc_fail(err, MC_ERR_NOMEM, "out of memory for %zu captions", n_txt);
         r->cap_txt = n_txt;
@@ -143,7 +146,6 @@ static mc_status embed_images(run *r, const float *pixels, int n, float *out, mc
 static mc_status embed_texts(run *r, const char *const *texts, int n, float *out, mc_error *err) {
     for (int k = 0; k < r->n_t; k++) {
         teacher *t = &r->t[k];
-        if (t->ctx_len > 16384) return mc_fail(err, MC_ERR_UNSUPPORTED, "context length %d", t->ctx_len);
         for (int i = 0; i < n; i++) {
             mc_status st = mc_tokenizer_encode(t->tok, texts[i], t->ctx_len, r->tokens + (size_t)i * t->ctx_len, err);
             if (st != MC_OK) return st;
@@ -357,10 +359,17 @@ static mc_status do_sample(run *r, const char *shard, const mc_wds_sample *s, co
             syn_len = sy->size;
         }
     }
-    if (n_aug == 0) { st = mc_fail(err, MC_ERR_FORMAT, "no augmentations"); goto out; }
+    if (n_aug == 0 || n_aug > MC_REINFORCE_MAX_AUGS) {
+        st = mc_fail(err, MC_ERR_FORMAT, "%zu augmentations (1 to %d)", n_aug, MC_REINFORCE_MAX_AUGS);
+        goto out;
+    }
     if ((st = syn_captions(syn_text, syn_len, p->syn_key ? p->syn_key : "syn_text", &syn_root, &caps, &n_caps, err)) !=
         MC_OK)
         goto out;
+    if (n_caps > MAX_CAPTIONS) {
+        st = mc_fail(err, MC_ERR_FORMAT, "%zu synthetic captions (at most %d)", n_caps, MAX_CAPTIONS);
+        goto out;
+    }
     if ((st = scratch_reserve(r, n_aug, 1 + n_caps, err)) != MC_OK) goto out;
 
     /* the augmented images, to_tensor and normalize as the reference */
@@ -657,7 +666,7 @@ mc_status mc_reinforce_run(const mc_reinforce_params *p, mc_reinforce_stats *sta
         return mc_fail(err, MC_ERR_INVALID_ARG, "reinforce: inputs, out_dir, teachers and config_path are required");
     if (!p->n_reuse && p->num_augs < 1)
         return mc_fail(err, MC_ERR_INVALID_ARG, "reinforce: the number of augmentations must be at least 1");
-    if (p->num_augs < 0 || p->num_augs > 100000)
+    if (p->num_augs < 0 || p->num_augs > MC_REINFORCE_MAX_AUGS)
         return mc_fail(err, MC_ERR_INVALID_ARG, "reinforce: %d augmentations", p->num_augs);
     for (size_t i = 0; i < p->n_inputs; i++)
         for (size_t j = 0; j < i; j++)

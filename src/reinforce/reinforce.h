@@ -32,6 +32,9 @@
 
 #include "dist/dist.h"
 
+/* Most augmentations per sample (drawn or reused; the released data: 30). */
+#define MC_REINFORCE_MAX_AUGS 1024
+
 typedef struct mc_reinforce_progress {
     int rank;
     const char *shard;        /* the input shard being written */
