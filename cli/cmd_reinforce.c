@@ -21,6 +21,8 @@ static const cli_opt rf_opts[] = {
     {"reuse-params", 0, 1, 0, "SHARDS  take augmentation parameters and synthetic captions from these shards"},
     {"bf16", 0, 0, 0, "       write pth.gz (bfloat16) instead of npz (float32)"},
     {"syn-key", 0, 1, 0, "NAME  syn.json key of the synthetic captions to embed (default syn_text)"},
+    {"layout", 0, 1, 0, "L  datacompdr (text_emb holds the synthetic rows) or dfndr (KEY_emb per syn.json list);\n"
+                        "                           default: as the --reuse-params shards, else datacompdr"},
     {"seed", 0, 1, 0, "S  seed of the augmentation sampler (default 0)"},
     {"threads", 't', 1, 0, "N  threads per teacher (default: all cores)"},
     {"vocab", 0, 1, 0, "FILE  tokenizer vocabulary for the teachers"},
@@ -65,7 +67,8 @@ static int split_commas(char *buf, char ***out) {
 int cmd_reinforce(int argc, char **argv) {
     static const char usage[] =
         "mobileclip reinforce IN_SHARDS... -o OUT_DIR --teachers T1,T2 --config datacompdr12m.json\n"
-        "                            (--num-augs N | --reuse-params SHARDS) [--bf16] [--syn-key NAME] [--seed S]";
+        "                            (--num-augs N | --reuse-params SHARDS) [--bf16] [--syn-key NAME] [--seed S]\n"
+        "                            [--layout datacompdr|dfndr]";
     cli_args a;
     int help = 0;
     if (cli_parse(argc, argv, rf_opts, N_RF_OPTS, &a, &help)) return 2;
@@ -112,6 +115,11 @@ int cmd_reinforce(int argc, char **argv) {
     }
     if (cli_get(&a, "seed") && (cli_parse_int(cli_get(&a, "seed"), &seed) || seed < 0)) {
         cli_errorf("reinforce: --seed must be a non-negative integer");
+        goto out;
+    }
+    const char *layout = cli_get(&a, "layout");
+    if (layout && strcmp(layout, "datacompdr") && strcmp(layout, "dfndr")) {
+        cli_errorf("reinforce: --layout is datacompdr or dfndr, not '%s'", layout);
         goto out;
     }
     if (!num_augs && !cli_has(&a, "reuse-params")) {
@@ -162,6 +170,7 @@ int cmd_reinforce(int argc, char **argv) {
     p.n_reuse = n_reuse;
     p.bf16 = cli_has(&a, "bf16");
     if (cli_get(&a, "syn-key")) p.syn_key = cli_get(&a, "syn-key");
+    if (layout) p.layout = !strcmp(layout, "dfndr") ? MC_REINFORCE_LAYOUT_DFNDR : MC_REINFORCE_LAYOUT_DATACOMPDR;
     p.seed = (uint64_t)seed;
     p.threads = threads;
     p.dist = dist;

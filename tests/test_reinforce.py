@@ -13,6 +13,10 @@
             steps with 'train', and reinforcing it again with --reuse-params
             from itself gives the same embeddings; the same seed gives the
             same bytes, another seed other parameters;
+  layouts   --layout dfndr on samples with two syn.json lists writes text_emb
+            [1, D] and one KEY_emb per list, row for row the DataCompDR
+            layout's embeddings of the same captions; --reuse-params keeps
+            the reused shards' layout (npz and bf16);
   resume    runs killed with SIGKILL at random moments and started again
             end with shards byte-equal to an uninterrupted run, never leave
             a partial shard under a final name, and skip finished shards;
@@ -223,6 +227,65 @@ def test_fresh(tmp):
           "another seed drew the same parameters")
 
 
+def test_layouts(tmp):
+    ref = members(SHARD)
+    d = os.path.join(tmp, "two_keys")
+    os.makedirs(d)
+    keys = sorted(ref)
+    src = os.path.join(d, "k.tar")
+    with tarfile.open(src, "w", format=tarfile.USTAR_FORMAT) as t:
+        for n, key in enumerate(keys):
+            m = dict(ref[key])
+            syn = json.loads(m["syn.json"])
+            other = json.loads(ref[keys[(n + 1) % len(keys)]]["syn.json"])["syn_text"][:3]
+            syn["syn_text_dfn"] = other
+            m["syn.json"] = json.dumps(syn).encode()
+            for ext, data in m.items():
+                if ext in ("npz", "paug.json"):
+                    continue
+                info = tarfile.TarInfo("%s.%s" % (key, ext))
+                info.size = len(data)
+                t.addfile(info, io.BytesIO(data))
+    outs = {}
+    for name, extra in (("dfndr", ["--layout", "dfndr"]), ("dc", []), ("dc_b", ["--syn-key", "syn_text_dfn"])):
+        out = os.path.join(tmp, "layout_" + name)
+        r = reinforce(out, [src], "--num-augs", "3", "--seed", "9", *extra)
+        check(r.returncode == 0, "layout %s failed: %s" % (name, r.stderr[-300:]))
+        outs[name] = members(os.path.join(out, "k.tar"))
+    for key in keys:
+        a, dc, dcb = npz(outs["dfndr"][key]["npz"]), npz(outs["dc"][key]["npz"]), npz(outs["dc_b"][key]["npz"])
+        check(sorted(a) == ["image_emb", "syn_text_dfn_emb", "syn_text_emb", "text_emb"], "%s: %s" % (key, sorted(a)))
+        if "syn_text_emb" not in a:
+            continue
+        check(a["text_emb"].shape == (1, 40) and a["syn_text_emb"].shape == (5, 40) and
+              a["syn_text_dfn_emb"].shape == (3, 40), "%s: DFNDR shapes" % key)
+        check(np.array_equal(a["image_emb"], dc["image_emb"]) and np.array_equal(a["text_emb"], dc["text_emb"][:1]),
+              "%s: image / caption rows differ between layouts" % key)
+        check(np.array_equal(a["syn_text_emb"], dc["text_emb"][1:]), "%s: syn_text rows differ" % key)
+        # (another batch of captions: the same rows up to the summation order of a shorter forward)
+        check(np.abs(a["syn_text_dfn_emb"] - dcb["text_emb"][1:]).max() <= 1e-6, "%s: syn_text_dfn rows differ by %g"
+              % (key, np.abs(a["syn_text_dfn_emb"] - dcb["text_emb"][1:]).max()))
+    shard = os.path.join(tmp, "layout_dfndr", "k.tar")
+    r = run(["shard", "ls", "--json", shard])
+    check(r.returncode == 0 and '"dfndr"' in r.stdout, "shard ls of the DFNDR shard: %s" % (r.stdout + r.stderr)[-300:])
+    # --reuse-params keeps the layout, in npz and in bf16
+    for extra in ([], ["--bf16"]):
+        out = os.path.join(tmp, "layout_reuse%s" % "".join(extra))
+        r = reinforce(out, [shard], "--reuse-params", shard, *extra)
+        check(r.returncode == 0, "reuse of the DFNDR shard failed: %s" % r.stderr[-300:])
+        got = members(os.path.join(out, "k.tar"))
+        for key in keys:
+            want = npz(outs["dfndr"][key]["npz"])
+            if extra:
+                have = {k: v.float().numpy() for k, v in pthgz(got[key]["pth.gz"]).items()}
+                ok = sorted(have) == sorted(want) and all(
+                    np.abs(have[k] - want[k]).max() <= 2.0 ** -8 * np.abs(want[k]).max() for k in want)
+            else:
+                have = npz(got[key]["npz"])
+                ok = sorted(have) == sorted(want) and all(np.array_equal(have[k], want[k]) for k in want)
+            check(ok, "%s: reused DFNDR layout%s differs: %s" % (key, " ".join(extra), sorted(have)))
+
+
 def make_shards(tmp, n_shards, per_shard):
     """Shards of per_shard samples each, made of the fixture's (renamed keys)."""
     ref = members(SHARD)
@@ -251,15 +314,22 @@ def test_resume(tmp):
     r = reinforce(ref, [spec], "--num-augs", "6", "--threads", "1")
     check(r.returncode == 0, "reference run failed: %s" % r.stderr[-300:])
     out = os.path.join(tmp, "resume")
+    done_dir = os.path.join(out, ".reinforce")
+    n_done = lambda: len([f for f in os.listdir(done_dir) if f.endswith(".tar.json")]) if os.path.isdir(done_dir) else 0
     rnd = random.Random(5)
     kills = runs = 0
     finished = False
-    while runs < 40 and not finished:
+    while runs < 12 and not finished:
         runs += 1
+        # the first run is killed at once (inside the first shard or before); each later one
+        # after its next shard is recorded, plus a random delay (inside the shard after it)
+        target = 0 if runs == 1 else n_done() + 1
         p = subprocess.Popen([CLI, "reinforce", spec, "-o", out, "--teachers", TEACHERS, "--config", CFG,
                               "--num-augs", "6", "--threads", "1"], env=ENV, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
-        time.sleep(rnd.uniform(0.05, 1.5))
+        while n_done() < target and p.poll() is None:
+            time.sleep(0.01)
+        time.sleep(rnd.uniform(0.0, 0.4))
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)
             p.wait()
@@ -276,7 +346,7 @@ def test_resume(tmp):
             _, err = p.communicate()
             finished = p.returncode == 0
             check(finished, "a resumed run failed: %s" % err.decode()[-300:])
-            if finished and kills:
+            if finished and kills and runs > 2:
                 check(b"already done" in err, "the last run did not skip finished shards")
     print("resume: %d kills in %d runs" % (kills, runs))
     check(finished, "the killed run did not complete")
@@ -355,6 +425,7 @@ def main():
         json.dump(CONFIG, f)
     test_reuse(tmp)
     test_fresh(tmp)
+    test_layouts(tmp)
     spec, ref = test_resume(tmp)
     test_refusals(tmp)
     test_mpi(tmp, spec, ref)

@@ -169,6 +169,7 @@ typedef struct reuse_item {
     size_t paug_len;
     char *syn;                /* the syn.json member or NULL */
     size_t syn_len;
+    int dfndr;                /* its embeddings are in the DFNDR layout ("<key>_emb" arrays) */
 } reuse_item;
 
 typedef struct reuse_map {
@@ -198,6 +199,27 @@ static char *dup_n(const void *d, size_t n) {
         s[n] = 0;
     }
     return s;
+}
+
+/* 1 when the sample's npz / pth.gz holds "<key>_emb" arrays besides image_emb
+ * and text_emb (DFNDR); 0 otherwise or when it has none or cannot be read. */
+static int has_key_embeddings(const mc_wds_sample *s) {
+    const mc_wds_member *m = mc_wds_sample_get(s, "npz");
+    int pth = 0;
+    if (!m && (m = mc_wds_sample_get(s, "pth.gz"))) pth = 1;
+    if (!m) return 0;
+    mc_array_set set = {0};
+    mc_status st = pth ? mc_pthgz_read_memory(m->data, m->size, s->key, 0, &set, NULL)
+                       : mc_npz_read_memory(m->data, m->size, s->key, 0, &set, NULL);
+    int found = 0;
+    for (size_t i = 0; st == MC_OK && i < set.n; i++) {
+        size_t l = strlen(set.arrays[i].name);
+        if (l > 4 && !strcmp(set.arrays[i].name + l - 4, "_emb") && strcmp(set.arrays[i].name, "image_emb") &&
+            strcmp(set.arrays[i].name, "text_emb"))
+            found = 1;
+    }
+    mc_array_set_free(&set);
+    return found;
 }
 
 /* The reuse shard named like input (same file name), read into m. */
@@ -235,6 +257,7 @@ static mc_status reuse_load(const run *r, const char *input, reuse_map *m, mc_er
                 it->syn = dup_n(sy->data, sy->size);
                 it->syn_len = sy->size;
             }
+            it->dfndr = has_key_embeddings(s);
             m->n++;
             if (!it->key || !it->paug || (sy && !it->syn)) {
                 mc_wds_sample_free(s);
@@ -271,26 +294,55 @@ static void sample_out_free(sample_out *o) {
     memset(o, 0, sizeof *o);
 }
 
-/* The captions under syn_key of a syn.json text (*n = 0 when text is NULL). */
-static mc_status syn_captions(const char *text, size_t len, const char *key, mc_json **root, const char ***caps,
-                              size_t *n, mc_error *err) {
-    *root = NULL;
-    *caps = NULL;
-    *n = 0;
+/* The synthetic captions to embed, from a syn.json text: DataCompDR layout:
+ * the list under key; DFNDR layout: every key's list, in file order (each
+ * gets its "<key>_emb").  No text: no captions. */
+typedef struct syn_groups {
+    mc_json *root;
+    const char **caps;        /* all captions, group after group */
+    size_t n;
+    const char *key[MC_REINFORCE_MAX_SYN_KEYS];
+    size_t start[MC_REINFORCE_MAX_SYN_KEYS], count[MC_REINFORCE_MAX_SYN_KEYS];
+    int n_groups;
+} syn_groups;
+
+static void syn_groups_free(syn_groups *g) {
+    mc_json_free(g->root);
+    free(g->caps);
+    memset(g, 0, sizeof *g);
+}
+
+static mc_status syn_collect(const char *text, size_t len, const char *key, int dfndr, syn_groups *g, mc_error *err) {
+    memset(g, 0, sizeof *g);
     if (!text) return MC_OK;
-    mc_status st = mc_json_parse(text, len, root, err);
+    mc_status st = mc_json_parse(text, len, &g->root, err);
     if (st != MC_OK) return st;
-    const mc_json *a = mc_json_get(*root, key);
-    if (!a || a->type != MC_JSON_ARRAY)
-        return mc_fail(err, MC_ERR_FORMAT, "syn.json has no list \"%s\"", key);
-    *caps = calloc(a->len ? a->len : 1, sizeof **caps);
-    if (!*caps) return mc_fail(err, MC_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < a->len; i++) {
-        if (a->items[i].type != MC_JSON_STRING)
-            return mc_fail(err, MC_ERR_FORMAT, "syn.json \"%s\"[%zu] is not a string", key, i);
-        (*caps)[i] = a->items[i].string;
+    if (g->root->type != MC_JSON_OBJECT) return mc_fail(err, MC_ERR_FORMAT, "syn.json is not an object");
+    size_t total = 0;
+    for (size_t i = 0; i < g->root->len; i++) {
+        const mc_json *a = &g->root->items[i];
+        if (dfndr ? a->type != MC_JSON_ARRAY : strcmp(g->root->keys[i], key)) continue;
+        if (a->type != MC_JSON_ARRAY) return mc_fail(err, MC_ERR_FORMAT, "syn.json \"%s\" is not a list", key);
+        if (g->n_groups == MC_REINFORCE_MAX_SYN_KEYS)
+            return mc_fail(err, MC_ERR_FORMAT, "syn.json has more than %d caption lists", MC_REINFORCE_MAX_SYN_KEYS);
+        g->key[g->n_groups] = g->root->keys[i];
+        g->start[g->n_groups] = total;
+        g->count[g->n_groups] = a->len;
+        g->n_groups++;
+        total += a->len;
+        if (total > MAX_CAPTIONS) return mc_fail(err, MC_ERR_FORMAT, "more than %d synthetic captions", MAX_CAPTIONS);
     }
-    *n = a->len;
+    if (!dfndr && !g->n_groups) return mc_fail(err, MC_ERR_FORMAT, "syn.json has no list \"%s\"", key);
+    g->caps = calloc(total ? total : 1, sizeof *g->caps);
+    if (!g->caps) return mc_fail(err, MC_ERR_NOMEM, "out of memory");
+    for (int k = 0; k < g->n_groups; k++) {
+        const mc_json *a = mc_json_get(g->root, g->key[k]);
+        for (size_t i = 0; i < a->len; i++) {
+            if (a->items[i].type != MC_JSON_STRING)
+                return mc_fail(err, MC_ERR_FORMAT, "syn.json \"%s\"[%zu] is not a string", g->key[k], i);
+            g->caps[g->n++] = a->items[i].string;
+        }
+    }
     return MC_OK;
 }
 
@@ -318,9 +370,8 @@ static mc_status do_sample(run *r, const char *shard, const mc_wds_sample *s, co
     size_t n_aug = 0;
     mc_status st;
     mc_image img = {0};
-    mc_json *syn_root = NULL;
-    const char **caps = NULL;
-    size_t n_caps = 0;
+    syn_groups syn = {0};
+    int dfndr = p->layout == MC_REINFORCE_LAYOUT_DFNDR;
     if ((st = mc_image_load_memory(img_m->data, img_m->size, 0, &img, err)) != MC_OK) return st;
     if (reuse) {
         const reuse_item *it = reuse_find(reuse, s->key);
@@ -337,6 +388,7 @@ static mc_status do_sample(run *r, const char *shard, const mc_wds_sample *s, co
         syn_len = it->syn_len;
         out->syn = it->syn;
         out->syn_len = it->syn_len;
+        if (p->layout == MC_REINFORCE_LAYOUT_AUTO) dfndr = it->dfndr;
     } else {
         n_aug = (size_t)p->num_augs;
         aug = calloc(n_aug, sizeof *aug);
@@ -363,13 +415,9 @@ static mc_status do_sample(run *r, const char *shard, const mc_wds_sample *s, co
         st = mc_fail(err, MC_ERR_FORMAT, "%zu augmentations (1 to %d)", n_aug, MC_REINFORCE_MAX_AUGS);
         goto out;
     }
-    if ((st = syn_captions(syn_text, syn_len, p->syn_key ? p->syn_key : "syn_text", &syn_root, &caps, &n_caps, err)) !=
-        MC_OK)
+    if ((st = syn_collect(syn_text, syn_len, p->syn_key ? p->syn_key : "syn_text", dfndr, &syn, err)) != MC_OK)
         goto out;
-    if (n_caps > MAX_CAPTIONS) {
-        st = mc_fail(err, MC_ERR_FORMAT, "%zu synthetic captions (at most %d)", n_caps, MAX_CAPTIONS);
-        goto out;
-    }
+    size_t n_caps = syn.n;
     if ((st = scratch_reserve(r, n_aug, 1 + n_caps, err)) != MC_OK) goto out;
 
     /* the augmented images, to_tensor and normalize as the reference */
@@ -392,31 +440,42 @@ static mc_status do_sample(run *r, const char *shard, const mc_wds_sample *s, co
     const char **texts = calloc(1 + n_caps, sizeof *texts);
     if (!texts) { st = mc_fail(err, MC_ERR_NOMEM, "out of memory"); goto out; }
     texts[0] = (const char *)txt->data;
-    for (size_t i = 0; i < n_caps; i++) texts[1 + i] = caps[i];
+    for (size_t i = 0; i < n_caps; i++) texts[1 + i] = syn.caps[i];
     st = embed_texts(r, texts, (int)(1 + n_caps), r->txt_emb, err);
     free(texts);
     if (st != MC_OK) goto out;
 
-    /* the embedding member */
-    mc_st_entry e[2] = {{"image_emb", MC_DTYPE_F32, 2, {(int64_t)n_aug, r->dim}, r->img_emb},
-                        {"text_emb", MC_DTYPE_F32, 2, {(int64_t)(1 + n_caps), r->dim}, r->txt_emb}};
+    /* the embedding member: image_emb, text_emb (DataCompDR: the caption and the
+     * synthetic captions; DFNDR: the caption) and, DFNDR, "<key>_emb" per key */
+    mc_st_entry e[2 + MC_REINFORCE_MAX_SYN_KEYS];
+    char names[MC_REINFORCE_MAX_SYN_KEYS][300];
+    size_t n_e = 0, D = (size_t)r->dim;
+    e[n_e++] = (mc_st_entry){"image_emb", MC_DTYPE_F32, 2, {(int64_t)n_aug, r->dim}, r->img_emb};
+    e[n_e++] = (mc_st_entry){"text_emb", MC_DTYPE_F32, 2, {(int64_t)(dfndr ? 1 : 1 + n_caps), r->dim}, r->txt_emb};
+    for (int k = 0; dfndr && k < syn.n_groups; k++) {
+        snprintf(names[k], sizeof names[k], "%.290s_emb", syn.key[k]);
+        e[n_e++] = (mc_st_entry){names[k], MC_DTYPE_F32, 2, {(int64_t)syn.count[k], r->dim},
+                                 r->txt_emb + (1 + syn.start[k]) * D};
+    }
+    uint16_t *b16 = NULL;
     if (p->bf16) {
-        size_t ni = n_aug * (size_t)r->dim, nt = (1 + n_caps) * (size_t)r->dim;
-        uint16_t *b = malloc((ni + nt) * sizeof *b);
-        if (!b) { st = mc_fail(err, MC_ERR_NOMEM, "out of memory"); goto out; }
-        for (size_t i = 0; i < ni; i++) b[i] = mc_f32_to_bf16(r->img_emb[i]);
-        for (size_t i = 0; i < nt; i++) b[ni + i] = mc_f32_to_bf16(r->txt_emb[i]);
-        e[0].dtype = e[1].dtype = MC_DTYPE_BF16;
-        e[0].data = b;
-        e[1].data = b + ni;
-        st = mc_pthgz_write_memory(e, 2, &out->emb, &out->emb_len, err);
-        free(b);
+        size_t ni = n_aug * D, nt = (1 + n_caps) * D;
+        b16 = malloc((ni + nt) * sizeof *b16);
+        if (!b16) { st = mc_fail(err, MC_ERR_NOMEM, "out of memory"); goto out; }
+        for (size_t i = 0; i < ni; i++) b16[i] = mc_f32_to_bf16(r->img_emb[i]);
+        for (size_t i = 0; i < nt; i++) b16[ni + i] = mc_f32_to_bf16(r->txt_emb[i]);
+        for (size_t i = 0; i < n_e; i++) {
+            const float *f = e[i].data;
+            e[i].dtype = MC_DTYPE_BF16;
+            e[i].data = f >= r->txt_emb && f < r->txt_emb + nt ? b16 + ni + (size_t)(f - r->txt_emb) : b16;
+        }
+        st = mc_pthgz_write_memory(e, n_e, &out->emb, &out->emb_len, err);
+        free(b16);
     } else {
-        st = mc_npz_write_memory(e, 2, &out->emb, &out->emb_len, err);
+        st = mc_npz_write_memory(e, n_e, &out->emb, &out->emb_len, err);
     }
 out:
-    free(caps);
-    mc_json_free(syn_root);
+    syn_groups_free(&syn);
     free(aug);
     mc_image_free(&img);
     if (st != MC_OK) sample_out_free(out);
@@ -591,7 +650,9 @@ static char *settings_text(const run *r, const char *config_text, size_t config_
     fprintf(f, "], \"num_augs\": %d, \"reuse_params\": %s, \"bf16\": %s, \"syn_key\": ", p->num_augs,
             p->n_reuse ? "true" : "false", p->bf16 ? "true" : "false");
     mc_json_write_str(f, p->syn_key ? p->syn_key : "syn_text");
-    fprintf(f, ", \"seed\": %llu, \"config_bytes\": %zu}\n", (unsigned long long)p->seed, config_len);
+    fprintf(f, ", \"layout\": \"%s\", \"seed\": %llu, \"config_bytes\": %zu}\n",
+            p->layout == MC_REINFORCE_LAYOUT_DFNDR ? "dfndr" : p->layout == MC_REINFORCE_LAYOUT_DATACOMPDR ? "datacompdr" : "auto",
+            (unsigned long long)p->seed, config_len);
     (void)config_text;
     if (fclose(f) != 0) {
         free(buf);

@@ -9,7 +9,9 @@
  *   (or KEY.pth.gz: the same in bfloat16, gzip of a torch.save dict)
  * where D is the sum of the teachers' widths (each teacher's L2-normalised
  * embedding, in teacher order), A the augmentations and K the synthetic
- * captions of syn.json's syn_key (row 0 of text_emb is the caption "txt").
+ * captions of syn.json's syn_key (row 0 of text_emb is the caption "txt");
+ * in the DFNDR layout text_emb is [1, D] and every syn.json list KEY gets
+ * "KEY_emb" [n, D] (mc_reinforce_layout).
  *
  * Augmentations are drawn fresh (sampler.h; the stream of a sample is a
  * function of seed, shard name and key) or taken, with the synthetic
@@ -34,6 +36,15 @@
 
 /* Most augmentations per sample (drawn or reused; the released data: 30). */
 #define MC_REINFORCE_MAX_AUGS 1024
+/* Most syn.json caption lists embedded in the DFNDR layout. */
+#define MC_REINFORCE_MAX_SYN_KEYS 16
+
+/* Where the synthetic captions' embeddings go. */
+typedef enum mc_reinforce_layout {
+    MC_REINFORCE_LAYOUT_AUTO = 0,    /* with reuse: as the reused sample; else DataCompDR */
+    MC_REINFORCE_LAYOUT_DATACOMPDR,  /* text_emb [1 + K, D]: the caption, then syn_key's K captions */
+    MC_REINFORCE_LAYOUT_DFNDR        /* text_emb [1, D] and "<key>_emb" [n_key, D] for every syn.json list */
+} mc_reinforce_layout;
 
 typedef struct mc_reinforce_progress {
     int rank;
@@ -59,7 +70,9 @@ typedef struct mc_reinforce_params {
     const char *const *reuse;        /* shards to take parameters and captions from, or NULL */
     size_t n_reuse;
     int bf16;                        /* write pth.gz bfloat16 instead of npz float32 */
-    const char *syn_key;             /* syn.json key of the synthetic captions (NULL: "syn_text") */
+    const char *syn_key;             /* DataCompDR layout: syn.json key of the synthetic captions
+                                        (NULL: "syn_text") */
+    mc_reinforce_layout layout;
     uint64_t seed;
     int threads;                     /* per teacher context (0: all cores) */
     mc_dist *dist;                   /* NULL: one process */
