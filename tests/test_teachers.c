@@ -22,8 +22,10 @@
 
 #include "core/core.h"
 #include "data/shard.h"
+#include "io/checkpoint.h"
 #include "io/config.h"
 #include "io/registry.h"
+#include "io/safetensors.h"
 #include "reinforce/sampler.h"
 
 #include <math.h>
@@ -196,6 +198,73 @@ static void test_builtin_teachers(void) {
     }
 }
 
+/* A checkpoint carrying OpenCLIP's attn_mask buffer: the causal mask loads
+ * (and embeds as without it), another mask is refused naming the tensor. */
+static void test_attn_mask(void) {
+    const char *dir = fixture("datacompdr/teachers/teacher_datacomp_like");
+    char path[512], tmpdir[256], cmd[1024];
+    snprintf(path, sizeof path, "%s/open_clip_model.safetensors", dir);
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/mc_attn_mask_%d", (int)getpid());
+    snprintf(cmd, sizeof cmd, "mkdir -p %s && cp %s/open_clip_config.json %s/", tmpdir, dir, tmpdir);
+    CHECK(system(cmd) == 0, "cannot make %s", tmpdir);
+    mc_checkpoint *ck = NULL;
+    mc_error err;
+    mc_error_clear(&err);
+    if (mc_checkpoint_open(path, &ck, &err) != MC_OK) {
+        CHECK(0, "open %s: %s", path, err.message);
+        return;
+    }
+    size_t n = mc_checkpoint_count(ck);
+    mc_st_entry *e = calloc(n + 1, sizeof *e);
+    for (size_t i = 0; i < n; i++) {
+        const mc_tensor_info *t = mc_checkpoint_tensor(ck, i);
+        e[i].name = t->name;
+        e[i].dtype = t->dtype;
+        e[i].ndim = t->ndim;
+        memcpy(e[i].shape, t->shape, sizeof e[i].shape);
+        e[i].data = t->data;
+    }
+    float *mask = malloc(77 * 77 * sizeof(float));
+    for (int i = 0; i < 77; i++)
+        for (int j = 0; j < 77; j++) mask[i * 77 + j] = j <= i ? 0.0f : -INFINITY;
+    e[n] = (mc_st_entry){"attn_mask", MC_DTYPE_F32, 2, {77, 77}, mask};
+    char out[512];
+    snprintf(out, sizeof out, "%s/open_clip_model.safetensors", tmpdir);
+    for (int bad = 0; bad < 2; bad++) {
+        if (bad) mask[5 * 77 + 40] = 0.0f;   /* position 5 would see position 40 */
+        CHECK(mc_safetensors_write(out, e, n + 1, NULL, 0, &err) == MC_OK, "write: %s", err.message);
+        mc_model_params p = mc_model_default_params();
+        p.vocab_path = fixture("tokenizer/bpe_simple_vocab_16e6.txt.gz");
+        mc_model *m = NULL, *ref = NULL;
+        mc_status st = mc_model_load(tmpdir, &p, &m, &err);
+        if (bad) {
+            CHECK(st == MC_ERR_UNSUPPORTED && strstr(err.message, "attn_mask"), "a wrong attn_mask loads: %s", err.message);
+        } else {
+            CHECK(st == MC_OK, "the causal attn_mask is refused: %s", err.message);
+            if (st == MC_OK && mc_model_load(dir, &p, &ref, &err) == MC_OK) {
+                int32_t ids[77];
+                float a[16], b[16];
+                mc_context *ca = NULL, *cb = NULL;
+                mc_tokenizer_encode(mc_model_tokenizer(m), "a cat on a mat", 77, ids, &err);
+                mc_context_new(m, NULL, &ca, &err);
+                mc_context_new(ref, NULL, &cb, &err);
+                CHECK(ca && cb && mc_encode_text(ca, ids, 1, 1, a) == MC_OK && mc_encode_text(cb, ids, 1, 1, b) == MC_OK &&
+                          !memcmp(a, b, sizeof a),
+                      "the model with attn_mask embeds differently");
+                mc_context_free(ca);
+                mc_context_free(cb);
+            }
+        }
+        mc_model_free(m);
+        mc_model_free(ref);
+    }
+    free(mask);
+    free(e);
+    mc_checkpoint_close(ck);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    CHECK(system(cmd) == 0, "cleanup");
+}
+
 /* ------------------------------------------------------------- sampler */
 
 static mc_rf_aug_config dr_config(void) {
@@ -322,6 +391,7 @@ static void test_sampler(void) {
 
 int main(void) {
     test_builtin_teachers();
+    test_attn_mask();
     test_sampler();
     test_teacher_parity();
     return test_summary("test_teachers");

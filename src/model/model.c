@@ -173,6 +173,27 @@ static mc_status load_text(mc_binder *b, const mc_config *c, mc_text_tower **out
     return mc_text_tower_load(b, &tp, out);
 }
 
+/* OpenCLIP's text attn_mask buffer, when a checkpoint carries it (it is not
+ * saved by today's open_clip): it must be the causal mask the config implies
+ * (0 on and below the diagonal, -inf above), since the tower builds its own. */
+static mc_status check_attn_mask(mc_binder *b, const mc_model *m, const char *prefix) {
+    const mc_tensor_info *t = mc_binder_peek(b, "%sattn_mask", prefix);
+    if (!t) return MC_OK;
+    int n = m->text->context_length;
+    const float *mask = mc_bind2(b, n, n, "%sattn_mask", prefix);
+    if (!mask) return b->status;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            float v = mask[(size_t)i * n + j];
+            int ok = (j <= i || !m->cfg.causal) ? v == 0.0f : (isinf(v) && v < 0);
+            if (!ok)
+                return b->status = mc_fail(b->err, MC_ERR_UNSUPPORTED,
+                                           "%s: tensor '%sattn_mask' is not the %s mask (element [%d, %d] = %g)",
+                                           b->path, prefix, m->cfg.causal ? "causal" : "empty", i, j, (double)v);
+        }
+    return MC_OK;
+}
+
 static mc_status model_bind(mc_model *m, const mc_checkpoint *ck, const mc_model_params *pp, mc_error *err);
 static mc_status model_load_vocab(mc_model *m, const mc_model_params *p, mc_error *err);
 
@@ -254,6 +275,7 @@ static mc_status model_bind(mc_model *m, const mc_checkpoint *ck, const mc_model
         const char *pre = NULL;
         st = load_text(&b, &m->cfg, &m->text, &pre);
         if (pre) prefixes[np++] = pre;
+        if (st == MC_OK) st = check_attn_mask(&b, m, pre ? pre : "");
     }
     if (st == MC_OK) {
         /* logit_scale: a 0-d (or [1]) parameter; absent is allowed (scale 1) */
