@@ -323,6 +323,9 @@ static mc_status syn_collect(const char *text, size_t len, const char *key, int 
         const mc_json *a = &g->root->items[i];
         if (dfndr ? a->type != MC_JSON_ARRAY : strcmp(g->root->keys[i], key)) continue;
         if (a->type != MC_JSON_ARRAY) return mc_fail(err, MC_ERR_FORMAT, "syn.json \"%s\" is not a list", key);
+        const char *k = g->root->keys[i];
+        if (dfndr && (!*k || strlen(k) > 200 || k[0] == '.' || strpbrk(k, "/\\")))
+            return mc_fail(err, MC_ERR_FORMAT, "syn.json key \"%.40s\" cannot name an array", k);
         if (g->n_groups == MC_REINFORCE_MAX_SYN_KEYS)
             return mc_fail(err, MC_ERR_FORMAT, "syn.json has more than %d caption lists", MC_REINFORCE_MAX_SYN_KEYS);
         g->key[g->n_groups] = g->root->keys[i];
@@ -399,10 +402,12 @@ static mc_status do_sample(run *r, const char *shard, const mc_wds_sample *s, co
         mc_rf_rng_seed(&rng, p->seed, base_name(shard), s->key);
         size_t n = (size_t)snprintf(out->paug, cap, "{\"param_aug\": [");
         for (size_t a = 0; a < n_aug; a++) {
+            if (n + PAUG_ENTRY_MAX > cap) { st = mc_fail(err, MC_ERR_INTERNAL, "paug.json longer than planned"); goto out; }
             mc_rf_sample(&r->cfg, img.width, img.height, &rng, &aug[a]);
             if (a) n += (size_t)snprintf(out->paug + n, cap - n, ", ");
             n += mc_rf_compress_json(&r->cfg, &aug[a], out->paug + n, cap - n);
         }
+        if (n + 3 > cap) { st = mc_fail(err, MC_ERR_INTERNAL, "paug.json longer than planned"); goto out; }
         n += (size_t)snprintf(out->paug + n, cap - n, "]}");
         out->paug_len = n;
         const mc_wds_member *sy = mc_wds_sample_get(s, "syn.json");
