@@ -198,6 +198,47 @@ static void test_builtin_teachers(void) {
     }
 }
 
+/* One tower alone: the CLIP keeps its text tower at the top level, so a
+ * text-only load must not take visual.* for leftovers (and the reverse). */
+static void test_one_tower(void) {
+    const char *dir = fixture("datacompdr/teachers/teacher_openai_like");
+    mc_model_params p = mc_model_default_params();
+    p.vocab_path = fixture("tokenizer/bpe_simple_vocab_16e6.txt.gz");
+    mc_model *full = NULL, *text = NULL, *image = NULL;
+    mc_error err;
+    mc_error_clear(&err);
+    CHECK(mc_model_load(dir, &p, &full, &err) == MC_OK, "full: %s", err.message);
+    p.load_image_tower = 0;
+    CHECK(mc_model_load(dir, &p, &text, &err) == MC_OK, "text tower alone: %s", err.message);
+    p.load_image_tower = 1;
+    p.load_text_tower = 0;
+    CHECK(mc_model_load(dir, &p, &image, &err) == MC_OK, "image tower alone: %s", err.message);
+    if (full && text && image) {
+        mc_context *cf = NULL, *ct = NULL, *ci = NULL;
+        mc_context_new(full, NULL, &cf, &err);
+        mc_context_new(text, NULL, &ct, &err);
+        mc_context_new(image, NULL, &ci, &err);
+        int32_t ids[77];
+        float a[24], b[24];
+        mc_tokenizer_encode(mc_model_tokenizer(full), "a photo of a cat", 77, ids, &err);
+        CHECK(mc_encode_text(cf, ids, 1, 1, a) == MC_OK && mc_encode_text(ct, ids, 1, 1, b) == MC_OK &&
+                  !memcmp(a, b, sizeof a),
+              "text-only model embeds differently");
+        float *px = calloc(3 * 224 * 224, sizeof(float));
+        for (int i = 0; i < 3 * 224 * 224; i++) px[i] = (float)((i * 7919) % 255) / 128.0f - 1.0f;
+        CHECK(mc_encode_image(cf, px, 1, 1, a) == MC_OK && mc_encode_image(ci, px, 1, 1, b) == MC_OK &&
+                  !memcmp(a, b, sizeof a),
+              "image-only model embeds differently");
+        free(px);
+        mc_context_free(cf);
+        mc_context_free(ct);
+        mc_context_free(ci);
+    }
+    mc_model_free(full);
+    mc_model_free(text);
+    mc_model_free(image);
+}
+
 /* A checkpoint carrying OpenCLIP's attn_mask buffer: the causal mask loads
  * (and embeds as without it), another mask is refused naming the tensor. */
 static void test_attn_mask(void) {
@@ -392,6 +433,7 @@ static void test_sampler(void) {
 int main(void) {
     test_builtin_teachers();
     test_attn_mask();
+    test_one_tower();
     test_sampler();
     test_teacher_parity();
     return test_summary("test_teachers");

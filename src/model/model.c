@@ -264,7 +264,8 @@ static mc_status model_bind(mc_model *m, const mc_checkpoint *ck, const mc_model
     m->n_tensors = (int64_t)mc_checkpoint_count(ck);
     mc_binder b;
     st = mc_binder_init(&b, ck, m->ckpt_path, &m->arena, err);
-    const char *prefixes[4] = {NULL, NULL, NULL, NULL};
+    /* the names the loaded towers own (checked for leftovers when one tower is loaded) */
+    const char *prefixes[10] = {NULL};
     int np = 0;
     if (st == MC_OK && p.load_image_tower) {
         const char *pre = NULL;
@@ -274,7 +275,13 @@ static mc_status model_bind(mc_model *m, const mc_checkpoint *ck, const mc_model
     if (st == MC_OK && p.load_text_tower) {
         const char *pre = NULL;
         st = load_text(&b, &m->cfg, &m->text, &pre);
-        if (pre) prefixes[np++] = pre;
+        if (pre && *pre) {
+            prefixes[np++] = pre;
+        } else if (pre) {   /* a CLIP's text tower at the top level (OpenCLIP without custom_text) */
+            static const char *const root_text[] = {"token_embedding.", "positional_embedding", "transformer.",
+                                                    "ln_final.", "text_projection", "attn_mask"};
+            for (size_t i = 0; i < sizeof root_text / sizeof root_text[0]; i++) prefixes[np++] = root_text[i];
+        }
         if (st == MC_OK) st = check_attn_mask(&b, m, pre ? pre : "");
     }
     if (st == MC_OK) {
