@@ -13,6 +13,11 @@
             steps with 'train', and reinforcing it again with --reuse-params
             from itself gives the same embeddings; the same seed gives the
             same bytes, another seed other parameters;
+  held-out  a teacher of other widths, depth, head width, MLP ratio and a
+            smaller input (112: the reference resizes the 224 crops with
+            torch's bicubic F.interpolate) against an independent torch
+            forward of OpenCLIP's ViT and text transformer written here, on
+            augmentations 'mobileclip augment' re-applies: within 1e-4;
   layouts   --layout dfndr on samples with two syn.json lists writes text_emb
             [1, D] and one KEY_emb per list, row for row the DataCompDR
             layout's embeddings of the same captions; --reuse-params keeps
@@ -286,6 +291,155 @@ def test_layouts(tmp):
             check(ok, "%s: reused DFNDR layout%s differs: %s" % (key, " ".join(extra), sorted(have)))
 
 
+# ---------------------------------------------------------------- held-out
+
+HO = dict(embed=20, width=96, head_width=32, layers=3, patch=16, size=112, mlp=3.0,
+          twidth=48, theads=3, tlayers=2)
+
+
+def write_safetensors(path, tensors):
+    hdr, off = {}, 0
+    for k, v in tensors.items():
+        hdr[k] = {"dtype": "F32", "shape": list(v.shape), "data_offsets": [off, off + v.nbytes]}
+        off += v.nbytes
+    h = json.dumps(hdr).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(len(h).to_bytes(8, "little"))
+        f.write(h)
+        for v in tensors.values():
+            f.write(np.ascontiguousarray(v, np.float32).tobytes())
+
+
+def make_heldout(d):
+    rng = np.random.default_rng(11)
+    t = {}
+    rnd = lambda *s, sc=0.05: (rng.standard_normal(s) * sc).astype(np.float32)
+    W, T = HO["width"], (HO["size"] // HO["patch"]) ** 2 + 1
+
+    def blocks(pre, w, n, hidden):
+        for l in range(n):
+            p = "%stransformer.resblocks.%d." % (pre, l)
+            t[p + "ln_1.weight"], t[p + "ln_1.bias"] = 1 + rnd(w, sc=0.1), rnd(w)
+            t[p + "attn.in_proj_weight"], t[p + "attn.in_proj_bias"] = rnd(3 * w, w, sc=w ** -0.5), rnd(3 * w)
+            t[p + "attn.out_proj.weight"], t[p + "attn.out_proj.bias"] = rnd(w, w, sc=w ** -0.5), rnd(w)
+            t[p + "ln_2.weight"], t[p + "ln_2.bias"] = 1 + rnd(w, sc=0.1), rnd(w)
+            t[p + "mlp.c_fc.weight"], t[p + "mlp.c_fc.bias"] = rnd(hidden, w, sc=w ** -0.5), rnd(hidden)
+            t[p + "mlp.c_proj.weight"], t[p + "mlp.c_proj.bias"] = rnd(w, hidden, sc=hidden ** -0.5), rnd(w)
+    t["visual.conv1.weight"] = rnd(W, 3, HO["patch"], HO["patch"], sc=0.02)
+    t["visual.class_embedding"] = rnd(W, sc=0.5)
+    t["visual.positional_embedding"] = rnd(T, W, sc=0.5)
+    t["visual.ln_pre.weight"], t["visual.ln_pre.bias"] = 1 + rnd(W, sc=0.1), rnd(W)
+    blocks("visual.", W, HO["layers"], int(W * HO["mlp"]))
+    t["visual.ln_post.weight"], t["visual.ln_post.bias"] = 1 + rnd(W, sc=0.1), rnd(W)
+    t["visual.proj"] = rnd(W, HO["embed"], sc=W ** -0.5)
+    TW = HO["twidth"]
+    t["token_embedding.weight"] = rnd(49408, TW, sc=0.3)
+    t["positional_embedding"] = rnd(77, TW, sc=0.1)
+    blocks("", TW, HO["tlayers"], 4 * TW)
+    t["ln_final.weight"], t["ln_final.bias"] = 1 + rnd(TW, sc=0.1), rnd(TW)
+    t["text_projection"] = rnd(TW, HO["embed"], sc=TW ** -0.5)
+    t["logit_scale"] = np.array(np.log(100.0), np.float32)
+    os.makedirs(d, exist_ok=True)
+    write_safetensors(os.path.join(d, "open_clip_model.safetensors"), t)
+    cfg = {"model_cfg": {"embed_dim": HO["embed"],
+                         "vision_cfg": {"image_size": HO["size"], "layers": HO["layers"], "width": W,
+                                        "head_width": HO["head_width"], "mlp_ratio": HO["mlp"], "patch_size": HO["patch"]},
+                         "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": TW, "heads": HO["theads"],
+                                      "layers": HO["tlayers"]}},
+           "preprocess_cfg": {"mean": CONFIG["reinforce"]["image_augmentation"]["normalize"]["mean"],
+                              "std": [0.5, 0.5, 0.5], "interpolation": "bicubic", "resize_mode": "shortest"}}
+    json.dump(cfg, open(os.path.join(d, "open_clip_config.json"), "w"))
+    return {k: torch.from_numpy(v) for k, v in t.items()}
+
+
+def oracle_blocks(x, t, pre, n, heads, causal):
+    F = torch.nn.functional
+    L, w = x.shape[1], x.shape[2]
+    mask = torch.full((L, L), float("-inf")).triu(1) if causal else None
+    for l in range(n):
+        p = "%stransformer.resblocks.%d." % (pre, l)
+        h = F.layer_norm(x, (w,), t[p + "ln_1.weight"], t[p + "ln_1.bias"], 1e-5)
+        qkv = h @ t[p + "attn.in_proj_weight"].T + t[p + "attn.in_proj_bias"]
+        q, k, v = [z.reshape(x.shape[0], L, heads, w // heads).transpose(1, 2) for z in qkv.split(w, dim=-1)]
+        a = (q @ k.transpose(-1, -2)) / (w // heads) ** 0.5
+        if mask is not None:
+            a = a + mask
+        o = (a.softmax(-1) @ v).transpose(1, 2).reshape(x.shape[0], L, w)
+        x = x + o @ t[p + "attn.out_proj.weight"].T + t[p + "attn.out_proj.bias"]
+        h = F.layer_norm(x, (w,), t[p + "ln_2.weight"], t[p + "ln_2.bias"], 1e-5)
+        h = F.gelu(h @ t[p + "mlp.c_fc.weight"].T + t[p + "mlp.c_fc.bias"])
+        x = x + h @ t[p + "mlp.c_proj.weight"].T + t[p + "mlp.c_proj.bias"]
+    return x
+
+
+def oracle_image(t, x):
+    """OpenCLIP's VisionTransformer forward (class token, ln_pre, blocks, ln_post on the token, proj)."""
+    F = torch.nn.functional
+    W = HO["width"]
+    x = F.conv2d(x, t["visual.conv1.weight"], stride=HO["patch"]).flatten(2).transpose(1, 2)
+    x = torch.cat([t["visual.class_embedding"].expand(x.shape[0], 1, W), x], dim=1) + t["visual.positional_embedding"]
+    x = F.layer_norm(x, (W,), t["visual.ln_pre.weight"], t["visual.ln_pre.bias"], 1e-5)
+    x = oracle_blocks(x, t, "visual.", HO["layers"], W // HO["head_width"], False)
+    x = F.layer_norm(x[:, 0], (W,), t["visual.ln_post.weight"], t["visual.ln_post.bias"], 1e-5) @ t["visual.proj"]
+    return F.normalize(x, dim=-1)
+
+
+def oracle_text(t, ids):
+    F = torch.nn.functional
+    TW = HO["twidth"]
+    x = t["token_embedding.weight"][ids] + t["positional_embedding"]
+    x = oracle_blocks(x, t, "", HO["tlayers"], HO["theads"], True)
+    x = F.layer_norm(x, (TW,), t["ln_final.weight"], t["ln_final.bias"], 1e-5)
+    x = x[torch.arange(x.shape[0]), ids.argmax(-1)] @ t["text_projection"]
+    return F.normalize(x, dim=-1)
+
+
+def test_heldout(tmp):
+    d = os.path.join(tmp, "heldout_teacher")
+    t = make_heldout(d)
+    first = os.path.join(FIXTURES, "datacompdr", "teachers", "teacher_openai_like")
+    out = os.path.join(tmp, "heldout")
+    r = run(["reinforce", SHARD, "-o", out, "--teachers", first + "," + d, "--config", CFG, "--reuse-params", SHARD])
+    check(r.returncode == 0, "reinforce with the held-out teacher failed: %s" % r.stderr[-400:])
+    if r.returncode:
+        return
+    got = members(os.path.join(out, "00000000.tar"))
+    mean = np.array(CONFIG["reinforce"]["image_augmentation"]["normalize"]["mean"], np.float32)
+    std = np.array(CONFIG["reinforce"]["image_augmentation"]["normalize"]["std"], np.float32)
+    worst_i = worst_t = 0.0
+    n_i = 0
+    for key in ("000000000", "000000002"):
+        e = npz(got[key]["npz"])
+        check(e["image_emb"].shape == (30, 44), "%s: image_emb %s" % (key, e["image_emb"].shape))
+        for a in (0, 7, 13, 29):
+            npy = os.path.join(tmp, "ho_%s_%d.npy" % (key, a))
+            r = run(["augment", SHARD, "--key", key, "--aug", str(a), "--size", "224", "-o", npy])
+            check(r.returncode == 0, "augment: %s" % r.stderr[-200:])
+            if r.returncode:
+                continue
+            px = np.load(npy).astype(np.float32) / np.float32(255.0)
+            x = torch.from_numpy(((px - mean) / std).transpose(2, 0, 1).copy()).unsqueeze(0)
+            x = torch.nn.functional.interpolate(x, size=(HO["size"], HO["size"]), mode="bicubic")
+            want = oracle_image(t, x)[0].numpy()
+            worst_i = max(worst_i, float(np.abs(e["image_emb"][a, 24:] - want).max()))
+            n_i += 1
+        texts = [json.loads(got[key]["syn.json"])["syn_text"][i] for i in range(5)]
+        texts = [got[key]["txt"].decode()] + texts
+        r = run(["tokenize"] + texts)
+        ids = torch.tensor([[int(v) for v in l.split()] for l in r.stdout.splitlines()])
+        want = oracle_text(t, ids).numpy()
+        worst_t = max(worst_t, float(np.abs(e["text_emb"][:, 24:] - want).max()))
+    print("held-out teacher (112 px, width 96, 3 heads of 32, MLP x3; text width 48): %d images max err %.3g, "
+          "captions max err %.3g" % (n_i, worst_i, worst_t))
+    check(n_i == 8 and worst_i <= 1e-4, "held-out teacher: image embeddings differ by %g" % worst_i)
+    check(worst_t <= 1e-4, "held-out teacher: text embeddings differ by %g" % worst_t)
+    # the first teacher's columns are still the fixture's
+    ref = npz(members(SHARD)["000000000"]["npz"])
+    e = npz(got["000000000"]["npz"])
+    check(np.abs(e["image_emb"][:, :24] - ref["image_emb"][:, :24]).max() <= 1e-4, "first teacher's columns moved")
+
+
 def make_shards(tmp, n_shards, per_shard):
     """Shards of per_shard samples each, made of the fixture's (renamed keys)."""
     ref = members(SHARD)
@@ -426,6 +580,7 @@ def main():
     test_reuse(tmp)
     test_fresh(tmp)
     test_layouts(tmp)
+    test_heldout(tmp)
     spec, ref = test_resume(tmp)
     test_refusals(tmp)
     test_mpi(tmp, spec, ref)

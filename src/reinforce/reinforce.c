@@ -35,6 +35,7 @@ typedef struct teacher {
     const mc_model *model;
     mc_context *ctx;
     int dim, ctx_len, offset;
+    int size;                 /* its input side (at most the crop size) */
     const mc_tokenizer *tok;
 } teacher;
 
@@ -49,6 +50,7 @@ typedef struct run {
     mc_reinforce_stats *stats;
     /* per-sample scratch */
     float *pixels;            /* [A, 3, S, S] */
+    float *resized[2];        /* [A, 3, s, s] for teachers of a smaller size (ping-pong) */
     float *img_emb, *txt_emb, *tmp;
     int32_t *tokens;
     size_t cap_aug, cap_txt;
@@ -68,20 +70,19 @@ static mc_status teachers_open(run *r, mc_error *err) {
         t->tok = mc_model_tokenizer(t->model);
         if (!t->tok || info.context_length < 2)
             return mc_fail(err, MC_ERR_INVALID_ARG, "teacher %s: loaded without its text tower or tokenizer", name);
-        if (info.image_size != r->cfg.size)
+        /* as the reference asserts: crop size at least the teacher's, the same mean */
+        if (info.image_size > r->cfg.size)
             return mc_fail(err, MC_ERR_UNSUPPORTED,
-                           "teacher %s takes %d-pixel images but the augmentation crops to %d (the config's "
-                           "random_resized_crop.size must be the teachers' size)",
+                           "teacher %s takes %d-pixel images but the augmentation crops to %d (set "
+                           "random_resized_crop.size to the largest teacher's size)",
                            name, info.image_size, r->cfg.size);
         for (int c = 0; c < 3; c++)
-            if (fabsf(info.preprocess.mean[c] - r->cfg.mean[c]) > 1e-6f ||
-                fabsf(info.preprocess.std[c] - r->cfg.std[c]) > 1e-6f)
+            if (fabsf(info.preprocess.mean[c] - r->cfg.mean[c]) > 1e-6f)
                 return mc_fail(err, MC_ERR_UNSUPPORTED,
-                               "teacher %s normalises with mean/std %g,%g,%g / %g,%g,%g but the augmentation config "
-                               "with %g,%g,%g / %g,%g,%g",
+                               "teacher %s normalises with mean %g,%g,%g but the augmentation config with %g,%g,%g",
                                name, info.preprocess.mean[0], info.preprocess.mean[1], info.preprocess.mean[2],
-                               info.preprocess.std[0], info.preprocess.std[1], info.preprocess.std[2], r->cfg.mean[0],
-                               r->cfg.mean[1], r->cfg.mean[2], r->cfg.std[0], r->cfg.std[1], r->cfg.std[2]);
+                               r->cfg.mean[0], r->cfg.mean[1], r->cfg.mean[2]);
+        t->size = info.image_size;
         t->dim = info.embed_dim;
         t->ctx_len = info.context_length;
         if (t->ctx_len > r->max_ctx) r->max_ctx = t->ctx_len;
@@ -94,6 +95,55 @@ static mc_status teachers_open(run *r, mc_error *err) {
         if (st != MC_OK) return st;
     }
     return MC_OK;
+}
+
+/* torch.nn.functional.interpolate(x, size, mode="bicubic") (align_corners
+ * False, no antialiasing: cubic convolution with A = -0.75 at source
+ * (dst + 0.5) * in / out - 0.5, indices clamped to the border), on n images
+ * [n, 3, si, si] -> [n, 3, so, so]. */
+static float cubic_w(float x, int outer) {
+    const float A = -0.75f;
+    return outer ? ((A * x - 5.0f * A) * x + 8.0f * A) * x - 4.0f * A : ((A + 2.0f) * x - (A + 3.0f)) * x * x + 1.0f;
+}
+
+static int interp_bicubic(const float *in, int n, int si, int so, float *out) {
+    float scale = (float)si / (float)so;
+    int *idx = malloc((size_t)so * 4 * sizeof *idx);
+    float *wt = malloc((size_t)so * 4 * sizeof *wt);
+    if (!idx || !wt) {
+        free(idx);
+        free(wt);
+        return 0;
+    }
+    for (int o = 0; o < so; o++) {
+        float real = scale * ((float)o + 0.5f) - 0.5f;
+        int i0 = (int)floorf(real);
+        float t = real - (float)i0;
+        float w[4] = {cubic_w(t + 1.0f, 1), cubic_w(t, 0), cubic_w(1.0f - t, 0), cubic_w(2.0f - t, 1)};
+        for (int k = 0; k < 4; k++) {
+            int j = i0 - 1 + k;
+            idx[o * 4 + k] = j < 0 ? 0 : j >= si ? si - 1 : j;
+            wt[o * 4 + k] = w[k];
+        }
+    }
+    for (int p = 0; p < n * 3; p++) {
+        const float *src = in + (size_t)p * si * si;
+        float *dst = out + (size_t)p * so * so;
+        for (int y = 0; y < so; y++)
+            for (int x = 0; x < so; x++) {
+                float rows[4];
+                for (int k = 0; k < 4; k++) {
+                    const float *row = src + (size_t)idx[y * 4 + k] * si;
+                    rows[k] = row[idx[x * 4]] * wt[x * 4] + row[idx[x * 4 + 1]] * wt[x * 4 + 1] +
+                              row[idx[x * 4 + 2]] * wt[x * 4 + 2] + row[idx[x * 4 + 3]] * wt[x * 4 + 3];
+                }
+                dst[(size_t)y * so + x] =
+                    rows[0] * wt[y * 4] + rows[1] * wt[y * 4 + 1] + rows[2] * wt[y * 4 + 2] + rows[3] * wt[y * 4 + 3];
+            }
+    }
+    free(idx);
+    free(wt);
+    return 1;
 }
 
 static void teachers_close(run *r) {
@@ -110,6 +160,11 @@ static mc_status scratch_reserve(run *r, size_t n_aug, size_t n_txt, mc_error *e
         float *ie = realloc(r->img_emb, n_aug * D * sizeof(float));
         if (ie) r->img_emb = ie;
         if (!px || !ie) return mc_fail(err, MC_ERR_NOMEM, "out of memory for %zu augmentations", n_aug);
+        for (int k = 0; k < 2; k++) {
+            float *rs = realloc(r->resized[k], n_aug * 3 * S * S * sizeof(float));
+            if (!rs) return mc_fail(err, MC_ERR_NOMEM, "out of memory for %zu augmentations", n_aug);
+            r->resized[k] = rs;
+        }
         r->cap_aug = n_aug;
     }
     if (n_txt > r->cap_txt) {
@@ -127,10 +182,20 @@ static mc_status scratch_reserve(run *r, size_t n_aug, size_t n_txt, mc_error *e
     return MC_OK;
 }
 
-/* Every teacher on n images [n, 3, S, S] -> out [n, D] (rows concatenated). */
+/* Every teacher on n images [n, 3, S, S] -> out [n, D] (rows concatenated).
+ * A teacher of a smaller size gets the images bicubically resized, and the
+ * teachers after it the resized ones, as the reference's loop passes them on. */
 static mc_status embed_images(run *r, const float *pixels, int n, float *out, mc_error *err) {
+    int side = r->cfg.size, flip = 0;
     for (int k = 0; k < r->n_t; k++) {
         teacher *t = &r->t[k];
+        if (t->size != side) {
+            if (!interp_bicubic(pixels, n, side, t->size, r->resized[flip]))
+                return mc_fail(err, MC_ERR_NOMEM, "out of memory");
+            pixels = r->resized[flip];
+            flip ^= 1;
+            side = t->size;
+        }
         mc_status st = mc_encode_image(t->ctx, pixels, n, 1, r->tmp);
         if (st != MC_OK) {
             if (err) *err = *mc_context_last_error(t->ctx);
@@ -773,6 +838,8 @@ mc_status mc_reinforce_run(const mc_reinforce_params *p, mc_reinforce_stats *sta
     if (st == MC_OK && r.rank == 0) st = write_manifest(&r, err);
     teachers_close(&r);
     free(r.pixels);
+    free(r.resized[0]);
+    free(r.resized[1]);
     free(r.img_emb);
     free(r.txt_emb);
     free(r.tmp);
