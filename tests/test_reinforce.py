@@ -522,13 +522,20 @@ def test_refusals(tmp):
     r = reinforce(os.path.join(tmp, "cap"), [SHARD], "--num-augs", "2", "--captioner", "coca_ViT-L-14",
                   "--num-syn", "5")
     check(r.returncode != 0 and "captioner" in r.stderr, "--captioner: %s" % r.stderr[-300:])
-    bad = os.path.join(tmp, "cfg256.json")
+    bad = os.path.join(tmp, "cfg192.json")
     cfg = json.loads(open(CFG).read())
-    cfg["reinforce"]["image_augmentation"]["random_resized_crop"]["size"] = 256
+    cfg["reinforce"]["image_augmentation"]["random_resized_crop"]["size"] = 192
     json.dump(cfg, open(bad, "w"))
     r = run(["reinforce", SHARD, "-o", os.path.join(tmp, "bad"), "--teachers", TEACHERS, "--config", bad,
              "--num-augs", "2"])
-    check(r.returncode != 0 and "224" in r.stderr and "256" in r.stderr, "size mismatch: %s" % r.stderr[-300:])
+    check(r.returncode != 0 and "224" in r.stderr and "192" in r.stderr, "crop below a teacher's size: %s"
+          % r.stderr[-300:])
+    cfg["reinforce"]["image_augmentation"]["random_resized_crop"]["size"] = 224
+    cfg["reinforce"]["image_augmentation"]["normalize"]["mean"] = [0.5, 0.5, 0.5]
+    json.dump(cfg, open(bad, "w"))
+    r = run(["reinforce", SHARD, "-o", os.path.join(tmp, "bad2"), "--teachers", TEACHERS, "--config", bad,
+             "--num-augs", "2"])
+    check(r.returncode != 0 and "mean" in r.stderr, "another mean accepted: %s" % r.stderr[-300:])
     # an undecodable image and a sample without caption are skipped and counted
     d = os.path.join(tmp, "broken")
     os.makedirs(d)
