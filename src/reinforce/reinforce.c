@@ -703,8 +703,8 @@ static mc_status do_shard(run *r, const char *input, size_t idx, size_t count, m
 
 /* ---------------------------------------------------------- the settings */
 
-/* The settings a folder is made with, as JSON text (malloc'd). */
-static char *settings_text(const run *r, const char *config_text, size_t config_len) {
+/* The settings a folder is made with (besides its config.json), as JSON text (malloc'd). */
+static char *settings_text(const run *r) {
     const mc_reinforce_params *p = r->p;
     char *buf = NULL;
     size_t len = 0;
@@ -720,10 +720,9 @@ static char *settings_text(const run *r, const char *config_text, size_t config_
     fprintf(f, "], \"num_augs\": %d, \"reuse_params\": %s, \"bf16\": %s, \"syn_key\": ", p->num_augs,
             p->n_reuse ? "true" : "false", p->bf16 ? "true" : "false");
     mc_json_write_str(f, p->syn_key ? p->syn_key : "syn_text");
-    fprintf(f, ", \"layout\": \"%s\", \"seed\": %llu, \"config_bytes\": %zu}\n",
+    fprintf(f, ", \"layout\": \"%s\", \"seed\": %llu}\n",
             p->layout == MC_REINFORCE_LAYOUT_DFNDR ? "dfndr" : p->layout == MC_REINFORCE_LAYOUT_DATACOMPDR ? "datacompdr" : "auto",
-            (unsigned long long)p->seed, config_len);
-    (void)config_text;
+            (unsigned long long)p->seed);
     if (fclose(f) != 0) {
         free(buf);
         return NULL;
@@ -737,7 +736,7 @@ static mc_status check_settings(run *r, const char *config_text, size_t config_l
     if (!path_join(dir, sizeof dir, p->out_dir, ".reinforce")) return mc_fail(err, MC_ERR_INVALID_ARG, "path too long");
     snprintf(path, sizeof path, "%s/settings.json", dir);
     snprintf(cfg_path, sizeof cfg_path, "%s/config.json", p->out_dir);
-    char *want = settings_text(r, config_text, config_len);
+    char *want = settings_text(r);
     if (!want) return mc_fail(err, MC_ERR_NOMEM, "out of memory");
     mc_status st = MC_OK;
     if (mc_path_is_file(path)) {
