@@ -135,7 +135,7 @@ static int bench(int64_t n, int d, int k) {
     double bytes = (double)n * d * sizeof(float);
     printf("exact scan, %lld x %d float32 (%.0f MB), top %d, %d threads:\n", (long long)n, d, bytes / 1e6, k,
            mc_threads_for(2.0 * n * d));
-    printf("  min %.2f ms, mean %.2f ms over %d runs; %.1f GB/s; %.0f M rows/s\n", best * 1e3, sum / runs * 1e3, runs,
+    printf("  min %.2f ms, mean %.2f ms over %d runs; %.1f GB/s; %.1f M rows/s\n", best * 1e3, sum / runs * 1e3, runs,
            bytes / best / 1e9, n / best / 1e6);
     printf("  plain loops (scan.c's oracle, one run): %.2f ms, %.1fx slower; same top %d: %s\n", t_ref * 1e3,
            t_ref / best, k, same ? "yes" : "NO");

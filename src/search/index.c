@@ -675,6 +675,7 @@ static mc_status consume(void *user, size_t first, size_t count, const int *stat
                          const float *emb, mc_error *err) {
     update *u = user;
     mc_index *idx = u->idx;
+    if (!emb) return MC_OK;   /* the run failed: nothing of this batch is committed */
     pthread_mutex_lock(&idx->db_lock);
     mc_status st = exec(idx, "BEGIN IMMEDIATE", err);
     int64_t added = 0, updated = 0, kept = 0, removed = 0;
@@ -798,9 +799,10 @@ static double now_s(void) {
 
 mc_status mc_index_update(mc_index *idx, const mc_model *model, const char *const *dirs, int n_dirs,
                           const mc_index_update_params *params, mc_index_update_stats *stats, mc_error *err) {
+    if (idx && idx->readonly)
+        return mc_fail(err, MC_ERR_INVALID_ARG, "%s: opened read-only; open it read-write to index", idx->path);
     if (!idx || !model || (n_dirs > 0 && !dirs) || n_dirs < 0)
         return mc_fail(err, MC_ERR_INVALID_ARG, "mc_index_update: NULL argument");
-    if (idx->readonly) return mc_fail(err, MC_ERR_INVALID_ARG, "%s: opened read-only; open it read-write to index", idx->path);
     mc_index_update_params p = params ? *params : mc_index_update_default_params();
     mc_index_update_stats local;
     if (!stats) stats = &local;

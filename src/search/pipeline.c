@@ -112,15 +112,16 @@ static void finish_batch(worker *w, slot *s) {
     pthread_mutex_lock(&r->lock);
     int failed = r->failed;
     pthread_mutex_unlock(&r->lock);
-    if (failed) return;
-    if (good && mc_encode_image(w->ctx, s->pixels, (int)good, r->p->normalize, w->out) != MC_OK) {
+    if (!failed && good && mc_encode_image(w->ctx, s->pixels, (int)good, r->p->normalize, w->out) != MC_OK) {
         run_fail(r, mc_context_last_error(w->ctx));
-        return;
+        failed = 1;
     }
+    /* a failed run still shows consume the batch (emb NULL), for its item errors */
     mc_error e;
     mc_error_clear(&e);
     pthread_mutex_lock(&r->lock);
-    mc_status st = r->failed ? MC_OK : r->p->consume(r->p->user, s->first, s->count, s->state, s->errs, w->out, &e);
+    const float *emb = failed || r->failed ? NULL : w->out;
+    mc_status st = r->p->consume(r->p->user, s->first, s->count, s->state, s->errs, emb, &e);
     if (st != MC_OK && !r->failed) {
         r->failed = 1;
         r->err = e;

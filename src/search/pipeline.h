@@ -34,11 +34,13 @@ typedef struct mc_pipeline {
      * pixels [3, S, S] of item i and returns MC_PIPE_*; on MC_PIPE_FAILED
      * err (cleared before the call) says why. */
     int (*prepare)(void *user, size_t i, float *pixels, mc_error *err);
-    /* Called once per batch, in no set order, serialised by the pipeline's
-     * lock: items [first, first + count), their states and errors, and emb
-     * [number of MC_PIPE_ENCODE items, D], the embeddings of the encoded items
-     * in item order.  A status other than MC_OK (with err set) stops the run
-     * and is returned. */
+    /* Called once per prepared batch, in no set order, serialised by the
+     * pipeline's lock: items [first, first + count), their states and errors,
+     * and emb [number of MC_PIPE_ENCODE items, D], the embeddings of the
+     * encoded items in item order.  A status other than MC_OK (with err set)
+     * stops the run (no more batches are handed out) and is returned; batches
+     * already being prepared then still come, with emb NULL, so that the
+     * caller sees their items' errors (the first bad item in order, say). */
     mc_status (*consume)(void *user, size_t first, size_t count, const int *state, const mc_error *errs,
                          const float *emb, mc_error *err);
     void *user;
