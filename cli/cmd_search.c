@@ -293,7 +293,8 @@ int cmd_search(int argc, char **argv) {
         if (mc_index_get_image(idx, hits[r].id, &im, &err)) { rc = cli_error(&err); break; }
         int best = 0;
         float prob = 0;
-        if (lab.n) {   /* softmax over the labels of logit_scale * cosine */
+        if (lab.n) {   /* softmax over the labels of logit_scale (clamped to 100, as classify) * cosine */
+            double scale = mi.logit_scale > 100 ? 100 : mi.logit_scale;
             if (mc_index_get_embedding(idx, hits[r].id, e, D, &err)) { rc = cli_error(&err); break; }
             double mx = -1e30, z = 0;
             float *lg = malloc((size_t)lab.n * sizeof *lg);
@@ -301,7 +302,7 @@ int cmd_search(int argc, char **argv) {
             for (int i = 0; i < lab.n; i++) {
                 double c = 0;
                 for (int j = 0; j < D; j++) c += (double)e[j] * lemb[(size_t)i * D + j];
-                lg[i] = (float)(mi.logit_scale * c);
+                lg[i] = (float)(scale * c);
                 if (lg[i] > mx) mx = lg[i], best = i;
             }
             for (int i = 0; i < lab.n; i++) z += exp(lg[i] - mx);
