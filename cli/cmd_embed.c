@@ -16,20 +16,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- image lists ---- */
-
-static int has_image_ext(const char *name) {
-    const char *dot = strrchr(name, '.');
-    if (!dot) return 0;
-    static const char *ext[] = {".jpg", ".jpeg", ".png", ".webp", ".jpe"};
-    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
-        if (!strcasecmp(dot, ext[i])) return 1;
-    return 0;
-}
 
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -57,7 +47,7 @@ int cli_image_list_build(const char *const *args, int n, cli_image_list *out) {
             size_t first = out->n;
             struct dirent *e;
             while ((e = readdir(d))) {
-                if (e->d_name[0] == '.' || !has_image_ext(e->d_name)) continue;
+                if (e->d_name[0] == '.' || !mc_image_name_supported(e->d_name)) continue;
                 size_t len = strlen(args[i]) + strlen(e->d_name) + 2;
                 char *p = malloc(len);
                 if (!p) { closedir(d); return cli_errorf("out of memory"); }

@@ -236,6 +236,9 @@ mc_preprocess_params mc_preprocess_default_params(void);
  * does (L, LA, P, RGBA, CMYK, 16-bit).  apply_exif rotates/flips by the EXIF
  * orientation tag as ImageOps.exif_transpose does. */
 mc_status mc_image_load(const char *path, int apply_exif, mc_image *out, mc_error *err);
+/* 1 when path's name ends in an extension of the images read here (.jpg,
+ * .jpeg, .jpe, .png, .webp, any case): what folder arguments pick. */
+int mc_image_name_supported(const char *path);
 mc_status mc_image_load_memory(const void *data, size_t len, int apply_exif, mc_image *out,
                                mc_error *err);
 void mc_image_free(mc_image *img);

@@ -1,5 +1,6 @@
 /*
  * test_search.c - the exact scan and the index API without a model:
+ *   - the image names a folder walk picks (mc_image_name_supported);
  *   - mc_scan_topk (the kernels' gemv + heap) against its plain-loop oracle
  *     on odd sizes, k beyond n, and exact ties (integer-valued rows) ordered
  *     by id;
@@ -242,7 +243,16 @@ static void test_index_api(void) {
     CHECK(system(cmd) == 0, "cleanup");
 }
 
+static void test_names(void) {
+    static const char *yes[] = {"a.jpg", "B.JPEG", "c.Jpe", "/x/d.png", "e.webp", "dir.d/f.PNG"};
+    static const char *no[] = {"a.gif", "jpg", "a.jpg.txt", "a", "dir.jpg/file", "", ".png.bak"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) CHECK(mc_image_name_supported(yes[i]), "%s", yes[i]);
+    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) CHECK(!mc_image_name_supported(no[i]), "%s", no[i]);
+    CHECK(!mc_image_name_supported(NULL), "NULL");
+}
+
 int main(void) {
+    test_names();
     test_scan();
     test_index_api();
     return test_summary("test_search");

@@ -442,14 +442,6 @@ typedef struct update {
     int dim;
 } update;
 
-static int has_image_ext(const char *name) {
-    const char *dot = strrchr(name, '.');
-    if (!dot) return 0;
-    static const char *ext[] = {".jpg", ".jpeg", ".png", ".webp", ".jpe"};
-    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
-        if (!strcasecmp(dot, ext[i])) return 1;
-    return 0;
-}
 
 static int64_t mtime_ns_of(const struct stat *sb) {
     return (int64_t)sb->st_mtim.tv_sec * 1000000000 + sb->st_mtim.tv_nsec;
@@ -516,14 +508,14 @@ static mc_status walk(update *u, const char *dir, int depth, mc_error *err) {
         snprintf(path, len, "%s%s%s", dir, dl && dir[dl - 1] == '/' ? "" : "/", e->d_name);
         struct stat sb;
         if (lstat(path, &sb) != 0) {
-            if (has_image_ext(e->d_name)) {
+            if (mc_image_name_supported(e->d_name)) {
                 char msg[256];
                 snprintf(msg, sizeof msg, "cannot stat: %s", strerror(errno));
                 skip(u, path, MC_INDEX_SKIP_UNREADABLE, msg);
             }
         } else if (S_ISDIR(sb.st_mode)) {
             st = walk(u, path, depth + 1, err);
-        } else if (has_image_ext(e->d_name)) {
+        } else if (mc_image_name_supported(e->d_name)) {
             /* a symbolic link to a file counts as that file; links to folders are not followed */
             if (S_ISLNK(sb.st_mode) && stat(path, &sb) != 0) {
                 char msg[256];
