@@ -395,6 +395,7 @@ typedef struct mc_index_info {
     char model_path[4096]; /* the checkpoint file that model was loaded from, when known; else "" */
 } mc_index_info;
 
+/* What the file holds now (committed by any process). */
 mc_status mc_index_get_info(mc_index *idx, mc_index_info *info, mc_error *err);
 
 typedef struct mc_search_hit {
@@ -405,8 +406,9 @@ typedef struct mc_search_hit {
 /* Top-k by cosine of an L2-normalised query of idx's dim (a mismatch is an
  * MC_ERR_INVALID_ARG); hits[k] sorted by score descending, ties by id
  * ascending; *n_hits = min(k, count).  The scan is a matrix-vector product on
- * the SIMD kernels.  Safe to call from several threads at once on one index
- * (the first call, or the first after mc_index_reload, loads the embeddings). */
+ * the SIMD kernels over the embeddings held in memory (read on the first
+ * search, and again after mc_index_update through this handle; mc_index_reload
+ * reads them at once).  Safe to call from several threads at once on one index. */
 mc_status mc_index_search(mc_index *idx, const float *query, int dim, int k,
                           mc_search_hit *hits, int *n_hits, mc_error *err);
 
@@ -477,7 +479,9 @@ typedef struct mc_index_update_stats {
  * the model's id when empty; an index of another model is refused unless
  * p->reembed (then every embedding is dropped in one transaction and the
  * images re-embedded: an interrupted run resumes with the new model).
- * stats may be NULL.  idx must be open read-write. */
+ * stats may be NULL.  idx must be open read-write.  Calls on this handle from
+ * other threads wait until it returns; other processes keep reading the
+ * committed state (WAL) and see the new one after mc_index_reload. */
 mc_status mc_index_update(mc_index *idx, const mc_model *model, const char *const *dirs, int n_dirs,
                           const mc_index_update_params *p, mc_index_update_stats *stats, mc_error *err);
 

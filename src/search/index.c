@@ -265,10 +265,14 @@ mc_status mc_index_get_info(mc_index *idx, mc_index_info *info, mc_error *err) {
         info->count = sqlite3_column_int64(s, 0);
     }
     sqlite3_finalize(s);
+    /* the file's meta now (another process may have indexed since the open) */
+    char dim[32] = "";
+    if (st == MC_OK && (meta_get(idx, "model_id", info->model_id, sizeof info->model_id, err) < 0 ||
+                        meta_get(idx, "model_path", info->model_path, sizeof info->model_path, err) < 0 ||
+                        meta_get(idx, "dim", dim, sizeof dim, err) < 0))
+        st = err ? err->status : MC_ERR_IO;
     pthread_mutex_unlock(&idx->db_lock);
-    info->dim = idx->dim;
-    snprintf(info->model_id, sizeof info->model_id, "%s", idx->model_id);
-    snprintf(info->model_path, sizeof info->model_path, "%s", idx->model_path);
+    info->dim = atoi(dim);
     pthread_rwlock_unlock(&idx->lock);
     return st;
 }
