@@ -202,9 +202,11 @@ mc_status mc_pipeline_run(const mc_pipeline *p, mc_error *err) {
     worker *w = calloc((size_t)k, sizeof *w);
     mc_status st = w ? MC_OK : mc_fail(err, MC_ERR_NOMEM, "out of memory");
     int inited = 0;
-    for (; st == MC_OK && inited < k; inited++) {
-        if (worker_init(&w[inited], &r)) st = mc_fail(err, MC_ERR_NOMEM, "out of memory");
-        if (st != MC_OK) { inited++; break; }
+    for (; st == MC_OK && inited < k; inited++) {   /* a worker counts as inited (to be freed) once tried */
+        if (worker_init(&w[inited], &r)) {
+            st = mc_fail(err, MC_ERR_NOMEM, "out of memory");
+            continue;
+        }
         if (k == 1 && p->ctx) {
             w[inited].ctx = p->ctx;
             continue;
