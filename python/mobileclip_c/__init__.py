@@ -41,8 +41,8 @@ Threads: a :class:`Model` may be shared by threads.  Each thread gets its own
 C context on first use (as the C API wants: one mc_model, one mc_context per
 thread), and every library call runs with the GIL released (the library is a
 ctypes.CDLL), so threads encode in parallel; give ``load(..., threads=N)``
-about cores / number of threads.  Results do not depend on threads or batch
-sizes.
+about cores / number of threads.  Results do not depend on the thread count;
+with the default batch sizes they are bit for bit the CLI's.
 
 The library: ``$MOBILECLIP_LIB`` (the .so file, or its folder), else the
 installed one (pkg-config's mobileclip libdir, else /usr/local/lib), else the

@@ -482,10 +482,12 @@ class Model:
             already preprocessed float32 ``[3, S, S]`` pixels (``[N, 3, S, S]``
             for N).
         normalize: L2-normalise each row (default), else the raw projection.
-        batch_size: images per forward pass (results do not depend on it).
+        batch_size: images per forward pass.  A row's last bits can depend
+            on the batch it is encoded in: the default is the CLI's, and the
+            rows are bit for bit those of ``mobileclip embed-image -b
+            batch_size`` on the same list.
 
-        An image that cannot be read raises :class:`Error` naming it.  The
-        rows are bit for bit those of ``mobileclip embed-image``.
+        An image that cannot be read raises :class:`Error` naming it.
         """
         self._need("image")
         S = self.image_size
@@ -524,9 +526,9 @@ class Model:
             ``[N, context_length]`` or ``[context_length]``, as
             :meth:`tokenize` gives).
         normalize: L2-normalise each row (default).
-        batch_size: texts per forward pass (results do not depend on it).
-
-        The rows are bit for bit those of ``mobileclip embed-text``.
+        batch_size: texts per forward pass; as for :meth:`encode_image`, the
+            rows are bit for bit those of ``mobileclip embed-text -b
+            batch_size`` (default: the CLI's 32).
         """
         self._need("text")
         if isinstance(texts, np.ndarray) and texts.dtype.kind in "iu":
