@@ -57,5 +57,10 @@ from ._core import (Model, ModelInfo, PreprocessParams, Tokenizer, library_path,
 
 __version__ = "0.1.0"
 
+for _obj in (Error, Status, Model, ModelInfo, PreprocessParams, Tokenizer, library_path, library_version,
+             list_models, load, search, tokenize):
+    _obj.__module__ = __name__   # help() and tracebacks name them as users import them
+del _obj
+
 __all__ = ["load", "Model", "ModelInfo", "PreprocessParams", "tokenize", "Tokenizer", "search",
            "list_models", "Error", "Status", "library_path", "library_version"]

@@ -58,6 +58,9 @@ class Error(Exception):
         self.status_name = status_name or str(status)
         super().__init__(message)
 
+    def __reduce__(self):   # picklable (multiprocessing passes exceptions back)
+        return (type(self), (int(self.status), self.message, self.status_name))
+
 
 # ---- structs (the header's, field for field; tests/test_layout checks offsets) ----
 

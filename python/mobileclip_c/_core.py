@@ -1,6 +1,8 @@
 """Models, tokenizer, preprocessing, classification and search over the C
 library (see the package docstring for the overview)."""
+import concurrent.futures
 import ctypes
+import functools
 import os
 import threading
 import weakref
@@ -475,7 +477,7 @@ class Model:
             _preprocess_into(it, self._pp, out[i])
         return out[0] if single else out
 
-    def encode_image(self, images, normalize=True, batch_size=8):
+    def encode_image(self, images, normalize=True, batch_size=8, decode_threads=2):
         """Image embeddings: float32 ``[N, embed_dim]`` (N = 1 for one image).
 
         images: one image or a list, each as :meth:`preprocess` takes it, or
@@ -486,8 +488,13 @@ class Model:
             on the batch it is encoded in: the default is the CLI's, and the
             rows are bit for bit those of ``mobileclip embed-image -b
             batch_size`` on the same list.
+        decode_threads: threads decoding and resizing the next batch while
+            the current one is encoded, as the CLI does (1: decode each batch
+            in the calling thread before encoding it).  Results do not depend
+            on it.
 
-        An image that cannot be read raises :class:`Error` naming it.
+        An image that cannot be read raises :class:`Error` naming it (the
+        first such image of the list).
         """
         self._need("image")
         S = self.image_size
@@ -498,16 +505,40 @@ class Model:
             return out
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError("batch_size must be an integer >= 1, got %r" % (batch_size,))
+        if not isinstance(decode_threads, int) or decode_threads < 1:
+            raise ValueError("decode_threads must be an integer >= 1, got %r" % (decode_threads,))
         ctx = self._context(batch_size)
         L = _capi.lib()
-        pix = np.empty((min(batch_size, n), 3, S, S), dtype=np.float32)
-        for first in range(0, n, batch_size):
-            cnt = min(batch_size, n - first)
-            for k in range(cnt):
-                _preprocess_into(items[first + k], self._pp, pix[k])
-            st = L.mc_encode_image(ctx.ptr, _fptr(pix), cnt, 1 if normalize else 0, _fptr(out[first:]))
-            if st != 0:
-                ctx.fail(st)
+        starts = list(range(0, n, batch_size))
+        pool = None
+        if decode_threads > 1 and n > 1:
+            pool = concurrent.futures.ThreadPoolExecutor(min(decode_threads, n), "mobileclip_c-decode")
+        bufs = [np.empty((min(batch_size, n), 3, S, S), dtype=np.float32) for _ in range(2 if pool else 1)]
+
+        def start(b):   # batch b's decoding: running on the pool, or deferred to finish()
+            buf = bufs[b % len(bufs)]
+            jobs = [functools.partial(_preprocess_into, it, self._pp, buf[k])
+                    for k, it in enumerate(items[starts[b]:starts[b] + batch_size])]
+            return [pool.submit(j) for j in jobs] if pool else jobs
+
+        def finish(pending):   # raises the first bad image's error, in list order
+            for p in pending:
+                p.result() if pool else p()
+
+        try:
+            pending = start(0)
+            for b, first in enumerate(starts):
+                finish(pending)
+                if b + 1 < len(starts):
+                    pending = start(b + 1)
+                cnt = min(batch_size, n - first)
+                st = L.mc_encode_image(ctx.ptr, _fptr(bufs[b % len(bufs)]), cnt, 1 if normalize else 0,
+                                       _fptr(out[first:]))
+                if st != 0:
+                    ctx.fail(st)
+        finally:
+            if pool:
+                pool.shutdown(wait=True, cancel_futures=True)
         return out
 
     # -- texts

@@ -35,8 +35,11 @@ def test_unnormalized_and_batch_sizes_equal_cli(mc, cli_out, model):
     m = load(mc, model)
     assert np.array_equal(m.encode_image(image_paths(), normalize=False), cli_out(model, "image", False))
     assert np.array_equal(m.encode_text(cli_texts(), normalize=False), cli_out(model, "text", False))
+    assert np.array_equal(m.encode_image(image_paths(), decode_threads=1), cli_out(model, "image"))
+    assert np.array_equal(m.encode_image(image_paths(), decode_threads=5), cli_out(model, "image"))
     if model == "v1_mci_mct":
-        assert np.array_equal(m.encode_image(image_paths(), batch_size=5), cli_out(model, "image", batch=5))
+        assert np.array_equal(m.encode_image(image_paths(), batch_size=5, decode_threads=3),
+                              cli_out(model, "image", batch=5))
         assert np.array_equal(m.encode_text(cli_texts(), batch_size=7), cli_out(model, "text", batch=7))
     # token ids in, int64 as open_clip gives them, one text as a 1-D array
     ids = m.tokenize(cli_texts())

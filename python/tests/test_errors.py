@@ -22,6 +22,9 @@ def test_missing_image_file(mc, model):
     assert e.value.status == mc.Status.IO and isinstance(e.value.status, mc.Status)
     assert "/no/such/photo.jpg" in str(e.value) and e.value.message == str(e.value)
     assert e.value.status_name == "I/O error"
+    import pickle
+    e2 = pickle.loads(pickle.dumps(e.value))
+    assert type(e2) is mc.Error and e2.status == e.value.status and e2.message == e.value.message
 
 
 @pytest.mark.parametrize("name", ["not_an_image.jpg", "truncated.jpg"])
@@ -31,6 +34,19 @@ def test_undecodable_image_file(mc, model, name):
         model.encode_image(path)
     assert e.value.status in (mc.Status.IMAGE, mc.Status.FORMAT), e.value.status
     assert name in e.value.message
+
+
+@pytest.mark.parametrize("decode_threads", [1, 3])
+def test_first_bad_image_is_reported(mc, model, decode_threads):
+    good = os.path.join(IMAGES, "one_pixel.png")
+    paths = [good] * 20
+    paths[13] = os.path.join(IMAGES, "not_an_image.jpg")
+    paths[17] = "/no/such/photo.jpg"
+    with pytest.raises(mc.Error) as e:
+        model.encode_image(paths, batch_size=4, decode_threads=decode_threads)
+    assert "not_an_image.jpg" in e.value.message
+    with pytest.raises(ValueError, match="decode_threads"):
+        model.encode_image(paths, decode_threads=0)
 
 
 def test_undecodable_bytes(mc, model):
