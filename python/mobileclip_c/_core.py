@@ -73,7 +73,6 @@ class Tokenizer:
         self._owner = _owner   # a model whose tokenizer this is: keeps it alive
         if _handle is not None:
             self._h = _handle
-            self._own = False
             return
         L = _capi.lib()
         h = ctypes.c_void_p()
@@ -81,7 +80,6 @@ class Tokenizer:
         check(L.mc_tokenizer_load(_capi.fspath_bytes(vocab) if vocab is not None else None,
                                   ctypes.byref(h), ctypes.byref(err)), err)
         self._h = h
-        self._own = True
         weakref.finalize(self, L.mc_tokenizer_free, h)
 
     def __call__(self, texts, context_length=77):
@@ -327,13 +325,10 @@ class _Context:
         self._fin = weakref.finalize(self, L.mc_context_free, ptr)
 
     def fail(self, status):
-        e = self._lib_err()
+        """Raises the context's last error (mc_context_last_error)."""
         err = _new_err()
-        ctypes.memmove(ctypes.byref(err), e, ctypes.sizeof(err))
+        ctypes.memmove(ctypes.byref(err), _capi.lib().mc_context_last_error(self.ptr), ctypes.sizeof(err))
         check(status, err)
-
-    def _lib_err(self):
-        return _capi.lib().mc_context_last_error(self.ptr)
 
 
 def load(model, weights="f32", *, config=None, vocab=None, image=True, text=True, threads=0,
@@ -377,10 +372,10 @@ def load(model, weights="f32", *, config=None, vocab=None, image=True, text=True
     check(L.mc_model_resolve(model_b, 1 if download else 0, path, len(path), ctypes.byref(name),
                              ctypes.byref(err)), err)
     mp = L.mc_model_default_params()
-    keep = [_capi.fspath_bytes(config) if config is not None else None,
-            _capi.fspath_bytes(vocab) if vocab is not None else None]
-    mp.config_path = keep[0]
-    mp.vocab_path = keep[1]
+    config_b = _capi.fspath_bytes(config) if config is not None else None   # alive through the call
+    vocab_b = _capi.fspath_bytes(vocab) if vocab is not None else None
+    mp.config_path = config_b
+    mp.vocab_path = vocab_b
     mp.model_name = name.value
     mp.load_image_tower = 1 if image else 0
     mp.load_text_tower = 1 if text else 0
