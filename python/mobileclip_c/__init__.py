@@ -29,6 +29,8 @@ Contents
     tokenize(texts)           token ids without a model
     Tokenizer                 the tokenizer as an object
     search(queries, matrix, k)  exact top-k by inner product (NumPy)
+    Index(db_path)            a photo index (SQLite): .search(text | image |
+                              vector, k), .info, .update(folders), .image(id)
     list_models()             official model names
     Error, Status             library errors: status and the library's message
     library_path(), library_version()
@@ -52,15 +54,15 @@ copy shipped inside this package, else the dynamic linker's search path;
 model, or the install's share folder; official models bring their own.
 """
 from ._capi import Error, Status
-from ._core import (Model, ModelInfo, PreprocessParams, Tokenizer, library_path, library_version,
-                    list_models, load, search, tokenize)
+from ._core import (Hit, Index, IndexInfo, Model, ModelInfo, PreprocessParams, Tokenizer, library_path,
+                    library_version, list_models, load, search, tokenize)
 
 __version__ = "0.1.0"
 
-for _obj in (Error, Status, Model, ModelInfo, PreprocessParams, Tokenizer, library_path, library_version,
-             list_models, load, search, tokenize):
+for _obj in (Error, Status, Model, ModelInfo, PreprocessParams, Tokenizer, Index, IndexInfo, Hit, library_path,
+             library_version, list_models, load, search, tokenize):
     _obj.__module__ = __name__   # help() and tracebacks name them as users import them
 del _obj
 
-__all__ = ["load", "Model", "ModelInfo", "PreprocessParams", "tokenize", "Tokenizer", "search",
-           "list_models", "Error", "Status", "library_path", "library_version"]
+__all__ = ["load", "Model", "ModelInfo", "PreprocessParams", "tokenize", "Tokenizer", "search", "Index",
+           "IndexInfo", "Hit", "list_models", "Error", "Status", "library_path", "library_version"]

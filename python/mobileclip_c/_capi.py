@@ -116,6 +116,61 @@ class mc_context_params(ctypes.Structure):
                 ("max_batch", ctypes.c_int)]
 
 
+class mc_index_params(ctypes.Structure):
+    _fields_ = [("readonly", ctypes.c_int),
+                ("create", ctypes.c_int)]
+
+
+class mc_index_info(ctypes.Structure):
+    _fields_ = [("count", ctypes.c_int64),
+                ("dim", ctypes.c_int),
+                ("model_id", ctypes.c_char * 256),
+                ("model_path", ctypes.c_char * 4096)]
+
+
+class mc_search_hit(ctypes.Structure):
+    _fields_ = [("id", ctypes.c_int64),
+                ("score", ctypes.c_float)]
+
+
+class mc_index_image(ctypes.Structure):
+    _fields_ = [("id", ctypes.c_int64),
+                ("path", ctypes.c_char * 4096),
+                ("width", ctypes.c_int),
+                ("height", ctypes.c_int),
+                ("size", ctypes.c_int64),
+                ("mtime_ns", ctypes.c_int64)]
+
+
+MC_INDEX_SKIP_COUNT = 2
+INDEX_SKIP_REASONS = ("unreadable", "undecodable")
+mc_index_skip_fn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p)
+mc_index_progress_fn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
+
+
+class mc_index_update_params(ctypes.Structure):
+    _fields_ = [("workers", ctypes.c_int),
+                ("threads", ctypes.c_int),
+                ("decode_threads", ctypes.c_int),
+                ("batch", ctypes.c_int),
+                ("reembed", ctypes.c_int),
+                ("progress", mc_index_progress_fn),
+                ("progress_user", ctypes.c_void_p),
+                ("on_skip", mc_index_skip_fn),
+                ("skip_user", ctypes.c_void_p)]
+
+
+class mc_index_update_stats(ctypes.Structure):
+    _fields_ = [("found", ctypes.c_int64),
+                ("added", ctypes.c_int64),
+                ("updated", ctypes.c_int64),
+                ("removed", ctypes.c_int64),
+                ("unchanged", ctypes.c_int64),
+                ("skipped", ctypes.c_int64),
+                ("skipped_by", ctypes.c_int64 * MC_INDEX_SKIP_COUNT),
+                ("seconds", ctypes.c_double)]
+
+
 # The structs a layout test compares with the C compiler's sizeof/offsetof.
 STRUCTS = {
     "mc_error": mc_error,
@@ -124,6 +179,12 @@ STRUCTS = {
     "mc_model_params": mc_model_params,
     "mc_model_info": mc_model_info,
     "mc_context_params": mc_context_params,
+    "mc_index_params": mc_index_params,
+    "mc_index_info": mc_index_info,
+    "mc_search_hit": mc_search_hit,
+    "mc_index_image": mc_index_image,
+    "mc_index_update_params": mc_index_update_params,
+    "mc_index_update_stats": mc_index_update_stats,
 }
 
 WEIGHT_DTYPES = {"f32": 0, "bf16": 1, "f16": 2, "int8": 3}
@@ -165,6 +226,19 @@ PROTOTYPES = {
     "mc_context_last_error": (_err, [_vp]),
     "mc_encode_image": (_int, [_vp, _p(ctypes.c_float), _int, _int, _p(ctypes.c_float)]),
     "mc_encode_text": (_int, [_vp, _p(ctypes.c_int32), _int, _int, _p(ctypes.c_float)]),
+    "mc_model_id": (_int, [_vp, _str, _size, _err]),
+    "mc_index_default_params": (mc_index_params, []),
+    "mc_index_open": (_int, [_str, _p(mc_index_params), _p(_vp), _err]),
+    "mc_index_close": (None, [_vp]),
+    "mc_index_get_info": (_int, [_vp, _p(mc_index_info), _err]),
+    "mc_index_search": (_int, [_vp, _p(ctypes.c_float), _int, _int, _p(mc_search_hit), _p(_int), _err]),
+    "mc_index_get_path": (_int, [_vp, ctypes.c_int64, _str, _size, _err]),
+    "mc_index_get_image": (_int, [_vp, ctypes.c_int64, _p(mc_index_image), _err]),
+    "mc_index_get_embedding": (_int, [_vp, ctypes.c_int64, _p(ctypes.c_float), _int, _err]),
+    "mc_index_reload": (_int, [_vp, _err]),
+    "mc_index_update_default_params": (mc_index_update_params, []),
+    "mc_index_update": (_int, [_vp, _vp, _p(_str), _int, _p(mc_index_update_params), _p(mc_index_update_stats),
+                               _err]),
 }
 
 

@@ -4,6 +4,7 @@ import concurrent.futures
 import ctypes
 import functools
 import os
+import sys
 import threading
 import weakref
 
@@ -420,6 +421,17 @@ class Model:
         tok = L.mc_model_tokenizer(handle.ptr)
         self.tokenizer = Tokenizer(_handle=ctypes.c_void_p(tok), _owner=handle) if tok else None
 
+    @property
+    def id(self):
+        """The text that names the model's weights, "NAME dim=D sha256=HEX"
+        (mc_model_id): what an :class:`Index` records of its model."""
+        if self._handle is None:
+            raise ValueError("the model is closed")
+        buf = ctypes.create_string_buffer(1024)
+        err = _new_err()
+        check(_capi.lib().mc_model_id(self._handle.ptr, buf, len(buf), ctypes.byref(err)), err)
+        return buf.value.decode("utf-8", "replace")
+
     def __repr__(self):
         return "<mobileclip_c.Model %s (%s, %s + %s, dim %d)%s>" % (
             self.name or self.path, self.info.family, self.info.image_arch, self.info.text_arch,
@@ -674,3 +686,246 @@ def search(queries, matrix, k=10):
     idx = np.argsort(-scores, axis=1, kind="stable")[:, :k].astype(np.int64)
     top = np.take_along_axis(scores, idx, axis=1).astype(np.float32)
     return (idx[0], top[0]) if one else (idx, top)
+
+
+# ---------------------------------------------------------------- photo index
+
+class IndexInfo:
+    """What an :class:`Index` holds (mc_index_info): ``count`` (images with an
+    embedding), ``dim`` (embedding width, 0 while empty), ``model_id`` (the
+    model the embeddings came from, see :attr:`Model.id`) and ``model_path``
+    (the checkpoint it was loaded from, "" when unknown)."""
+
+    def __init__(self, c):
+        self.count = c.count
+        self.dim = c.dim
+        self.model_id = c.model_id.decode("utf-8", "replace")
+        self.model_path = os.fsdecode(c.model_path)
+
+    def __repr__(self):
+        return "IndexInfo(count=%d, dim=%d, model_id=%r, model_path=%r)" % (
+            self.count, self.dim, self.model_id, self.model_path)
+
+
+class Hit(tuple):
+    """One search result: ``(path, score, id)``; also ``.path`` (absolute),
+    ``.score`` (cosine) and ``.id`` (the image's id in the index)."""
+    __slots__ = ()
+
+    def __new__(cls, path, score, id):
+        return tuple.__new__(cls, (path, score, id))
+
+    path = property(lambda self: self[0])
+    score = property(lambda self: self[1])
+    id = property(lambda self: self[2])
+
+    def __repr__(self):
+        return "Hit(path=%r, score=%.6f, id=%d)" % self
+
+
+class Index:
+    """A photo index: one SQLite file of images and their embeddings, made by
+    :meth:`update` or ``mobileclip index`` (docs/search.md).
+
+    ``Index(db_path)`` opens an index read-only; ``writable=True`` opens it
+    for :meth:`update` (``create=True``: make the file when missing).
+    model: the :class:`Model` (or a path or name for :func:`load`) that
+    encodes text and image queries; by default the one the index records
+    (``info.model_path``), loaded on the first such query.  Its
+    :attr:`Model.id` must be the index's ``model_id``.
+    weights, threads: passed to :func:`load` when the index loads its model.
+
+    Searches may run from several threads at once.
+    """
+
+    def __init__(self, db_path, model=None, *, writable=False, create=False, weights="f32", threads=0):
+        L = _capi.lib()
+        p = L.mc_index_default_params()
+        p.readonly = 0 if writable else 1
+        p.create = 1 if create else 0
+        if create and not writable:
+            raise ValueError("create=True needs writable=True")
+        ptr = ctypes.c_void_p()
+        err = _new_err()
+        check(L.mc_index_open(_capi.fspath_bytes(db_path), ctypes.byref(p), ctypes.byref(ptr), ctypes.byref(err)),
+              err)
+        self._ptr = ptr
+        self._fin = weakref.finalize(self, L.mc_index_close, ptr)
+        self.path = os.fspath(db_path)
+        self._model = model
+        self._load_kw = {"weights": weights, "threads": threads}
+        self._model_lock = threading.Lock()
+
+    def __repr__(self):
+        return "<mobileclip_c.Index %s%s>" % (self.path, " closed" if self._ptr is None else "")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        """Closes the index (no search may be running)."""
+        if self._ptr is not None:
+            self._ptr = None
+            self._fin()
+
+    def _h(self):
+        if self._ptr is None:
+            raise ValueError("the index is closed")
+        return self._ptr
+
+    @property
+    def info(self):
+        """:class:`IndexInfo`, read now."""
+        c = _capi.mc_index_info()
+        err = _new_err()
+        check(_capi.lib().mc_index_get_info(self._h(), ctypes.byref(c), ctypes.byref(err)), err)
+        return IndexInfo(c)
+
+    def __len__(self):
+        return self.info.count
+
+    @property
+    def model(self):
+        """The query model (loaded now when needed); see the class doc."""
+        with self._model_lock:
+            m = self._model
+            info = self.info
+            if not isinstance(m, Model):
+                if m is None:
+                    if not info.model_path:
+                        raise ValueError("%s: the index does not say where its model is (%s); give "
+                                         "Index(..., model=...)" % (self.path, info.model_id or "empty"))
+                    m = info.model_path
+                m = load(m, **self._load_kw)
+            if info.model_id and m.id != info.model_id:
+                raise ValueError("%s: the index was made with model '%s', the query model is '%s'"
+                                 % (self.path, info.model_id, m.id))
+            self._model = m
+            return m
+
+    def search(self, query, k=10):
+        """The ``k`` images closest to ``query``, best first: a list of :class:`Hit`.
+
+        query: a str (a text, encoded by :attr:`model`); an image that is
+            not a str (a ``pathlib.Path``, file bytes, a uint8 ``[H, W, 3]``
+            array, a PIL image; encoded by :attr:`model`); or an embedding,
+            a float ``[dim]`` array, L2-normalised (as ``encode_*`` give).
+        Scores are cosines; equal scores keep the lower id first.
+        """
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError("k must be an integer >= 1, got %r" % (k,))
+        if isinstance(query, str):
+            q = self.model.encode_text([query], batch_size=1)[0]
+        elif isinstance(query, np.ndarray) and query.dtype.kind == "f" and query.ndim == 1:
+            q = np.ascontiguousarray(query, dtype=np.float32)
+        else:
+            if not _is_image_item(query) or (isinstance(query, np.ndarray) and query.ndim == 4):
+                raise TypeError("query: a text (str), one image or a float [dim] embedding, got %s"
+                                % type(query).__name__)
+            q = self.model.encode_image(query, batch_size=1)[0]
+        k = int(k)
+        hits = (_capi.mc_search_hit * k)()
+        n = ctypes.c_int()
+        err = _new_err()
+        L = _capi.lib()
+        h = self._h()
+        check(L.mc_index_search(h, _fptr(q), q.shape[0], k, hits, ctypes.byref(n), ctypes.byref(err)), err)
+        return [Hit(self._path_of(h, hits[i].id), float(hits[i].score), int(hits[i].id)) for i in range(n.value)]
+
+    def _path_of(self, h, image_id):
+        buf = ctypes.create_string_buffer(4096)
+        err = _new_err()
+        check(_capi.lib().mc_index_get_path(h, image_id, buf, len(buf), ctypes.byref(err)), err)
+        return os.fsdecode(buf.value)
+
+    def image(self, image_id):
+        """The stored record of an image: a dict of ``id``, ``path``, ``width``,
+        ``height`` (after the EXIF orientation), ``size`` (bytes) and
+        ``mtime_ns``.  An unknown id raises :class:`Error` (NOT_FOUND)."""
+        c = _capi.mc_index_image()
+        err = _new_err()
+        check(_capi.lib().mc_index_get_image(self._h(), int(image_id), ctypes.byref(c), ctypes.byref(err)), err)
+        return {"id": c.id, "path": os.fsdecode(c.path), "width": c.width, "height": c.height, "size": c.size,
+                "mtime_ns": c.mtime_ns}
+
+    def embedding(self, image_id):
+        """The stored embedding of an image: float32 ``[dim]``."""
+        out = np.empty(self.info.dim, dtype=np.float32)
+        err = _new_err()
+        check(_capi.lib().mc_index_get_embedding(self._h(), int(image_id), _fptr(out), out.shape[0],
+                                                 ctypes.byref(err)), err)
+        return out
+
+    def reload(self):
+        """Re-reads the index after another process changed it."""
+        err = _new_err()
+        check(_capi.lib().mc_index_reload(self._h(), ctypes.byref(err)), err)
+
+    def update(self, folders, model=None, *, batch=16, workers=1, threads=0, decode_threads=2, reembed=False,
+               progress=None):
+        """Indexes the images under ``folders`` (a path or a list; recursive;
+        .jpg .jpeg .jpe .png .webp) incrementally, as ``mobileclip index``
+        does: new and changed images are embedded, vanished ones forgotten,
+        one transaction per batch (an interrupted run keeps what it
+        committed).  The index must be open with ``writable=True``.
+
+        model: the image model (default: :attr:`model`); an index made with
+            another model is refused unless ``reembed``.
+        progress: called as ``progress(done, total)`` after each batch.
+        Returns a dict: ``found``, ``added``, ``updated``, ``removed``,
+        ``unchanged``, ``skipped``, ``seconds`` and ``skipped_files`` (a list
+        of ``(path, reason, message)``, reason "unreadable" or
+        "undecodable").
+        """
+        if isinstance(folders, (str, bytes, os.PathLike)):
+            folders = [folders]
+        dirs = [_capi.fspath_bytes(d) for d in folders]
+        if not dirs:
+            raise ValueError("no folders to index")
+        if model is None:
+            model = self._model if isinstance(self._model, Model) else None
+        if model is None:
+            info = self.info
+            model = self.model if info.model_id else None
+        if model is None:
+            raise ValueError("%s: an empty index needs a model: update(folders, model=...)" % self.path)
+        if not isinstance(model, Model):
+            model = load(model, **self._load_kw)
+        model._need("image")
+        L = _capi.lib()
+        p = L.mc_index_update_default_params()
+        p.batch, p.workers, p.threads, p.decode_threads = batch, workers, threads, decode_threads
+        p.reembed = 1 if reembed else 0
+        skipped = []
+
+        def on_skip(user, path, reason, message):
+            r = _capi.INDEX_SKIP_REASONS[reason] if 0 <= reason < len(_capi.INDEX_SKIP_REASONS) else reason
+            skipped.append((os.fsdecode(path), r, message.decode("utf-8", "replace") if message else ""))
+
+        def on_progress(user, done, total):
+            try:
+                progress(done, total)
+            except Exception:   # a callback cannot raise through C; report it after the call
+                failures.append(sys.exc_info())
+
+        failures = []
+        skip_cb = _capi.mc_index_skip_fn(on_skip)
+        prog_cb = _capi.mc_index_progress_fn(on_progress) if progress else _capi.mc_index_progress_fn()
+        p.on_skip = skip_cb
+        p.progress = prog_cb
+        arr = (ctypes.c_char_p * len(dirs))(*dirs)
+        stats = _capi.mc_index_update_stats()
+        err = _new_err()
+        st = L.mc_index_update(self._h(), model._handle.ptr, arr, len(dirs), ctypes.byref(p), ctypes.byref(stats),
+                               ctypes.byref(err))
+        check(st, err)
+        if failures:
+            raise failures[0][1].with_traceback(failures[0][2])
+        if self._model is None:
+            self._model = model
+        return {"found": stats.found, "added": stats.added, "updated": stats.updated, "removed": stats.removed,
+                "unchanged": stats.unchanged, "skipped": stats.skipped, "seconds": stats.seconds,
+                "skipped_files": skipped}
