@@ -74,10 +74,10 @@ int cmd_reinforce(int argc, char **argv) {
     if (cli_parse(argc, argv, rf_opts, N_RF_OPTS, &a, &help)) return 2;
     if (help) {
         cli_print_help(stdout, usage,
-                       "Writes DataCompDR shards: per sample the augmentation parameters (paug.json) and the "
-                       "teachers' L2-normalised embeddings of every augmentation, the caption and every synthetic "
-                       "caption of syn.json (npz or pth.gz), keeping the input's members. Resumable: finished "
-                       "shards are recorded in OUT_DIR/.reinforce and skipped when run again. Under mpirun each "
+                       "Writes DataCompDR shards: per sample the augmentation parameters (paug.json) and the\n"
+                       "teachers' L2-normalised embeddings of every augmentation, the caption and every synthetic\n"
+                       "caption of syn.json (npz or pth.gz), keeping the input's members. Resumable: finished\n"
+                       "shards are recorded in OUT_DIR/.reinforce and skipped when run again. Under mpirun each\n"
                        "rank takes whole shards. See docs/reinforce.md.",
                        rf_opts, N_RF_OPTS);
         cli_args_free(&a);
