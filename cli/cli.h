@@ -70,6 +70,7 @@ int cmd_list(int argc, char **argv);
 int cmd_shard(int argc, char **argv);
 int cmd_augment(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_reinforce(int argc, char **argv);
 int cmd_train_step_check(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_bench(int argc, char **argv);

@@ -20,6 +20,7 @@ static const cli_command commands[] = {
     {"list", "list the official models and what is in the cache", cmd_list},
     {"shard", "'shard ls SHARD...': read DataCompDR webdataset shards and summarise them", cmd_shard},
     {"augment", "re-apply a stored DataCompDR augmentation of one sample; write .npy or .png", cmd_augment},
+    {"reinforce", "turn image-text shards into DataCompDR shards: augmentations and teacher embeddings", cmd_reinforce},
     {"train", "train a model (open_clip_train's flags): plain CLIP or reinforced on DataCompDR shards", cmd_train},
     {"report", "an HTML page of plots of one or more training runs (train.jsonl, results.jsonl)", cmd_report},
     {"train-step-check", "run a training fixture folder and compare loss, gradients, states", cmd_train_step_check},

@@ -249,7 +249,8 @@ static void test_registry(void) {
     static const char *names[] = {"mobileclip_s0", "mobileclip_s1", "mobileclip_s2", "mobileclip_b",
                                   "mobileclip_blt", "MobileCLIP-S1", "MobileCLIP-S2", "MobileCLIP-B",
                                   "MobileCLIP-B-LT", "MobileCLIP2-S0", "MobileCLIP2-S2", "MobileCLIP2-B",
-                                  "MobileCLIP2-S3", "MobileCLIP2-S4", "MobileCLIP2-L-14"};
+                                  "MobileCLIP2-S3", "MobileCLIP2-S4", "MobileCLIP2-L-14", "ViT-L-14-openai",
+                                  "ViT-L-14-datacomp_xl_s13b_b90k", "DFN2B-CLIP-ViT-L-14", "DFN2B-CLIP-ViT-L-14-39B"};
     CHECK(mc_registry_count() == sizeof names / sizeof names[0], "registry has %zu models", mc_registry_count());
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const mc_registry_entry *e = mc_registry_find(names[i]);
@@ -271,6 +272,12 @@ static void test_registry(void) {
     mc_registry_url(mc_registry_find("MobileCLIP-S1"), "open_clip_config.json", url, sizeof url, NULL);
     CHECK(!strcmp(url, "https://huggingface.co/apple/MobileCLIP-S1-OpenCLIP/resolve/main/open_clip_config.json"),
           "hf url %s", url);
+    mc_registry_url(mc_registry_find("ViT-L-14-openai"), "open_clip_pytorch_model.bin", url, sizeof url, NULL);
+    CHECK(!strcmp(url, "https://huggingface.co/timm/vit_large_patch14_clip_224.openai/resolve/main/open_clip_pytorch_model.bin"),
+          "teacher url %s", url);
+    mc_registry_url(mc_registry_find("DFN2B-CLIP-ViT-L-14-39B"), "open_clip_pytorch_model.bin", url, sizeof url, NULL);
+    CHECK(!strcmp(url, "https://huggingface.co/apple/DFN2B-CLIP-ViT-L-14-39B/resolve/main/open_clip_pytorch_model.bin"),
+          "teacher url %s", url);
     setenv("MOBILECLIP_BASE_URL", "http://127.0.0.1:1/x", 1);
     mc_registry_url(mc_registry_find("MobileCLIP2-B"), "open_clip_config.json", url, sizeof url, NULL);
     CHECK(!strcmp(url, "http://127.0.0.1:1/x/timm/MobileCLIP2-B-OpenCLIP/resolve/main/open_clip_config.json"),

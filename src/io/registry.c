@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #define OC_FILES {"open_clip_model.safetensors", "open_clip_config.json"}
+#define TEACHER_FILES {"open_clip_pytorch_model.bin", NULL}
 
 /* Parameter counts (millions, image + text) are the ones Apple's ml-mobileclip
  * README publishes; sizes and dims come from the configs of each release. */
@@ -35,6 +36,13 @@ static const mc_registry_entry registry[] = {
     {"MobileCLIP2-S3", "open_clip", MC_SOURCE_HF, "timm/MobileCLIP2-S3-OpenCLIP", OC_FILES, "fastvit_mci3", 256, 768, 125.1, 123.6},
     {"MobileCLIP2-S4", "open_clip", MC_SOURCE_HF, "timm/MobileCLIP2-S4-OpenCLIP", OC_FILES, "fastvit_mci4", 256, 768, 321.6, 123.6},
     {"MobileCLIP2-L-14", "open_clip", MC_SOURCE_HF, "timm/MobileCLIP2-L-14-OpenCLIP", OC_FILES, "vit_large_patch14_clip_224", 224, 768, 304.3, 123.6},
+    /* CLIP teachers of dataset reinforcement (open_clip pretrained.py hf_hub entries; the
+     * weights file open_clip falls back to, config built in by name; counts: open_clip's
+     * model profile of ViT-L-14) */
+    {"ViT-L-14-openai", "open_clip", MC_SOURCE_HF, "timm/vit_large_patch14_clip_224.openai", TEACHER_FILES, "vit", 224, 768, 304.0, 123.7},
+    {"ViT-L-14-datacomp_xl_s13b_b90k", "open_clip", MC_SOURCE_HF, "laion/CLIP-ViT-L-14-DataComp.XL-s13B-b90K", TEACHER_FILES, "vit", 224, 768, 304.0, 123.7},
+    {"DFN2B-CLIP-ViT-L-14", "open_clip", MC_SOURCE_HF, "apple/DFN2B-CLIP-ViT-L-14", TEACHER_FILES, "vit", 224, 768, 304.0, 123.7},
+    {"DFN2B-CLIP-ViT-L-14-39B", "open_clip", MC_SOURCE_HF, "apple/DFN2B-CLIP-ViT-L-14-39B", TEACHER_FILES, "vit", 224, 768, 304.0, 123.7},
 };
 
 #define N_REGISTRY (sizeof registry / sizeof registry[0])

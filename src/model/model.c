@@ -114,6 +114,10 @@ static mc_status load_image(mc_binder *b, const mc_config *c, int folded, mc_ima
             return b->status = mc_fail(b->err, MC_ERR_UNSUPPORTED, "%s: timm_proj '%s' for a ViT is not supported",
                                        b->path, c->image_proj);
         if (c->image_size > 0) vp.image_size = c->image_size;
+        if (vp.layout == MC_VIT_LAYOUT_OPENCLIP) {
+            vp.head_dim = c->vision_head_width;
+            vp.act = c->quick_gelu ? MC_ACT_QUICK_GELU : MC_ACT_GELU;
+        }
         vp.folded = folded;
         *prefix = vp.prefix;
         return mc_vit_tower_load(b, &vp, out);
@@ -169,6 +173,27 @@ static mc_status load_text(mc_binder *b, const mc_config *c, mc_text_tower **out
     }
     *prefix = tp.prefix;
     return mc_text_tower_load(b, &tp, out);
+}
+
+/* OpenCLIP's text attn_mask buffer, when a checkpoint carries it (it is not
+ * saved by today's open_clip): it must be the causal mask the config implies
+ * (0 on and below the diagonal, -inf above), since the tower builds its own. */
+static mc_status check_attn_mask(mc_binder *b, const mc_model *m, const char *prefix) {
+    const mc_tensor_info *t = mc_binder_peek(b, "%sattn_mask", prefix);
+    if (!t) return MC_OK;
+    int n = m->text->context_length;
+    const float *mask = mc_bind2(b, n, n, "%sattn_mask", prefix);
+    if (!mask) return b->status;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            float v = mask[(size_t)i * n + j];
+            int ok = (j <= i || !m->cfg.causal) ? v == 0.0f : (isinf(v) && v < 0);
+            if (!ok)
+                return b->status = mc_fail(b->err, MC_ERR_UNSUPPORTED,
+                                           "%s: tensor '%sattn_mask' is not the %s mask (element [%d, %d] = %g)",
+                                           b->path, prefix, m->cfg.causal ? "causal" : "empty", i, j, (double)v);
+        }
+    return MC_OK;
 }
 
 static mc_status model_bind(mc_model *m, const mc_checkpoint *ck, const mc_model_params *pp, mc_error *err);
@@ -241,7 +266,8 @@ static mc_status model_bind(mc_model *m, const mc_checkpoint *ck, const mc_model
     m->n_tensors = (int64_t)mc_checkpoint_count(ck);
     mc_binder b;
     st = mc_binder_init(&b, ck, m->ckpt_path, &m->arena, err);
-    const char *prefixes[4] = {NULL, NULL, NULL, NULL};
+    /* the names the loaded towers own (checked for leftovers when one tower is loaded) */
+    const char *prefixes[10] = {NULL};
     int np = 0;
     if (st == MC_OK && p.load_image_tower) {
         const char *pre = NULL;
@@ -251,7 +277,14 @@ static mc_status model_bind(mc_model *m, const mc_checkpoint *ck, const mc_model
     if (st == MC_OK && p.load_text_tower) {
         const char *pre = NULL;
         st = load_text(&b, &m->cfg, &m->text, &pre);
-        if (pre) prefixes[np++] = pre;
+        if (pre && *pre) {
+            prefixes[np++] = pre;
+        } else if (pre) {   /* a CLIP's text tower at the top level (OpenCLIP without custom_text) */
+            static const char *const root_text[] = {"token_embedding.", "positional_embedding", "transformer.",
+                                                    "ln_final.", "text_projection", "attn_mask"};
+            for (size_t i = 0; i < sizeof root_text / sizeof root_text[0]; i++) prefixes[np++] = root_text[i];
+        }
+        if (st == MC_OK) st = check_attn_mask(&b, m, pre ? pre : "");
     }
     if (st == MC_OK) {
         /* logit_scale: a 0-d (or [1]) parameter; absent is allowed (scale 1) */
