@@ -25,7 +25,7 @@ SHAREDIR ?= $(PREFIX)/share/mobileclip
 B := build
 # 'make' alone builds everything (the first rule below is a helper's).
 .DEFAULT_GOAL := all
-PKGS := libpng libjpeg zlib libutf8proc libpcre2-8 libwebp libwebpdemux libcurl
+PKGS := libpng libjpeg zlib libutf8proc libpcre2-8 libwebp libwebpdemux libcurl libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -83,6 +83,8 @@ endef
 
 LIB_OBJ := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRC))
 $(eval $(call obj_rule,$(B)/obj,))
+# The web page is assembled into serve/page.o (.incbin): every build of it depends on the page.
+$(B)/obj/serve/page.o $(B)/pic/serve/page.o $(B)/san/obj/serve/page.o $(B)/tsan/obj/serve/page.o: src/serve/page.html
 
 # The shared library: position-independent objects of their own (the static
 # library and the CLI keep the position-dependent ones), a versioned soname,
