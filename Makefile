@@ -235,7 +235,7 @@ check-layers: $(LIB_OBJ)
 FUZZ_SECONDS ?= 30
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(patsubst fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
-$(B)/fuzz/%: fuzz/%.c $(LIB_SRC) | $(B)/fuzz
+$(B)/fuzz/%: fuzz/%.c $(LIB_SRC) src/serve/page.html | $(B)/fuzz
 	clang -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -Werror=implicit-function-declaration -DMC_NO_SIMD -Iinclude -Isrc $(PKG_CFLAGS) \
 	  -DMC_SHARE_DIR='"$(SHAREDIR)"' -o $@ $< $(filter-out %_avx2.c %_avx512.c,$(LIB_SRC)) $(PKG_LIBS) -lm -lpthread
 fuzz: $(FUZZ_BIN)
