@@ -217,7 +217,7 @@ endif
 TEST_CROSS := $(if $(filter 1,$(CROSS_NEON)),$(CROSS_TESTS))
 
 # The benchmark programs are built with the tests so that they keep compiling.
-tests: $(TESTS) $(TEST_CROSS) $(SAN_TESTS) $(TSAN_TESTS) $(B)/tsan/mobileclip $(B)/libmobileclip.so $(B)/mobileclip $(B)/bench_kernels $(B)/bench_augment $(B)/peer_ours
+tests: $(TESTS) $(TEST_CROSS) $(SAN_TESTS) $(TSAN_TESTS) $(B)/tsan/mobileclip $(B)/libmobileclip.so $(B)/mobileclip $(B)/bench_kernels $(B)/bench_augment $(B)/peer_ours $(B)/serve_load
 
 # Data-parallel training under mpirun (needs the MPI build).
 TEST_MPI := $(if $(filter 1,$(MPI)),tests/test_train_mpi.sh)
@@ -264,6 +264,13 @@ bench-augment: $(B)/bench_augment
 	  $${PYTHON:-/usr/bin/python3} bench/reference/time_reapply.py $$REF $(AUG_SHARD) $(AUG_SIZE) 3; \
 	done
 
+# Loopback load test of 'mobileclip serve' (bench/serve_load.c, a plain HTTP client):
+# bench/run_serve_load.sh starts a server and prints requests/s, p50/p99 latency and memory.
+$(B)/serve_load: bench/serve_load.c
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Wshadow -o $@ $< -lpthread
+bench-serve: $(B)/mobileclip $(B)/serve_load
+	@bash bench/run_serve_load.sh
+
 # Same machine, same run: us against ONNX Runtime and PyTorch on the reference's own model
 # (bench/reference/README.md; REF=checkout of apple/ml-mobileclip).
 $(B)/peer_ours: bench/reference/peer_ours.c $(B)/libmobileclip.a
@@ -297,5 +304,5 @@ install: all
 clean:
 	rm -rf $(B)
 
-.PHONY: all test tests tsan-test check-layers fuzz bench bench-kernels bench-augment bench-peers bench-train-peers cross-neon-test install clean
+.PHONY: all test tests tsan-test check-layers fuzz bench bench-serve bench-kernels bench-augment bench-peers bench-train-peers cross-neon-test install clean
 .SECONDARY:

@@ -60,7 +60,7 @@ struct mc_pool {
 };
 
 mc_pool_params mc_pool_default_params(void) {
-    mc_pool_params p = {1, 1, 8};
+    mc_pool_params p = {1, 1, 8, 1};
     return p;
 }
 
@@ -94,9 +94,28 @@ static int claim(mc_pool *p, worker *w, mc_pool_kind *kind) {
     return n_segs;
 }
 
+/* One full batch through each tower before the first request: the context's
+ * scratch is touched once, so that neither the first requests' latency nor
+ * the resident size changes later with the batch sizes that come. */
+static void warm_up(worker *w) {
+    mc_pool *p = w->pool;
+    int B = p->p.max_batch;
+    memset(w->tokens, 0, (size_t)B * p->L * sizeof(int32_t));
+    for (int i = 0; i < B; i++) {
+        w->tokens[(size_t)i * p->L] = MC_TOKEN_SOT;
+        w->tokens[(size_t)i * p->L + 1] = MC_TOKEN_EOT;
+    }
+    (void)mc_encode_text(w->ctx, w->tokens, B, 1, w->out);     /* a model without the tower: a no-op error */
+    if (p->plane) {
+        memset(w->pixels, 0, (size_t)B * p->plane * sizeof(float));
+        (void)mc_encode_image(w->ctx, w->pixels, B, 1, w->out);
+    }
+}
+
 static void *worker_main(void *arg) {
     worker *w = arg;
     mc_pool *p = w->pool;
+    if (p->p.warm_up) warm_up(w);
     pthread_mutex_lock(&p->lock);
     for (;;) {
         while (!p->head && !p->stop) pthread_cond_wait(&p->work, &p->lock);

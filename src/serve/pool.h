@@ -15,6 +15,7 @@ typedef struct mc_pool_params {
     int n_workers;            /* worker threads, each with a context (default 1) */
     int threads_per_worker;   /* compute threads of each context (default 1) */
     int max_batch;            /* items per forward pass (default 8; 1: no batching) */
+    int warm_up;              /* 1 (default): each worker runs one full batch per tower first */
 } mc_pool_params;
 
 mc_pool_params mc_pool_default_params(void);
