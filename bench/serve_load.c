@@ -182,6 +182,21 @@ static int cmp_double(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+static int server_pid;
+
+static long rss_kib(int pid) {
+    if (pid <= 0) return -1;
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    long v = -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6)) v = strtol(line + 6, NULL, 10);
+    fclose(f);
+    return v;
+}
+
 /* one row: n clients of a kind for secs seconds */
 static long run_row(int kind, int n, double secs, int print) {
     client *cs = calloc((size_t)n, sizeof *cs);
