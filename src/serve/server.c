@@ -461,7 +461,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     if (!rs) return;
     if (s->p.log_requests) {
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_HTTP_STATUS);
-        logf_(s, MC_LOG_INFO, "%s %u %.1f ms%s", rs->what, ci ? ci->http_status : 0, (now_s() - rs->t0) * 1e3, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection ended early)");
+        logf_(s, MC_LOG_INFO, "%s %u %.1f ms%s", rs->what, ci ? ci->http_status : 0, (now_s() - rs->t0) * 1e3,
+              toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection ended early)");
     }
     mc_sbuf_free(&rs->body);
     free(rs);
@@ -475,6 +476,14 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 
 /* ---- start and stop ---- */
 
+/* Frees what mc_server_start made (the daemon is stopped by then). */
+static void server_free(mc_server *s) {
+    mc_pool_free(s->pool);
+    pthread_mutex_destroy(&s->lock);
+    pthread_cond_destroy(&s->idle);
+    free(s);
+}
+
 mc_status mc_server_start(const mc_model *model, const mc_server_params *params, mc_server **out, mc_error *err) {
     *out = NULL;
     if (!model) return mc_fail(err, MC_ERR_INVALID_ARG, "server: no model");
@@ -485,12 +494,28 @@ mc_status mc_server_start(const mc_model *model, const mc_server_params *params,
     if (l->max_inputs < 1 || l->max_labels < 1 || l->max_k < 1 || !l->max_body_bytes || !l->max_image_bytes ||
         !l->max_image_pixels || !l->max_text_bytes || l->connection_timeout_s < 0 || !(l->request_timeout_s >= 0))
         return mc_fail(err, MC_ERR_INVALID_ARG, "server: a limit is zero or negative");
+    const char *host = p.host ? p.host : "127.0.0.1";
+    struct sockaddr_storage addr;
+    memset(&addr, 0, sizeof addr);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&addr;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&addr;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)p.port);
+    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)p.port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        return mc_fail(err, MC_ERR_INVALID_ARG, "server: host '%s' is not a numeric IPv4 or IPv6 address", host);
+    }
     mc_server *s = calloc(1, sizeof *s);
     if (!s) return mc_fail(err, MC_ERR_NOMEM, "out of memory");
     s->model = model;
     mc_model_get_info(model, &s->info);
     s->tok = mc_model_tokenizer(model);
-    snprintf(s->host, sizeof s->host, "%s", p.host ? p.host : "127.0.0.1");
+    snprintf(s->host, sizeof s->host, "%s", host);
     snprintf(s->model_name, sizeof s->model_name, "%s", p.model_name ? p.model_name : "mobileclip");
     p.host = s->host;
     p.model_name = s->model_name;
@@ -500,27 +525,8 @@ mc_status mc_server_start(const mc_model *model, const mc_server_params *params,
     pthread_cond_init(&s->idle, NULL);
     mc_status st = mc_pool_new(model, &p.pool, &s->pool, err);
     if (st != MC_OK) {
-        pthread_mutex_destroy(&s->lock);
-        pthread_cond_destroy(&s->idle);
-        free(s);
+        server_free(s);
         return st;
-    }
-    struct sockaddr_storage addr;
-    memset(&addr, 0, sizeof addr);
-    struct sockaddr_in *a4 = (struct sockaddr_in *)&addr;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&addr;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-    if (inet_pton(AF_INET, s->host, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons((uint16_t)p.port);
-    } else if (inet_pton(AF_INET6, s->host, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)p.port);
-        flags |= MHD_USE_IPv6;
-    } else {
-        mc_pool_free(s->pool);
-        free(s);
-        return mc_fail(err, MC_ERR_INVALID_ARG, "server: host '%s' is not a numeric IPv4 or IPv6 address", p.host);
     }
     s->d = MHD_start_daemon(flags, (uint16_t)p.port, NULL, NULL, on_request, s,
                             MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s,
@@ -530,9 +536,8 @@ mc_status mc_server_start(const mc_model *model, const mc_server_params *params,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
                             MHD_OPTION_END);
     if (!s->d) {
-        mc_pool_free(s->pool);
-        free(s);
-        return mc_fail(err, MC_ERR_IO, "server: cannot listen on %s port %d (in use, or not allowed)", p.host, p.port);
+        server_free(s);
+        return mc_fail(err, MC_ERR_IO, "server: cannot listen on %s port %d (in use, or not allowed)", host, p.port);
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : p.port;
@@ -563,8 +568,5 @@ void mc_server_stop(mc_server *s, double drain_s) {
     pthread_mutex_unlock(&s->lock);
     if (left) logf_(s, MC_LOG_WARN, "stopping with %d request%s unfinished after %.3g s", left, left == 1 ? "" : "s", drain_s);
     MHD_stop_daemon(s->d);
-    mc_pool_free(s->pool);
-    pthread_mutex_destroy(&s->lock);
-    pthread_cond_destroy(&s->idle);
-    free(s);
+    server_free(s);
 }
