@@ -25,7 +25,7 @@ SHAREDIR ?= $(PREFIX)/share/mobileclip
 B := build
 # 'make' alone builds everything (the first rule below is a helper's).
 .DEFAULT_GOAL := all
-PKGS := libpng libjpeg zlib libutf8proc libpcre2-8 libwebp libwebpdemux libcurl libmicrohttpd
+PKGS := libpng libjpeg zlib libutf8proc libpcre2-8 libwebp libwebpdemux libcurl sqlite3 libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
