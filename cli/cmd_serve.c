@@ -2,7 +2,8 @@
  * cmd_serve.c - the 'serve' command: the HTTP server of src/serve/ (the web
  * page, embeddings, classification, and with --db search over a photo index
  * with its images and thumbnails) on one loaded model, until SIGTERM or
- * SIGINT, which drain the requests in progress and exit 0.
+ * SIGINT, which drain the requests in progress and exit 0; SIGHUP re-reads
+ * the index.
  * Prints "listening on http://HOST:PORT/" on stdout once it accepts
  * connections (with --port 0: the port it got).
  */
@@ -120,7 +121,7 @@ int cmd_serve(int argc, char **argv) {
                        "GET /v1/search?q=TEXT&k=N, POST /v1/search (an image), GET /v1/images/ID and\n"
                        "/v1/thumbnails/ID, only of indexed files (docs/serve.md).\n"
                        "Runs until SIGTERM or SIGINT, which finish the requests in progress (--drain)\n"
-                       "and exit 0.  Prints \"listening on http://HOST:PORT/\" once it accepts connections.",
+                       "and exit 0; SIGHUP re-reads the index (after 'mobileclip index' added to it).\nPrints \"listening on http://HOST:PORT/\" once it accepts connections.",
                        serve_opts, n_opts);
         cli_args_free(&a);
         return 0;
@@ -171,6 +172,7 @@ int cmd_serve(int argc, char **argv) {
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -222,7 +224,11 @@ int cmd_serve(int argc, char **argv) {
     printf("listening on http://%s%s%s:%d/\n", v6 ? "[" : "", h, v6 ? "]" : "", mc_server_port(srv));
     fflush(stdout);
     int sig = 0;
-    while (sigwait(&sigs, &sig) != 0) {}
+    for (;;) {
+        if (sigwait(&sigs, &sig) != 0) continue;
+        if (sig != SIGHUP) break;
+        if (mc_server_reload_index(srv, &err) != MC_OK) cli_error(&err);
+    }
     fprintf(stderr, "mobileclip: %s: finishing the requests in progress (at most %.3g s)\n",
             sig == SIGTERM ? "SIGTERM" : "SIGINT", drain);
     mc_server_stop(srv, drain);

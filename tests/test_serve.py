@@ -22,7 +22,9 @@
     paths in place of ids get 404; without --db search is a 404;
   - the page in headless Chromium, opened with ?q=TEXT: its script runs the
     search and renders the results, the best match first; a screenshot is
-    kept in build/test-artifacts/serve_page.png.
+    kept in build/test-artifacts/serve_page.png;
+  - 'mobileclip index' adding to the index while it is served, then SIGHUP:
+    the server sees the new image.
 
 Run from the project root after the build (make test)."""
 import base64
@@ -392,8 +394,25 @@ def main():
         check('data-results="6"' in dom.stdout and len(cards) == 6 and cards[0][1] == best_path,
               "the page renders the search results, best first: %s" % (cards[:2],))
         check(os.path.getsize(shot) > 1000 if os.path.exists(shot) else False, "screenshot %s" % shot)
+    # SIGHUP re-reads the index after 'mobileclip index' added an image to it
     if srv:
-        srv.stop()
+        shutil.copy(os.path.join(IMAGES, "chelsea_q90.jpg"), os.path.join(tmp, "photos"))
+        out = subprocess.run([CLI, "index", "-m", MODEL, "--db", os.path.join(tmp, "photos.db"), "-q",
+                              os.path.join(tmp, "photos")], env=ENV, capture_output=True, text=True, timeout=300)
+        check(out.returncode == 0, "index while serving: %s" % out.stderr[-300:])
+        srv.p.send_signal(signal.SIGHUP)
+        count = None
+        for _ in range(50):
+            time.sleep(0.1)
+            status, health = srv.json("GET", "/health")
+            count = (health.get("index") or {}).get("count")
+            if count == 7:
+                break
+        status, body = srv.json("GET", "/v1/search?q=cat&k=10")
+        check(count == 7 and len(body.get("data", [])) == 7, "SIGHUP: the index has %s images, search %s" %
+              (count, len(body.get("data", []))))
+        rc = srv.stop()
+        check(rc == 0, "exit status after SIGHUP and SIGTERM: %s" % rc)
     shutil.rmtree(tmp, ignore_errors=True)
     return summary(NAME)
 

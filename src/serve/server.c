@@ -403,13 +403,15 @@ static enum MHD_Result do_health(mc_server *s, struct MHD_Connection *c) {
     mc_sbuf_printf(&b, ", \"encoder\": {\"passes\": %lld, \"items\": %lld, \"shared_passes\": %lld, \"largest_batch\": %d}",
                    (long long)ps.passes, (long long)ps.items, (long long)ps.shared_passes, ps.max_batch_seen);
     if (s->index) {
-        mc_sbuf_printf(&b, ", \"index\": {\"count\": %lld, \"dim\": %d, \"model\": ", (long long)s->iinfo.count,
-                       s->iinfo.dim);
-        const char *mp = s->iinfo.model_path, *base = strrchr(mp, '/');
+        pthread_mutex_lock(&s->lock);
+        mc_index_info ii = s->iinfo;
+        pthread_mutex_unlock(&s->lock);
+        mc_sbuf_printf(&b, ", \"index\": {\"count\": %lld, \"dim\": %d, \"model\": ", (long long)ii.count, ii.dim);
+        const char *mp = ii.model_path, *base = strrchr(mp, '/');
         base = base ? base + 1 : mp;
         mc_sbuf_json_str(&b, base, strlen(base));
         mc_sbuf_puts(&b, ", \"model_id\": ");
-        mc_sbuf_json_str(&b, s->iinfo.model_id, strlen(s->iinfo.model_id));
+        mc_sbuf_json_str(&b, ii.model_id, strlen(ii.model_id));
         mc_sbuf_puts(&b, "}}\n");
     } else {
         mc_sbuf_puts(&b, ", \"index\": null}\n");
@@ -813,6 +815,19 @@ mc_status mc_server_start(const mc_model *model, const mc_server_params *params,
 }
 
 int mc_server_port(const mc_server *s) { return s->port; }
+
+mc_status mc_server_reload_index(mc_server *s, mc_error *err) {
+    if (!s->index) return MC_OK;
+    mc_index_info ii;
+    mc_status st = mc_index_reload(s->index, err);
+    if (st == MC_OK) st = mc_index_get_info(s->index, &ii, err);
+    if (st != MC_OK) return st;
+    pthread_mutex_lock(&s->lock);
+    s->iinfo = ii;
+    pthread_mutex_unlock(&s->lock);
+    logf_(s, MC_LOG_INFO, "index reloaded: %lld images", (long long)ii.count);
+    return MC_OK;
+}
 
 void mc_server_stop(mc_server *s, double drain_s) {
     if (!s) return;

@@ -37,6 +37,10 @@ mc_server_params mc_server_default_params(void);
  * model (and the index) must outlive the server.  An index of another
  * model, or of another embedding width, is refused (MC_ERR_INVALID_ARG). */
 mc_status mc_server_start(const mc_model *model, const mc_server_params *params, mc_server **out, mc_error *err);
+/* Re-reads the index (after 'mobileclip index' added to it): searches in
+ * flight finish first, later ones see the new images.  MC_OK without an
+ * index. */
+mc_status mc_server_reload_index(mc_server *srv, mc_error *err);
 /* The port it listens on. */
 int mc_server_port(const mc_server *srv);
 /* Stops taking connections, lets the requests in progress finish (waiting at
