@@ -81,12 +81,6 @@ mc_server_params mc_server_default_params(void) {
     return p;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void logf_(mc_server *s, int level, const char *fmt, ...) MC_PRINTF(3, 4);
 static void logf_(mc_server *s, int level, const char *fmt, ...) {
     if (!s->p.log) return;
@@ -398,7 +392,7 @@ static enum MHD_Result do_health(mc_server *s, struct MHD_Connection *c) {
     mc_sbuf_json_str(&b, s->info.text_arch ? s->info.text_arch : "", s->info.text_arch ? strlen(s->info.text_arch) : 0);
     mc_sbuf_printf(&b, ", \"embed_dim\": %d, \"image_size\": %d}", s->info.embed_dim, s->info.image_size);
     mc_sbuf_printf(&b, ", \"workers\": %d, \"max_batch\": %d, \"uptime_s\": %.1f", s->p.pool.n_workers,
-                   s->p.pool.max_batch, now_s() - s->started);
+                   s->p.pool.max_batch, mc_now_s() - s->started);
     mc_sbuf_printf(&b, ", \"requests\": {\"served\": %lld, \"active\": %d}", (long long)served, active);
     mc_sbuf_printf(&b, ", \"encoder\": {\"passes\": %lld, \"items\": %lld, \"shared_passes\": %lld, \"largest_batch\": %d}",
                    (long long)ps.passes, (long long)ps.items, (long long)ps.shared_passes, ps.max_batch_seen);
@@ -665,7 +659,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!rs) {
         rs = calloc(1, sizeof *rs);
         if (!rs) return MHD_NO;
-        rs->t0 = now_s();
+        rs->t0 = mc_now_s();
         snprintf(rs->what, sizeof rs->what, "%.15s %.140s", method, url);
         *con_cls = rs;
         pthread_mutex_lock(&s->lock);
@@ -704,7 +698,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     if (!rs) return;
     if (s->p.log_requests) {
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_HTTP_STATUS);
-        logf_(s, MC_LOG_INFO, "%s %u %.1f ms%s", rs->what, ci ? ci->http_status : 0, (now_s() - rs->t0) * 1e3,
+        logf_(s, MC_LOG_INFO, "%s %u %.1f ms%s", rs->what, ci ? ci->http_status : 0, (mc_now_s() - rs->t0) * 1e3,
               toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection ended early)");
     }
     mc_sbuf_free(&rs->body);
@@ -789,7 +783,7 @@ mc_status mc_server_start(const mc_model *model, const mc_server_params *params,
     p.host = s->host;
     p.model_name = s->model_name;
     s->p = p;
-    s->started = now_s();
+    s->started = mc_now_s();
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->idle, NULL);
     mc_status st = mc_pool_new(model, &p.pool, &s->pool, err);
