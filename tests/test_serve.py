@@ -2,7 +2,7 @@
 """'mobileclip serve' from the outside, over loopback HTTP, on a fixture model:
 
   - GET /, GET /health;
-  - POST /v1/embeddings from 8 clients at once (texts, images as data URLs
+  - POST /v1/embeddings from 8 clients at once (2 requests each) (texts, images as data URLs
     and bare base64, mixed) equal to 'mobileclip embed-text' / 'embed-image'
     on the same inputs (JSON lines of the CLI, 9 significant digits);
   - POST /v1/classify equal to 'mobileclip classify' (6 decimals);
@@ -201,7 +201,7 @@ def main():
     results, lock = [], threading.Lock()
 
     def client(cid):
-        for r in range(3):
+        for r in range(2):
             order = [(k, i) for k in ("t", "i") for i in range(len(texts if k == "t" else images))]
             order = order[cid + r:] + order[:cid + r]
             order = order[:8]
@@ -229,10 +229,10 @@ def main():
     for t in threads:
         t.join()
     worst = max(r[2] for r in results)
-    check(len(results) == 24 and all(r[0] == 200 and r[1] and r[3] == "list" for r in results),
-          "8 concurrent clients x 3 requests: %s" % [r[:2] for r in results if r[0] != 200][:3])
+    check(len(results) == 16 and all(r[0] == 200 and r[1] and r[3] == "list" for r in results),
+          "8 concurrent clients x 2 requests: %s" % [r[:2] for r in results if r[0] != 200][:3])
     check(worst <= 1e-6, "server embeddings equal the CLI's (max |diff| %g)" % worst)
-    print("8 clients x 3 requests of 8 inputs: %.2f s, max |server - CLI| = %g" % (time.time() - t0, worst))
+    print("8 clients x 2 requests of 8 inputs: %.2f s, max |server - CLI| = %g" % (time.time() - t0, worst))
     status, health = srv.json("GET", "/health")
     print("encoder: %s" % health.get("encoder"))
 
