@@ -214,11 +214,9 @@ mc_status mc_serve_parse(mc_serve_req_type type, const char *body, size_t len, c
     if (st == MC_ERR_NOMEM) { *http = 503; return mc_fail(err, st, "%s", e.message); }
     if (st != MC_OK) return bad(http, 400, err, "malformed JSON: %s", e.message);
     if (req->root->type != MC_JSON_OBJECT) st = bad(http, 400, err, "expected a JSON object");
+    /* "model": one model is served; a string is accepted and not compared */
     const mc_json *model = mc_json_get(req->root, "model");
-    if (!st && model) {
-        if (model->type != MC_JSON_STRING) st = bad(http, 400, err, "\"model\": expected a string");
-        else req->model = model->string;
-    }
+    if (!st && model && model->type != MC_JSON_STRING) st = bad(http, 400, err, "\"model\": expected a string");
     if (!st) {
         switch (type) {
         case MC_REQ_EMBEDDINGS: st = parse_embeddings(req, lim, http, err); break;

@@ -51,7 +51,6 @@ typedef struct mc_serve_request {
     const mc_json **templates;   /* classify: strings with "{}" (none: "a photo of a {}.") */
     int n_templates;
     int k;                       /* classify: top_k (default 5, at most n_labels); search: k (default 10) */
-    const char *model;           /* the "model" member, or NULL */
 } mc_serve_request;
 
 /* Parses and checks a request body.  On failure *http is the status to
