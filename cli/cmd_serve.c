@@ -1,7 +1,9 @@
 /*
  * cmd_serve.c - the 'serve' command: the HTTP server of src/serve/ (the web
- * page, embeddings, classification) on one loaded model, until SIGTERM or
- * SIGINT, which drain the requests in progress and exit 0.
+ * page, embeddings, classification, and with --db search over a photo index
+ * with its images and thumbnails) on one loaded model, until SIGTERM or
+ * SIGINT, which drain the requests in progress and exit 0; SIGHUP re-reads
+ * the index.
  * Prints "listening on http://HOST:PORT/" on stdout once it accepts
  * connections (with --port 0: the port it got).
  */
@@ -25,6 +27,8 @@ static const cli_opt serve_opts[] = {
     {"model", 'm', 1, 0, "MODEL  checkpoint file, folder, or official name (see 'mobileclip list')"},
     {"random-weights", 0, 1, 0, "NAME  instead of -m: a built-in architecture (mobileclip_s0, ...) with seeded random\n"
                                 "        weights, for load tests without a download"},
+    {"db", 0, 1, 0, "FILE  a photo index made by 'mobileclip index' with the same model: search, images, thumbnails"},
+    {"thumbnail-size", 0, 1, 0, "N  longest side of thumbnails (default 256)"},
     {"host", 0, 1, 0, "ADDR  numeric address to listen on (default 127.0.0.1; 0.0.0.0 or :: for all)"},
     {"port", 'p', 1, 0, "N  port (default 8080; 0: any free port, printed)"},
     {"workers", 0, 1, 0, "K  encoder threads, each with its own context (default: one per core, at most 4)"},
@@ -113,9 +117,11 @@ int cmd_serve(int argc, char **argv) {
     if (help) {
         cli_print_help(stdout, "mobileclip serve -m MODEL [--host ADDR] [--port N] [options]",
                        "Serves the model over HTTP: a web page at /, POST /v1/embeddings (texts and\n"
-                       "images, OpenAI-style), POST /v1/classify, GET /health (docs/serve.md).\n"
+                       "images, OpenAI-style), POST /v1/classify, GET /health; with --db a photo index:\n"
+                       "GET /v1/search?q=TEXT&k=N, POST /v1/search (an image), GET /v1/images/ID and\n"
+                       "/v1/thumbnails/ID, only of indexed files (docs/serve.md).\n"
                        "Runs until SIGTERM or SIGINT, which finish the requests in progress (--drain)\n"
-                       "and exit 0.  Prints \"listening on http://HOST:PORT/\" once it accepts connections.",
+                       "and exit 0; SIGHUP re-reads the index (after 'mobileclip index' added to it).\nPrints \"listening on http://HOST:PORT/\" once it accepts connections.",
                        serve_opts, n_opts);
         cli_args_free(&a);
         return 0;
@@ -131,6 +137,7 @@ int cmd_serve(int argc, char **argv) {
               parse_int_opt(&a, "max-inputs", 1, 1 << 20, &sp.limits.max_inputs) ||
               parse_int_opt(&a, "max-labels", 1, 1 << 20, &sp.limits.max_labels) ||
               parse_int_opt(&a, "max-k", 1, 1 << 24, &sp.limits.max_k) ||
+              parse_int_opt(&a, "thumbnail-size", 16, 4096, &sp.thumbnail_size) ||
               parse_bytes(&a, "max-body", &sp.limits.max_body_bytes) ||
               parse_bytes(&a, "max-image-bytes", &sp.limits.max_image_bytes) ||
               parse_bytes(&a, "max-image-pixels", &sp.limits.max_image_pixels) ||
@@ -165,11 +172,13 @@ int cmd_serve(int argc, char **argv) {
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     mc_model *model = NULL;
     mc_server *srv = NULL;
+    mc_index *index = NULL;
     const char *official = NULL;
     int rc = 0;
     const char *random = cli_get(&a, "random-weights");
@@ -195,21 +204,37 @@ int cmd_serve(int argc, char **argv) {
     if (cli_get(&a, "name")) snprintf(name, sizeof name, "%s", cli_get(&a, "name"));
     else model_name(cli_get(&a, "model"), official, name, sizeof name);
     sp.model_name = name;
+    const char *db = cli_get(&a, "db");
+    if (db) {
+        mc_index_params ip = mc_index_default_params();   /* read-only */
+        if (mc_index_open(db, &ip, &index, &err) != MC_OK) { rc = cli_error(&err); goto out; }
+        sp.index = index;
+    }
     if (mc_server_start(model, &sp, &srv, &err) != MC_OK) { rc = cli_error(&err); goto out; }
     const char *h = sp.host;
     int v6 = strchr(h, ':') != NULL;
     fprintf(stderr, "mobileclip: serving %s with %d worker%s x %d thread%s, batches of up to %d\n", name, workers,
             workers == 1 ? "" : "s", sp.pool.threads_per_worker, sp.pool.threads_per_worker == 1 ? "" : "s",
             sp.pool.max_batch);
+    if (index) {
+        mc_index_info ii;
+        if (mc_index_get_info(index, &ii, &err) == MC_OK)
+            fprintf(stderr, "mobileclip: index %s: %lld images\n", db, (long long)ii.count);
+    }
     printf("listening on http://%s%s%s:%d/\n", v6 ? "[" : "", h, v6 ? "]" : "", mc_server_port(srv));
     fflush(stdout);
     int sig = 0;
-    while (sigwait(&sigs, &sig) != 0) {}
+    for (;;) {
+        if (sigwait(&sigs, &sig) != 0) continue;
+        if (sig != SIGHUP) break;
+        if (mc_server_reload_index(srv, &err) != MC_OK) cli_error(&err);
+    }
     fprintf(stderr, "mobileclip: %s: finishing the requests in progress (at most %.3g s)\n",
             sig == SIGTERM ? "SIGTERM" : "SIGINT", drain);
     mc_server_stop(srv, drain);
     fprintf(stderr, "mobileclip: stopped\n");
 out:
+    mc_index_close(index);
     mc_model_free(model);
     cli_args_free(&a);
     return rc;

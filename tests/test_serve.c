@@ -11,7 +11,11 @@
  *     images equal to mc_encode_* on the same inputs, from several clients at
  *     once; classification as softmax over the label embeddings; every class
  *     of bad request answered 4xx with a JSON error while the server keeps
- *     serving.  (Draining on SIGTERM: tests/test_serve.py.)
+ *     serving;
+ *   - over an index of three fixture images (mc_index_update): search by text
+ *     and by image, an indexed file's bytes, a thumbnail (decoded, resampled,
+ *     JPEG-encoded, then from the cache), ids not in the index.
+ * (Draining on SIGTERM, and search against the CLI: tests/test_serve.py.)
  */
 #include "mobileclip.h"
 #include "test.h"
@@ -21,6 +25,7 @@
 #include "serve/server.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sys/socket.h>
@@ -448,6 +453,92 @@ static void test_server(void) {
     free(r.body);
 
     mc_server_stop(srv, 5);
+
+    /* an index of three images, served */
+    char dir[] = "/tmp/mc_test_serve_idx_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL, "temporary folder");
+    static const char *names[] = {"chelsea.png", "coffee.png", "hubble_deep_field.jpg"};
+    char path[4200];
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        char rel[64], target[4096];
+        snprintf(rel, sizeof rel, "images/%s", names[i]);
+        CHECK(realpath(fixture(rel), target) && symlink(target, path) == 0, "link %s", names[i]);
+    }
+    char db[4200];
+    snprintf(db, sizeof db, "%s/photos.db", dir);
+    mc_index *idx = NULL;
+    mc_index_params ip = mc_index_default_params();
+    ip.readonly = 0;
+    ip.create = 1;
+    const char *dirs[1] = {dir};
+    mc_index_update_params up = mc_index_update_default_params();
+    mc_index_update_stats us;
+    CHECK(mc_index_open(db, &ip, &idx, &err) == MC_OK && mc_index_update(idx, m, dirs, 1, &up, &us, &err) == MC_OK,
+          "index: %s", err.message);
+    mc_index_close(idx);
+    idx = NULL;
+    ip = mc_index_default_params();
+    CHECK(mc_index_open(db, &ip, &idx, &err) == MC_OK, "open read-only: %s", err.message);
+    sp.index = idx;
+    sp.thumbnail_size = 64;
+    srv = NULL;
+    CHECK(idx && mc_server_start(m, &sp, &srv, &err) == MC_OK, "server with an index: %s", err.message);
+    if (srv) {
+        port = mc_server_port(srv);
+        r = http(port, "GET", "/v1/search?q=a%20photo%20of%20a%20cat&k=2", "", 0);
+        CHECK(r.status == 200 && r.body && strstr(r.body, "\"score\": ") && strstr(r.body, "\"id\": "), "search: %d %s",
+              r.status, r.body ? r.body : "");
+        free(r.body);
+        snprintf(body, blen, "{\"image\": \"%s\", \"k\": 1}", img);
+        r = post(port, "/v1/search", body);
+        long long id = -1;
+        const char *idp = r.body ? strstr(r.body, "\"id\": ") : NULL;
+        if (idp) id = atoll(idp + 6);
+        CHECK(r.status == 200 && r.body && strstr(r.body, "chelsea.png") && id >= 0, "search by image: %s",
+              r.body ? r.body : "");
+        free(r.body);
+        char url[64];
+        snprintf(url, sizeof url, "/v1/images/%lld", id);
+        r = http(port, "GET", url, "", 0);
+        FILE *f = fopen(fixture("images/chelsea.png"), "rb");
+        char *want_bytes = malloc(r.len + 1);
+        size_t got_n = f ? fread(want_bytes, 1, r.len + 1, f) : 0;
+        if (f) fclose(f);
+        CHECK(r.status == 200 && got_n == r.len && !memcmp(want_bytes, r.body, r.len), "image bytes: %d", r.status);
+        free(want_bytes);
+        free(r.body);
+        snprintf(url, sizeof url, "/v1/thumbnails/%lld", id);
+        for (int round = 0; round < 2; round++) {   /* made, then from the cache; 451 x 300 -> 64 x 43 */
+            r = http(port, "GET", url, "", 0);
+            mc_image tn = {0};
+            CHECK(r.status == 200 && mc_image_load_memory(r.body, r.len, 0, &tn, &err) == MC_OK && tn.width == 64 &&
+                  tn.height == 43 && (unsigned char)r.body[0] == 0xFF, "thumbnail (round %d): %d %dx%d", round, r.status,
+                  tn.width, tn.height);
+            mc_image_free(&tn);
+            free(r.body);
+        }
+        static const char *missing[] = {"/v1/images/99999", "/v1/thumbnails/99999", "/v1/images/x", "/v1/images/",
+                                        "/v1/images/%2e%2e%2fetc%2fpasswd"};
+        for (size_t i = 0; i < sizeof missing / sizeof missing[0]; i++) {
+            r = http(port, "GET", missing[i], "", 0);
+            CHECK(r.status == 404 && r.body && strstr(r.body, "\"error\""), "%s: %d", missing[i], r.status);
+            free(r.body);
+        }
+        mc_server_stop(srv, 5);
+    }
+    mc_index_close(idx);
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        remove(path);
+    }
+    char side[4300];
+    snprintf(side, sizeof side, "%s-wal", db);
+    remove(side);
+    snprintf(side, sizeof side, "%s-shm", db);
+    remove(side);
+    remove(db);
+    rmdir(dir);
     free(img);
     free(body);
 out:

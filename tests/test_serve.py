@@ -14,14 +14,25 @@
     others 200;
   - SIGTERM while a request's body is still arriving: no new connections,
     the request is answered 200, the process exits 0;
-  - the page in headless Chromium: its script fills in the model from
-    /health; a screenshot is kept in build/test-artifacts/serve_page.png.
+  - with --db (an index of fixture images made by 'mobileclip index'): the
+    ranking of GET /v1/search?q= equal to the cosines of the CLI's
+    'embed-text' and 'embed-image' outputs, POST /v1/search with an image
+    finds that image, GET /v1/images/ID gives the file's bytes,
+    /v1/thumbnails/ID a JPEG of at most 256 px; ids that are not indexed and
+    paths in place of ids get 404; without --db search is a 404;
+  - the page in headless Chromium, opened with ?q=TEXT: its script runs the
+    search and renders the results, the best match first; a screenshot is
+    kept in build/test-artifacts/serve_page.png;
+  - 'mobileclip index' adding to the index while it is served, then SIGHUP:
+    the server sees the new image.
 
 Run from the project root after the build (make test)."""
 import base64
 import http.client
+import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -94,6 +105,74 @@ def b64(name):
 
 def max_diff(a, b):
     return max(abs(x - y) for x, y in zip(a, b)) if len(a) == len(b) else float("inf")
+
+
+def index_tests():
+    """Search over an index of fixture images; returns the server (still
+    running, for the page), the best match of "a photo of a cat" and the
+    temporary folder of the photos and the index."""
+    tmp = tempfile.mkdtemp(prefix="mc_serve_")
+    photos = os.path.join(tmp, "photos")
+    os.makedirs(photos)
+    names = ["astronaut.png", "camera.png", "chelsea.png", "coffee.png", "hubble_deep_field.jpg", "logo.png"]
+    for n in names + ["not_an_image.jpg"]:
+        shutil.copy(os.path.join(IMAGES, n), photos)
+    paths = [os.path.realpath(os.path.join(photos, n)) for n in names]
+    db = os.path.join(tmp, "photos.db")
+    out = subprocess.run([CLI, "index", "-m", MODEL, "--db", db, "-q", photos], env=ENV, capture_output=True,
+                         text=True, timeout=300)
+    check(out.returncode == 0, "mobileclip index: %s" % out.stderr[-300:])
+    img = cli_rows("embed-image", "-m", MODEL, "-q", *paths)
+    queries = ["a photo of a cat", "an astronaut in a suit", "a cup of coffee"]
+    txt = cli_rows("embed-text", "-m", MODEL, "--", *queries)
+    srv = Server("--db", db)
+    check(srv.port > 0, "serve --db: %s" % srv.stderr()[-300:])
+    status, health = srv.json("GET", "/health")
+    check(status == 200 and (health.get("index") or {}).get("count") == len(names), "health with an index: %s" % health)
+    best_path = None
+    for q, t in zip(queries, txt):
+        cos = sorted(((sum(a * b for a, b in zip(t, e)), p) for e, p in zip(img, paths)), key=lambda x: -x[0])
+        status, body = srv.json("GET", "/v1/search?q=%s&k=6" % q.replace(" ", "%20"))
+        got = [(h["score"], h["path"]) for h in body.get("data", [])]
+        check(status == 200 and [p for _, p in got] == [p for _, p in cos] and
+              all(abs(a[0] - b[0]) <= 1e-5 for a, b in zip(got, cos)),
+              "search '%s' = cosines of the CLI's embeddings: %s vs %s" % (q, got[:3], cos[:3]))
+        if best_path is None:
+            best_path = cos[0][1]
+        status, body = srv.json("POST", "/v1/search", {"text": q, "k": 2})
+        check(status == 200 and [h["path"] for h in body["data"]] == [p for _, p in cos[:2]], "POST search text '%s'" % q)
+    status, body = srv.json("POST", "/v1/search", {"image": "data:image/png;base64," + b64("coffee.png"), "k": 3})
+    top = body.get("data", [{}])[0]
+    check(status == 200 and top.get("path") == paths[3] and top.get("score", 0) > 0.9999 and len(body["data"]) == 3,
+          "search by image finds it: %s" % top)
+    ids = {}
+    for p in paths:
+        status, body = srv.json("POST", "/v1/search", {"image": base64.b64encode(open(p, "rb").read()).decode(), "k": 1})
+        ids[p] = body["data"][0]["id"] if status == 200 else -1
+    check(sorted(ids) == sorted(paths) and len(set(ids.values())) == len(paths), "one id per image: %s" % ids)
+    for p in (paths[2], paths[4]):
+        status, ctype, data = srv.request("GET", "/v1/images/%d" % ids[p])
+        check(status == 200 and data == open(p, "rb").read() and
+              ctype == ("image/png" if p.endswith(".png") else "image/jpeg"), "GET /v1/images/%d: %s %s" % (ids[p], status, ctype))
+        status, ctype, data = srv.request("GET", "/v1/thumbnails/%d" % ids[p])
+        try:
+            from PIL import Image
+            th, src = Image.open(io.BytesIO(data)), Image.open(p)
+            w, h = src.size
+            want = (256, round(h * 256 / w)) if w >= h else (round(w * 256 / h), 256)
+            ok = th.format == "JPEG" and (th.size == want if max(w, h) > 256 else th.size == (w, h))
+        except Exception as e:  # PIL missing or not a JPEG
+            ok, th = False, e
+        check(status == 200 and ctype == "image/jpeg" and ok, "thumbnail %d: %s %s" % (ids[p], status, th))
+    for path, want in [("/v1/images/999999", 404), ("/v1/thumbnails/999999", 404), ("/v1/images/abc", 404),
+                       ("/v1/images/..%2F..%2Fetc%2Fpasswd", 404), ("/v1/images/%2Fetc%2Fpasswd", 404),
+                       ("/v1/images/-1", 404), ("/v1/search", 400), ("/v1/search?q=cat&k=0", 400),
+                       ("/v1/search?q=cat&k=100000", 400)]:
+        status, ctype, data = srv.request("GET", path)
+        check(status == want and b'"error"' in data, "GET %s: %s %r" % (path, status, data[:80]))
+    status, _ = srv.json("POST", "/v1/search", {"text": "a", "k": 100000})
+    check(status == 413, "POST search k over the limit: %s" % status)
+    return srv, best_path, tmp
 
 
 def main():
@@ -198,6 +277,8 @@ def main():
         ("unknown path", "GET", "/v2/nothing", None, 404),
         ("wrong method", "GET", "/v1/embeddings", None, 405),
         ("wrong method on /", "POST", "/", b"{}", 405),
+        ("search without an index", "GET", "/v1/search?q=cat", None, 404),
+        ("image without an index", "GET", "/v1/images/1", None, 404),
     ]
     for what, method, path, body, want in bad:
         try:
@@ -289,27 +370,50 @@ def main():
     err = srv.stderr()
     check(rc == 0 and "SIGTERM" in err and "stopped" in err, "drained and exited 0 (%s): %s" % (rc, err[-300:]))
 
-    # the page in headless Chromium
+    srv, best_path, tmp = index_tests()
+
+    # the page in headless Chromium, running a search from its address
     chrome = shutil.which("chromium") or shutil.which("chromium-browser")
     check(chrome is not None, "chromium is not installed (tools/install-deps.sh installs it)")
-    if chrome:
-        srv = Server()
+    if chrome and srv:
         art = os.path.join(ROOT, "build", "test-artifacts")
         os.makedirs(art, exist_ok=True)
         with tempfile.TemporaryDirectory() as prof:
             base = [chrome, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                     "--user-data-dir=" + prof, "--virtual-time-budget=5000"]
-            url = "http://127.0.0.1:%d/" % srv.port
+            url = "http://127.0.0.1:%d/?q=a%%20photo%%20of%%20a%%20cat" % srv.port
             dom = subprocess.run(base + ["--dump-dom", url], capture_output=True, text=True, timeout=120)
             shot = os.path.join(art, "serve_page.png")
             if os.path.exists(shot):
                 os.remove(shot)
             subprocess.run(base + ["--window-size=1100,700", "--screenshot=" + shot, url], capture_output=True,
                            timeout=120)
-        check(dom.returncode == 0 and 'data-ready="1"' in dom.stdout and "oc_mobileclip2_s0" in dom.stdout,
-              "the page shows the model from /health: %s" % dom.stdout[-400:])
+        check(dom.returncode == 0 and 'data-ready="1"' in dom.stdout and "oc_mobileclip2_s0" in dom.stdout and
+              "index of 6 images" in dom.stdout, "the page shows the model and index from /health: %s" % dom.stdout[-400:])
+        cards = re.findall(r'<div class="hit" data-id="(\d+)">.*?<div class="path" title="([^"]*)"', dom.stdout)
+        check('data-results="6"' in dom.stdout and len(cards) == 6 and cards[0][1] == best_path,
+              "the page renders the search results, best first: %s" % (cards[:2],))
         check(os.path.getsize(shot) > 1000 if os.path.exists(shot) else False, "screenshot %s" % shot)
-        srv.stop()
+    # SIGHUP re-reads the index after 'mobileclip index' added an image to it
+    if srv:
+        shutil.copy(os.path.join(IMAGES, "chelsea_q90.jpg"), os.path.join(tmp, "photos"))
+        out = subprocess.run([CLI, "index", "-m", MODEL, "--db", os.path.join(tmp, "photos.db"), "-q",
+                              os.path.join(tmp, "photos")], env=ENV, capture_output=True, text=True, timeout=300)
+        check(out.returncode == 0, "index while serving: %s" % out.stderr[-300:])
+        srv.p.send_signal(signal.SIGHUP)
+        count = None
+        for _ in range(50):
+            time.sleep(0.1)
+            status, health = srv.json("GET", "/health")
+            count = (health.get("index") or {}).get("count")
+            if count == 7:
+                break
+        status, body = srv.json("GET", "/v1/search?q=cat&k=10")
+        check(count == 7 and len(body.get("data", [])) == 7, "SIGHUP: the index has %s images, search %s" %
+              (count, len(body.get("data", []))))
+        rc = srv.stop()
+        check(rc == 0, "exit status after SIGHUP and SIGTERM: %s" % rc)
+    shutil.rmtree(tmp, ignore_errors=True)
     return summary(NAME)
 
 

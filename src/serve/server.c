@@ -11,8 +11,10 @@
  */
 #include "serve/server.h"
 #include "io/image.h"
+#include "io/image_write.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -21,10 +23,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_TEMPLATE "a photo of a {}."
+#define THUMB_SLOTS 1024          /* thumbnails kept in memory, by id modulo this */
+#define THUMB_QUALITY 85
+
+/* a thumbnail made earlier, valid while the file's size and mtime are the same */
+typedef struct thumb {
+    int64_t id, size, mtime_ns;
+    unsigned char *jpeg;
+    size_t len;
+} thumb;
 
 struct mc_server {
     const mc_model *model;
@@ -42,6 +54,10 @@ struct mc_server {
     int draining;
     int64_t served;
     double started;
+    mc_index *index;             /* NULL: no search, images or thumbnails */
+    mc_index_info iinfo;
+    thumb *thumbs;               /* [THUMB_SLOTS] */
+    pthread_mutex_t thumb_lock;
 };
 
 /* one request's state, from the first call of the handler to completion */
@@ -61,6 +77,7 @@ mc_server_params mc_server_default_params(void) {
     p.model_name = "mobileclip";
     p.pool = mc_pool_default_params();
     p.limits = mc_serve_default_limits();
+    p.thumbnail_size = 256;
     return p;
 }
 
@@ -87,15 +104,11 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap) {
 
 /* ---- responses ---- */
 
-static enum MHD_Result send_buf(mc_server *s, struct MHD_Connection *c, int http, const char *type, void *data,
-                                size_t len, int must_free) {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, data, must_free ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-    if (!r) {
-        if (must_free) free(data);
-        return MHD_NO;
-    }
+/* Queues r with the common headers (cache: a Cache-Control value or NULL). */
+static enum MHD_Result send_response(mc_server *s, struct MHD_Connection *c, int http, const char *type,
+                                     const char *cache, struct MHD_Response *r) {
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    if (cache) MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, cache);
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     if (http == 503) MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     pthread_mutex_lock(&s->lock);
@@ -105,6 +118,17 @@ static enum MHD_Result send_buf(mc_server *s, struct MHD_Connection *c, int http
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)http, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+static enum MHD_Result send_buf(mc_server *s, struct MHD_Connection *c, int http, const char *type, void *data,
+                                size_t len, int must_free) {
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, data, must_free ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        if (must_free) free(data);
+        return MHD_NO;
+    }
+    return send_response(s, c, http, type, NULL, r);
 }
 
 static enum MHD_Result send_json(mc_server *s, struct MHD_Connection *c, int http, mc_sbuf *b) {
@@ -372,8 +396,215 @@ static enum MHD_Result do_health(mc_server *s, struct MHD_Connection *c) {
     mc_sbuf_printf(&b, ", \"requests\": {\"served\": %lld, \"active\": %d}", (long long)served, active);
     mc_sbuf_printf(&b, ", \"encoder\": {\"passes\": %lld, \"items\": %lld, \"shared_passes\": %lld, \"largest_batch\": %d}",
                    (long long)ps.passes, (long long)ps.items, (long long)ps.shared_passes, ps.max_batch_seen);
-    mc_sbuf_puts(&b, ", \"index\": null}\n");
+    if (s->index) {
+        pthread_mutex_lock(&s->lock);
+        mc_index_info ii = s->iinfo;
+        pthread_mutex_unlock(&s->lock);
+        mc_sbuf_printf(&b, ", \"index\": {\"count\": %lld, \"dim\": %d, \"model\": ", (long long)ii.count, ii.dim);
+        const char *mp = ii.model_path, *base = strrchr(mp, '/');
+        base = base ? base + 1 : mp;
+        mc_sbuf_json_str(&b, base, strlen(base));
+        mc_sbuf_puts(&b, ", \"model_id\": ");
+        mc_sbuf_json_str(&b, ii.model_id, strlen(ii.model_id));
+        mc_sbuf_puts(&b, "}}\n");
+    } else {
+        mc_sbuf_puts(&b, ", \"index\": null}\n");
+    }
     return send_json(s, c, 200, &b);
+}
+
+/* ---- search, images, thumbnails ---- */
+
+static enum MHD_Result no_index(mc_server *s, struct MHD_Connection *c) {
+    return send_error(s, c, 404, "no index: start the server with --db photos.db ('mobileclip index' makes one)");
+}
+
+/* The k nearest indexed images of one query (a text or an image). */
+static enum MHD_Result do_search(mc_server *s, struct MHD_Connection *c, const mc_serve_input *q, int k) {
+    if (!s->index) return no_index(s, c);
+    encoded e;
+    int http, n = 0;
+    mc_error err;
+    if (encode_inputs(s, q, 1, &e, &http, &err) != MC_OK) return send_error(s, c, http, err.message);
+    mc_search_hit *hits = mc_malloc_array((size_t)k, sizeof *hits);
+    mc_index_image *im = malloc(sizeof *im);
+    if (!hits || !im) {
+        free(e.emb);
+        free(hits);
+        free(im);
+        return send_error(s, c, 503, "out of memory");
+    }
+    mc_status st = mc_index_search(s->index, e.emb, s->info.embed_dim, k, hits, &n, &err);
+    free(e.emb);
+    if (st != MC_OK) {
+        free(hits);
+        free(im);
+        return send_error(s, c, 500, err.message);
+    }
+    mc_sbuf b = {0};
+    mc_sbuf_puts(&b, "{\"object\": \"list\", \"data\": [");
+    for (int i = 0, w = 0; i < n; i++) {
+        /* an image forgotten since the scan's snapshot is left out */
+        if (mc_index_get_image(s->index, hits[i].id, im, &err) != MC_OK) continue;
+        mc_sbuf_printf(&b, "%s{\"id\": %lld, \"score\": %.6f, \"path\": ", w++ ? ", " : "", (long long)hits[i].id,
+                       hits[i].score);
+        mc_sbuf_json_str(&b, im->path, strlen(im->path));
+        mc_sbuf_printf(&b, ", \"width\": %d, \"height\": %d}", im->width, im->height);
+    }
+    mc_sbuf_puts(&b, "], \"model\": ");
+    mc_sbuf_json_str(&b, s->model_name, strlen(s->model_name));
+    mc_sbuf_puts(&b, "}\n");
+    free(hits);
+    free(im);
+    return send_json(s, c, 200, &b);
+}
+
+static enum MHD_Result do_search_get(mc_server *s, struct MHD_Connection *c) {
+    if (!s->index) return no_index(s, c);
+    const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "q");
+    const char *ks = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "k");
+    if (!q || !*q) return send_error(s, c, 400, "missing query: /v1/search?q=TEXT[&k=N]");
+    size_t len = strlen(q);
+    if (len > s->p.limits.max_text_bytes) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "q: text of %zu bytes exceeds the limit of %zu bytes", len, s->p.limits.max_text_bytes);
+        return send_error(s, c, 413, msg);
+    }
+    long k = 10;
+    if (ks && (k = mc_serve_parse_count(ks, s->p.limits.max_k)) < 1) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "k: expected an integer from 1 to %d", s->p.limits.max_k);
+        return send_error(s, c, 400, msg);
+    }
+    mc_serve_input in = {MC_INPUT_TEXT, q, len, NULL};
+    return do_search(s, c, &in, (int)k);
+}
+
+/* "/v1/images/123" -> 123; -1 when the rest is not a decimal id */
+static int64_t path_id(const char *rest) {
+    int64_t v = 0;
+    if (!*rest || strlen(rest) > 18) return -1;
+    for (const char *p = rest; *p; p++) {
+        if (*p < '0' || *p > '9') return -1;
+        v = v * 10 + (*p - '0');
+    }
+    return v;
+}
+
+static const char *sniff_type(const unsigned char *d, size_t n) {
+    if (n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF) return "image/jpeg";
+    if (n >= 8 && !memcmp(d, "\x89PNG\r\n\x1a\n", 8)) return "image/png";
+    if (n >= 12 && !memcmp(d, "RIFF", 4) && !memcmp(d + 8, "WEBP", 4)) return "image/webp";
+    return "application/octet-stream";
+}
+
+static enum MHD_Result not_indexed(mc_server *s, struct MHD_Connection *c, int64_t id) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "no indexed image with id %lld", (long long)id);
+    return send_error(s, c, 404, msg);
+}
+
+/* The indexed file itself, streamed from its descriptor. */
+static enum MHD_Result do_image(mc_server *s, struct MHD_Connection *c, int64_t id) {
+    if (!s->index) return no_index(s, c);
+    mc_index_image *im = malloc(sizeof *im);
+    mc_error err;
+    if (!im) return send_error(s, c, 503, "out of memory");
+    if (id < 0 || mc_index_get_image(s->index, id, im, &err) != MC_OK) {
+        free(im);
+        return not_indexed(s, c, id);
+    }
+    int fd = open(im->path, O_RDONLY | O_CLOEXEC);
+    free(im);
+    struct stat sb;
+    unsigned char head[16];
+    ssize_t hn;
+    if (fd < 0 || fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode) || (hn = pread(fd, head, sizeof head, 0)) < 0) {
+        if (fd >= 0) close(fd);
+        char msg[96];
+        snprintf(msg, sizeof msg, "image %lld is indexed but its file cannot be read now", (long long)id);
+        return send_error(s, c, 404, msg);
+    }
+    struct MHD_Response *r = MHD_create_response_from_fd((uint64_t)sb.st_size, fd);   /* closes fd */
+    if (!r) {
+        close(fd);
+        return MHD_NO;
+    }
+    return send_response(s, c, 200, sniff_type(head, (size_t)hn), "private, max-age=300", r);
+}
+
+/* A JPEG of the image scaled to fit in thumbnail_size (never enlarged),
+ * kept in memory until the file changes. */
+static enum MHD_Result do_thumbnail(mc_server *s, struct MHD_Connection *c, int64_t id) {
+    if (!s->index) return no_index(s, c);
+    mc_index_image *im = malloc(sizeof *im);
+    mc_error err;
+    if (!im) return send_error(s, c, 503, "out of memory");
+    if (id < 0 || mc_index_get_image(s->index, id, im, &err) != MC_OK) {
+        free(im);
+        return not_indexed(s, c, id);
+    }
+    struct stat sb;
+    int64_t mtime = 0;
+    if (stat(im->path, &sb) == 0) mtime = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+    thumb *slot = &s->thumbs[(uint64_t)id % THUMB_SLOTS];
+    unsigned char *jpeg = NULL;
+    size_t len = 0;
+    pthread_mutex_lock(&s->thumb_lock);
+    if (slot->jpeg && slot->id == id && slot->mtime_ns == mtime && slot->size == (int64_t)sb.st_size &&
+        (jpeg = malloc(slot->len))) {
+        memcpy(jpeg, slot->jpeg, slot->len);
+        len = slot->len;
+    }
+    pthread_mutex_unlock(&s->thumb_lock);
+    if (jpeg) {
+        free(im);
+        struct MHD_Response *r = MHD_create_response_from_buffer(len, jpeg, MHD_RESPMEM_MUST_FREE);
+        if (!r) { free(jpeg); return MHD_NO; }
+        return send_response(s, c, 200, "image/jpeg", "private, max-age=300", r);
+    }
+    mc_file_map map;
+    mc_image img = {0}, small = {0};
+    int over = 0, http = 404;
+    mc_status st = mc_file_map_open(im->path, &map, &err);
+    if (st == MC_OK) {
+        st = mc_image_load_memory_max(map.data, map.size, 1, s->p.limits.max_image_pixels, &img, &over, &err);
+        mc_file_map_close(&map);
+        if (st != MC_OK) http = over ? 413 : 415;
+    }
+    free(im);
+    if (st == MC_OK) {
+        int T = s->p.thumbnail_size, w = img.width, h = img.height;
+        if (w > T || h > T) {
+            if (w >= h) { h = (int)((double)h * T / w + 0.5); w = T; }
+            else { w = (int)((double)w * T / h + 0.5); h = T; }
+            if (w < 1) w = 1;
+            if (h < 1) h = 1;
+            st = mc_image_resample(&img, w, h, MC_INTERP_BILINEAR, &small, &err);
+            mc_image_free(&img);
+        } else {
+            small = img;
+        }
+        if (st == MC_OK) st = mc_image_encode_jpeg(&small, THUMB_QUALITY, &jpeg, &len, &err);
+        mc_image_free(&small);
+        if (st != MC_OK) http = 500;
+    }
+    if (st != MC_OK) {
+        char msg[MC_ERROR_MESSAGE_MAX + 64];
+        snprintf(msg, sizeof msg, "thumbnail of image %lld: %s", (long long)id, err.message);
+        return send_error(s, c, http, msg);
+    }
+    unsigned char *keep = malloc(len);
+    if (keep) {
+        memcpy(keep, jpeg, len);
+        pthread_mutex_lock(&s->thumb_lock);
+        free(slot->jpeg);
+        *slot = (thumb){id, (int64_t)sb.st_size, mtime, keep, len};
+        pthread_mutex_unlock(&s->thumb_lock);
+    }
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, jpeg, MHD_RESPMEM_MUST_FREE);
+    if (!r) { free(jpeg); return MHD_NO; }
+    return send_response(s, c, 200, "image/jpeg", "private, max-age=300", r);
 }
 
 /* ---- dispatch ---- */
@@ -389,11 +620,21 @@ static enum MHD_Result route(mc_server *s, struct MHD_Connection *c, const char 
         if (!get) return send_error(s, c, 405, "use GET");
         return do_health(s, c);
     }
+    if (!strncmp(url, "/v1/images/", 11) || !strncmp(url, "/v1/thumbnails/", 15)) {
+        if (!get) return send_error(s, c, 405, "use GET");
+        int is_thumb = url[4] == 't';
+        int64_t id = path_id(url + (is_thumb ? 15 : 11));
+        return is_thumb ? do_thumbnail(s, c, id) : do_image(s, c, id);
+    }
     mc_serve_req_type type;
     if (!strcmp(url, "/v1/embeddings")) type = MC_REQ_EMBEDDINGS;
     else if (!strcmp(url, "/v1/classify")) type = MC_REQ_CLASSIFY;
+    else if (!strcmp(url, "/v1/search")) type = MC_REQ_SEARCH;
     else return send_error(s, c, 404, "no such endpoint");
-    if (!post) return send_error(s, c, 405, "use POST with a JSON body");
+    if (type == MC_REQ_SEARCH && get) return do_search_get(s, c);
+    if (!post) return send_error(s, c, 405, type == MC_REQ_SEARCH ? "use GET ?q= or POST with a JSON body"
+                                                                     : "use POST with a JSON body");
+    if (type == MC_REQ_SEARCH && !s->index) return no_index(s, c);
     if (rs->too_big) {
         char msg[128];
         snprintf(msg, sizeof msg, "body exceeds the limit of %zu bytes", s->p.limits.max_body_bytes);
@@ -404,7 +645,9 @@ static enum MHD_Result route(mc_server *s, struct MHD_Connection *c, const char 
     mc_error err;
     if (mc_serve_parse(type, rs->body.p, rs->body.len, &s->p.limits, &rq, &http, &err) != MC_OK)
         return send_error(s, c, http, err.message);
-    enum MHD_Result ret = type == MC_REQ_EMBEDDINGS ? do_embeddings(s, c, &rq) : do_classify(s, c, &rq);
+    enum MHD_Result ret = type == MC_REQ_EMBEDDINGS ? do_embeddings(s, c, &rq)
+                          : type == MC_REQ_CLASSIFY ? do_classify(s, c, &rq)
+                                                    : do_search(s, c, &rq.inputs[0], rq.k);
     mc_serve_request_free(&rq);
     return ret;
 }
@@ -473,6 +716,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 /* Frees what mc_server_start made (the daemon is stopped by then). */
 static void server_free(mc_server *s) {
     mc_pool_free(s->pool);
+    if (s->thumbs)
+        for (int i = 0; i < THUMB_SLOTS; i++) free(s->thumbs[i].jpeg);
+    free(s->thumbs);
+    pthread_mutex_destroy(&s->thumb_lock);
     pthread_mutex_destroy(&s->lock);
     pthread_cond_destroy(&s->idle);
     free(s);
@@ -504,10 +751,32 @@ mc_status mc_server_start(const mc_model *model, const mc_server_params *params,
     } else {
         return mc_fail(err, MC_ERR_INVALID_ARG, "server: host '%s' is not a numeric IPv4 or IPv6 address", host);
     }
+    if (p.thumbnail_size < 16 || p.thumbnail_size > 4096)
+        return mc_fail(err, MC_ERR_INVALID_ARG, "server: thumbnail size %d is not in 16..4096", p.thumbnail_size);
     mc_server *s = calloc(1, sizeof *s);
     if (!s) return mc_fail(err, MC_ERR_NOMEM, "out of memory");
     s->model = model;
     mc_model_get_info(model, &s->info);
+    if (p.index) {
+        char id[256];
+        mc_status ist = mc_index_get_info(p.index, &s->iinfo, err);
+        if (ist == MC_OK) ist = mc_model_id(model, id, sizeof id, err);
+        if (ist == MC_OK && s->iinfo.count > 0 && s->iinfo.dim != s->info.embed_dim)
+            ist = mc_fail(err, MC_ERR_INVALID_ARG, "the index holds %d-d embeddings, the model makes %d-d ones",
+                          s->iinfo.dim, s->info.embed_dim);
+        else if (ist == MC_OK && s->iinfo.model_id[0] && strcmp(s->iinfo.model_id, id) != 0)
+            ist = mc_fail(err, MC_ERR_INVALID_ARG, "the index was made with another model (%s%s%s); serve it with that one",
+                          s->iinfo.model_path[0] ? s->iinfo.model_path : "id ", s->iinfo.model_path[0] ? "" : s->iinfo.model_id,
+                          "");
+        s->thumbs = ist == MC_OK ? calloc(THUMB_SLOTS, sizeof *s->thumbs) : NULL;
+        if (ist == MC_OK && !s->thumbs) ist = mc_fail(err, MC_ERR_NOMEM, "out of memory");
+        if (ist != MC_OK) {
+            free(s);
+            return ist;
+        }
+        s->index = p.index;
+    }
+    pthread_mutex_init(&s->thumb_lock, NULL);
     s->tok = mc_model_tokenizer(model);
     snprintf(s->host, sizeof s->host, "%s", host);
     snprintf(s->model_name, sizeof s->model_name, "%s", p.model_name ? p.model_name : "mobileclip");
@@ -540,6 +809,19 @@ mc_status mc_server_start(const mc_model *model, const mc_server_params *params,
 }
 
 int mc_server_port(const mc_server *s) { return s->port; }
+
+mc_status mc_server_reload_index(mc_server *s, mc_error *err) {
+    if (!s->index) return MC_OK;
+    mc_index_info ii;
+    mc_status st = mc_index_reload(s->index, err);
+    if (st == MC_OK) st = mc_index_get_info(s->index, &ii, err);
+    if (st != MC_OK) return st;
+    pthread_mutex_lock(&s->lock);
+    s->iinfo = ii;
+    pthread_mutex_unlock(&s->lock);
+    logf_(s, MC_LOG_INFO, "index reloaded: %lld images", (long long)ii.count);
+    return MC_OK;
+}
 
 void mc_server_stop(mc_server *s, double drain_s) {
     if (!s) return;

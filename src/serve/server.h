@@ -1,7 +1,8 @@
 /*
  * serve/server.h - the HTTP server (libmicrohttpd): the web page, the
- * embedding, classification and search endpoints, over one loaded model and
- * an encoder pool (pool.h).  The server never prints: what it has to say goes
+ * embedding, classification and search endpoints, over one loaded model, an
+ * encoder pool (pool.h) and optionally a photo index (mc_index, search/):
+ * only files whose paths are in the index are ever served, by id.  The server never prints: what it has to say goes
  * to the log callback.  docs/serve.md describes the endpoints.
  */
 #ifndef MC_SERVE_SERVER_H
@@ -26,13 +27,20 @@ typedef struct mc_server_params {
     mc_server_log_fn log;        /* NULL: silent */
     void *log_user;
     int log_requests;            /* 1: one MC_LOG_INFO line per request */
+    mc_index *index;             /* the photo index to search (opened read-only), or NULL */
+    int thumbnail_size;          /* longest side of /v1/thumbnails (default 256) */
 } mc_server_params;
 
 mc_server_params mc_server_default_params(void);
 
 /* Starts the encoder pool and the listening threads; returns at once.  The
- * model must outlive the server. */
+ * model (and the index) must outlive the server.  An index of another
+ * model, or of another embedding width, is refused (MC_ERR_INVALID_ARG). */
 mc_status mc_server_start(const mc_model *model, const mc_server_params *params, mc_server **out, mc_error *err);
+/* Re-reads the index (after 'mobileclip index' added to it): searches in
+ * flight finish first, later ones see the new images.  MC_OK without an
+ * index. */
+mc_status mc_server_reload_index(mc_server *srv, mc_error *err);
 /* The port it listens on. */
 int mc_server_port(const mc_server *srv);
 /* Stops taking connections, lets the requests in progress finish (waiting at
