@@ -301,7 +301,27 @@ typedef struct mc_model_params {
 
 mc_model_params mc_model_default_params(void);
 
-/* Loads a model from a checkpoint file or a folder that holds one. */
+/* The official models ('mobileclip list'): the i-th name, i from 0; NULL
+ * past the last.  "mobileclip_s0" ... "mobileclip_blt" (Apple's v1 files),
+ * "MobileCLIP-S1" ... "MobileCLIP2-L-14" (the OpenCLIP releases). */
+const char *mc_official_model_name(size_t i);
+
+/* Turns a model argument into a path mc_model_load takes, as the CLI's -m
+ * does.  An existing file or folder is written back as is.  An official
+ * name (exact, else case-insensitive) is looked up in the cache
+ * ($MOBILECLIP_CACHE, else $XDG_CACHE_HOME/mobileclip, else
+ * ~/.cache/mobileclip; one folder per model) and, when absent and
+ * allow_download is nonzero, downloaded into it first (atomically, verified,
+ * without progress reports; MC_ERR_NETWORK or MC_ERR_CHECKSUM on failure).
+ * Writes the path into path_out (cap bytes) and, when name_out is non-NULL,
+ * the official name the argument or path names (static storage) or NULL:
+ * pass it on as mc_model_params.model_name.  An unknown name, or an
+ * official one not in the cache with allow_download 0: MC_ERR_NOT_FOUND. */
+mc_status mc_model_resolve(const char *model, int allow_download, char *path_out, size_t cap,
+                           const char **name_out, mc_error *err);
+
+/* Loads a model from a checkpoint file or a folder that holds one
+ * (mc_model_resolve finds official models by name). */
 mc_status mc_model_load(const char *path, const mc_model_params *params, mc_model **out,
                         mc_error *err);
 void mc_model_free(mc_model *model);

@@ -426,6 +426,28 @@ static void test_fetch(const char *tmpdir) {
     st = mc_registry_resolve("no-such-model", 1, NULL, path, sizeof path, &e, &err);
     CHECK(st == MC_ERR_NOT_FOUND, "unknown model gave %d", st);
 
+    /* the public face: mc_model_resolve and the official names */
+    const char *name = "x";
+    st = mc_model_resolve("mobileclip2-s0", 0, path, sizeof path, &name, &err);
+    snprintf(p2, sizeof p2, "%s/MobileCLIP2-S0", cache);
+    CHECK(st == MC_OK && !strcmp(path, p2) && name && !strcmp(name, "MobileCLIP2-S0"),
+          "public resolve of a cached name: %d %s %s", st, path, name ? name : "(null)");
+    st = mc_model_resolve(fixture("models/v1_mci_mct"), 0, path, sizeof path, &name, &err);
+    CHECK(st == MC_OK && !strcmp(path, fixture("models/v1_mci_mct")) && name == NULL,
+          "public resolve of a path: %d %s", st, path);
+    name = "x";
+    st = mc_model_resolve("MobileCLIP2-B", 0, path, sizeof path, &name, &err);
+    CHECK(st == MC_ERR_NOT_FOUND && err.status == MC_ERR_NOT_FOUND && strstr(err.message, "MobileCLIP2-B") &&
+          name == NULL, "public resolve, not cached, no download: %d %s", st, err.message);
+    st = mc_model_resolve("no-such-model", 1, path, sizeof path, NULL, &err);
+    CHECK(st == MC_ERR_NOT_FOUND && strstr(err.message, "no-such-model"), "public resolve of an unknown name: %d", st);
+    st = mc_model_resolve("MobileCLIP2-S0", 0, path, 4, NULL, &err);
+    CHECK(st != MC_OK, "a path buffer too small is an error");
+    size_t n_names = 0;
+    while (mc_official_model_name(n_names)) n_names++;
+    CHECK(n_names == mc_registry_count() && !strcmp(mc_official_model_name(0), mc_registry_get(0)->name),
+          "official names: %zu of %zu", n_names, mc_registry_count());
+
     unsetenv("MOBILECLIP_CACHE");
     unsetenv("MOBILECLIP_HF_BASE");
     unsetenv("MOBILECLIP_VOCAB_URL");

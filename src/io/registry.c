@@ -203,3 +203,21 @@ mc_status mc_registry_resolve(const char *model, int allow_download,
     }
     return mc_registry_fetch(e, params, path_out, cap, err);
 }
+
+/* ---- the public face of the registry (mobileclip.h) ---- */
+
+const char *mc_official_model_name(size_t i) {
+    const mc_registry_entry *e = mc_registry_get(i);
+    return e ? e->name : NULL;
+}
+
+mc_status mc_model_resolve(const char *model, int allow_download, char *path_out, size_t cap,
+                           const char **name_out, mc_error *err) {
+    const mc_registry_entry *e = NULL;
+    if (name_out) *name_out = NULL;
+    if (!path_out || cap == 0) return mc_fail(err, MC_ERR_INVALID_ARG, "mc_model_resolve: no path buffer");
+    mc_download_params dp = mc_download_default_params();
+    mc_status st = mc_registry_resolve(model, allow_download, &dp, path_out, cap, &e, err);
+    if (st == MC_OK && name_out) *name_out = e ? e->name : NULL;
+    return st;
+}
