@@ -379,7 +379,7 @@ typedef struct mc_generate_params {
     float repetition_penalty;   /* 1.0: logits of tokens already in the caption: / (positive) or * */
     int num_beams;              /* 6 */
     int num_beam_groups;        /* 3: groups of num_beams / num_beam_groups beams, searched alike */
-    uint64_t seed;              /* sampling: image i of a call draws from a stream of (seed, i) */
+    uint64_t seed;              /* sampling: image i of a call draws from the stream of seed + i */
     int threads;                /* kernel threads for this call (0: the process setting) */
 } mc_generate_params;
 

@@ -241,6 +241,7 @@ done:
 static mc_status find_files(const char *path, char *cfg, char *wts, size_t cap, mc_error *err) {
     char dir[1024];
     size_t n = strlen(path);
+    if (n + 40 > cap || n + 1 > sizeof dir) return mc_fail(err, MC_ERR_INVALID_ARG, "%.200s...: path too long", path);
     if (mc_path_is_dir(path)) {
         snprintf(dir, sizeof dir, "%s", path);
     } else if (mc_path_is_file(path)) {
@@ -251,10 +252,12 @@ static mc_status find_files(const char *path, char *cfg, char *wts, size_t cap, 
     } else {
         return mc_fail(err, MC_ERR_NOT_FOUND, "%s: no such captioner file or folder", path);
     }
-    if (!cfg[0]) snprintf(cfg, cap, "%s/open_clip_config.json", dir);
+    size_t dl = strlen(dir);
+    if (!cfg[0]) { memcpy(cfg, dir, dl); memcpy(cfg + dl, "/open_clip_config.json", 23); }
     if (!wts[0]) {
-        snprintf(wts, cap, "%s/open_clip_model.safetensors", dir);
-        if (!mc_path_is_file(wts)) snprintf(wts, cap, "%s/open_clip_pytorch_model.bin", dir);
+        memcpy(wts, dir, dl);
+        memcpy(wts + dl, "/open_clip_model.safetensors", 29);
+        if (!mc_path_is_file(wts)) memcpy(wts + dl, "/open_clip_pytorch_model.bin", 29);
     }
     if (!mc_path_is_file(cfg)) return mc_fail(err, MC_ERR_NOT_FOUND, "%s: no open_clip_config.json for %s", cfg, path);
     if (!mc_path_is_file(wts))

@@ -83,11 +83,6 @@ static int argmax(const float *l, int V) {
     return best;
 }
 
-static int cmp_desc(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x < y) - (x > y);
-}
-
 /* TopKLogitsWarper: logits below the k-th largest to -inf. */
 static void warp_top_k(float *l, int V, int k, float *tmp) {
     if (k >= V) return;
@@ -196,8 +191,8 @@ static mc_status run_sampling(gen_ctx *g, int n, int *lens) {
     uint64_t *rng = mc_malloc_array((size_t)n, sizeof(uint64_t));
     if (!tmp || !rng) { free(tmp); free(rng); return mc_fail(g->err, MC_ERR_NOMEM, "out of memory"); }
     for (int i = 0; i < n; i++) {
-        uint64_t s = p->seed ^ (0xD1B54A32D192ED03ull * (uint64_t)(i + 1));
-        rng[i] = splitmix(&s);
+        uint64_t s = p->seed + (uint64_t)i;   /* image i: the stream of seed + i */
+        rng[i] = splitmix(&s) ^ splitmix(&s);
         g->ids[(size_t)i * L] = MC_TOKEN_SOT;
     }
     mc_status st = MC_OK;
