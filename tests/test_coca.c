@@ -106,7 +106,7 @@ static void test_parity(void) {
     for (int i = 0; i < n; i++) {
         seqs[i] = i;
         memcpy(in + (size_t)i * T, tok + (size_t)i * L, sizeof(int32_t) * T);
-        mc_coca_cache_set_image(M, c, i, embs + (size_t)i * D.img_tokens * D.img_dim);
+        CHECK(mc_coca_cache_set_image(M, c, i, embs + (size_t)i * D.img_tokens * D.img_dim, &err) == MC_OK, "%s", err.message);
         mc_coca_cache_attach(c, i, i);
     }
     st = mc_coca_decode(M, c, seqs, n, 0, T, in, 1, logits, &err);
@@ -138,7 +138,7 @@ static void test_parity(void) {
     float *step = malloc(sizeof(float) * (size_t)n * V);
     float dstep = 0;
     for (int i = 0; i < n; i++) {
-        mc_coca_cache_set_image(M, c1, i, embs + (size_t)i * D.img_tokens * D.img_dim);
+        CHECK(mc_coca_cache_set_image(M, c1, i, embs + (size_t)i * D.img_tokens * D.img_dim, &err) == MC_OK, "%s", err.message);
         mc_coca_cache_attach(c1, i, i);
     }
     int32_t *col = malloc(sizeof(int32_t) * (size_t)n);

@@ -615,11 +615,12 @@ void mc_coca_cache_free(mc_coca_cache *c) {
     free(c);
 }
 
-void mc_coca_cache_set_image(const mc_coca *m, mc_coca_cache *c, int img, const float *embs) {
+mc_status mc_coca_cache_set_image(const mc_coca *m, mc_coca_cache *c, int img, const float *embs, mc_error *err) {
     int D = m->m_width, N = m->img_tokens;
     size_t per = (size_t)N * D;
+    if (img < 0 || img >= c->nimg) return mc_fail(err, MC_ERR_INVALID_ARG, "CoCa cache: image %d of %d", img, c->nimg);
     float *h = malloc(sizeof(float) * (per ? per : 1));
-    if (!h) return;   /* cannot happen for sane sizes; the caller checked the cache */
+    if (!h) return mc_fail(err, MC_ERR_NOMEM, "CoCa cache: out of memory");
     for (int l = 0; l < m->m_layers; l++) {
         const mc_tblock *xb = &m->xblocks[l];
         mc_layernorm(embs, N, D, m->lnkv_w[l], m->lnkv_b[l], LN_EPS, h);
@@ -628,6 +629,7 @@ void mc_coca_cache_set_image(const mc_coca *m, mc_coca_cache *c, int img, const 
         mc_linear(h, xb->qkv_w + (size_t)2 * D * D, xb->qkv_b + 2 * D, N, D, D, xv, MC_ACT_NONE);
     }
     free(h);
+    return MC_OK;
 }
 
 void mc_coca_cache_attach(mc_coca_cache *c, int seq, int img) { c->img[seq] = img; }

@@ -55,7 +55,7 @@ mc_status mc_coca_cache_new(const mc_coca *m, int nseq, int max_len, int nimg, m
 void mc_coca_cache_free(mc_coca_cache *c);
 /* Image img's tokens embs [img_tokens, img_dim]: the cross-attention keys and
  * values of every decoder layer are computed once here. */
-void mc_coca_cache_set_image(const mc_coca *m, mc_coca_cache *c, int img, const float *embs);
+mc_status mc_coca_cache_set_image(const mc_coca *m, mc_coca_cache *c, int img, const float *embs, mc_error *err);
 /* Sequence seq reads image img. */
 void mc_coca_cache_attach(mc_coca_cache *c, int seq, int img);
 /* dst[i] takes over the first len cached positions of src[i] (beam search

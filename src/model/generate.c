@@ -62,17 +62,14 @@ static double uniform01(uint64_t *s) { return (double)(splitmix(s) >> 11) * (1.0
 /* Logits processors and warpers                                             */
 /* ------------------------------------------------------------------------ */
 
-static void process_logits(float *l, const int32_t *row, int len, const mc_generate_params *p) {
+/* orig: len floats of scratch. */
+static void process_logits(float *l, const int32_t *row, int len, const mc_generate_params *p, float *orig) {
     if (len < p->min_seq_len) l[MC_TOKEN_EOT] = NEG_INF;
     float r = p->repetition_penalty;
     if (r != 1.0f) {
         /* gather then scatter: a repeated token is penalised once */
-        float *orig = malloc(sizeof(float) * (size_t)len);
-        if (orig) {
-            for (int j = 0; j < len; j++) orig[j] = l[row[j]];
-            for (int j = 0; j < len; j++) l[row[j]] = orig[j] < 0 ? orig[j] * r : orig[j] / r;
-            free(orig);
-        }
+        for (int j = 0; j < len; j++) orig[j] = l[row[j]];
+        for (int j = 0; j < len; j++) l[row[j]] = orig[j] < 0 ? orig[j] * r : orig[j] / r;
     }
 }
 
@@ -209,7 +206,7 @@ static mc_status run_sampling(gen_ctx *g, int n, int *lens) {
             float *l = g->logits + (size_t)a * V;
             const int32_t *row = g->ids + (size_t)r * L;
             int32_t t;
-            process_logits(l, row, len, p);
+            process_logits(l, row, len, p, tmp);
             if (len + 1 == L) {
                 t = MC_TOKEN_EOT;
             } else if (p->type == MC_GEN_GREEDY) {
@@ -303,12 +300,13 @@ static mc_status run_beams(gen_ctx *g, int n, int32_t *out, int cap, int *lens) 
     int32_t *ntok = mc_malloc_array((size_t)R, sizeof(int32_t));
     int *src = mc_malloc_array((size_t)R, sizeof(int));
     int32_t *ids2 = mc_malloc_array((size_t)R * L, sizeof(int32_t));
+    float *pen = mc_malloc_array((size_t)L, sizeof(float));
     cand *cd = mc_malloc_array((size_t)gs * V, sizeof(cand));
     hyps *H = mc_calloc_array((size_t)n * G, sizeof(hyps));
     int32_t *hbuf = mc_malloc_array((size_t)n * G * (gs + 1) * L, sizeof(int32_t));
     hyp *hmem = mc_calloc_array((size_t)n * G * (gs + 1), sizeof(hyp));
     mc_status st = MC_OK;
-    if (!scores || !nscores || !ntok || !src || !ids2 || !cd || !H || !hbuf || !hmem) {
+    if (!scores || !nscores || !ntok || !src || !ids2 || !pen || !cd || !H || !hbuf || !hmem) {
         st = mc_fail(g->err, MC_ERR_NOMEM, "beam search: out of memory for %d beams", R);
         goto done;
     }
@@ -342,7 +340,7 @@ static mc_status run_beams(gen_ctx *g, int n, int32_t *out, int cap, int *lens) 
                 for (int j = 0; j < gs; j++) {
                     int r = base + j;
                     float *l = g->logits + (size_t)r * V;
-                    process_logits(l, g->ids + (size_t)r * L, len, p);
+                    process_logits(l, g->ids + (size_t)r * L, len, p, pen);
                     for (int v = 0; v < V; v++) {
                         cd[(size_t)j * V + v].s = l[v] + scores[r];
                         cd[(size_t)j * V + v].idx = j * V + v;
@@ -416,6 +414,7 @@ done:
     free(ntok);
     free(src);
     free(ids2);
+    free(pen);
     free(cd);
     free(H);
     free(hbuf);
@@ -487,7 +486,8 @@ static mc_status generate(const mc_coca *m, const float *pixels, int n, const mc
         if (st != MC_OK) break;
         st = mc_coca_cache_new(m, k * beams, L, k, &g.c, err);
         if (st != MC_OK) break;
-        for (int i = 0; i < k; i++) mc_coca_cache_set_image(m, g.c, i, embs + (size_t)i * emb_floats);
+        for (int i = 0; i < k && st == MC_OK; i++) st = mc_coca_cache_set_image(m, g.c, i, embs + (size_t)i * emb_floats, err);
+        if (st != MC_OK) { mc_coca_cache_free(g.c); g.c = NULL; break; }
         if (p->type == MC_GEN_BEAM_SEARCH) {
             st = run_beams(&g, k, out + (size_t)i0 * cap, cap, lens + i0);
         } else {
