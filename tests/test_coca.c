@@ -12,6 +12,7 @@
 #include "model/generate.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #define TOL 1e-4f
@@ -330,6 +331,43 @@ static void test_generation(void) {
     free(b6); free(b6n); free(bb2);
 }
 
+typedef struct thr_arg {
+    mc_generate_params p;
+    int32_t out[3 * 80];
+    int lens[3];
+    mc_status st;
+} thr_arg;
+
+static void *thr_run(void *v) {
+    thr_arg *a = v;
+    mc_error err;
+    a->st = mc_coca_generate(M, PIX, NIMG, &a->p, a->out, a->p.seq_len, a->lens, &err);
+    return NULL;
+}
+
+/* One captioner, two threads generating at once: the same captions as one at a time. */
+static void test_threads(void) {
+    thr_arg a[2];
+    for (int i = 0; i < 2; i++) {
+        a[i].p = mc_generate_default_params();
+        a[i].p.type = i ? MC_GEN_TOP_P : MC_GEN_BEAM_SEARCH;
+        a[i].p.top_p = 0.9f;
+        a[i].p.seq_len = 10;
+        a[i].p.seed = 3;
+        a[i].p.threads = 1;
+    }
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++) pthread_create(&t[i], NULL, thr_run, &a[i]);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 2; i++) {
+        int lens[3];
+        int32_t *want = gen(&a[i].p, 1, lens);
+        CHECK(a[i].st == MC_OK && same(want, a[i].out, (size_t)NIMG * a[i].p.seq_len),
+              "thread %d: captions differ from the single-thread run", i);
+        free(want);
+    }
+}
+
 /* Decoding: the reference texts of the fixture round-trip through encode and
    decode; DataCompDR's post-processing keeps the first sentence. */
 static void test_decode(void) {
@@ -415,6 +453,8 @@ int main(void) {
     mc_coca_get_dims(M, &D);
     test_parity();
     if (PIX) test_generation();
+    CHECK(NIMG <= 3, "the thread check holds 3 images, the fixture has %d", NIMG);
+    if (PIX && NIMG <= 3) test_threads();
     test_decode();
     test_refusals();
     free(PIX);

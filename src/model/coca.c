@@ -21,6 +21,7 @@
 #include "core/json.h"
 #include "io/checkpoint.h"
 #include "kernels/kernels.h"
+#include "kernels/lowp.h"
 #include "model/binder.h"
 #include "model/tblock.h"
 
@@ -62,6 +63,7 @@ struct mc_coca {
 
     /* text encoder */
     int t_width, t_layers, t_heads, t_pos, vocab_in;
+    int ctx;                                 /* longest caption: min(text, multimodal context) */
     const float *tok_emb, *t_posemb, *cls_emb;   /* [V, W], [t_pos, W], [W] */
     mc_tblock *tblocks;
     const float *t_lnf_w, *t_lnf_b;
@@ -72,7 +74,8 @@ struct mc_coca {
     mc_tblock *mblocks, *xblocks;
     const float **lnkv_w, **lnkv_b;
     const float *m_lnf_w, *m_lnf_b;
-    float *m_proj_t;                         /* [vocab, W] */
+    float *m_proj_t;                         /* [vocab, W]; NULL when held packed in m_proj_q */
+    mc_qmat m_proj_q;
 };
 
 struct mc_coca_cache {
@@ -199,9 +202,10 @@ static mc_status parse_config(const char *text, size_t len, const char *src, coc
     c->m_width = jint(mm, "width", 512, &ok);
     c->m_heads = jint(mm, "heads", 8, &ok);
     c->m_layers = jint(mm, "layers", 12, &ok);
+    /* vision heads = width // head_width, as the reference builds them */
     if (!ok || c->embed_dim <= 0 || c->image_size < 1 || c->patch < 1 || c->head_width < 1 ||
-        c->v_width % c->head_width || c->pooler_heads < 1 || c->t_heads < 1 || c->m_heads < 1 ||
-        c->t_ctx < 1) {
+        c->v_width < c->head_width || c->pooler_heads < 1 || c->t_heads < 1 || c->m_heads < 1 ||
+        c->t_ctx < 1 || c->m_ctx < 1) {
         st = mc_fail(err, MC_ERR_CONFIG, "%s: invalid CoCa sizes in model_cfg", src);
         goto done;
     }
@@ -369,6 +373,7 @@ static mc_status bind_model(mc_coca *m, mc_binder *b, const coca_cfg *c) {
     m->t_heads = c->t_heads;
     m->vocab_in = c->t_vocab;
     m->t_pos = c->t_ctx + 1;
+    m->ctx = c->t_ctx < c->m_ctx ? c->t_ctx : c->m_ctx;
     m->tok_emb = mc_bind2(b, m->vocab_in, TW, "text.token_embedding.weight");
     m->t_posemb = mc_bind2(b, m->t_pos, TW, "text.positional_embedding");
     m->cls_emb = mc_bind1(b, TW, "text.cls_emb");
@@ -413,6 +418,28 @@ static mc_status bind_model(mc_coca *m, mc_binder *b, const coca_cfg *c) {
     return b->status;
 }
 
+/* The GEMM weights pre-packed for the kernel set in use (as model.c does for
+ * the CLIP towers), so that a decoding step never re-packs them; the
+ * cross-attention in_proj stays plain (its rows are used as three slices).
+ * MC_PREPACK=0 in the environment turns this off. */
+static mc_status prepack(mc_coca *m, mc_error *err) {
+    const char *env = getenv("MC_PREPACK");
+    if (env && !strcmp(env, "0")) return MC_OK;
+    mc_lower L = {.arena = &m->arena, .type = MC_WT_F32, .pack = 1, .err = err, .status = MC_OK};
+    for (int l = 0; l < m->v_layers; l++) mc_tblock_lower(&m->vblocks[l], &L);
+    for (int l = 0; l < m->t_layers; l++) mc_tblock_lower(&m->tblocks[l], &L);
+    for (int l = 0; l < m->m_layers; l++) {
+        mc_tblock *x = &m->xblocks[l];
+        int64_t d = x->dim, h = x->hidden;
+        mc_tblock_lower(&m->mblocks[l], &L);
+        MC_LOWER(&L, x->out_w, d, d, x->out_q);
+        MC_LOWER(&L, x->fc1_w, h, d, x->fc1_q);
+        MC_LOWER(&L, x->fc2_w, d, h, x->fc2_q);
+    }
+    MC_LOWER(&L, m->m_proj_t, m->vocab, m->m_width, m->m_proj_q);
+    return L.status;
+}
+
 mc_status mc_coca_load(const char *path, mc_coca **out, mc_error *err) {
     *out = NULL;
     if (!path) return mc_fail(err, MC_ERR_INVALID_ARG, "captioner path is NULL");
@@ -446,6 +473,7 @@ mc_status mc_coca_load(const char *path, mc_coca **out, mc_error *err) {
     if (st == MC_OK && (m->vocab < 2 || m->vocab_in < MC_TOKEN_EOT + 1 || m->vocab < MC_TOKEN_EOT + 1))
         st = mc_fail(err, MC_ERR_SHAPE, "%s: vocabularies of %d (text) and %d (decoder) tokens cannot hold the CLIP "
                      "special tokens", m->path, m->vocab_in, m->vocab);
+    if (st == MC_OK) st = prepack(m, err);
     if (st != MC_OK) { mc_coca_free(m); return st; }
     *out = m;
     return MC_OK;
@@ -463,7 +491,7 @@ void mc_coca_get_dims(const mc_coca *m, mc_coca_dims *o) {
     o->embed_dim = m->embed_dim;
     o->img_tokens = m->img_tokens;
     o->img_dim = m->pool_dim;
-    o->context_length = m->t_pos - 1;
+    o->context_length = m->ctx;
     o->vocab_size = m->vocab;
     o->text_width = m->t_width;
     o->text_layers = m->t_layers;
@@ -634,8 +662,7 @@ mc_status mc_coca_cache_set_image(const mc_coca *m, mc_coca_cache *c, int img, c
 
 void mc_coca_cache_attach(mc_coca_cache *c, int seq, int img) { c->img[seq] = img; }
 
-mc_status mc_coca_cache_reorder(const mc_coca *m, mc_coca_cache *c, const int *src, int n, int len, mc_error *err) {
-    (void)m;
+mc_status mc_coca_cache_reorder(mc_coca_cache *c, const int *src, int n, mc_error *err) {
     size_t per_t = c->t_seq, per_m = c->m_seq, ml = (size_t)c->max_len;
     float *tk = mc_malloc_array((size_t)n * (per_t ? per_t : 1), sizeof(float) * 2);
     float *mk = mc_malloc_array((size_t)n * (per_m ? per_m : 1), sizeof(float) * 2);
@@ -646,7 +673,6 @@ mc_status mc_coca_cache_reorder(const mc_coca *m, mc_coca_cache *c, const int *s
         free(tk); free(mk); free(tok); free(va); free(im);
         return mc_fail(err, MC_ERR_NOMEM, "CoCa cache: out of memory reordering %d beams", n);
     }
-    (void)len;   /* whole sequences are copied: simple, and the caches are small */
     for (int i = 0; i < n; i++) {
         int s = src[i];
         memcpy(tk + (size_t)i * 2 * per_t, c->tk + (size_t)s * per_t, sizeof(float) * per_t);
@@ -688,7 +714,7 @@ static void block_step(const mc_tblock *blk, float *x, int ns, int nt, int t0, c
     int D = blk->dim, rows = ns * nt, hd = D / blk->heads;
     mc_layernorm(x, rows, D, blk->ln1_w, blk->ln1_b, blk->eps, w->h);
     if (!xk) {
-        mc_linear(w->h, blk->qkv_w, blk->qkv_b, rows, D, 3 * D, w->qkv, MC_ACT_NONE);
+        mc_linear_q(w->h, blk->qkv_w, &blk->qkv_q, blk->qkv_b, rows, D, 3 * D, w->qkv, MC_ACT_NONE);
         for (int i = 0; i < ns; i++) {
             float *K = kc + (size_t)seqs[i] * seq_stride, *V = vc + (size_t)seqs[i] * seq_stride;
             for (int j = 0; j < nt; j++) {
@@ -708,10 +734,10 @@ static void block_step(const mc_tblock *blk, float *x, int ns, int nt, int t0, c
                    w->ctx + (size_t)i * nt * D, D, w->s);
         }
     }
-    mc_linear_add(w->ctx, blk->out_w, blk->out_b, rows, D, D, x);
+    mc_linear_add_q(w->ctx, blk->out_w, &blk->out_q, blk->out_b, rows, D, D, x);
     mc_layernorm(x, rows, D, blk->ln2_w, blk->ln2_b, blk->eps, w->h);
-    mc_linear(w->h, blk->fc1_w, blk->fc1_b, rows, D, blk->hidden, w->mid, blk->act);
-    mc_linear_add(w->mid, blk->fc2_w, blk->fc2_b, rows, blk->hidden, D, x);
+    mc_linear_q(w->h, blk->fc1_w, &blk->fc1_q, blk->fc1_b, rows, D, blk->hidden, w->mid, blk->act);
+    mc_linear_add_q(w->mid, blk->fc2_w, &blk->fc2_q, blk->fc2_b, rows, blk->hidden, D, x);
 }
 
 static size_t max_hidden(const mc_tblock *b, int n, size_t cur) {
@@ -774,9 +800,9 @@ static mc_status check_tokens(const mc_coca *m, const int32_t *tok, size_t n, mc
 
 mc_status mc_coca_decode(const mc_coca *m, mc_coca_cache *c, const int *seqs, int ns, int t0, int nt,
                          const int32_t *tok, int all, float *logits, mc_error *err) {
-    if (ns < 1 || nt < 1 || t0 < 0 || t0 + nt > c->max_len || t0 + nt > m->t_pos - 1)
+    if (ns < 1 || nt < 1 || t0 < 0 || t0 + nt > c->max_len || t0 + nt > m->ctx)
         return mc_fail(err, MC_ERR_INVALID_ARG, "CoCa decode: positions %d..%d outside the context of %d", t0,
-                       t0 + nt - 1, c->max_len < m->t_pos - 1 ? c->max_len : m->t_pos - 1);
+                       t0 + nt - 1, c->max_len < m->ctx ? c->max_len : m->ctx);
     mc_status st = check_tokens(m, tok, (size_t)ns * nt, err);
     if (st != MC_OK) return st;
     int W = m->t_width, rows = ns * nt, nk = t0 + nt;
@@ -811,7 +837,7 @@ mc_status mc_coca_decode(const mc_coca *m, mc_coca_cache *c, const int *seqs, in
         for (int i = 0; i < ns; i++)
             mc_layernorm(x + ((size_t)i * nt + nt - 1) * W, 1, W, m->m_lnf_w, m->m_lnf_b, LN_EPS, fin + (size_t)i * W);
     }
-    mc_linear(fin, m->m_proj_t, NULL, out_rows, W, m->vocab, logits, MC_ACT_NONE);
+    mc_linear_q(fin, m->m_proj_t, &m->m_proj_q, NULL, out_rows, W, m->vocab, logits, MC_ACT_NONE);
     free(buf);
     return MC_OK;
 }

@@ -58,10 +58,9 @@ void mc_coca_cache_free(mc_coca_cache *c);
 mc_status mc_coca_cache_set_image(const mc_coca *m, mc_coca_cache *c, int img, const float *embs, mc_error *err);
 /* Sequence seq reads image img. */
 void mc_coca_cache_attach(mc_coca_cache *c, int seq, int img);
-/* dst[i] takes over the first len cached positions of src[i] (beam search
- * reordering; dst and src may overlap as a permutation). */
-mc_status mc_coca_cache_reorder(const mc_coca *m, mc_coca_cache *c, const int *src, int n, int len,
-                                mc_error *err);
+/* Sequence i (0 <= i < n) takes over the cache, tokens and image of
+ * sequence src[i], as they were before the call (beam search reordering). */
+mc_status mc_coca_cache_reorder(mc_coca_cache *c, const int *src, int n, mc_error *err);
 
 /* Runs positions [t0, t0 + nt) of the sequences seqs[0..ns) with the tokens
  * tok[i * nt + j] through both decoders, storing their keys and values; the

@@ -378,7 +378,7 @@ static mc_status run_beams(gen_ctx *g, int n, int32_t *out, int cap, int *lens) 
             g->ids[(size_t)r * L + len] = ntok[r];
             scores[r] = nscores[r];
         }
-        if ((st = mc_coca_cache_reorder(g->m, g->c, src, R, len, g->err)) != MC_OK) goto done;
+        if ((st = mc_coca_cache_reorder(g->c, src, R, g->err)) != MC_OK) goto done;
         len++;
         int all_done = 1;
         for (int k = 0; k < n * G; k++) all_done &= H[k].done;
