@@ -74,8 +74,7 @@ struct mc_coca {
     mc_tblock *mblocks, *xblocks;
     const float **lnkv_w, **lnkv_b;
     const float *m_lnf_w, *m_lnf_b;
-    float *m_proj_t;                         /* [vocab, W]; NULL when held packed in m_proj_q */
-    mc_qmat m_proj_q;
+    float *m_proj_t;                         /* [vocab, W] */
 };
 
 struct mc_coca_cache {
@@ -418,25 +417,16 @@ static mc_status bind_model(mc_coca *m, mc_binder *b, const coca_cfg *c) {
     return b->status;
 }
 
-/* The GEMM weights pre-packed for the kernel set in use (as model.c does for
- * the CLIP towers), so that a decoding step never re-packs them; the
- * cross-attention in_proj stays plain (its rows are used as three slices).
- * MC_PREPACK=0 in the environment turns this off. */
+/* The image encoder's GEMM weights pre-packed for the kernel set in use (as
+ * model.c does for the CLIP towers): it runs 257 tokens an image.  The
+ * decoders stay plain: a decoding step has a few rows, which the dot-product
+ * path reads straight from the plain weights.  MC_PREPACK=0 in the
+ * environment turns this off. */
 static mc_status prepack(mc_coca *m, mc_error *err) {
     const char *env = getenv("MC_PREPACK");
     if (env && !strcmp(env, "0")) return MC_OK;
     mc_lower L = {.arena = &m->arena, .type = MC_WT_F32, .pack = 1, .err = err, .status = MC_OK};
     for (int l = 0; l < m->v_layers; l++) mc_tblock_lower(&m->vblocks[l], &L);
-    for (int l = 0; l < m->t_layers; l++) mc_tblock_lower(&m->tblocks[l], &L);
-    for (int l = 0; l < m->m_layers; l++) {
-        mc_tblock *x = &m->xblocks[l];
-        int64_t d = x->dim, h = x->hidden;
-        mc_tblock_lower(&m->mblocks[l], &L);
-        MC_LOWER(&L, x->out_w, d, d, x->out_q);
-        MC_LOWER(&L, x->fc1_w, h, d, x->fc1_q);
-        MC_LOWER(&L, x->fc2_w, d, h, x->fc2_q);
-    }
-    MC_LOWER(&L, m->m_proj_t, m->vocab, m->m_width, m->m_proj_q);
     return L.status;
 }
 
@@ -708,13 +698,25 @@ typedef struct step_ws {
     float *h, *qkv, *ctx, *mid, *s;
 } step_ws;
 
+/* y[rows, n] += x W^T + b.  A few rows (a decoding step) take mc_linear's
+ * dot-product path into tmp [rows, n] and add, instead of a GEMM that
+ * would pack the whole weight matrix for them. */
+static void linear_add(const float *x, const float *wt, const float *b, int rows, int k, int n, float *y, float *tmp) {
+    if (rows > 4) {
+        mc_linear_add(x, wt, b, rows, k, n, y);
+        return;
+    }
+    mc_linear(x, wt, b, rows, k, n, tmp, MC_ACT_NONE);
+    for (size_t i = 0; i < (size_t)rows * n; i++) y[i] += tmp[i];
+}
+
 static void block_step(const mc_tblock *blk, float *x, int ns, int nt, int t0, const int *seqs, float *kc, float *vc,
                        size_t seq_stride, int max_len, const uint8_t *valid, size_t valid_stride, const float *xk,
                        const float *xv, size_t ximg_stride, const int *img, int nimg_tok, step_ws *w) {
     int D = blk->dim, rows = ns * nt, hd = D / blk->heads;
     mc_layernorm(x, rows, D, blk->ln1_w, blk->ln1_b, blk->eps, w->h);
     if (!xk) {
-        mc_linear_q(w->h, blk->qkv_w, &blk->qkv_q, blk->qkv_b, rows, D, 3 * D, w->qkv, MC_ACT_NONE);
+        mc_linear(w->h, blk->qkv_w, blk->qkv_b, rows, D, 3 * D, w->qkv, MC_ACT_NONE);
         for (int i = 0; i < ns; i++) {
             float *K = kc + (size_t)seqs[i] * seq_stride, *V = vc + (size_t)seqs[i] * seq_stride;
             for (int j = 0; j < nt; j++) {
@@ -734,10 +736,10 @@ static void block_step(const mc_tblock *blk, float *x, int ns, int nt, int t0, c
                    w->ctx + (size_t)i * nt * D, D, w->s);
         }
     }
-    mc_linear_add_q(w->ctx, blk->out_w, &blk->out_q, blk->out_b, rows, D, D, x);
+    linear_add(w->ctx, blk->out_w, blk->out_b, rows, D, D, x, w->qkv);
     mc_layernorm(x, rows, D, blk->ln2_w, blk->ln2_b, blk->eps, w->h);
-    mc_linear_q(w->h, blk->fc1_w, &blk->fc1_q, blk->fc1_b, rows, D, blk->hidden, w->mid, blk->act);
-    mc_linear_add_q(w->mid, blk->fc2_w, &blk->fc2_q, blk->fc2_b, rows, blk->hidden, D, x);
+    mc_linear(w->h, blk->fc1_w, blk->fc1_b, rows, D, blk->hidden, w->mid, blk->act);
+    linear_add(w->mid, blk->fc2_w, blk->fc2_b, rows, blk->hidden, D, x, w->qkv);
 }
 
 static size_t max_hidden(const mc_tblock *b, int n, size_t cur) {
@@ -837,7 +839,7 @@ mc_status mc_coca_decode(const mc_coca *m, mc_coca_cache *c, const int *seqs, in
         for (int i = 0; i < ns; i++)
             mc_layernorm(x + ((size_t)i * nt + nt - 1) * W, 1, W, m->m_lnf_w, m->m_lnf_b, LN_EPS, fin + (size_t)i * W);
     }
-    mc_linear_q(fin, m->m_proj_t, &m->m_proj_q, NULL, out_rows, W, m->vocab, logits, MC_ACT_NONE);
+    mc_linear(fin, m->m_proj_t, NULL, out_rows, W, m->vocab, logits, MC_ACT_NONE);
     free(buf);
     return MC_OK;
 }
