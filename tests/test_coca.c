@@ -53,13 +53,14 @@ static mc_coca_dims D;
 static float *PIX;
 static int NIMG;
 
-static void test_parity(void) {
+/* dir: a captioner folder with expected.safetensors (the fixture's layout). */
+static void test_parity(const char *dir) {
     mc_error err;
     mc_error_clear(&err);
     mc_checkpoint *ex = NULL;
     char ep[512];
-    snprintf(ep, sizeof ep, "%s/expected.safetensors", CAP);
-    mc_status st = mc_checkpoint_open(fixture(ep), &ex, &err);
+    snprintf(ep, sizeof ep, "%s/expected.safetensors", dir);
+    mc_status st = mc_checkpoint_open(ep, &ex, &err);
     CHECK(st == MC_OK, "open expected: %s", err.message);
     if (!ex) return;
     int64_t np = 0, nfi = 0, nft = 0;
@@ -447,11 +448,25 @@ static void test_refusals(void) {
 int main(void) {
     mc_error err;
     mc_error_clear(&err);
+    /* another captioner in the same layout (tools/coca_reference.py): parity only */
+    const char *extra = getenv("MC_COCA_EXTRA");
+    if (extra && *extra) {
+        mc_status st = mc_coca_load(extra, &M, &err);
+        CHECK(st == MC_OK, "load %s: %s", extra, err.message);
+        if (st == MC_OK) {
+            mc_coca_get_dims(M, &D);
+            printf("%s:\n", extra);
+            test_parity(extra);
+            free(PIX);
+            PIX = NULL;
+            mc_coca_free(M);
+        }
+    }
     mc_status st = mc_coca_load(fixture(CAP), &M, &err);
     CHECK(st == MC_OK, "load: %s", err.message);
     if (st != MC_OK) return test_summary("test_coca");
     mc_coca_get_dims(M, &D);
-    test_parity();
+    test_parity(fixture(CAP));
     if (PIX) test_generation();
     CHECK(NIMG <= 3, "the thread check holds 3 images, the fixture has %d", NIMG);
     if (PIX && NIMG <= 3) test_threads();
