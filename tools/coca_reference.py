@@ -3,7 +3,7 @@
 with reference outputs, in the layout of ../shared/fixtures/datacompdr/captioner,
 for a cross-check of src/model/coca.c beyond the fixture's sizes:
 
-    /usr/bin/python3 tools/coca_reference.py OPEN_CLIP_SRC OUT_DIR
+    /usr/bin/python3 tools/coca_reference.py OPEN_CLIP_SRC OUT_DIR [--no-pool]
     MC_COCA_EXTRA=OUT_DIR build/tests/test_coca
 
 OPEN_CLIP_SRC is the src/ folder of an mlfoundations/open_clip checkout (3.x;
@@ -12,6 +12,8 @@ needed). Needs torch and numpy. Writes open_clip_config.json,
 open_clip_model.safetensors and expected.safetensors (pixels, tokens,
 image_features, text_features, logits_first1024, logits_argmax,
 logits_logsumexp, greedy_tokens; the fixture README's definitions).
+--no-pool: no attentional pooler (the patch tokens go to the decoder)
+(text_cfg cannot carry correct_cls_mask in OpenCLIP 3.2).
 """
 import json
 import os
@@ -55,7 +57,7 @@ def save_safetensors(path, tensors):
 
 
 def main():
-    if len(sys.argv) != 3:
+    if len(sys.argv) not in (3, 4):
         sys.exit(__doc__)
     src, out = sys.argv[1], sys.argv[2]
     pkg = types.ModuleType("open_clip")
@@ -64,7 +66,9 @@ def main():
     from open_clip.coca_model import CoCa
 
     torch.manual_seed(0)
-    cfg = dict(CFG)
+    cfg = json.loads(json.dumps(CFG))
+    if sys.argv[3:] == ["--no-pool"]:
+        cfg["vision_cfg"].update(width=48, head_width=16, attentional_pool=False)
     model = CoCa(cfg["embed_dim"], cfg["multimodal_cfg"], cfg["text_cfg"], cfg["vision_cfg"],
                  quick_gelu=cfg["quick_gelu"]).eval()
     g = torch.Generator().manual_seed(1)
