@@ -3,7 +3,7 @@
 with reference outputs, in the layout of ../shared/fixtures/datacompdr/captioner,
 for a cross-check of src/model/coca.c beyond the fixture's sizes:
 
-    /usr/bin/python3 tools/coca_reference.py OPEN_CLIP_SRC OUT_DIR [--no-pool]
+    /usr/bin/python3 tools/coca_reference.py OPEN_CLIP_SRC OUT_DIR [--no-pool | --packed-pool]
     MC_COCA_EXTRA=OUT_DIR build/tests/test_coca
 
 OPEN_CLIP_SRC is the src/ folder of an mlfoundations/open_clip checkout (3.x;
@@ -12,7 +12,9 @@ needed). Needs torch and numpy. Writes open_clip_config.json,
 open_clip_model.safetensors and expected.safetensors (pixels, tokens,
 image_features, text_features, logits_first1024, logits_argmax,
 logits_logsumexp, greedy_tokens; the fixture README's definitions).
---no-pool: no attentional pooler (the patch tokens go to the decoder)
+--no-pool: no attentional pooler (the patch tokens go to the decoder);
+--packed-pool: vision width = embed_dim, so the pooler's q, k, v projections
+are one in_proj_weight
 (text_cfg cannot carry correct_cls_mask in OpenCLIP 3.2).
 """
 import json
@@ -69,6 +71,8 @@ def main():
     cfg = json.loads(json.dumps(CFG))
     if sys.argv[3:] == ["--no-pool"]:
         cfg["vision_cfg"].update(width=48, head_width=16, attentional_pool=False)
+    elif sys.argv[3:] == ["--packed-pool"]:
+        cfg["vision_cfg"].update(width=48, head_width=16)
     model = CoCa(cfg["embed_dim"], cfg["multimodal_cfg"], cfg["text_cfg"], cfg["vision_cfg"],
                  quick_gelu=cfg["quick_gelu"]).eval()
     g = torch.Generator().manual_seed(1)

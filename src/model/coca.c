@@ -343,9 +343,21 @@ static mc_status bind_model(mc_coca *m, mc_binder *b, const coca_cfg *c) {
             return b->status = mc_fail(b->err, MC_ERR_SHAPE, "%s: attentional pooler of width %d, %d queries, %d heads",
                                        b->path, p->d, p->nq, p->heads);
         p->query = mc_bind2(b, p->nq, p->d, "visual.attn_pool.query");
-        p->wq = mc_bind2(b, p->d, p->d, "visual.attn_pool.attn.q_proj_weight");
-        p->wk = mc_bind2(b, p->d, W, "visual.attn_pool.attn.k_proj_weight");
-        p->wv = mc_bind2(b, p->d, W, "visual.attn_pool.attn.v_proj_weight");
+        if (mc_binder_peek(b, "visual.attn_pool.attn.in_proj_weight")) {
+            /* nn.MultiheadAttention packs q, k, v when kdim = vdim = embed_dim */
+            const float *w = mc_bind2(b, 3 * p->d, W, "visual.attn_pool.attn.in_proj_weight");
+            if (w && W != p->d)
+                return b->status = mc_fail(b->err, MC_ERR_SHAPE, "%s: a packed attn_pool in_proj_weight needs the "
+                                           "vision width %d to equal the pooler width %d", b->path, W, p->d);
+            if (!w) return b->status;
+            p->wq = w;
+            p->wk = w + (size_t)p->d * W;
+            p->wv = w + (size_t)2 * p->d * W;
+        } else {
+            p->wq = mc_bind2(b, p->d, p->d, "visual.attn_pool.attn.q_proj_weight");
+            p->wk = mc_bind2(b, p->d, W, "visual.attn_pool.attn.k_proj_weight");
+            p->wv = mc_bind2(b, p->d, W, "visual.attn_pool.attn.v_proj_weight");
+        }
         p->bias = mc_bind1(b, 3 * p->d, "visual.attn_pool.attn.in_proj_bias");
         p->wo = mc_bind2(b, p->d, p->d, "visual.attn_pool.attn.out_proj.weight");
         p->bo = mc_bind1(b, p->d, "visual.attn_pool.attn.out_proj.bias");
