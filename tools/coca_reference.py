@@ -3,7 +3,7 @@
 with reference outputs, in the layout of ../shared/fixtures/datacompdr/captioner,
 for a cross-check of src/model/coca.c beyond the fixture's sizes:
 
-    /usr/bin/python3 tools/coca_reference.py OPEN_CLIP_SRC OUT_DIR [--no-pool | --packed-pool]
+    /usr/bin/python3 tools/coca_reference.py OPEN_CLIP_SRC OUT_DIR [--no-pool | --packed-pool | --bin]
     MC_COCA_EXTRA=OUT_DIR build/tests/test_coca
 
 OPEN_CLIP_SRC is the src/ folder of an mlfoundations/open_clip checkout (3.x;
@@ -14,7 +14,8 @@ image_features, text_features, logits_first1024, logits_argmax,
 logits_logsumexp, greedy_tokens; the fixture README's definitions).
 --no-pool: no attentional pooler (the patch tokens go to the decoder);
 --packed-pool: vision width = embed_dim, so the pooler's q, k, v projections
-are one in_proj_weight
+are one in_proj_weight; --bin: the weights as open_clip_pytorch_model.bin
+(torch.save) instead of safetensors
 (text_cfg cannot carry correct_cls_mask in OpenCLIP 3.2).
 """
 import json
@@ -85,8 +86,11 @@ def main():
             else:
                 p.copy_(torch.randn(p.shape, generator=g) * p.shape[-1] ** -0.5)
     os.makedirs(out, exist_ok=True)
-    save_safetensors(os.path.join(out, "open_clip_model.safetensors"),
-                     {k: v.detach().float().numpy() for k, v in model.state_dict().items()})
+    if sys.argv[3:] == ["--bin"]:
+        torch.save(model.state_dict(), os.path.join(out, "open_clip_pytorch_model.bin"))
+    else:
+        save_safetensors(os.path.join(out, "open_clip_model.safetensors"),
+                         {k: v.detach().float().numpy() for k, v in model.state_dict().items()})
     with open(os.path.join(out, "open_clip_config.json"), "w") as f:
         json.dump({"model_cfg": cfg, "preprocess_cfg": {"interpolation": "bicubic", "resize_mode": "shortest"}},
                   f, indent=2)
