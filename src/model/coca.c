@@ -202,9 +202,9 @@ static mc_status parse_config(const char *text, size_t len, const char *src, coc
     c->m_heads = jint(mm, "heads", 8, &ok);
     c->m_layers = jint(mm, "layers", 12, &ok);
     /* vision heads = width // head_width, as the reference builds them */
-    if (!ok || c->embed_dim <= 0 || c->image_size < 1 || c->patch < 1 || c->head_width < 1 ||
-        c->v_width < c->head_width || c->pooler_heads < 1 || c->t_heads < 1 || c->m_heads < 1 ||
-        c->t_ctx < 1 || c->m_ctx < 1) {
+    if (!ok || c->embed_dim <= 0 || c->image_size < 1 || c->image_size > 8192 || c->patch < 1 ||
+        c->patch > c->image_size || c->head_width < 1 || c->v_width < c->head_width || c->pooler_heads < 1 ||
+        c->t_heads < 1 || c->m_heads < 1 || c->t_ctx < 1 || c->t_ctx > 16384 || c->m_ctx < 1) {
         st = mc_fail(err, MC_ERR_CONFIG, "%s: invalid CoCa sizes in model_cfg", src);
         goto done;
     }
