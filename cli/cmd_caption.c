@@ -25,7 +25,7 @@ static const cli_opt opts[] = {
     {"fixed-output-length", 0, 0, 0, "      pad the token ids of every caption to --seq-len"},
     {"num-beams", 0, 1, 0, "N      beam search width (default 6)"},
     {"num-beam-groups", 0, 1, 0, "N      beam groups (default 3)"},
-    {"num", 'n', 1, 0, "N      captions per image (default 1); caption k samples with seed S + k * 2^32"},
+    {"num", 'n', 1, 0, "N      captions per image (default 1), decoded together; caption k samples with seed S + k"},
     {"seed", 0, 1, 0, "S      sampling seed (default 0)"},
     {"threads", 't', 1, 0, "N      kernel threads (default: one per core)"},
     {"vocab", 'v', 1, 0, "FILE   the BPE vocabulary (default: $" MC_VOCAB_ENV ", beside the model, ./" MC_VOCAB_FILENAME ")"},
@@ -78,7 +78,7 @@ static int parse_params(const cli_args *a, mc_generate_params *p, int *num) {
         p->seed = (uint64_t)v;
     }
     p->fixed_output_length = cli_has(a, "fixed-output-length");
-    if (*num < 1 || *num > 1000) return cli_errorf("--num: expected 1..1000, got %d", *num);
+    if (*num < 1 || *num > 256) return cli_errorf("--num: expected 1..256, got %d", *num);
     return 0;
 }
 
@@ -124,7 +124,8 @@ int cmd_caption(int argc, char **argv) {
     mc_preprocess_params pp;
     mc_captioner_get_preprocess(cap, &pp);
     int ntok = p.seq_len > 0 ? p.seq_len : 1;
-    float *pix = malloc(sizeof(float) * 3 * (size_t)pp.size * pp.size);
+    size_t per = (size_t)3 * pp.size * pp.size;
+    float *pix = malloc(sizeof(float) * per * (size_t)num);
     int32_t *ids = malloc(sizeof(int32_t) * (size_t)num * ntok);
     int *lens = malloc(sizeof(int) * (size_t)num);
     char **texts = calloc((size_t)num, sizeof *texts);
@@ -132,13 +133,14 @@ int cmd_caption(int argc, char **argv) {
     for (int i = 0; !rc && i < a.n_pos; i++) {
         const char *img = a.pos[i];
         if (mc_image_preprocess_file(img, &pp, pix, &err) != MC_OK) { rc = cli_error(&err); break; }
-        for (int k = 0; !rc && k < num; k++) {
-            mc_generate_params q = p;
-            q.seed = p.seed + ((uint64_t)k << 32);
-            if (mc_caption_generate(cap, pix, 1, &q, ids + (size_t)k * ntok, ntok, &lens[k], &err) != MC_OK ||
-                mc_caption_decode(tok, ids + (size_t)k * ntok, lens[k], &texts[k], &err) != MC_OK)
+        /* the N captions decode together: the image N times in one call, caption k
+           sampling from the stream of seed + k */
+        for (int k = 1; k < num; k++) memcpy(pix + (size_t)k * per, pix, sizeof(float) * per);
+        if (mc_caption_generate(cap, pix, num, &p, ids, ntok, lens, &err) != MC_OK)
+            rc = cli_errorf("%s: %s", img, err.message);
+        for (int k = 0; !rc && k < num; k++)
+            if (mc_caption_decode(tok, ids + (size_t)k * ntok, lens[k], &texts[k], &err) != MC_OK)
                 rc = cli_errorf("%s: %s", img, err.message);
-        }
         if (rc) break;
         if (cli_has(&a, "json")) {
             printf("{\"image\": ");
