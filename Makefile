@@ -217,7 +217,7 @@ endif
 TEST_CROSS := $(if $(filter 1,$(CROSS_NEON)),$(CROSS_TESTS))
 
 # The benchmark programs are built with the tests so that they keep compiling.
-tests: $(TESTS) $(TEST_CROSS) $(SAN_TESTS) $(TSAN_TESTS) $(B)/tsan/mobileclip $(B)/libmobileclip.so $(B)/mobileclip $(B)/bench_kernels $(B)/bench_augment $(B)/peer_ours $(B)/serve_load
+tests: $(TESTS) $(TEST_CROSS) $(SAN_TESTS) $(TSAN_TESTS) $(B)/tsan/mobileclip $(B)/libmobileclip.so $(B)/mobileclip $(B)/bench_kernels $(B)/bench_augment $(B)/bench_caption $(B)/peer_ours $(B)/serve_load
 
 # Data-parallel training under mpirun (needs the MPI build).
 TEST_MPI := $(if $(filter 1,$(MPI)),tests/test_train_mpi.sh)
@@ -249,6 +249,14 @@ $(B)/bench_kernels: bench/bench_kernels.c $(B)/libmobileclip.a
 	$(CC) $(CFLAGS) -o $@ $< $(B)/libmobileclip.a $(LIBS)
 bench-kernels: $(B)/bench_kernels
 	$(B)/bench_kernels $(BENCH_THREADS)
+
+# Caption generation: ms per token with and without the decoders' KV cache
+# (CAPTIONER=folder; a full-size random coca_ViT-L-14: tools/random_coca.py).
+$(B)/bench_caption: bench/bench_caption.c $(B)/libmobileclip.a
+	$(CC) $(CFLAGS) -o $@ $< $(B)/libmobileclip.a $(LIBS)
+CAPTIONER ?= ../shared/fixtures/datacompdr/captioner
+bench-caption: $(B)/bench_caption
+	$(B)/bench_caption $(CAPTIONER) 30 1 3
 
 # Decode + re-application of stored DataCompDR augmentations, against Pillow + torchvision
 # running Apple's transforms.py on the same shard (REF=checkout of apple/ml-mobileclip,
@@ -304,5 +312,5 @@ install: all
 clean:
 	rm -rf $(B)
 
-.PHONY: all test tests tsan-test check-layers fuzz bench bench-serve bench-kernels bench-augment bench-peers bench-train-peers cross-neon-test install clean
+.PHONY: all test tests tsan-test check-layers fuzz bench bench-serve bench-kernels bench-augment bench-caption bench-peers bench-train-peers cross-neon-test install clean
 .SECONDARY:

@@ -46,6 +46,8 @@ int cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Parses "a,b,c" into 3 floats. */
 int cli_parse_floats3(const char *s, float out[3]);
 int cli_parse_int(const char *s, int *out);
+/* Writes s as a JSON string literal (quotes, backslashes, control characters escaped). */
+void cli_json_str(FILE *f, const char *s);
 /* For commands that decode images sample after sample (the data loader):
  * keeps image-sized buffers in the heap instead of mapping and unmapping them
  * for every sample (page faults were 40 % of a re-applied augmentation). */
@@ -78,5 +80,6 @@ int cmd_bench_train(int argc, char **argv);
 int cmd_index(int argc, char **argv);
 int cmd_search(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_caption(int argc, char **argv);
 
 #endif

@@ -44,16 +44,7 @@ static const char *dtype_word(mc_dtype d) {
     }
 }
 
-static void json_str(const char *s) {
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') printf("\\%c", c);
-        else if (c < 32) printf("\\u%04x", c);
-        else putchar(c);
-    }
-    putchar('"');
-}
+static void json_str(const char *s) { cli_json_str(stdout, s); }
 
 static void print_tallies(const char *label, const tally *t, int n, int json) {
     if (json) {

@@ -19,6 +19,7 @@ static const cli_command commands[] = {
     {"convert", "write a model as one safetensors file (f32, f16 or bf16)", cmd_convert},
     {"list", "list the official models and what is in the cache", cmd_list},
     {"shard", "'shard ls SHARD...': read DataCompDR webdataset shards and summarise them", cmd_shard},
+    {"caption", "caption images with a CoCa captioner (greedy, beam search, top-k, top-p)", cmd_caption},
     {"augment", "re-apply a stored DataCompDR augmentation of one sample; write .npy or .png", cmd_augment},
     {"reinforce", "turn image-text shards into DataCompDR shards: augmentations and teacher embeddings", cmd_reinforce},
     {"train", "train a model (open_clip_train's flags): plain CLIP or reinforced on DataCompDR shards", cmd_train},

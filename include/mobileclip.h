@@ -374,6 +374,73 @@ mc_status mc_model_id(const mc_model *model, char *buf, size_t cap, mc_error *er
 const char *mc_model_path(const mc_model *model);
 
 /* ------------------------------------------------------------------------ */
+/* Captioner (OpenCLIP CoCa) and caption generation (docs/caption.md)        */
+/* ------------------------------------------------------------------------ */
+
+/* A CoCa captioner (OpenCLIP coca_ViT-L-14 and the same structure at other
+ * sizes).  Read-only after load; one captioner may be shared by threads. */
+typedef struct mc_captioner mc_captioner;
+
+/* path: a folder holding open_clip_config.json and open_clip_model.safetensors
+ * (or open_clip_pytorch_model.bin), that config file, or the weights file
+ * (the config beside it).  Every size comes from the config and the tensors;
+ * config options the engine does not implement are refused by name. */
+mc_status mc_captioner_load(const char *path, mc_captioner **out, mc_error *err);
+void mc_captioner_free(mc_captioner *cap);
+/* The captioner's image preprocessing (size, interpolation, mean/std). */
+void mc_captioner_get_preprocess(const mc_captioner *cap, mc_preprocess_params *out);
+/* The captioner's text context (76 for coca_ViT-L-14): seq_len's upper bound. */
+int mc_captioner_context_length(const mc_captioner *cap);
+
+typedef enum mc_generation_type {
+    MC_GEN_GREEDY = 0,      /* argmax after the logits processors */
+    MC_GEN_BEAM_SEARCH,     /* open_clip's _generate_beamsearch (beam scores are sums of raw logits) */
+    MC_GEN_TOP_K,           /* sample from the top_k tokens (ties at the k-th kept) */
+    MC_GEN_TOP_P            /* nucleus sampling: the smallest set holding top_p of the probability */
+} mc_generation_type;
+
+typedef struct mc_generate_params {
+    mc_generation_type type;    /* default MC_GEN_BEAM_SEARCH, as open_clip's generate() */
+    int seq_len;                /* 30: most tokens per caption, SOT and EOT included (sampling
+                                   forces EOT at position seq_len - 1) */
+    int min_seq_len;            /* 5: EOT is banned while a caption holds fewer tokens */
+    int fixed_output_length;    /* 0; 1: every caption is padded with pad ids to seq_len (the
+                                   reference's output width; tokens_out is padded either way) */
+    float temperature;          /* 1.0: sampling divides the filtered logits by it */
+    float top_p;                /* 0.1 */
+    int top_k;                  /* 1 */
+    float repetition_penalty;   /* 1.0: logits of tokens already in the caption: / (positive) or * */
+    int num_beams;              /* 6 */
+    int num_beam_groups;        /* 3: groups of num_beams / num_beam_groups beams, searched alike */
+    uint64_t seed;              /* sampling: image i of a call draws from the stream of seed + i */
+    int threads;                /* kernel threads for this call (0: the process setting) */
+} mc_generate_params;
+
+/* open_clip's generate() defaults (above). */
+mc_generate_params mc_generate_default_params(void);
+
+/* Captions n preprocessed images (float32 CHW each, mc_captioner_get_preprocess).
+ * tokens_out: n x cap_tokens (cap_tokens >= seq_len): row i holds the ids as
+ * generated from SOT (through EOT), then pad ids (0); lengths[i] is the count
+ * before the padding.  Uses its own scratch: several threads may call it at
+ * once on one captioner. */
+mc_status mc_caption_generate(const mc_captioner *cap, const float *pixels, int n,
+                              const mc_generate_params *p, int32_t *tokens_out, int cap_tokens,
+                              int *lengths, mc_error *err);
+
+/* Decodes ids as OpenCLIP's tokenizer decodes them (byte-level BPE back to
+ * UTF-8, "</w>" to a space, invalid UTF-8 replaced by U+FFFD, special tokens
+ * as "<start_of_text>" / "<end_of_text>"); *text_out is malloc'd. */
+mc_status mc_tokenizer_decode(const mc_tokenizer *tok, const int32_t *ids, int n, char **text_out,
+                              mc_error *err);
+
+/* Decodes generated ids as the DataCompDR generator does: the text up to the
+ * first "<end_of_text>", after the last "<start_of_text>", up to the first
+ * '.', trailing whitespace removed.  *text_out is malloc'd. */
+mc_status mc_caption_decode(const mc_tokenizer *tok, const int32_t *ids, int n, char **text_out,
+                            mc_error *err);
+
+/* ------------------------------------------------------------------------ */
 /* .npy files (float32, little-endian, C order)                              */
 /* ------------------------------------------------------------------------ */
 

@@ -523,6 +523,57 @@ static void test_convert(mc_checkpoint *ex) {
     mc_checkpoint_close(orig);
 }
 
+/* caption: greedy captions of the fixture images equal the reference's greedy
+   tokens (the CLI preprocesses the image files as the reference did). */
+static void test_caption(void) {
+    mc_checkpoint *ex = NULL;
+    char cap[4096];   /* fixture() rotates through a few static buffers: keep a copy */
+    snprintf(cap, sizeof cap, "%s", fixture("datacompdr/captioner"));
+    CHECK(!mc_checkpoint_open(fixture("datacompdr/captioner/expected.safetensors"), &ex, NULL), "captioner fixture missing");
+    const mc_tensor_info *g = ex ? mc_checkpoint_find(ex, "greedy_tokens") : NULL;
+    CHECK(g && g->dtype == MC_DTYPE_I64 && g->ndim == 2, "greedy_tokens missing");
+    if (g) {
+        static const char *imgs[] = {"chelsea.png", "astronaut.png", "coffee.png"};
+        int G = (int)g->shape[1];
+        for (int i = 0; i < 3 && i < g->shape[0]; i++) {
+            int rc = run("caption -m %s --generation-type greedy --min-seq-len 0 --seq-len %d --json %s/images/%s", cap,
+                         G + 1, fixtures_dir(), imgs[i]);
+            CHECK(rc == 0, "caption %s: exit %d: %s", imgs[i], rc, err_text ? err_text : "");
+            const char *t = out_text ? strstr(out_text, "\"tokens\": [[") : NULL;
+            CHECK(t && strstr(out_text, "\"captions\": [\""), "caption --json output: %s", out_text ? out_text : "");
+            if (!t) continue;
+            t += strlen("\"tokens\": [[");
+            const int64_t *want = (const int64_t *)g->data + (size_t)i * G;
+            int bad = 0;
+            for (int j = 0; j < G; j++) {
+                char *end;
+                long v = strtol(t, &end, 10);
+                if (end == t) { bad++; break; }
+                if (want[j] != 0 && v != want[j]) bad++;
+                t = end + strspn(end, ", ");
+            }
+            CHECK(bad == 0, "caption %s: greedy tokens differ from the reference: %s", imgs[i], out_text);
+        }
+    }
+    mc_checkpoint_close(ex);
+    CHECK(run("caption %s/images/chelsea.png", fixtures_dir()) == 1 && strstr(err_text, "-m"), "caption without -m");
+    CHECK(run("caption -m %s --generation-type sample %s/images/chelsea.png", cap, fixtures_dir()) == 1 &&
+              strstr(err_text, "generation-type"), "caption with a bad --generation-type: %s", err_text);
+    CHECK(run("caption -m %s --seq-len 5 --min-seq-len 5 %s/images/chelsea.png", cap, fixtures_dir()) == 1 &&
+              strstr(err_text, "min_seq_len"), "caption with min_seq_len = seq_len: %s", err_text);
+    /* five top_p captions, reproducible by seed */
+    CHECK(run("caption -m %s --generation-type top_p --top-p 0.9 --fixed-output-length --num 5 --seed 3 %s/images/coffee.png",
+              cap, fixtures_dir()) == 0, "caption top_p: %s", err_text);
+    char *first = out_text ? strdup(out_text) : NULL;
+    int lines = 0;
+    for (const char *q = first; q && *q; q++) lines += *q == '\n';
+    CHECK(lines == 5, "caption --num 5 printed %d lines", lines);
+    run("caption -m %s --generation-type top_p --top-p 0.9 --fixed-output-length --num 5 --seed 3 %s/images/coffee.png", cap,
+        fixtures_dir());
+    CHECK(first && out_text && !strcmp(first, out_text), "caption top_p with one seed differs between runs:\n%s\n%s", first ? first : "", out_text ? out_text : "");
+    free(first);
+}
+
 int main(void) {
     CHECK(access(BIN, X_OK) == 0, "%s not built (run from the project root)", BIN);
     CHECK(mkdtemp(tmpdir) != NULL, "mkdtemp");
@@ -534,6 +585,7 @@ int main(void) {
     test_help_and_errors();
     test_list();
     test_bench();
+    test_caption();
     if (ex) {
         test_embed(ex);
         test_workers();

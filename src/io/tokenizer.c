@@ -33,6 +33,8 @@ struct mc_tokenizer {
     size_t pair_mask;
     int32_t byte_id[256];   /* id of the one-character token of each byte */
     pcre2_code *re;
+    char *dec;              /* the bytes of every id, one after another ("</w>" kept) */
+    uint32_t dec_off[N_VOCAB + 1];
 };
 
 /* ------------------------------------------------------------------------ */
@@ -211,8 +213,41 @@ static mc_status compile_regex(mc_tokenizer *tok, mc_error *err) {
 void mc_tokenizer_free(mc_tokenizer *tok) {
     if (!tok) return;
     free(tok->pairs);
+    free(tok->dec);
     if (tok->re) pcre2_code_free(tok->re);
     free(tok);
+}
+
+/* The byte string of every id: each vocabulary character (1 or 2 UTF-8
+ * bytes, code points below 0x800) back to the byte it stands for. */
+static mc_status build_decoder(mc_tokenizer *tok, char **vocab, const size_t *vocab_len, size_t nv,
+                               const uint32_t cp_of_byte[256], mc_error *err) {
+    int16_t byte_of_cp[512];
+    for (int i = 0; i < 512; i++) byte_of_cp[i] = -1;
+    for (int b = 0; b < 256; b++) byte_of_cp[cp_of_byte[b]] = (int16_t)b;
+    size_t total = 0;
+    for (size_t i = 0; i < nv; i++) total += vocab_len[i];
+    tok->dec = malloc(total ? total : 1);
+    if (!tok->dec) return mc_fail(err, MC_ERR_NOMEM, "out of memory");
+    size_t o = 0;
+    for (size_t i = 0; i < nv; i++) {
+        tok->dec_off[i] = (uint32_t)o;
+        const unsigned char *s = (const unsigned char *)vocab[i];
+        for (size_t k = 0; k < vocab_len[i];) {
+            uint32_t cp = s[k];
+            if (cp >= 0xC0 && cp < 0xE0 && k + 1 < vocab_len[i]) {
+                cp = ((cp & 0x1Fu) << 6) | (s[k + 1] & 0x3Fu);
+                k += 2;
+            } else {
+                k += 1;
+            }
+            int b = cp < 512 ? byte_of_cp[cp] : -1;
+            if (b < 0) return mc_fail(err, MC_ERR_TOKENIZER, "vocabulary entry %zu holds a character outside the byte map", i);
+            tok->dec[o++] = (char)b;
+        }
+    }
+    tok->dec_off[nv] = (uint32_t)o;
+    return MC_OK;
 }
 
 static mc_status build(mc_tokenizer *tok, const char *path, char *text, size_t len, mc_error *err) {
@@ -334,6 +369,7 @@ static mc_status build(mc_tokenizer *tok, const char *path, char *text, size_t l
         pair_put(tok, left, right, (int32_t)(i - 1), merged);
     }
     free(split);
+    st = build_decoder(tok, vocab, vocab_len, nv, cp_of_byte, err);
 
 done:
     if (vocab)
@@ -626,4 +662,83 @@ mc_status mc_tokenizer_encode(const mc_tokenizer *tok, const char *text, int con
                               int32_t *ids_out, mc_error *err) {
     if (!text) return mc_fail(err, MC_ERR_INVALID_ARG, "mc_tokenizer_encode: text is NULL");
     return mc_tokenizer_encode_n(tok, text, strlen(text), context_length, ids_out, err);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Decoding                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* Length of the valid UTF-8 sequence at s[0..n), or 0 (Python's decoder:
+ * shortest form, no surrogates, at most U+10FFFF). */
+static size_t utf8_valid_len(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    if (c < 0x80) return 1;
+    size_t need;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) need = 2;
+    else if (c >= 0xE0 && c <= 0xEF) { need = 3; if (c == 0xE0) lo = 0xA0; if (c == 0xED) hi = 0x9F; }
+    else if (c >= 0xF0 && c <= 0xF4) { need = 4; if (c == 0xF0) lo = 0x90; if (c == 0xF4) hi = 0x8F; }
+    else return 0;
+    if (n < need) return 0;
+    if (s[1] < lo || s[1] > hi) return 0;
+    for (size_t k = 2; k < need; k++)
+        if (s[k] < 0x80 || s[k] > 0xBF) return 0;
+    return need;
+}
+
+/* How many bytes Python's "replace" error handler folds into one U+FFFD:
+ * the longest prefix of a valid sequence (at least 1). */
+static size_t utf8_invalid_len(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    size_t need;
+    unsigned lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) need = 2;
+    else if (c >= 0xE0 && c <= 0xEF) { need = 3; if (c == 0xE0) lo = 0xA0; if (c == 0xED) hi = 0x9F; }
+    else if (c >= 0xF0 && c <= 0xF4) { need = 4; if (c == 0xF0) lo = 0x90; if (c == 0xF4) hi = 0x8F; }
+    else return 1;
+    size_t k = 1;
+    if (k < n && k < need && s[k] >= lo && s[k] <= hi) {
+        k++;
+        while (k < n && k < need && s[k] >= 0x80 && s[k] <= 0xBF) k++;
+    }
+    return k;
+}
+
+mc_status mc_tokenizer_decode(const mc_tokenizer *tok, const int32_t *ids, int n, char **text_out, mc_error *err) {
+    *text_out = NULL;
+    if (!tok || (!ids && n > 0) || n < 0) return mc_fail(err, MC_ERR_INVALID_ARG, "tokenizer decode: bad arguments");
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= N_VOCAB)
+            return mc_fail(err, MC_ERR_INVALID_ARG, "token id %d at %d is outside the vocabulary of %d", (int)ids[i], i,
+                           N_VOCAB);
+        total += tok->dec_off[ids[i] + 1] - tok->dec_off[ids[i]];
+    }
+    unsigned char *raw = malloc(total + 1);
+    char *out = malloc(total * 3 + 1);   /* an invalid byte becomes 3 bytes (U+FFFD) at most */
+    if (!raw || !out) { free(raw); free(out); return mc_fail(err, MC_ERR_NOMEM, "out of memory"); }
+    size_t o = 0;
+    for (int i = 0; i < n; i++) {
+        uint32_t a = tok->dec_off[ids[i]], b = tok->dec_off[ids[i] + 1];
+        memcpy(raw + o, tok->dec + a, b - a);
+        o += b - a;
+    }
+    /* "</w>" -> " " over the joined bytes, as the reference replaces it in the text */
+    size_t w = 0;
+    for (size_t k = 0; k < o;) {
+        if (k + 4 <= o && !memcmp(raw + k, "</w>", 4)) { raw[w++] = ' '; k += 4; }
+        else raw[w++] = raw[k++];
+    }
+    size_t q = 0;
+    for (size_t k = 0; k < w;) {
+        size_t v = utf8_valid_len(raw + k, w - k);
+        if (v) { memcpy(out + q, raw + k, v); q += v; k += v; continue; }
+        k += utf8_invalid_len(raw + k, w - k);
+        memcpy(out + q, "\xEF\xBF\xBD", 3);
+        q += 3;
+    }
+    out[q] = 0;
+    free(raw);
+    *text_out = out;
+    return MC_OK;
 }

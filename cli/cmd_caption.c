@@ -1,0 +1,177 @@
+/*
+ * cmd_caption.c - the 'caption' command: captions images with a CoCa
+ * captioner (OpenCLIP files) as open_clip's generate() does, and prints each
+ * caption decoded as the DataCompDR generator decodes it (first sentence,
+ * special tokens removed), or one JSON object per image with the captions and
+ * their token ids.
+ */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const cli_opt opts[] = {
+    {"model", 'm', 1, 0, "PATH   the captioner: a folder with open_clip_config.json and the weights, or either file"},
+    {"generation-type", 0, 1, 0, "T      greedy, beam_search (open_clip's default), top_k or top_p"},
+    {"top-p", 0, 1, 0, "P      top_p sampling mass (default 0.1)"},
+    {"top-k", 0, 1, 0, "K      top_k sampling size (default 1)"},
+    {"temperature", 0, 1, 0, "T      sampling temperature (default 1.0)"},
+    {"repetition-penalty", 0, 1, 0, "R      logits of tokens already generated are divided (or multiplied) by R (default 1.0)"},
+    {"seq-len", 0, 1, 0, "N      most tokens per caption, SOT and EOT included (default 30)"},
+    {"min-seq-len", 0, 1, 0, "N      EOT is banned below N tokens (default 5)"},
+    {"fixed-output-length", 0, 0, 0, "      pad the token ids of every caption to --seq-len"},
+    {"num-beams", 0, 1, 0, "N      beam search width (default 6)"},
+    {"num-beam-groups", 0, 1, 0, "N      beam groups (default 3)"},
+    {"num", 'n', 1, 0, "N      captions per image (default 1), decoded together; caption k samples with seed S + k"},
+    {"seed", 0, 1, 0, "S      sampling seed (default 0)"},
+    {"threads", 't', 1, 0, "N      kernel threads (default: one per core)"},
+    {"vocab", 'v', 1, 0, "FILE   the BPE vocabulary (default: $" MC_VOCAB_ENV ", beside the model, ./" MC_VOCAB_FILENAME ")"},
+    {"json", 0, 0, 0, "      one JSON object per image a line: image, captions, tokens"},
+};
+#define N_OPTS ((int)(sizeof opts / sizeof opts[0]))
+
+static int parse_float(const char *name, const char *s, float *out) {
+    if (!s) return 0;
+    char *end;
+    errno = 0;
+    float v = strtof(s, &end);
+    if (end == s || *end || errno) return cli_errorf("--%s: expected a number, got '%s'", name, s);
+    *out = v;
+    return 0;
+}
+
+static int parse_int_opt(const char *name, const char *s, int *out) {
+    if (!s) return 0;
+    if (cli_parse_int(s, out)) return cli_errorf("--%s: expected an integer, got '%s'", name, s);
+    return 0;
+}
+
+static int parse_params(const cli_args *a, mc_generate_params *p, int *num) {
+    const char *gt = cli_get(a, "generation-type");
+    if (gt) {
+        if (!strcmp(gt, "greedy")) p->type = MC_GEN_GREEDY;
+        else if (!strcmp(gt, "beam_search")) p->type = MC_GEN_BEAM_SEARCH;
+        else if (!strcmp(gt, "top_k")) p->type = MC_GEN_TOP_K;
+        else if (!strcmp(gt, "top_p")) p->type = MC_GEN_TOP_P;
+        else return cli_errorf("--generation-type: expected greedy, beam_search, top_k or top_p, got '%s'", gt);
+    }
+    int rc = parse_float("top-p", cli_get(a, "top-p"), &p->top_p) ||
+             parse_float("temperature", cli_get(a, "temperature"), &p->temperature) ||
+             parse_float("repetition-penalty", cli_get(a, "repetition-penalty"), &p->repetition_penalty) ||
+             parse_int_opt("top-k", cli_get(a, "top-k"), &p->top_k) ||
+             parse_int_opt("seq-len", cli_get(a, "seq-len"), &p->seq_len) ||
+             parse_int_opt("min-seq-len", cli_get(a, "min-seq-len"), &p->min_seq_len) ||
+             parse_int_opt("num-beams", cli_get(a, "num-beams"), &p->num_beams) ||
+             parse_int_opt("num-beam-groups", cli_get(a, "num-beam-groups"), &p->num_beam_groups) ||
+             parse_int_opt("threads", cli_get(a, "threads"), &p->threads) ||
+             parse_int_opt("num", cli_get(a, "num"), num);
+    if (rc) return rc;
+    const char *sd = cli_get(a, "seed");
+    if (sd) {
+        char *end;
+        errno = 0;
+        unsigned long long v = strtoull(sd, &end, 10);
+        if (end == sd || *end || errno || sd[0] == '-') return cli_errorf("--seed: expected a non-negative integer, got '%s'", sd);
+        p->seed = (uint64_t)v;
+    }
+    p->fixed_output_length = cli_has(a, "fixed-output-length");
+    if (*num < 1 || *num > 256) return cli_errorf("--num: expected 1..256, got %d", *num);
+    return 0;
+}
+
+int cmd_caption(int argc, char **argv) {
+    cli_args a;
+    int help;
+    if (cli_parse(argc, argv, opts, N_OPTS, &a, &help)) { cli_args_free(&a); return 2; }
+    if (help) {
+        cli_print_help(stdout,
+                       "mobileclip caption -m CAPTIONER [--generation-type greedy|beam_search|top_k|top_p] [--top-p P]\n"
+                       "                   [--top-k K] [--temperature T] [--repetition-penalty R] [--seq-len N]\n"
+                       "                   [--min-seq-len N] [--fixed-output-length] [--num N] [--seed S] [--json] IMAGE...",
+                       "Captions each image with an OpenCLIP CoCa captioner as open_clip's generate() does, and\n"
+                       "prints the captions decoded as the DataCompDR generator decodes them (first sentence,\n"
+                       "special tokens removed): one line per caption, or with --json one object per image.\n"
+                       "The DataCompDR captions: --generation-type top_p --top-p 0.9 --fixed-output-length --num 5.",
+                       opts, N_OPTS);
+        cli_args_free(&a);
+        return 0;
+    }
+    mc_generate_params p = mc_generate_default_params();
+    int num = 1;
+    const char *model = cli_get(&a, "model");
+    int rc = parse_params(&a, &p, &num);
+    if (!rc && !model) rc = cli_errorf("no captioner given (-m PATH; see 'mobileclip caption --help')");
+    if (!rc && a.n_pos == 0) rc = cli_errorf("no image given (see 'mobileclip caption --help')");
+    if (rc) { cli_args_free(&a); return rc; }
+
+    mc_error err;
+    mc_error_clear(&err);
+    mc_captioner *cap = NULL;
+    mc_tokenizer *tok = NULL;
+    if (mc_captioner_load(model, &cap, &err) != MC_OK) { cli_args_free(&a); return cli_error(&err); }
+    const char *vocab = cli_get(&a, "vocab");
+    char vpath[4096];
+    if (!vocab && mc_tokenizer_find_vocab(model, vpath, sizeof vpath, &err) == MC_OK) vocab = vpath;
+    mc_error_clear(&err);
+    if (mc_tokenizer_load(vocab, &tok, &err) != MC_OK) {
+        mc_captioner_free(cap);
+        cli_args_free(&a);
+        return cli_error(&err);
+    }
+    mc_preprocess_params pp;
+    mc_captioner_get_preprocess(cap, &pp);
+    int ntok = p.seq_len > 0 ? p.seq_len : 1;
+    size_t per = (size_t)3 * pp.size * pp.size;
+    float *pix = malloc(sizeof(float) * per * (size_t)num);
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)num * ntok);
+    int *lens = malloc(sizeof(int) * (size_t)num);
+    char **texts = calloc((size_t)num, sizeof *texts);
+    if (!pix || !ids || !lens || !texts) rc = cli_errorf("out of memory");
+    for (int i = 0; !rc && i < a.n_pos; i++) {
+        const char *img = a.pos[i];
+        if (mc_image_preprocess_file(img, &pp, pix, &err) != MC_OK) { rc = cli_error(&err); break; }
+        /* the N captions decode together: the image N times in one call, caption k
+           sampling from the stream of seed + k */
+        for (int k = 1; k < num; k++) memcpy(pix + (size_t)k * per, pix, sizeof(float) * per);
+        if (mc_caption_generate(cap, pix, num, &p, ids, ntok, lens, &err) != MC_OK)
+            rc = cli_errorf("%s: %s", img, err.message);
+        for (int k = 0; !rc && k < num; k++)
+            if (mc_caption_decode(tok, ids + (size_t)k * ntok, lens[k], &texts[k], &err) != MC_OK)
+                rc = cli_errorf("%s: %s", img, err.message);
+        if (rc) break;
+        if (cli_has(&a, "json")) {
+            printf("{\"image\": ");
+            cli_json_str(stdout, img);
+            printf(", \"captions\": [");
+            for (int k = 0; k < num; k++) {
+                if (k) printf(", ");
+                cli_json_str(stdout, texts[k]);
+            }
+            printf("], \"tokens\": [");
+            for (int k = 0; k < num; k++) {
+                printf(k ? ", [" : "[");
+                int n = p.fixed_output_length ? ntok : lens[k];
+                for (int j = 0; j < n; j++) printf(j ? ", %d" : "%d", ids[(size_t)k * ntok + j]);
+                printf("]");
+            }
+            printf("]}\n");
+        } else {
+            for (int k = 0; k < num; k++) printf("%s\t%s\n", img, texts[k]);
+        }
+        fflush(stdout);
+        for (int k = 0; k < num; k++) { free(texts[k]); texts[k] = NULL; }
+    }
+    if (texts)
+        for (int k = 0; k < num; k++) free(texts[k]);
+    free(texts);
+    free(pix);
+    free(ids);
+    free(lens);
+    mc_tokenizer_free(tok);
+    mc_captioner_free(cap);
+    cli_args_free(&a);
+    return rc;
+}
