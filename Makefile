@@ -223,7 +223,7 @@ TEST_MPI := $(if $(filter 1,$(MPI)),tests/test_train_mpi.sh)
 test: tests
 	@$(if $(TEST_CROSS),,echo "note: NEON cross test skipped (CROSS_NEON=0, not x86, or no $(CROSS_CC) / qemu-aarch64)")
 	@$(if $(TEST_MPI),,echo "note: MPI test skipped (built with MPI=0 or without MPI development files)")
-	@bash tests/run_tests.sh $(TESTS) $(TEST_CROSS) tests/test_layers.py tests/test_dr_oracle.py tests/test_convert_pt.py tests/test_eval.py tests/test_install.sh tests/test_train_cli.sh tests/test_report.sh $(TEST_MPI) -- $(SAN_TESTS) -- $(TSAN_TESTS) $(TSAN_CLI_TEST)
+	@bash tests/run_tests.sh $(TESTS) $(TEST_CROSS) tests/test_layers.py tests/test_dr_oracle.py tests/test_convert_pt.py tests/test_eval.py tests/test_install.sh tests/test_train_cli.sh tests/test_crash_writes.sh tests/test_report.sh $(TEST_MPI) -- $(SAN_TESTS) -- $(TSAN_TESTS) $(TSAN_CLI_TEST)
 
 # The architecture: includes and calls only downward between src/ layers, no circles.
 check-layers: $(LIB_OBJ)
