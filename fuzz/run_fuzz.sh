@@ -53,7 +53,7 @@ st(d + '/seed_scalar.safetensors', {'s': ('F64', [], struct.pack('<d', 0.5)), 'e
                                     'u': ('U8', [3], b'abc'), 'z': ('BOOL', [1], b'\x01')})
 EOF
       ;;
-    fuzz_image)   # the small fixture images (libFuzzer's -max_len is 64 KiB), WebP, GIF and 16-bit PNG made from one
+    fuzz_image)   # the small fixture images (libFuzzer's -max_len is 64 KiB); WebP and 16-bit PNG made from one
       for f in "$fx"/images/*.png "$fx"/images/*.jpg; do
         [ -f "$f" ] && [ "$(stat -c %s "$f")" -le 65536 ] && cp -f "$f" "$corpus/seed_$(basename "$f")"
       done
@@ -63,7 +63,6 @@ from PIL import Image
 im = Image.open(sys.argv[1]).convert('RGB').resize((40, 30))
 im.save(sys.argv[2] + '/seed_small.webp', quality=60)
 im.convert('RGBA').save(sys.argv[2] + '/seed_alpha.webp', lossless=True)
-im.save(sys.argv[2] + '/seed_small.gif')
 im.convert('I;16').save(sys.argv[2] + '/seed_gray16.png')
 EOF
       ;;
