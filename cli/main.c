@@ -13,6 +13,8 @@ static const cli_command commands[] = {
     {"embed-image", "embed images into a .npy or JSON lines", cmd_embed_image},
     {"embed-text", "embed texts into a .npy or JSON lines", cmd_embed_text},
     {"classify", "zero-shot classification of images against labels", cmd_classify},
+    {"index", "index folders of photos into an SQLite file (incremental; docs/search.md)", cmd_index},
+    {"search", "search an index by text or image; --bench times the scan", cmd_search},
     {"eval", "zero-shot accuracy on an ImageFolder tree, image-text retrieval on shards", cmd_eval},
     {"convert", "write a model as one safetensors file (f32, f16 or bf16)", cmd_convert},
     {"list", "list the official models and what is in the cache", cmd_list},

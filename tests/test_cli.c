@@ -78,7 +78,8 @@ static int parse_json_rows(const char *text, float *out, int max_rows, int d) {
 }
 
 static void test_help_and_errors(void) {
-    static const char *cmds[] = {"embed-image", "embed-text", "classify", "eval", "convert", "list", "report"};
+    static const char *cmds[] = {"embed-image", "embed-text", "classify", "eval", "convert", "list", "report", "index",
+                                 "search"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         int rc = run("%s --help", cmds[i]);
         char want[64];
@@ -96,6 +97,12 @@ static void test_help_and_errors(void) {
     CHECK(rc != 0 && strstr(err_text, "no model"), "embed-image without model: rc %d %s", rc, err_text);
     rc = run("embed-image -m no-such-model %s", fixture("images/chelsea.png"));
     CHECK(rc != 0 && strstr(err_text, "no-such-model"), "unknown model: rc %d %s", rc, err_text);
+    rc = run("index -m %s %s", fixture(S0), fixture("images"));
+    CHECK(rc != 0 && strstr(err_text, "--db"), "index without --db: rc %d %s", rc, err_text);
+    rc = run("search --db /nonexistent/photos.db --top 0 cat");
+    CHECK(rc != 0 && strstr(err_text, "--top"), "search --top 0: rc %d %s", rc, err_text);
+    rc = run("search --db /nonexistent/photos.db cat");
+    CHECK(rc != 0 && strstr(err_text, "no such index"), "search of a missing index: rc %d %s", rc, err_text);
     rc = run("embed-image -m %s --batch 0 %s", fixture(S0), fixture("images/chelsea.png"));
     CHECK(rc != 0 && strstr(err_text, "--batch"), "--batch 0: rc %d %s", rc, err_text);
     rc = run("classify -m %s %s", fixture(S0), fixture("images/chelsea.png"));

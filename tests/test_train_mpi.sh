@@ -10,7 +10,9 @@
 #     float summation order;
 #   - a student without BatchNorm: 2 ranks at batch 2 against one process
 #     at batch 4 without accumulation, the same bounds and every weight
-#     within 1e-5; the same with --gather-with-grad alone (every rank the
+#     within 3e-5 (AdamW's step of an element whose gradient is near eps
+#     moves by lr / (4 eps) times the gradient's rounding difference: about
+#     1e-5 at lr 1e-3, eps 1e-6; 2.5e-6 to 1.5e-5 seen over four seeds); the same with --gather-with-grad alone (every rank the
 #     global loss); without --gather-with-grad, open_clip's meaning: the
 #     gradient through the other ranks' copies of a rank's features left out
 #     and the ranks' gradients averaged (the first step's gradient norm
@@ -137,13 +139,13 @@ NOBN=(--train-data "$T/a.tar::$T/b.tar" --model "$T/nobn" "${BASE[@]:4}")
 rc=$?; check '[ $rc -eq 0 ]' "no BatchNorm, 2 ranks: $(tail -3 "$T/n2.err")"
 $BIN train "${NOBN[@]}" --batch-size 4 --name nobn1 >/dev/null 2>"$T/n1.err"
 rc=$?; check '[ $rc -eq 0 ]' "no BatchNorm, one process: $(tail -3 "$T/n1.err")"
-python3 "$T/compare.py" "$T/nobn2" "$T/nobn1" 1e-5 >"$T/cmp2.txt" 2>&1
+python3 "$T/compare.py" "$T/nobn2" "$T/nobn1" 3e-5 >"$T/cmp2.txt" 2>&1
 rc=$?; check '[ $rc -eq 0 ]' "no BatchNorm: 2 ranks at batch 2 vs one process at batch 4: $(cat "$T/cmp2.txt")"
 echo "test_train_mpi: no BatchNorm: $(tr '\n' ' ' < "$T/cmp2.txt")" >&2
 # --gather-with-grad alone: every rank the global batch's loss, the same step
 "${MPIRUN[@]}" $BIN train "${NOBN[@]}" --gather-with-grad --batch-size 2 --name nobn_g >/dev/null 2>"$T/ng.err"
 rc=$?; check '[ $rc -eq 0 ]' "--gather-with-grad alone: $(tail -3 "$T/ng.err")"
-python3 "$T/compare.py" "$T/nobn_g" "$T/nobn1" 1e-5 >"$T/cmp3.txt" 2>&1
+python3 "$T/compare.py" "$T/nobn_g" "$T/nobn1" 3e-5 >"$T/cmp3.txt" 2>&1
 rc=$?; check '[ $rc -eq 0 ]' "--gather-with-grad alone vs one process: $(cat "$T/cmp3.txt")"
 # without --gather-with-grad: the same first loss; the gradient norm about half
 # (the logit scale's gradient is not halved) without --local-loss, smaller still with it

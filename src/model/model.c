@@ -10,6 +10,7 @@
 #include "kernels/lowp.h"
 
 #include "io/config.h"
+#include "io/download.h"
 #include "model/mci.h"
 #include "model/text.h"
 #include "model/vit.h"
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 struct mc_model {
     mc_config cfg;
@@ -460,5 +462,73 @@ mc_status mc_encode_text(mc_context *ctx, const int32_t *tokens, int n, int norm
     mc_kernels_set_local_threads(prev);
     if (st != MC_OK) return st;
     if (normalize) mc_l2_normalize_rows(out, n, t->out_dim);
+    return MC_OK;
+}
+
+/* "<memory>" (mc_model_load_checkpoint of a checkpoint built in memory) is no file */
+static int has_file(const mc_model *m) { return m->ckpt_path[0] && m->ckpt_path[0] != '<'; }
+
+const char *mc_model_path(const mc_model *m) { return m && has_file(m) ? m->ckpt_path : ""; }
+
+/* Hashes the file's size and its first, middle and last MiB. */
+static mc_status hash_file_sample(const char *path, mc_sha256 *h, mc_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return mc_fail(err, MC_ERR_IO, "%s: cannot open to identify the model", path);
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0) {
+        fclose(f);
+        return mc_fail(err, MC_ERR_IO, "%s: cannot stat", path);
+    }
+    int64_t size = (int64_t)sb.st_size, mib = 1 << 20;
+    mc_sha256_update(h, &size, sizeof size);
+    int64_t at[3] = {0, size / 2 - mib / 2, size - mib};
+    char *buf = malloc((size_t)mib);
+    if (!buf) {
+        fclose(f);
+        return mc_fail(err, MC_ERR_NOMEM, "out of memory");
+    }
+    mc_status st = MC_OK;
+    for (int i = 0; i < 3 && st == MC_OK; i++) {
+        int64_t off = at[i] < 0 ? 0 : at[i], len = size - off < mib ? size - off : mib;
+        if (fseeko(f, (off_t)off, SEEK_SET) != 0 || fread(buf, 1, (size_t)len, f) != (size_t)len)
+            st = mc_fail(err, MC_ERR_IO, "%s: read failed", path);
+        else
+            mc_sha256_update(h, buf, (size_t)len);
+    }
+    free(buf);
+    fclose(f);
+    return st;
+}
+
+mc_status mc_model_id(const mc_model *m, char *buf, size_t cap, mc_error *err) {
+    if (!m || !buf || !cap) return mc_fail(err, MC_ERR_INVALID_ARG, "mc_model_id: NULL argument");
+    mc_sha256 h;
+    mc_sha256_init(&h);
+    if (has_file(m)) {
+        mc_status st = hash_file_sample(m->ckpt_path, &h, err);
+        if (st != MC_OK) return st;
+    } else if (m->cfg_text) {
+        mc_sha256_update(&h, m->cfg_text, strlen(m->cfg_text));
+    }
+    uint8_t d[32];
+    mc_sha256_final(&h, d);
+    char hex[33];
+    for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    /* the name: the official one, else the checkpoint's folder and file names */
+    char name[512] = "";
+    if (m->cfg.name[0]) {
+        snprintf(name, sizeof name, "%.200s", m->cfg.name);
+    } else if (has_file(m)) {
+        const char *file = strrchr(m->ckpt_path, '/'), *dir = NULL;
+        for (const char *p = m->ckpt_path; file && p < file; p++)
+            if (*p == '/') dir = p;
+        snprintf(name, sizeof name, "%.200s", dir ? dir + 1 : file ? file + 1 : m->ckpt_path);
+    } else {
+        snprintf(name, sizeof name, "in-memory");
+    }
+    mc_model_info info;
+    mc_model_get_info(m, &info);
+    int n = snprintf(buf, cap, "%s dim=%d sha256=%s", name, info.embed_dim, hex);
+    if (n < 0 || (size_t)n >= cap) return mc_fail(err, MC_ERR_INVALID_ARG, "mc_model_id: buffer of %zu bytes too small", cap);
     return MC_OK;
 }

@@ -1402,8 +1402,29 @@ static mc_status refuse_dropout(const mc_trainer *t, mc_error *err) {
     return MC_OK;
 }
 
+/* The DR loss of the batch alone (the default of forward_backward_loss). */
+static mc_status batch_loss(void *ud, const mc_train_batch *b, const float *img, const float *real, const float *syn,
+                            int n, int e, float logit_scale_raw, float terms[4], float *g_img, float *g_real,
+                            float *g_syn, float *d_scale, mc_error *err) {
+    const mc_trainer *t = ud;
+    mc_dr_loss_params lp = t->loss;
+    if (!(t->loss.n_teachers > 0 && t->loss.w_distill != 0.0f)) lp.n_teachers = 0, lp.w_distill = 0;
+    mc_train_dr_loss(&lp, img, real, n, e, b->teacher_image, b->teacher_text_real, logit_scale_raw, terms, g_img,
+                     g_real, d_scale);
+    if (syn)
+        mc_train_dr_loss(&lp, img, syn, n, e, b->teacher_image, b->teacher_text_syn, logit_scale_raw, terms + 2, g_img,
+                         g_syn, d_scale);
+    return MC_OK;
+}
+
 mc_status mc_trainer_forward_backward(mc_trainer *t, const mc_train_batch *b, mc_train_result *res,
                                       mc_error *err) {
+    return mc_trainer_forward_backward_loss(t, b, NULL, NULL, res, err);
+}
+
+mc_status mc_trainer_forward_backward_loss(mc_trainer *t, const mc_train_batch *b, mc_train_loss_fn loss,
+                                           void *loss_ud, mc_train_result *res, mc_error *err) {
+    if (!loss) loss = batch_loss, loss_ud = t;
     int distill = t->loss.n_teachers > 0 && t->loss.w_distill != 0.0f;
     if (!b || b->n < 1 || !b->pixels || !b->tokens_real)
         return mc_fail(err, MC_ERR_INVALID_ARG, "training batch: missing images or captions");
@@ -1435,13 +1456,9 @@ mc_status mc_trainer_forward_backward(mc_trainer *t, const mc_train_batch *b, mc
     float *gi = gradof(t, ei), *gr = gradof(t, er), *gs = syn ? gradof(t, es) : NULL;
     if (!gi || !gr || (syn && !gs)) return forward_fail(t, err);
     float dscale = 0, terms[4] = {0, 0, 0, 0};
-    mc_dr_loss_params lp = t->loss;
-    if (!distill) lp.n_teachers = 0, lp.w_distill = 0;
-    mc_train_dr_loss(&lp, ei->d, er->d, n, e, b->teacher_image, b->teacher_text_real,
-                     t->logit_scale->w[0], terms, gi, gr, &dscale);
-    if (syn)
-        mc_train_dr_loss(&lp, ei->d, es->d, n, e, b->teacher_image, b->teacher_text_syn,
-                         t->logit_scale->w[0], terms + 2, gi, gs, &dscale);
+    rs = loss(loss_ud, b, ei->d, er->d, syn ? es->d : NULL, n, e, t->logit_scale->w[0], terms, gi, gr, gs, &dscale,
+              err);
+    if (rs != MC_OK) { t->ntape = 0; tape_reset(&t->mem); return rs; }
     t->logit_scale->g[0] += dscale;
     double c2 = mc_now_s();
     for (size_t k = t->ntape; k-- > 0;) {
