@@ -279,6 +279,6 @@ echo "test_crash_writes: index ($ms ms a run): $kills kills in $TRIES runs ($mid
 
 for part in ${MC_CRASH_ONLY:-convert download train index}; do "test_$part"; done
 
-[ $fail -eq 0 ] && rm -rf "$T"
+if [ $fail -eq 0 ]; then rm -rf "$T"; else echo "test_crash_writes: the files are kept in $T" >&2; fi
 echo "test_crash_writes: $pass passed, $fail failed"
 [ $fail -eq 0 ]
