@@ -4,7 +4,8 @@
 #   make install    PREFIX=/usr/local: CLI, header, both libraries, lib/pkgconfig/mobileclip.pc
 #   make test       every test (fixture parity, kernels, hostile files under ASan/UBSan,
 #                   and on x86 with the cross tools the NEON kernels under QEMU)
-#   make fuzz       bounded fuzzing of the file parsers (clang libFuzzer)
+#   make fuzz       bounded fuzzing of the parsers (clang libFuzzer; FUZZ_SECONDS per target)
+#   make fuzz-long  the same for FUZZ_LONG_SECONDS (default 3600) per target
 #   make bench      the benchmark figures
 #   make bench-kernels  kernel GFLOP/s (ours vs scalar vs OpenBLAS with BLAS=openblas)
 #   make bench-peers    against ONNX Runtime and PyTorch on the same machine (REF=ml-mobileclip)
@@ -84,7 +85,8 @@ endef
 LIB_OBJ := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRC))
 $(eval $(call obj_rule,$(B)/obj,))
 # The web page is assembled into serve/page.o (.incbin): every build of it depends on the page.
-$(B)/obj/serve/page.o $(B)/pic/serve/page.o $(B)/san/obj/serve/page.o $(B)/tsan/obj/serve/page.o: src/serve/page.html
+$(B)/obj/serve/page.o $(B)/pic/serve/page.o $(B)/san/obj/serve/page.o $(B)/tsan/obj/serve/page.o \
+  $(B)/fuzz/obj/serve/page.o: src/serve/page.html
 
 # The shared library: position-independent objects of their own (the static
 # library and the CLI keep the position-dependent ones), a versioned soname,
@@ -148,6 +150,11 @@ $(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(B)/libmc_testsets.a $(B)/libmobi
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 SAN_TESTS_SRC := $(filter tests/test_json.c tests/test_checkpoint.c tests/test_hostile.c tests/test_tokenizer.c tests/test_image.c tests/test_augment.c tests/test_shard.c tests/test_loader.c tests/test_run.c tests/test_report.c tests/test_alloc_fail.c tests/test_npy.c tests/test_kernels.c tests/test_train_kernels.c tests/test_torchsave.c tests/test_eval.c tests/test_search.c tests/test_serve.c,$(TEST_SRC))
 SAN_TESTS := $(patsubst tests/%.c,$(B)/san/%,$(SAN_TESTS_SRC))
+# The fuzz targets (fuzz/) and, built from them without libFuzzer, their
+# regression inputs' replays (fuzz/replay.c over fuzz/regressions/<target>/).
+FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_BIN := $(patsubst fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
+FUZZ_REPLAY := $(patsubst fuzz/%.c,$(B)/san/replay_%,$(FUZZ_SRC))
 SAN_OBJ := $(patsubst src/%.c,$(B)/san/obj/%.o,$(LIB_SRC))
 $(B)/san/obj/%.o: src/%.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
@@ -161,6 +168,8 @@ $(B)/san/libmc_testsets.a: $(B)/san/testsets/set_avx512_emu.o
 	rm -f $@ && ar rcs $@ $^
 $(B)/san/%: tests/%.c $(wildcard tests/*.h) $(B)/san/libmc_testsets.a $(B)/san/libmobileclip.a | $(B)/san
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -Itests -o $@ $< $(B)/san/libmc_testsets.a $(B)/san/libmobileclip.a $(LIBS)
+$(B)/san/replay_%: fuzz/%.c fuzz/replay.c tests/test.h $(B)/san/libmobileclip.a | $(B)/san
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -Itests -DFUZZ_TARGET='"$*"' -o $@ fuzz/replay.c $< $(B)/san/libmobileclip.a $(LIBS)
 
 # ThreadSanitizer build of the tests of threaded code: the loader's reader,
 # workers and consumer, and several contexts sharing one model.  The library
@@ -217,7 +226,7 @@ endif
 TEST_CROSS := $(if $(filter 1,$(CROSS_NEON)),$(CROSS_TESTS))
 
 # The benchmark programs are built with the tests so that they keep compiling.
-tests: $(TESTS) $(TEST_CROSS) $(SAN_TESTS) $(TSAN_TESTS) $(B)/tsan/mobileclip $(B)/libmobileclip.so $(B)/mobileclip $(B)/bench_kernels $(B)/bench_augment $(B)/bench_caption $(B)/peer_ours $(B)/serve_load
+tests: $(TESTS) $(TEST_CROSS) $(SAN_TESTS) $(FUZZ_REPLAY) $(TSAN_TESTS) $(B)/tsan/mobileclip $(B)/libmobileclip.so $(B)/mobileclip $(B)/bench_kernels $(B)/bench_augment $(B)/bench_caption $(B)/peer_ours $(B)/serve_load
 
 # Data-parallel training under mpirun (needs the MPI build).
 TEST_MPI := $(if $(filter 1,$(MPI)),tests/test_train_mpi.sh)
@@ -225,21 +234,32 @@ TEST_MPI := $(if $(filter 1,$(MPI)),tests/test_train_mpi.sh)
 test: tests
 	@$(if $(TEST_CROSS),,echo "note: NEON cross test skipped (CROSS_NEON=0, not x86, or no $(CROSS_CC) / qemu-aarch64)")
 	@$(if $(TEST_MPI),,echo "note: MPI test skipped (built with MPI=0 or without MPI development files)")
-	@bash tests/run_tests.sh $(TESTS) $(TEST_CROSS) tests/test_layers.py tests/test_dr_oracle.py tests/test_convert_pt.py tests/test_eval.py tests/test_reinforce.py tests/test_install.sh tests/test_python.sh tests/test_train_cli.sh tests/test_report.sh tests/test_index.sh tests/test_serve.py $(TEST_MPI) -- $(SAN_TESTS) -- $(TSAN_TESTS) $(TSAN_CLI_TEST)
+	@bash tests/run_tests.sh $(TESTS) $(TEST_CROSS) tests/test_layers.py tests/test_dr_oracle.py tests/test_convert_pt.py tests/test_eval.py tests/test_reinforce.py tests/test_install.sh tests/test_python.sh tests/test_train_cli.sh tests/test_crash_writes.sh tests/test_report.sh tests/test_index.sh tests/test_serve.py $(TEST_MPI) -- $(SAN_TESTS) $(FUZZ_REPLAY) -- $(TSAN_TESTS) $(TSAN_CLI_TEST)
 
 # The architecture: includes and calls only downward between src/ layers, no circles.
 check-layers: $(LIB_OBJ)
 	@python3 tools/check_layers.py --objects $(B)/obj
 
-# Fuzzing: clang's libFuzzer over the parsers, FUZZ_SECONDS each (bounded).
+# Fuzzing: clang's libFuzzer over the parsers of outside input, FUZZ_SECONDS
+# each (make fuzz, bounded) or FUZZ_LONG_SECONDS each (make fuzz-long, an hour
+# by default); both print executions and coverage per target.  The library is
+# compiled once for all targets (fuzzer-no-link: coverage, no libFuzzer main).
 FUZZ_SECONDS ?= 30
-FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
-FUZZ_BIN := $(patsubst fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
-$(B)/fuzz/%: fuzz/%.c $(LIB_SRC) src/serve/page.html | $(B)/fuzz
-	clang -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -Werror=implicit-function-declaration -DMC_NO_SIMD -Iinclude -Isrc $(PKG_CFLAGS) \
-	  -DMC_SHARE_DIR='"$(SHAREDIR)"' -o $@ $< $(filter-out %_avx2.c %_avx512.c,$(LIB_SRC)) $(PKG_LIBS) -lm -lpthread
+FUZZ_LONG_SECONDS ?= 3600
+FUZZ_FLAGS := -std=gnu11 -O1 -g -fsanitize=address,undefined -Werror=implicit-function-declaration -DMC_NO_SIMD \
+              -Iinclude -Isrc $(PKG_CFLAGS) -DMC_SHARE_DIR='"$(SHAREDIR)"'
+FUZZ_OBJ := $(patsubst src/%.c,$(B)/fuzz/obj/%.o,$(filter-out %_avx2.c %_avx512.c,$(LIB_SRC)))
+$(B)/fuzz/obj/%.o: src/%.c $(LIB_HDR)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(B)/fuzz/libmobileclip.a: $(FUZZ_OBJ)
+	rm -f $@ && ar rcs $@ $^
+$(B)/fuzz/%: fuzz/%.c $(B)/fuzz/libmobileclip.a | $(B)/fuzz
+	clang $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(B)/fuzz/libmobileclip.a $(PKG_LIBS) -lm -lpthread
 fuzz: $(FUZZ_BIN)
 	@bash fuzz/run_fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+fuzz-long: $(FUZZ_BIN)
+	@bash fuzz/run_fuzz.sh $(FUZZ_LONG_SECONDS) $(FUZZ_BIN)
 
 bench: $(B)/mobileclip
 	@bash bench/run_bench.sh
@@ -312,5 +332,5 @@ install: all
 clean:
 	rm -rf $(B)
 
-.PHONY: all test tests tsan-test check-layers fuzz bench bench-serve bench-kernels bench-augment bench-caption bench-peers bench-train-peers cross-neon-test install clean
+.PHONY: all test tests tsan-test check-layers fuzz fuzz-long bench bench-serve bench-kernels bench-augment bench-caption bench-peers bench-train-peers cross-neon-test install clean
 .SECONDARY:

@@ -8,6 +8,7 @@
  * Also the image-list and batch-encoding helpers that 'classify' shares.
  */
 #include "cli.h"
+#include "core/core.h"
 #include "embed.h"
 #include "progress.h"
 #include "search/pipeline.h"
@@ -229,7 +230,7 @@ static int write_npy(const char *path, const float *x, size_t n, size_t d) {
     return 0;
 }
 
-/* OUT.npy.txt: the input path of each row, one a line (temp + rename) */
+/* OUT.npy.txt: the input path of each row, one a line (atomic: mc_file_commit) */
 static int write_sidecar(const char *out, const cli_image_list *list, const size_t *rows, size_t n) {
     size_t len = strlen(out) + 16;
     char *path = malloc(len), *tmp = malloc(len + 8);
@@ -242,10 +243,8 @@ static int write_sidecar(const char *out, const cli_image_list *list, const size
         rc = cli_errorf("%s: cannot create: %s", tmp, strerror(errno));
     } else {
         for (size_t i = 0; i < n; i++) fprintf(f, "%s\n", list->paths[rows[i]]);
-        if (fclose(f) != 0 || rename(tmp, path) != 0) {
-            remove(tmp);
-            rc = cli_errorf("%s: write failed", path);
-        }
+        mc_error err;
+        if (mc_file_commit(f, tmp, path, !ferror(f), &err) != MC_OK) rc = cli_error(&err);
     }
     free(path);
     free(tmp);

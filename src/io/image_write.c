@@ -64,13 +64,12 @@ mc_status mc_image_write_png(const char *path, const mc_image *img, mc_error *er
     png_ctx c;
     memset(&c, 0, sizeof c);
     int ok = png_encode(f, img, &c) == 0;
-    if (fflush(f) != 0 || fsync(fileno(f)) != 0) ok = 0;
-    if (fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
+    if (!ok) {   /* libpng's own message */
+        fclose(f);
         remove(tmp);
         return mc_fail(err, MC_ERR_IO, "%s: write failed%s%s", path, c.msg[0] ? ": " : "", c.msg);
     }
-    return MC_OK;
+    return mc_file_commit(f, tmp, path, 1, err);
 }
 
 /* libjpeg reports errors through error_exit, which must not return: longjmp. */
