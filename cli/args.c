@@ -150,6 +150,39 @@ int cli_parse_int(const char *s, int *out) {
     return 0;
 }
 
+static int gen_float(const cli_args *a, const char *name, float *out) {
+    const char *s = cli_get(a, name);
+    if (!s) return 0;
+    char *end;
+    errno = 0;
+    float v = strtof(s, &end);
+    if (end == s || *end || errno) return cli_errorf("--%s: expected a number, got '%s'", name, s);
+    *out = v;
+    return 0;
+}
+
+static int gen_int(const cli_args *a, const char *name, int *out) {
+    const char *s = cli_get(a, name);
+    if (s && cli_parse_int(s, out)) return cli_errorf("--%s: expected an integer, got '%s'", name, s);
+    return 0;
+}
+
+int cli_generate_params(const cli_args *a, mc_generate_params *p) {
+    const char *gt = cli_get(a, "generation-type");
+    if (gt) {
+        if (!strcmp(gt, "greedy")) p->type = MC_GEN_GREEDY;
+        else if (!strcmp(gt, "beam_search")) p->type = MC_GEN_BEAM_SEARCH;
+        else if (!strcmp(gt, "top_k")) p->type = MC_GEN_TOP_K;
+        else if (!strcmp(gt, "top_p")) p->type = MC_GEN_TOP_P;
+        else return cli_errorf("--generation-type: expected greedy, beam_search, top_k or top_p, got '%s'", gt);
+    }
+    if (cli_has(a, "fixed-output-length")) p->fixed_output_length = 1;
+    return gen_float(a, "top-p", &p->top_p) || gen_float(a, "temperature", &p->temperature) ||
+           gen_float(a, "repetition-penalty", &p->repetition_penalty) || gen_int(a, "top-k", &p->top_k) ||
+           gen_int(a, "seq-len", &p->seq_len) || gen_int(a, "min-seq-len", &p->min_seq_len) ||
+           gen_int(a, "num-beams", &p->num_beams) || gen_int(a, "num-beam-groups", &p->num_beam_groups);
+}
+
 void cli_json_str(FILE *f, const char *s) {
     fputc('"', f);
     for (; *s; s++) {

@@ -46,6 +46,21 @@ int cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Parses "a,b,c" into 3 floats. */
 int cli_parse_floats3(const char *s, float out[3]);
 int cli_parse_int(const char *s, int *out);
+/* The options of open_clip's generate() that 'caption' and 'reinforce' share: a block of
+ * cli_opt entries and their parser, which changes only the fields whose options are given
+ * (so a command sets its own defaults first). */
+#define CLI_GENERATE_OPTS                                                                                          \
+    {"generation-type", 0, 1, 0, "T      greedy, beam_search, top_k or top_p"},                                     \
+    {"top-p", 0, 1, 0, "P      top_p sampling mass"},                                                             \
+    {"top-k", 0, 1, 0, "K      top_k sampling size"},                                                             \
+    {"temperature", 0, 1, 0, "T      sampling temperature"},                                                      \
+    {"repetition-penalty", 0, 1, 0, "R      logits of tokens already generated are divided (or multiplied) by R"}, \
+    {"seq-len", 0, 1, 0, "N      most tokens per caption, SOT and EOT included"},                                 \
+    {"min-seq-len", 0, 1, 0, "N      EOT is banned below N tokens"},                                              \
+    {"fixed-output-length", 0, 0, 0, "      pad the token ids of every caption to --seq-len"},                    \
+    {"num-beams", 0, 1, 0, "N      beam search width"},                                                           \
+    {"num-beam-groups", 0, 1, 0, "N      beam groups"}
+int cli_generate_params(const cli_args *a, mc_generate_params *p);
 /* Writes s as a JSON string literal (quotes, backslashes, control characters escaped). */
 void cli_json_str(FILE *f, const char *s);
 /* For commands that decode images sample after sample (the data loader):

@@ -15,16 +15,7 @@
 
 static const cli_opt opts[] = {
     {"model", 'm', 1, 0, "PATH   the captioner: a folder with open_clip_config.json and the weights, or either file"},
-    {"generation-type", 0, 1, 0, "T      greedy, beam_search (open_clip's default), top_k or top_p"},
-    {"top-p", 0, 1, 0, "P      top_p sampling mass (default 0.1)"},
-    {"top-k", 0, 1, 0, "K      top_k sampling size (default 1)"},
-    {"temperature", 0, 1, 0, "T      sampling temperature (default 1.0)"},
-    {"repetition-penalty", 0, 1, 0, "R      logits of tokens already generated are divided (or multiplied) by R (default 1.0)"},
-    {"seq-len", 0, 1, 0, "N      most tokens per caption, SOT and EOT included (default 30)"},
-    {"min-seq-len", 0, 1, 0, "N      EOT is banned below N tokens (default 5)"},
-    {"fixed-output-length", 0, 0, 0, "      pad the token ids of every caption to --seq-len"},
-    {"num-beams", 0, 1, 0, "N      beam search width (default 6)"},
-    {"num-beam-groups", 0, 1, 0, "N      beam groups (default 3)"},
+    CLI_GENERATE_OPTS,
     {"num", 'n', 1, 0, "N      captions per image (default 1), decoded together; caption k samples with seed S + k"},
     {"seed", 0, 1, 0, "S      sampling seed (default 0)"},
     {"threads", 't', 1, 0, "N      kernel threads (default: one per core)"},
@@ -33,41 +24,12 @@ static const cli_opt opts[] = {
 };
 #define N_OPTS ((int)(sizeof opts / sizeof opts[0]))
 
-static int parse_float(const char *name, const char *s, float *out) {
-    if (!s) return 0;
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (end == s || *end || errno) return cli_errorf("--%s: expected a number, got '%s'", name, s);
-    *out = v;
-    return 0;
-}
-
-static int parse_int_opt(const char *name, const char *s, int *out) {
-    if (!s) return 0;
-    if (cli_parse_int(s, out)) return cli_errorf("--%s: expected an integer, got '%s'", name, s);
-    return 0;
-}
-
 static int parse_params(const cli_args *a, mc_generate_params *p, int *num) {
-    const char *gt = cli_get(a, "generation-type");
-    if (gt) {
-        if (!strcmp(gt, "greedy")) p->type = MC_GEN_GREEDY;
-        else if (!strcmp(gt, "beam_search")) p->type = MC_GEN_BEAM_SEARCH;
-        else if (!strcmp(gt, "top_k")) p->type = MC_GEN_TOP_K;
-        else if (!strcmp(gt, "top_p")) p->type = MC_GEN_TOP_P;
-        else return cli_errorf("--generation-type: expected greedy, beam_search, top_k or top_p, got '%s'", gt);
-    }
-    int rc = parse_float("top-p", cli_get(a, "top-p"), &p->top_p) ||
-             parse_float("temperature", cli_get(a, "temperature"), &p->temperature) ||
-             parse_float("repetition-penalty", cli_get(a, "repetition-penalty"), &p->repetition_penalty) ||
-             parse_int_opt("top-k", cli_get(a, "top-k"), &p->top_k) ||
-             parse_int_opt("seq-len", cli_get(a, "seq-len"), &p->seq_len) ||
-             parse_int_opt("min-seq-len", cli_get(a, "min-seq-len"), &p->min_seq_len) ||
-             parse_int_opt("num-beams", cli_get(a, "num-beams"), &p->num_beams) ||
-             parse_int_opt("num-beam-groups", cli_get(a, "num-beam-groups"), &p->num_beam_groups) ||
-             parse_int_opt("threads", cli_get(a, "threads"), &p->threads) ||
-             parse_int_opt("num", cli_get(a, "num"), num);
+    int rc = cli_generate_params(a, p);
+    if (!rc && cli_get(a, "threads") && cli_parse_int(cli_get(a, "threads"), &p->threads))
+        rc = cli_errorf("--threads: expected an integer, got '%s'", cli_get(a, "threads"));
+    if (!rc && cli_get(a, "num") && cli_parse_int(cli_get(a, "num"), num))
+        rc = cli_errorf("--num: expected an integer, got '%s'", cli_get(a, "num"));
     if (rc) return rc;
     const char *sd = cli_get(a, "seed");
     if (sd) {
@@ -77,7 +39,6 @@ static int parse_params(const cli_args *a, mc_generate_params *p, int *num) {
         if (end == sd || *end || errno || sd[0] == '-') return cli_errorf("--seed: expected a non-negative integer, got '%s'", sd);
         p->seed = (uint64_t)v;
     }
-    p->fixed_output_length = cli_has(a, "fixed-output-length");
     if (*num < 1 || *num > 256) return cli_errorf("--num: expected 1..256, got %d", *num);
     return 0;
 }
@@ -94,6 +55,8 @@ int cmd_caption(int argc, char **argv) {
                        "Captions each image with an OpenCLIP CoCa captioner as open_clip's generate() does, and\n"
                        "prints the captions decoded as the DataCompDR generator decodes them (first sentence,\n"
                        "special tokens removed): one line per caption, or with --json one object per image.\n"
+                       "Defaults are open_clip's generate(): beam_search (6 beams in 3 groups), --seq-len 30,\n"
+                       "--min-seq-len 5, --top-p 0.1, --top-k 1, --temperature 1.0, --repetition-penalty 1.0.\n"
                        "The DataCompDR captions: --generation-type top_p --top-p 0.9 --fixed-output-length --num 5.",
                        opts, N_OPTS);
         cli_args_free(&a);

@@ -26,8 +26,10 @@ static const cli_opt rf_opts[] = {
     {"seed", 0, 1, 0, "S  seed of the augmentation sampler (default 0)"},
     {"threads", 't', 1, 0, "N  threads per teacher (default: all cores)"},
     {"vocab", 0, 1, 0, "FILE  tokenizer vocabulary for the teachers"},
-    {"captioner", 0, 1, 0, "C  not available in this build: refused (captions come from the input's syn.json)"},
-    {"num-syn", 0, 1, 0, "K  synthetic captions per image with --captioner (refused with it)"},
+    {"captioner", 0, 1, 0, "C  CoCa captioner (OpenCLIP files): generate the synthetic captions of fresh samples\n"
+                           "                           (syn.json {syn_key: [...]}, in place of the input's)"},
+    {"num-syn", 0, 1, 0, "K  synthetic captions per image with --captioner (default 5)"},
+    CLI_GENERATE_OPTS,
 };
 #define N_RF_OPTS (int)(sizeof rf_opts / sizeof rf_opts[0])
 
@@ -68,7 +70,7 @@ int cmd_reinforce(int argc, char **argv) {
     static const char usage[] =
         "mobileclip reinforce IN_SHARDS... -o OUT_DIR --teachers T1,T2 --config datacompdr12m.json\n"
         "                            (--num-augs N | --reuse-params SHARDS) [--bf16] [--syn-key NAME] [--seed S]\n"
-        "                            [--layout datacompdr|dfndr]";
+        "                            [--layout datacompdr|dfndr] [--captioner C [--num-syn K] [generation options]]";
     cli_args a;
     int help = 0;
     if (cli_parse(argc, argv, rf_opts, N_RF_OPTS, &a, &help)) return 2;
@@ -78,7 +80,9 @@ int cmd_reinforce(int argc, char **argv) {
                        "teachers' L2-normalised embeddings of every augmentation, the caption and every synthetic\n"
                        "caption of syn.json (npz or pth.gz), keeping the input's members. Resumable: finished\n"
                        "shards are recorded in OUT_DIR/.reinforce and skipped when run again. Under mpirun each\n"
-                       "rank takes whole shards. See docs/reinforce.md.",
+                       "rank takes whole shards. With --captioner the synthetic captions of fresh samples are\n"
+                       "generated as the released data's: top_p 0.9, fixed output length, --seq-len 30,\n"
+                       "--min-seq-len 5, 5 captions (the generation options change that). See docs/reinforce.md.",
                        rf_opts, N_RF_OPTS);
         cli_args_free(&a);
         return 0;
@@ -90,14 +94,26 @@ int cmd_reinforce(int argc, char **argv) {
     char *tbuf = NULL;
     mc_model **models = NULL;
     mc_dist *dist = NULL;
+    mc_captioner *cap = NULL;
+    mc_tokenizer *cap_tok = NULL;
     mc_error err;
     mc_error_clear(&err);
-    if (cli_has(&a, "captioner") || cli_has(&a, "num-syn")) {
-        cli_errorf("reinforce: --captioner / --num-syn: this build has no CoCa captioner, so it cannot write "
-                   "synthetic captions; the embedding pass takes them from the input's syn.json (or from "
-                   "--reuse-params shards)");
+    mc_reinforce_params p = mc_reinforce_default_params();
+    const char *captioner = cli_get(&a, "captioner");
+    if (!captioner && (cli_has(&a, "num-syn") || cli_has(&a, "generation-type") || cli_has(&a, "top-p"))) {
+        cli_errorf("reinforce: --num-syn and the generation options need --captioner");
         goto out;
     }
+    if (captioner && cli_has(&a, "reuse-params")) {
+        cli_errorf("reinforce: --captioner with --reuse-params: the reused shards' synthetic captions are kept; "
+                   "caption fresh samples (--num-augs) instead");
+        goto out;
+    }
+    if (cli_get(&a, "num-syn") && (cli_parse_int(cli_get(&a, "num-syn"), &p.num_syn) || p.num_syn < 1 || p.num_syn > 64)) {
+        cli_errorf("reinforce: --num-syn must be 1..64");
+        goto out;
+    }
+    if (cli_generate_params(&a, &p.gen)) goto out;
     if (a.n_pos < 1) { cli_errorf("reinforce: no input shards\nusage: %s", usage); goto out; }
     const char *out_dir = cli_get(&a, "output"), *teachers = cli_get(&a, "teachers"), *config = cli_get(&a, "config");
     if (!out_dir || !teachers || !config) {
@@ -156,8 +172,19 @@ int cmd_reinforce(int argc, char **argv) {
                              .reparameterize = 1};
         if ((rc = cli_model_load(&mo, &models[k], NULL, 0, NULL))) goto out;
     }
+    if (captioner) {
+        if (mc_captioner_load(captioner, &cap, &err) != MC_OK) { rc = cli_error(&err); goto out; }
+        const char *vocab = cli_get(&a, "vocab");
+        char vpath[4096];
+        if (!vocab && mc_tokenizer_find_vocab(captioner, vpath, sizeof vpath, &err) == MC_OK) vocab = vpath;
+        mc_error_clear(&err);
+        if (mc_tokenizer_load(vocab, &cap_tok, &err) != MC_OK) { rc = cli_error(&err); goto out; }
+        p.captioner = cap;
+        p.caption_tokenizer = cap_tok;
+        p.captioner_name = captioner;
+        p.gen.threads = threads;
+    }
     rf_ui ui = {0, world};
-    mc_reinforce_params p = mc_reinforce_default_params();
     p.inputs = (const char *const *)inputs;
     p.n_inputs = n_inputs;
     p.out_dir = out_dir;
@@ -202,6 +229,8 @@ out:
     if (models)
         for (int k = 0; k < n_t; k++) mc_model_free(models[k]);
     free(models);
+    mc_tokenizer_free(cap_tok);
+    mc_captioner_free(cap);
     free(tnames);
     free(tbuf);
     mc_shard_list_free(inputs, n_inputs);

@@ -25,7 +25,9 @@
   resume    runs killed with SIGKILL at random moments and started again
             end with shards byte-equal to an uninterrupted run, never leave
             a partial shard under a final name, and skip finished shards;
-  settings  other settings in the same folder, --captioner, a config the
+  captions  --captioner: syn.json from the CoCa captioner (greedy: as 'mobileclip caption';
+            top_p: the same shard from two runs)
+  settings  other settings in the same folder, --captioner with --reuse-params, a config the
             teachers do not fit are refused with a message;
   MPI       (when the build has MPI and mpirun is there) 2 ranks write the
             same shards as one process, whole shards each.
@@ -56,6 +58,7 @@ except ImportError as e:
 
 SHARD = os.path.join(FIXTURES, "datacompdr", "shards", "00000000.tar")
 SHARD_BF16 = os.path.join(FIXTURES, "datacompdr", "shards", "00000000_bf16.tar")
+CAPTIONER = os.path.join(FIXTURES, "datacompdr", "captioner")
 TEACHERS = ",".join(os.path.join(FIXTURES, "datacompdr", "teachers", t)
                     for t in ("teacher_openai_like", "teacher_datacomp_like"))
 ENV = dict(os.environ, MOBILECLIP_VOCAB=os.path.join(FIXTURES, "tokenizer", "bpe_simple_vocab_16e6.txt.gz"),
@@ -515,13 +518,55 @@ def test_resume(tmp):
     return spec, ref
 
 
+def test_captions(tmp):
+    """The captioning pass: fresh samples get --num-syn captions in syn.json, the same as
+    'mobileclip caption' gives (greedy: no seed involved), embedded as text_emb rows 1..K;
+    sampled captions are a function of (seed, shard, key): two runs write the same shard."""
+    out = os.path.join(tmp, "captions")
+    r = reinforce(out, [SHARD], "--num-augs", "2", "--captioner", CAPTIONER, "--num-syn", "2",
+                  "--generation-type", "greedy")
+    check(r.returncode == 0, "captioning pass failed: %s" % r.stderr[-500:])
+    if r.returncode != 0:
+        return
+    got, ref = members(os.path.join(out, "00000000.tar")), members(SHARD)
+    for key, m in got.items():
+        syn = json.loads(m["syn.json"])
+        caps = syn.get("syn_text", [])
+        check(list(syn) == ["syn_text"] and len(caps) == 2 and all(isinstance(c, str) and c for c in caps),
+              "%s: syn.json %r" % (key, syn))
+        img = os.path.join(tmp, "cap_%s.jpg" % os.path.basename(key))
+        with open(img, "wb") as f:
+            f.write(ref[key]["jpg"])
+        c = run(["caption", "-m", CAPTIONER, "--generation-type", "greedy", "--fixed-output-length", img])
+        want = [line.split("\t", 1)[1] for line in c.stdout.splitlines()]
+        check(c.returncode == 0 and caps == want * 2, "%s: captions %r, 'caption' gives %r (%s)"
+              % (key, caps, want, c.stderr[-200:]))
+        e = npz(m["npz"])
+        check(e["text_emb"].shape == (3, 40), "%s: text_emb %s" % (key, e["text_emb"].shape))
+        check(m["txt"] == ref[key]["txt"], "%s: the caption member changed" % key)
+    # top_p (the released data's setting): the same shard twice
+    a, b = os.path.join(tmp, "cap_a"), os.path.join(tmp, "cap_b")
+    for d in (a, b):
+        r = reinforce(d, [SHARD], "--num-augs", "1", "--captioner", CAPTIONER, "--num-syn", "3", "--seed", "7")
+        check(r.returncode == 0, "top_p captioning failed: %s" % r.stderr[-300:])
+    sa, sb = os.path.join(a, "00000000.tar"), os.path.join(b, "00000000.tar")
+    check(os.path.exists(sa) and os.path.exists(sb) and open(sa, "rb").read() == open(sb, "rb").read(),
+          "two captioning runs wrote different shards")
+    if os.path.exists(sa):
+        for key, m in members(sa).items():
+            caps = json.loads(m["syn.json"])["syn_text"]
+            check(len(caps) == 3, "%s: %d sampled captions" % (key, len(caps)))
+
+
 def test_refusals(tmp):
     out = os.path.join(tmp, "reuse")   # made by test_reuse with --reuse-params
     r = reinforce(out, [SHARD], "--num-augs", "4")
     check(r.returncode != 0 and "other settings" in r.stderr, "other settings accepted: %s" % r.stderr[-300:])
-    r = reinforce(os.path.join(tmp, "cap"), [SHARD], "--num-augs", "2", "--captioner", "coca_ViT-L-14",
-                  "--num-syn", "5")
-    check(r.returncode != 0 and "captioner" in r.stderr, "--captioner: %s" % r.stderr[-300:])
+    r = reinforce(os.path.join(tmp, "cap"), [SHARD], "--reuse-params", SHARD, "--captioner", CAPTIONER)
+    check(r.returncode != 0 and "--captioner with --reuse-params" in r.stderr,
+          "--captioner with --reuse-params: %s" % r.stderr[-300:])
+    r = reinforce(os.path.join(tmp, "cap"), [SHARD], "--num-augs", "2", "--num-syn", "5")
+    check(r.returncode != 0 and "need --captioner" in r.stderr, "--num-syn alone: %s" % r.stderr[-300:])
     bad = os.path.join(tmp, "cfg192.json")
     cfg = json.loads(open(CFG).read())
     cfg["reinforce"]["image_augmentation"]["random_resized_crop"]["size"] = 192
@@ -589,6 +634,7 @@ def main():
     test_layouts(tmp)
     test_heldout(tmp)
     spec, ref = test_resume(tmp)
+    test_captions(tmp)
     test_refusals(tmp)
     test_mpi(tmp, spec, ref)
     status = summary(NAME)

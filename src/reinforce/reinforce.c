@@ -26,6 +26,11 @@ mc_reinforce_params mc_reinforce_default_params(void) {
     mc_reinforce_params p;
     memset(&p, 0, sizeof p);
     p.syn_key = "syn_text";
+    p.num_syn = 5;
+    p.gen = mc_generate_default_params();
+    p.gen.type = MC_GEN_TOP_P;
+    p.gen.top_p = 0.9f;
+    p.gen.fixed_output_length = 1;
     return p;
 }
 
@@ -347,13 +352,15 @@ static const reuse_item *reuse_find(const reuse_map *m, const char *key) {
 typedef struct sample_out {
     char *paug;               /* paug.json text */
     size_t paug_len;
-    const char *syn;          /* syn.json text to write (reuse), or NULL: keep the input's */
+    const char *syn;          /* syn.json text to write (reuse, captioner), or NULL: keep the input's */
     size_t syn_len;
+    char *syn_made;           /* the captioner's syn.json text (syn points to it) */
     uint8_t *emb;             /* npz or pth.gz bytes */
     size_t emb_len;
 } sample_out;
 
 static void sample_out_free(sample_out *o) {
+    free(o->syn_made);
     free(o->paug);
     free(o->emb);
     memset(o, 0, sizeof *o);
@@ -420,6 +427,64 @@ static int is_image_ext(const char *e) {
 
 /* Builds what a sample gets.  MC_OK: out filled; another status: the sample
  * is skipped, err says why (the caller counts it). */
+/* The captioning pass of one fresh sample: p->num_syn captions of img, generated
+ * together (the image num_syn times in one call, caption k sampling from the
+ * stream of the sample's seed + k), decoded as the DataCompDR generator decodes
+ * them, as syn.json text {"<syn_key>": [...]} (malloc'd). */
+static mc_status caption_sample(run *r, const char *shard, const char *key, const mc_image *img, char **json,
+                                size_t *json_len, mc_error *err) {
+    const mc_reinforce_params *p = r->p;
+    mc_preprocess_params pp;
+    mc_captioner_get_preprocess(p->captioner, &pp);
+    const int K = p->num_syn, L = p->gen.seq_len;
+    const size_t per = (size_t)3 * pp.size * pp.size;
+    float *pix = malloc(sizeof(float) * per * (size_t)K);
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)K * (size_t)L);
+    int *lens = malloc(sizeof(int) * (size_t)K);
+    char **texts = calloc((size_t)K, sizeof *texts);
+    mc_image crop = {0};
+    mc_status st = MC_OK;
+    if (!pix || !ids || !lens || !texts) { st = mc_fail(err, MC_ERR_NOMEM, "out of memory"); goto done; }
+    if ((st = mc_image_resize_crop(img, pp.size, pp.interp, pp.resize_mode, &crop, err)) != MC_OK) goto done;
+    mc_image_to_tensor(&crop, pp.mean, pp.std, pix);
+    for (int k = 1; k < K; k++) memcpy(pix + (size_t)k * per, pix, sizeof(float) * per);
+    mc_rf_rng rng;
+    mc_rf_rng_seed(&rng, p->seed ^ 0x63617074696f6e73ull, base_name(shard), key);   /* "captions" */
+    mc_generate_params g = p->gen;
+    g.seed = mc_rf_randint(&rng, UINT64_MAX);
+    if ((st = mc_caption_generate(p->captioner, pix, K, &g, ids, L, lens, err)) != MC_OK) {
+        mc_error_prefix(err, "captioning");
+        goto done;
+    }
+    for (int k = 0; k < K; k++)
+        if ((st = mc_caption_decode(p->caption_tokenizer, ids + (size_t)k * L, lens[k], &texts[k], err)) != MC_OK)
+            goto done;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) { st = mc_fail(err, MC_ERR_NOMEM, "out of memory"); goto done; }
+    fputc('{', f);
+    mc_json_write_str(f, p->syn_key ? p->syn_key : "syn_text");
+    fputs(": [", f);
+    for (int k = 0; k < K; k++) {
+        if (k) fputs(", ", f);
+        mc_json_write_str(f, texts[k]);
+    }
+    fputs("]}", f);
+    if (fclose(f) != 0) { free(buf); st = mc_fail(err, MC_ERR_NOMEM, "out of memory"); goto done; }
+    *json = buf;
+    *json_len = len;
+done:
+    if (texts)
+        for (int k = 0; k < K; k++) free(texts[k]);
+    free(texts);
+    free(pix);
+    free(ids);
+    free(lens);
+    mc_image_free(&crop);
+    return st;
+}
+
 static mc_status do_sample(run *r, const char *shard, const mc_wds_sample *s, const reuse_map *reuse,
                            sample_out *out, mc_error *err) {
     const mc_reinforce_params *p = r->p;
@@ -476,7 +541,11 @@ static mc_status do_sample(run *r, const char *shard, const mc_wds_sample *s, co
         n += (size_t)snprintf(out->paug + n, cap - n, "]}");
         out->paug_len = n;
         const mc_wds_member *sy = mc_wds_sample_get(s, "syn.json");
-        if (sy) {
+        if (p->captioner) {
+            if ((st = caption_sample(r, shard, s->key, &img, &out->syn_made, &out->syn_len, err)) != MC_OK) goto out;
+            syn_text = out->syn = out->syn_made;
+            syn_len = out->syn_len;
+        } else if (sy) {
             syn_text = (const char *)sy->data;
             syn_len = sy->size;
         }
@@ -720,6 +789,14 @@ static char *settings_text(const run *r) {
     fprintf(f, "], \"num_augs\": %d, \"reuse_params\": %s, \"bf16\": %s, \"syn_key\": ", p->num_augs,
             p->n_reuse ? "true" : "false", p->bf16 ? "true" : "false");
     mc_json_write_str(f, p->syn_key ? p->syn_key : "syn_text");
+    if (p->captioner) {
+        fprintf(f, ", \"captioner\": ");
+        mc_json_write_str(f, p->captioner_name ? p->captioner_name : "captioner");
+        fprintf(f, ", \"num_syn\": %d, \"generate\": [%d, %d, %d, %d, %.9g, %.9g, %d, %.9g, %d, %d]", p->num_syn,
+                (int)p->gen.type, p->gen.seq_len, p->gen.min_seq_len, p->gen.fixed_output_length,
+                (double)p->gen.temperature, (double)p->gen.top_p, p->gen.top_k, (double)p->gen.repetition_penalty,
+                p->gen.num_beams, p->gen.num_beam_groups);
+    }
     fprintf(f, ", \"layout\": \"%s\", \"seed\": %llu}\n",
             p->layout == MC_REINFORCE_LAYOUT_DFNDR ? "dfndr" : p->layout == MC_REINFORCE_LAYOUT_DATACOMPDR ? "datacompdr" : "auto",
             (unsigned long long)p->seed);
@@ -798,6 +875,10 @@ mc_status mc_reinforce_run(const mc_reinforce_params *p, mc_reinforce_stats *sta
         return mc_fail(err, MC_ERR_INVALID_ARG, "reinforce: the number of augmentations must be at least 1");
     if (p->num_augs < 0 || p->num_augs > MC_REINFORCE_MAX_AUGS)
         return mc_fail(err, MC_ERR_INVALID_ARG, "reinforce: %d augmentations", p->num_augs);
+    if (p->captioner && (!p->caption_tokenizer || p->num_syn < 1 || p->num_syn > 64 || p->n_reuse || p->gen.seq_len < 2))
+        return mc_fail(err, MC_ERR_INVALID_ARG,
+                       "reinforce: the captioning pass needs a tokenizer, 1 to 64 captions per image, a seq_len of at "
+                       "least 2, and fresh samples (not --reuse-params)");
     for (size_t i = 0; i < p->n_inputs; i++)
         for (size_t j = 0; j < i; j++)
             if (!strcmp(base_name(p->inputs[i]), base_name(p->inputs[j])))

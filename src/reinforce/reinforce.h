@@ -16,7 +16,11 @@
  * Augmentations are drawn fresh (sampler.h; the stream of a sample is a
  * function of seed, shard name and key) or taken, with the synthetic
  * captions, from existing shards of the same names (reuse: recomputing an
- * existing dataset's embeddings with other teachers).
+ * existing dataset's embeddings with other teachers).  With a captioner, a
+ * fresh sample's synthetic captions are generated (num_syn per image, as
+ * open_clip's generate() with gen; the sampling seed a function of seed,
+ * shard name and key) and written as KEY.syn.json {syn_key: [captions]},
+ * in place of the input's.
  *
  * Beside the shards: config.json (the augmentation config, copied), and
  * when every shard is done manifest.jsonl (one line per shard: its name,
@@ -73,6 +77,12 @@ typedef struct mc_reinforce_params {
     const char *syn_key;             /* DataCompDR layout: syn.json key of the synthetic captions
                                         (NULL: "syn_text") */
     mc_reinforce_layout layout;
+    /* the captioning pass (fresh samples only; NULL: the input's syn.json) */
+    const mc_captioner *captioner;
+    const mc_tokenizer *caption_tokenizer;  /* decodes the generated ids */
+    int num_syn;                     /* captions per image (the released data: 5) */
+    mc_generate_params gen;          /* default: top_p 0.9, fixed output length, as the released data */
+    const char *captioner_name;      /* how settings.json names it */
     uint64_t seed;
     int threads;                     /* per teacher context (0: all cores) */
     mc_dist *dist;                   /* NULL: one process */
