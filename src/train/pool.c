@@ -1,5 +1,9 @@
 /*
- * train/pool.c - buffers of a training step reused by size (pool.h).
+ * train/pool.c - buffers of a training step reused by lifetime (pool.h):
+ * best fit over the free ranges of a few large chunks, split on the way out
+ * and merged with free neighbours on the way back, so that memory freed by
+ * dead tensors of any size serves the next ones and the chunks stay about
+ * as large as the most that a step holds at once.
  */
 #include "train/pool.h"
 
@@ -11,26 +15,32 @@
 #endif
 
 #define HUGE_PAGE ((size_t)2 << 20)
+#define CHUNK_MIN ((size_t)256 << 20)
+#define ALIGN 64
 
+typedef struct chunk {
+    struct chunk *next;
+    unsigned char *mem;
+    size_t size;
+    int mapped;               /* mem came from mmap (else aligned_alloc) */
+    mc_pool_blk *first;       /* its ranges in address order */
+} chunk;
+
+/* A range of a chunk, free or handed out. */
 struct mc_pool_blk {
-    mc_pool_blk *next_all, *next_free;
-    size_t size;          /* bytes */
-    void *mem;
+    mc_pool_blk *prev, *next; /* neighbours in the chunk */
+    chunk *ch;
+    size_t off, size;
     int in_use;
-    int mapped;           /* mem came from mmap (else aligned_alloc) */
 };
 
-static size_t bucket(size_t size) { return (size / 64 * 2654435761u) % MC_POOL_BUCKETS; }
-
-/* size bytes (a multiple of 4096 from HUGE_PAGE on), 64-byte aligned; large
- * blocks on their own 2 MiB-aligned mapping with huge pages requested. */
-static void *blk_alloc(size_t size, int *mapped) {
+/* size bytes, 2 MiB aligned, huge pages requested (Linux). */
+static void *chunk_map(size_t size, int *mapped) {
     *mapped = 0;
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (size >= HUGE_PAGE) {
-        size_t len = size + HUGE_PAGE;
-        unsigned char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (m == MAP_FAILED) return NULL;
+    size_t len = size + HUGE_PAGE;
+    unsigned char *m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m != MAP_FAILED) {
         uintptr_t a = ((uintptr_t)m + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
         size_t head = a - (uintptr_t)m, tail = len - head - size;
         if (head) munmap(m, head);
@@ -40,67 +50,111 @@ static void *blk_alloc(size_t size, int *mapped) {
         return (void *)a;
     }
 #endif
-    return aligned_alloc(64, size);
+    return aligned_alloc(HUGE_PAGE, size);
 }
 
-static void blk_free(mc_pool_blk *b) {
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (b->mapped) { munmap(b->mem, b->size); return; }
-#endif
-    free(b->mem);
+static chunk *chunk_new(mc_pool *p, size_t need) {
+    size_t size = need > CHUNK_MIN ? (need + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1) : CHUNK_MIN;
+    chunk *c = calloc(1, sizeof *c);
+    mc_pool_blk *b = calloc(1, sizeof *b);
+    if (c) c->mem = chunk_map(size, &c->mapped);
+    if (!c || !b || !c->mem) { free(c); free(b); return NULL; }
+    c->size = size;
+    b->ch = c;
+    b->size = size;
+    c->first = b;
+    c->next = p->all;
+    p->all = c;
+    p->held += size;
+    return c;
 }
 
 float *mc_pool_get(mc_pool *p, size_t n, int zero, mc_pool_blk **blk) {
     *blk = NULL;
-    if (n > ((size_t)-1 - HUGE_PAGE) / sizeof(float)) return NULL;
-    size_t size = (n * sizeof(float) + 63) & ~(size_t)63;
-    if (size == 0) size = 64;
-    if (size >= HUGE_PAGE) size = (size + 4095) & ~(size_t)4095;
-    mc_pool_blk **pp = &p->free[bucket(size)], *b;
-    while ((b = *pp) && b->size != size) pp = &b->next_free;
-    int fresh = 0;
-    if (b) {
-        *pp = b->next_free;
-    } else {
-        b = calloc(1, sizeof *b);
-        if (!b) return NULL;
-        b->mem = blk_alloc(size, &b->mapped);
-        if (!b->mem) { free(b); return NULL; }
-        b->size = size;
-        b->next_all = p->all;
-        p->all = b;
-        p->held += size;
-        fresh = b->mapped;   /* fresh anonymous pages are zero */
+    if (n > ((size_t)-1 - 2 * HUGE_PAGE) / sizeof(float)) return NULL;
+    size_t size = (n * sizeof(float) + ALIGN - 1) & ~(size_t)(ALIGN - 1);
+    if (size == 0) size = ALIGN;
+    /* best fit: the smallest free range that holds it, the lowest address on a tie */
+    mc_pool_blk *best = NULL;
+    for (chunk *c = p->all; c; c = c->next)
+        for (mc_pool_blk *b = c->first; b; b = b->next)
+            if (!b->in_use && b->size >= size &&
+                (!best || b->size < best->size ||
+                 (b->size == best->size && b->ch->mem + b->off < best->ch->mem + best->off)))
+                best = b;
+    if (!best) {
+        chunk *c = chunk_new(p, size);
+        if (!c) return NULL;
+        best = c->first;
     }
-    b->in_use = 1;
-    b->next_free = NULL;
+    if (best->size > size) {   /* split: the rest stays free */
+        mc_pool_blk *r = calloc(1, sizeof *r);
+        if (!r) return NULL;
+        r->ch = best->ch;
+        r->off = best->off + size;
+        r->size = best->size - size;
+        r->prev = best;
+        r->next = best->next;
+        if (r->next) r->next->prev = r;
+        best->next = r;
+        best->size = size;
+    }
+    best->in_use = 1;
     p->live += size;
     if (p->live > p->peak_live) p->peak_live = p->live;
-    if (zero && !fresh) memset(b->mem, 0, size);
-    *blk = b;
-    return b->mem;
+    float *mem = (float *)(best->ch->mem + best->off);
+    if (zero) memset(mem, 0, size);
+    *blk = best;
+    return mem;
+}
+
+/* Merges b with its next neighbour (both free). */
+static void merge_next(mc_pool_blk *b) {
+    mc_pool_blk *n = b->next;
+    b->size += n->size;
+    b->next = n->next;
+    if (b->next) b->next->prev = b;
+    free(n);
 }
 
 void mc_pool_put(mc_pool *p, mc_pool_blk *b) {
     if (!b || !b->in_use) return;
     b->in_use = 0;
     p->live -= b->size;
-    mc_pool_blk **head = &p->free[bucket(b->size)];
-    b->next_free = *head;
-    *head = b;
+    if (b->next && !b->next->in_use) merge_next(b);
+    if (b->prev && !b->prev->in_use) merge_next(b->prev);
 }
 
 void mc_pool_put_all(mc_pool *p) {
-    for (mc_pool_blk *b = p->all; b; b = b->next_all) mc_pool_put(p, b);
+    for (chunk *c = p->all; c; c = c->next) {
+        mc_pool_blk *b = c->first;
+        while (b->next) {
+            mc_pool_blk *n = b->next;
+            free(b);
+            b = n;
+        }
+        c->first = b;   /* the last range becomes the whole chunk */
+        b->prev = NULL;
+        b->off = 0;
+        b->size = c->size;
+        b->in_use = 0;
+    }
+    p->live = 0;
 }
 
 void mc_pool_release(mc_pool *p) {
-    mc_pool_blk *b = p->all;
-    while (b) {
-        mc_pool_blk *n = b->next_all;
-        blk_free(b);
-        free(b);
-        b = n;
+    chunk *c = p->all;
+    while (c) {
+        chunk *n = c->next;
+        mc_pool_blk *b = c->first;
+        while (b) { mc_pool_blk *bn = b->next; free(b); b = bn; }
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+        if (c->mapped) munmap(c->mem, c->size); else free(c->mem);
+#else
+        free(c->mem);
+#endif
+        free(c);
+        c = n;
     }
     memset(p, 0, sizeof *p);
 }

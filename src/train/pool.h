@@ -1,12 +1,12 @@
 /*
  * train/pool.h - the buffers of a training step (activations saved for the
  * backward pass, gradients of activations, attention probabilities): handed
- * out by size and given back when their lifetime ends, then handed out again
- * to the next request of the same size, so that a step reuses the memory of
- * the tensors that died before it and a steady training loop maps no new
- * pages.  Blocks of 2 MiB and more are mapped on their own, 2 MiB aligned,
- * with transparent huge pages requested (Linux), which makes the first
- * touch of a fresh block (the first step) cheap.
+ * out when a tensor is made and given back when its lifetime ends, from a
+ * few large chunks (best fit, neighbours merged), so that the memory of dead
+ * tensors serves the next ones, the chunks stay about as large as the most
+ * a step holds at once, and a steady training loop maps no new pages.  The
+ * chunks are 2 MiB aligned with transparent huge pages requested (Linux),
+ * which makes their first touch (the first step) cheap.
  */
 #ifndef MC_TRAIN_POOL_H
 #define MC_TRAIN_POOL_H
@@ -15,12 +15,9 @@
 
 typedef struct mc_pool_blk mc_pool_blk;
 
-#define MC_POOL_BUCKETS 256
-
 typedef struct mc_pool {
-    mc_pool_blk *all;                    /* every block, in use or not */
-    mc_pool_blk *free[MC_POOL_BUCKETS];  /* blocks not in use, by size */
-    size_t held;                         /* bytes of all blocks */
+    struct chunk *all;                   /* the chunks */
+    size_t held;                         /* bytes of all chunks */
     size_t live, peak_live;              /* bytes in use now, and the most at once */
 } mc_pool;
 
@@ -29,7 +26,8 @@ typedef struct mc_pool {
 float *mc_pool_get(mc_pool *p, size_t n, int zero, mc_pool_blk **blk);
 /* Gives a buffer back (blk NULL: nothing). */
 void mc_pool_put(mc_pool *p, mc_pool_blk *blk);
-/* Gives every buffer back (the end of a micro-batch); the blocks stay. */
+/* Gives every buffer back (the end of a micro-batch; every mc_pool_blk of
+ * it is invalid afterwards); the chunks stay. */
 void mc_pool_put_all(mc_pool *p);
 /* Returns every block to the system. */
 void mc_pool_release(mc_pool *p);

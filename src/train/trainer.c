@@ -1630,6 +1630,12 @@ mc_status mc_trainer_forward_backward(mc_trainer *t, const mc_train_batch *b, mc
 }
 
 void mc_trainer_set_eval(mc_trainer *t, int on) { t->eval = on != 0; }
+void mc_trainer_set_grad_checkpointing(mc_trainer *t, int on) { t->ckpt = on != 0; }
+
+void mc_trainer_memory(const mc_trainer *t, mc_train_memory *m) {
+    m->peak_bytes = t->pool.peak_live;
+    m->held_bytes = t->pool.held;
+}
 
 mc_status mc_trainer_features(mc_trainer *t, const float *pixels, int n_img, const int32_t *tokens,
                               int n_txt, float *img, float *txt, const float *d_img,
