@@ -247,15 +247,16 @@ int cmd_bench_train(int argc, char **argv) {
      * max_batch_24gb: the largest batch whose peak stays within 24 GiB when all
      * that a step adds grows with the batch (the state does not), as the same
      * formula on PyTorch's figures in compare_train.sh; act_*: the trainer's own
-     * count of its activation buffers (the most in use at once, and held). */
+     * count of its activation buffers (the most in use at once, and all that a
+     * step made: what it would hold if nothing were freed before its end). */
     double peak = cli_peak_rss_mb(), per_image = (peak - rss_state) / batch;
     mc_train_memory tm;
     mc_trainer_memory(t, &tm);
     printf("bench-train rss_build_mb=%.1f rss_state_mb=%.1f peak_rss_mb=%.1f mb_per_image=%.1f max_batch_24gb=%d "
-           "act_peak_mb=%.1f act_held_mb=%.1f\n",
+           "act_peak_mb=%.1f act_made_mb=%.1f\n",
            rss_build, rss_state, peak, per_image,
            per_image > 0 ? (int)((BT_BUDGET_MB - rss_state) / per_image) : 0,
-           tm.peak_bytes / 1048576.0, tm.held_bytes / 1048576.0);
+           tm.peak_bytes / 1048576.0, tm.made_bytes / 1048576.0);
     if (train_data) {
         mc_loader_stats ls;
         mc_loader_stats_get(loader, &ls);

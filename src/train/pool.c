@@ -100,6 +100,8 @@ float *mc_pool_get(mc_pool *p, size_t n, int zero, mc_pool_blk **blk) {
         best->size = size;
     }
     best->in_use = 1;
+    p->made += size;
+    if (p->made > p->peak_made) p->peak_made = p->made;
     p->live += size;
     if (p->live > p->peak_live) p->peak_live = p->live;
     float *mem = (float *)(best->ch->mem + best->off);
@@ -140,6 +142,7 @@ void mc_pool_put_all(mc_pool *p) {
         b->in_use = 0;
     }
     p->live = 0;
+    p->made = 0;
 }
 
 void mc_pool_release(mc_pool *p) {

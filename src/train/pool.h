@@ -19,6 +19,8 @@ typedef struct mc_pool {
     struct chunk *all;                   /* the chunks */
     size_t held;                         /* bytes of all chunks */
     size_t live, peak_live;              /* bytes in use now, and the most at once */
+    size_t made, peak_made;              /* bytes handed out since the last mc_pool_put_all,
+                                            and the most between two */
 } mc_pool;
 
 /* A buffer of n floats (zeroed when zero is set), or NULL when memory is

@@ -1635,6 +1635,7 @@ void mc_trainer_set_grad_checkpointing(mc_trainer *t, int on) { t->ckpt = on != 
 void mc_trainer_memory(const mc_trainer *t, mc_train_memory *m) {
     m->peak_bytes = t->pool.peak_live;
     m->held_bytes = t->pool.held;
+    m->made_bytes = t->pool.peak_made;
 }
 
 mc_status mc_trainer_features(mc_trainer *t, const float *pixels, int n_img, const int32_t *tokens,
