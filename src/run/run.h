@@ -87,6 +87,7 @@ typedef struct mc_run_params {
     int warmup;
     float grad_clip_norm;
     int accum_freq;
+    int grad_checkpointing;       /* blocks re-run in the backward pass (mc_trainer_set_grad_checkpointing) */
     /* model */
     const char *model;            /* official name or a folder with config.json / open_clip_config.json */
     const char *pretrained;       /* starting weights; NULL: the folder's checkpoint, or a seeded
