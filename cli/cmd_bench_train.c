@@ -207,7 +207,7 @@ int cmd_bench_train(int argc, char **argv) {
                              teach + (size_t)2 * batch * td};
     }
     mc_train_result res;
-    double t0 = 0, c0 = 0, best = INFINITY, wait = 0, ph[4] = {0, 0, 0, 0};
+    double t0 = 0, c0 = 0, best = INFINITY, wait = 0, ph[4] = {0, 0, 0, 0}, first = 0;
     for (int s = 0; s < warmup + steps; s++) {
         double s0 = cli_now_s();
         if (s == warmup) t0 = s0, c0 = cli_cpu_s();
@@ -221,6 +221,7 @@ int cmd_bench_train(int argc, char **argv) {
         memset(&res, 0, sizeof res);
         if ((st = mc_trainer_train_step(t, &b, &res, &err)) != MC_OK) { rc = cli_error(&err); goto done; }
         double dt = cli_now_s() - s0;
+        if (s == 0) first = dt;
         if (s >= warmup && dt < best) best = dt;
         if (s >= warmup) {
             ph[0] += res.t_forward; ph[1] += res.t_loss; ph[2] += res.t_backward; ph[3] += res.t_optim;
@@ -238,9 +239,11 @@ int cmd_bench_train(int argc, char **argv) {
      * (with --train-data, the wait for the batch); cpu: the process's CPU
      * seconds per timed step, all threads (with --train-data the loader's too). */
     for (int k = 0; k < 4; k++) ph[k] /= steps;
+    /* first_step_s: the first step of the process (warm-up or timed), which
+     * maps the step's memory */
     printf("bench-train kernels=%s forward_s=%.3f loss_s=%.4f backward_s=%.3f optim_s=%.3f other_s=%.4f "
-           "cpu_s_per_step=%.3f\n", mc_kernels_name(), ph[0], ph[1], ph[2], ph[3],
-           mean - ph[0] - ph[1] - ph[2] - ph[3], cpu);
+           "cpu_s_per_step=%.3f first_step_s=%.3f\n", mc_kernels_name(), ph[0], ph[1], ph[2], ph[3],
+           mean - ph[0] - ph[1] - ph[2] - ph[3], cpu, first);
     /* Resident memory: after building the trainer (weights), with the training
      * state resident (+ gradients, AdamW moments), the peak; per image: what a
      * step adds to the state (activations kept for the backward, workspaces);
