@@ -226,7 +226,8 @@ int cmd_bench_train(int argc, char **argv) {
         if (s >= warmup) {
             ph[0] += res.t_forward; ph[1] += res.t_loss; ph[2] += res.t_backward; ph[3] += res.t_optim;
         }
-        fprintf(stderr, "bench-train: step %d/%d %.2f s loss %.5f\n", s + 1, warmup + steps, dt, res.loss);
+        fprintf(stderr, "bench-train: step %d/%d %.2f s loss %.5f resident %.0f MB\n", s + 1, warmup + steps, dt, res.loss,
+                cli_rss_mb());
     }
     double mean = (cli_now_s() - t0) / steps, cpu = (cli_cpu_s() - c0) / steps;
     size_t nparam = 0;
@@ -250,16 +251,17 @@ int cmd_bench_train(int argc, char **argv) {
      * max_batch_24gb: the largest batch whose peak stays within 24 GiB when all
      * that a step adds grows with the batch (the state does not), as the same
      * formula on PyTorch's figures in compare_train.sh; act_*: the trainer's own
-     * count of its activation buffers (the most in use at once, and all that a
-     * step made: what it would hold if nothing were freed before its end). */
+     * count of its activation buffers (the most in use at once, the memory they
+     * have touched, and all that a step made: what it would hold if nothing
+     * were freed before its end). */
     double peak = cli_peak_rss_mb(), per_image = (peak - rss_state) / batch;
     mc_train_memory tm;
     mc_trainer_memory(t, &tm);
     printf("bench-train rss_build_mb=%.1f rss_state_mb=%.1f peak_rss_mb=%.1f mb_per_image=%.1f max_batch_24gb=%d "
-           "act_peak_mb=%.1f act_made_mb=%.1f\n",
+           "act_peak_mb=%.1f act_held_mb=%.1f act_made_mb=%.1f\n",
            rss_build, rss_state, peak, per_image,
            per_image > 0 ? (int)((BT_BUDGET_MB - rss_state) / per_image) : 0,
-           tm.peak_bytes / 1048576.0, tm.made_bytes / 1048576.0);
+           tm.peak_bytes / 1048576.0, tm.held_bytes / 1048576.0, tm.made_bytes / 1048576.0);
     if (train_data) {
         mc_loader_stats ls;
         mc_loader_stats_get(loader, &ls);

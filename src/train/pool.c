@@ -22,6 +22,7 @@ typedef struct chunk {
     struct chunk *next;
     unsigned char *mem;
     size_t size;
+    size_t high;              /* the end of the highest range ever handed out */
     int mapped;               /* mem came from mmap (else aligned_alloc) */
     mc_pool_blk *first;       /* its ranges in address order */
 } chunk;
@@ -100,6 +101,11 @@ float *mc_pool_get(mc_pool *p, size_t n, int zero, mc_pool_blk **blk) {
         best->size = size;
     }
     best->in_use = 1;
+    if (best->off + size > best->ch->high) {
+        p->touched += best->off + size - best->ch->high;
+        best->ch->high = best->off + size;
+        if (p->touched > p->peak_touched) p->peak_touched = p->touched;
+    }
     p->made += size;
     if (p->made > p->peak_made) p->peak_made = p->made;
     p->live += size;
@@ -127,7 +133,25 @@ void mc_pool_put(mc_pool *p, mc_pool_blk *b) {
     if (b->prev && !b->prev->in_use) merge_next(b->prev);
 }
 
+static void chunk_free(chunk *c) {
+    mc_pool_blk *b = c->first;
+    while (b) { mc_pool_blk *bn = b->next; free(b); b = bn; }
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (c->mapped) munmap(c->mem, c->size); else free(c->mem);
+#else
+    free(c->mem);
+#endif
+    free(c);
+}
+
 void mc_pool_put_all(mc_pool *p) {
+    if (p->all && p->all->next) {   /* several chunks: one as large as all of them */
+        size_t total = 0;
+        for (chunk *c = p->all; c; c = c->next) total += c->size;
+        while (p->all) { chunk *n = p->all->next; chunk_free(p->all); p->all = n; }
+        p->held = p->touched = 0;
+        chunk_new(p, total);   /* on failure the next requests make chunks again */
+    }
     for (chunk *c = p->all; c; c = c->next) {
         mc_pool_blk *b = c->first;
         while (b->next) {
@@ -146,18 +170,6 @@ void mc_pool_put_all(mc_pool *p) {
 }
 
 void mc_pool_release(mc_pool *p) {
-    chunk *c = p->all;
-    while (c) {
-        chunk *n = c->next;
-        mc_pool_blk *b = c->first;
-        while (b) { mc_pool_blk *bn = b->next; free(b); b = bn; }
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-        if (c->mapped) munmap(c->mem, c->size); else free(c->mem);
-#else
-        free(c->mem);
-#endif
-        free(c);
-        c = n;
-    }
+    while (p->all) { chunk *n = p->all->next; chunk_free(p->all); p->all = n; }
     memset(p, 0, sizeof *p);
 }

@@ -129,10 +129,11 @@ void mc_trainer_set_grad_checkpointing(mc_trainer *t, int on);
 /* Activation memory (bytes) of the micro-batches so far: the most held at
  * once by the buffers of one (activations saved for the backward pass,
  * gradients of activations, attention probabilities); the memory the
- * trainer keeps for them (reserved: only what a micro-batch touched is
- * resident); and the most that one micro-batch made in all, which it would
- * hold if nothing were freed before its end.  The model's weights,
- * gradients and AdamW moments are not counted. */
+ * trainer keeps for them (what the buffers have touched: about what is
+ * resident; more than the peak by what lay between buffers); and the most
+ * that one micro-batch made in all, which it would hold if nothing were
+ * freed before its end.  The model's weights, gradients and AdamW moments
+ * are not counted. */
 typedef struct mc_train_memory {
     size_t peak_bytes;
     size_t held_bytes;
