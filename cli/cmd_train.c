@@ -77,8 +77,8 @@ static const train_opt topts[] = {
     {"threads", T_INT, "N  compute threads (default: the OpenMP default)"},
     {"vocab", T_STR, "FILE  the BPE vocabulary"},
     {"dist-timeout", T_FLOAT, "S  under mpirun: seconds a rank waits for the others before the job ends (default 900)"},
-    {"local-loss", T_NOTE_FLAG, "(every rank computes the global batch's loss, which this reproduces)"},
-    {"gather-with-grad", T_NOTE_FLAG, "(as --local-loss)"},
+    {"local-loss", T_FLAG, "each rank computes the loss of its own samples' rows only (MPI)"},
+    {"gather-with-grad", T_FLAG, "gradients flow back through the feature gather: the exact gradient (MPI)"},
     {"precision", T_NOTE_VALUE, "P  (float32 always)"},
     {"ddp-static-graph", T_NOTE_FLAG, "(PyTorch DDP only)"},
     {"grad-checkpointing", T_FLAG, "blocks keep only their input and run again in the backward pass (same numbers, less memory)"},
@@ -272,6 +272,8 @@ int cmd_train(int argc, char **argv) {
     p.model = get(&a, "model");
     p.pretrained = get(&a, "pretrained");
     p.dataset_resampled = has(&a, "dataset-resampled");
+    p.local_loss = has(&a, "local-loss");
+    p.gather_with_grad = has(&a, "gather-with-grad");
     p.dataset_reinforcement = has(&a, "dataset-reinforcement");
     p.dr_config = get(&a, "dataset-reinforcement-config");
     p.mix_synthetic = has(&a, "dataset-reinforcement-mix-synthetic");

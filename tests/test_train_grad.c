@@ -272,6 +272,57 @@ static void test_dr_loss(void) {
     free(k.img); free(k.txt); free(k.ti); free(k.tt); free(di); free(dt);
 }
 
+/* The loss of a block of rows (--local-loss): the blocks of a partition of
+ * the batch add up to the whole batch's terms and gradients, and a block's
+ * own gradient matches finite differences of its terms. */
+typedef struct { dr_ctx *k; int r0, n; } dr_rows_ctx;
+static void dr_rows_f(void *c, float *y) {
+    dr_rows_ctx *q = c;
+    dr_ctx *k = q->k;
+    mc_train_dr_loss_rows(&k->p, k->img, k->txt, k->b, k->e, q->r0, q->n, k->ti, k->tt, k->scale[0], y, NULL, NULL,
+                          NULL);
+}
+static void test_dr_loss_rows(void) {
+    dr_ctx k;
+    memset(&k, 0, sizeof k);
+    k.p.n_teachers = 2; k.p.teacher_dims[0] = 3; k.p.teacher_dims[1] = 5;
+    k.p.teacher_scales[0] = 10; k.p.teacher_scales[1] = 7;
+    k.p.w_contrastive = 0.25f; k.p.w_distill = 0.75f;
+    k.b = 6; k.e = 5;
+    k.img = rnd(30, 1); k.txt = rnd(30, 1); k.ti = rnd(48, 1); k.tt = rnd(48, 1);
+    float sc = 1.1f; k.scale = &sc;
+    float whole[2], *wi = zeros(30), *wt = zeros(30), wds = 0;
+    mc_train_dr_loss(&k.p, k.img, k.txt, 6, 5, k.ti, k.tt, sc, whole, wi, wt, &wds);
+    /* blocks [0, 2), [2, 3), [3, 6) */
+    const int starts[4] = {0, 2, 3, 6};
+    float sum[2] = {0, 0}, *si = zeros(30), *st = zeros(30), sds = 0;
+    for (int q = 0; q < 3; q++) {
+        float terms[2];
+        mc_train_dr_loss_rows(&k.p, k.img, k.txt, 6, 5, starts[q], starts[q + 1] - starts[q], k.ti, k.tt, sc, terms,
+                              si, st, &sds);
+        sum[0] += terms[0];
+        sum[1] += terms[1];
+    }
+    CHECK(fabsf(sum[0] - whole[0]) <= 1e-6f * fabsf(whole[0]) && fabsf(sum[1] - whole[1]) <= 1e-6f * fabsf(whole[1]),
+          "blocks' terms %g %g, whole batch %g %g", sum[0], sum[1], whole[0], whole[1]);
+    float worst = 0;
+    for (int i = 0; i < 30; i++) {
+        worst = fmaxf(worst, fabsf(si[i] - wi[i]));
+        worst = fmaxf(worst, fabsf(st[i] - wt[i]));
+    }
+    CHECK(worst <= 1e-6f && fabsf(sds - wds) <= 1e-6f, "blocks' gradients off by %g (logit scale %g vs %g)", worst,
+          sds, wds);
+    /* one block's gradient (rows 2..4) against finite differences */
+    dr_rows_ctx q = {&k, 2, 3};
+    float *bi = zeros(30), *bt = zeros(30), bds = 0, terms[2], r[2] = {1, 1}, y[2];
+    mc_train_dr_loss_rows(&k.p, k.img, k.txt, 6, 5, 2, 3, k.ti, k.tt, sc, terms, bi, bt, &bds);
+    check_grad("DR loss rows d image", dr_rows_f, &q, k.img, 30, bi, y, r, 2, 1e-3f, 2e-3f);
+    check_grad("DR loss rows d text", dr_rows_f, &q, k.txt, 30, bt, y, r, 2, 1e-3f, 2e-3f);
+    check_grad("DR loss rows d logit_scale", dr_rows_f, &q, k.scale, 1, &bds, y, r, 2, 1e-3f, 2e-3f);
+    free(k.img); free(k.txt); free(k.ti); free(k.tt);
+    free(wi); free(wt); free(si); free(st); free(bi); free(bt);
+}
+
 static void test_adamw(void) {
     float w[2] = {1.0f, -2.0f}, g[2] = {0.5f, -0.25f}, m[2] = {0, 0}, v[2] = {0, 0};
     mc_adamw_update(w, g, m, v, 2, 1e-3f, 0.9f, 0.95f, 1e-6f, 0.2f, 1);
@@ -337,6 +388,7 @@ int main(void) {
     test_attention(1);
     test_l2();
     test_dr_loss();
+    test_dr_loss_rows();
     test_adamw();
     return test_summary("test_train_grad");
 }

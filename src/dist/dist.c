@@ -177,6 +177,19 @@ mc_status mc_dist_allreduce_sum_f64(mc_dist *d, double *buf, size_t n, mc_error 
 #endif
 }
 
+mc_status mc_dist_reduce_scatter_sum_f32(mc_dist *d, const float *global, size_t n, float *local, mc_error *err) {
+    if (!d || d->world == 1) { if (global != local) memmove(local, global, n * sizeof(float)); return MC_OK; }
+#ifdef MC_HAVE_MPI
+    if (n > (size_t)0x7fffffff) return mc_fail(err, MC_ERR_INVALID_ARG, "reduce-scatter of %zu floats per rank", n);
+    MPI_Request req;
+    int rc = MPI_Ireduce_scatter_block(global, local, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &req);
+    if (rc != MPI_SUCCESS) return mc_fail(err, MC_ERR_IO, "rank %d: MPI_Ireduce_scatter_block failed", d->rank);
+    return wait_req(d, &req, "reduce-scatter", err);
+#else
+    return mc_fail(err, MC_ERR_INTERNAL, "dist: a world of %d without MPI", d->world);
+#endif
+}
+
 mc_status mc_dist_broadcast(mc_dist *d, void *buf, size_t bytes, int root, mc_error *err) {
     if (!d || d->world == 1) return MC_OK;
 #ifdef MC_HAVE_MPI

@@ -39,6 +39,8 @@ mc_status mc_dist_allgather_f32(mc_dist *d, const float *local, size_t n, float 
 /* buf [n] = the element-wise sum over ranks (in place). */
 mc_status mc_dist_allreduce_sum_f32(mc_dist *d, float *buf, size_t n, mc_error *err);
 mc_status mc_dist_allreduce_sum_f64(mc_dist *d, double *buf, size_t n, mc_error *err);
+/* local [n] = the element-wise sum over ranks of their global [rank * n .. rank * n + n). */
+mc_status mc_dist_reduce_scatter_sum_f32(mc_dist *d, const float *global, size_t n, float *local, mc_error *err);
 /* buf [bytes] from root to every rank. */
 mc_status mc_dist_broadcast(mc_dist *d, void *buf, size_t bytes, int root, mc_error *err);
 /* Agreement: *all_ok = 1 when every rank passed ok = 1.  Lets the ranks

@@ -265,6 +265,9 @@ static mc_status coll_allgather(void *ud, const float *local, size_t n, float *g
 static mc_status coll_allreduce(void *ud, float *buf, size_t n, mc_error *err) {
     return mc_dist_allreduce_sum_f32(ud, buf, n, err);
 }
+static mc_status coll_reduce_scatter(void *ud, const float *global, size_t n, float *local, mc_error *err) {
+    return mc_dist_reduce_scatter_sum_f32(ud, global, n, local, err);
+}
 
 /* A copy of one micro-batch (the loader's buffers last until its next call). */
 typedef struct batch_slot {
@@ -442,9 +445,10 @@ static mc_status write_params(const char *dir, const mc_run_params *p, int64_t s
             (double)p->loss_weights[1]);
     for (int i = 0; i < p->n_distill_models; i++) { if (i) fputs(", ", f); put_str(f, p->distill_models[i]); }
     fprintf(f, "],\n  \"lr\": %.9g, \"wd\": %.9g, \"beta1\": %.9g, \"beta2\": %.9g, \"eps\": %.9g, \"warmup\": %d,"
-               " \"grad_clip_norm\": %.9g, \"accum_freq\": %d, \"grad_checkpointing\": %d",
+               " \"grad_clip_norm\": %.9g, \"accum_freq\": %d, \"local_loss\": %d, \"gather_with_grad\": %d,"
+               " \"grad_checkpointing\": %d",
             (double)p->lr, (double)p->wd, (double)p->beta1, (double)p->beta2, (double)p->eps, p->warmup,
-            (double)p->grad_clip_norm, p->accum_freq, p->grad_checkpointing);
+            (double)p->grad_clip_norm, p->accum_freq, p->local_loss, p->gather_with_grad, p->grad_checkpointing);
     fputs(",\n  \"model\": ", f); put_str(f, p->model);
     fputs(", \"pretrained\": ", f); put_str(f, p->pretrained);
     fprintf(f, ",\n  \"save_frequency\": %d, \"save_most_recent\": %d, \"save_every_n_steps\": %d,"
@@ -622,7 +626,9 @@ mc_status mc_run_train(const mc_run_params *p_in, mc_run_result *out, mc_error *
     if (r.rank != 0) pp.cb.note = NULL, pp.cb.step = NULL, pp.cb.progress = NULL;
     const mc_run_params *p = &pp;
     r.p = p;
-    r.coll = (mc_train_collective){p->dist, r.rank, r.world, coll_allgather, coll_allreduce};
+    r.coll = (mc_train_collective){.ud = p->dist, .rank = r.rank, .world = r.world, .local_loss = p->local_loss,
+                                   .gather_with_grad = p->gather_with_grad, .allgather = coll_allgather,
+                                   .allreduce_sum = coll_allreduce, .reduce_scatter_sum = coll_reduce_scatter};
     mc_run_step s;
     memset(&s, 0, sizeof s);
     if (out) memset(out, 0, sizeof *out);
@@ -659,6 +665,11 @@ mc_status mc_run_train(const mc_run_params *p_in, mc_run_result *out, mc_error *
     if (p->dataset_reinforcement && p->dr_config && (st = mc_aug_layout_from_file(p->dr_config, &r.aug, err)) != MC_OK)
         goto done;
     int64_t per_step = (int64_t)p->batch_size * p->accum_freq * r.world;   /* the global batch */
+    if (r.world > 1 && r.rank == 0 && !p->gather_with_grad)
+        note(p, "without --gather-with-grad each rank's gradient leaves out what flows back through the other "
+                "ranks' copies of its features, and the ranks' gradients are averaged (open_clip's meaning): %s",
+             p->local_loss ? "not the exact gradient of the global loss"
+                           : "the exact gradient divided by the number of ranks");
     if (p->train_num_samples > 0) {
         r.steps_per_epoch = (p->train_num_samples + per_step - 1) / per_step;   /* open_clip rounds up */
     } else {

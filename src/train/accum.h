@@ -26,22 +26,44 @@ mc_status mc_trainer_train_step_accum(mc_trainer *t, const mc_train_batch *b, in
                                       mc_error *err);
 
 /* Data parallelism: the same step spread over `world` processes, each with
- * its own k micro-batches of the same size.  The features of all ranks are
- * gathered (rank after rank), every rank computes the loss of the global
- * batch (the same numbers everywhere: what open_clip's --local-loss
- * --gather-with-grad add up to), drives its own micro-batches' backward with
- * its rows of the gradient, and the gradients are summed over the ranks
- * before the optimizer step, which is then the same on every rank.  The
- * train layer does not communicate itself: the caller provides the two
- * collectives (run/ over dist/). */
+ * its own k micro-batches of the same size (N samples in all; the global
+ * batch is G = world x N, rank r's samples are rows r N .. r N + N - 1).  The
+ * features (and teacher rows) of all ranks are gathered, rank after rank, and
+ * the loss is open_clip's distributed one, as its two flags choose:
+ *   - local_loss 0: every rank computes the loss of the whole global batch
+ *     (G x G logits); local_loss 1: rank r only its own rows (its images
+ *     against every text and its texts against every image, N x G logits,
+ *     divided by 2 G), and the logged loss is the sum over the ranks: the
+ *     global batch's loss either way;
+ *   - gather_with_grad 1: the gradient flows back through the gather to the
+ *     rank that computed each feature (with local_loss, the feature
+ *     gradients are summed over the ranks: a reduce-scatter), so the step is
+ *     the exact gradient of the global batch's loss, as one process at batch
+ *     G computes it; gather_with_grad 0: each rank keeps only the gradient of
+ *     its own loss with respect to its own features, and the parameter
+ *     gradients are averaged over the ranks as PyTorch DDP does (without
+ *     local_loss that is the exact gradient divided by world; with it, the
+ *     cross-rank terms are left out).
+ * Each rank then drives its own micro-batches' backward with its rows of the
+ * feature gradient, and the parameter gradients are summed over the ranks in
+ * buckets of at most MC_TRAIN_GRAD_BUCKET_FLOATS floats (one bucket of extra
+ * memory, not a copy of every gradient) before the optimizer step, which is
+ * then the same on every rank.  The train layer does not communicate itself:
+ * the caller provides the collectives (run/ over dist/). */
 typedef struct mc_train_collective {
     void *ud;
     int rank, world;
+    int local_loss, gather_with_grad;   /* open_clip's --local-loss, --gather-with-grad */
     /* global [world * n] = every rank's local [n], in rank order */
     mc_status (*allgather)(void *ud, const float *local, size_t n, float *global, mc_error *err);
     /* buf [n] = the sum over ranks, in place */
     mc_status (*allreduce_sum)(void *ud, float *buf, size_t n, mc_error *err);
+    /* local [n] = the sum over ranks of their global [rank * n .. rank * n + n) */
+    mc_status (*reduce_scatter_sum)(void *ud, const float *global, size_t n, float *local, mc_error *err);
 } mc_train_collective;
+
+/* The largest gradient bucket of one all-reduce: 25 MB of floats, PyTorch DDP's default. */
+#define MC_TRAIN_GRAD_BUCKET_FLOATS ((size_t)25 << 18)
 
 /* As mc_trainer_train_step_accum over the ranks of c (c NULL or world 1:
  * exactly mc_trainer_train_step_accum).  Every rank's micro-batches must

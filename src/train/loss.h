@@ -25,4 +25,16 @@ void mc_train_dr_loss(const mc_dr_loss_params *p, const float *img, const float 
                       const float *t_img, const float *t_txt, float logit_scale_raw,
                       float terms[2], float *d_img, float *d_txt, float *d_scale);
 
+/* The rows [r0, r0 + n) of the same loss over a batch of G samples, as
+ * open_clip's --local-loss computes it on one rank: image r0 + i against every
+ * text and text r0 + i against every image (labels r0 + i), the sums divided
+ * by 2 G, so that the terms of the blocks of a partition of [0, G) add up to
+ * the whole batch's.  img, txt, t_img, t_txt hold all G rows; the gradients
+ * accumulate into all G rows of d_img, d_txt (a row outside the block gets
+ * its part as a column of the block's rows).  r0 = 0, n = G is
+ * mc_train_dr_loss. */
+void mc_train_dr_loss_rows(const mc_dr_loss_params *p, const float *img, const float *txt, int G, int e,
+                           int r0, int n, const float *t_img, const float *t_txt, float logit_scale_raw,
+                           float terms[2], float *d_img, float *d_txt, float *d_scale);
+
 #endif /* MC_TRAIN_LOSS_H */

@@ -56,6 +56,7 @@ typedef struct top {
     mc_act act;
     const int32_t *idx;
     const struct blockcall *call;   /* OP_BLOCK: the block to recompute */
+    int qkv;                  /* OP_LINEAR whose output is an attention's packed q|k|v */
 } top;
 
 /* Small things of the tape (the tensor records, BatchNorm and LayerNorm
@@ -539,6 +540,8 @@ static tt *op_attention(mc_trainer *t, tt *qkv, int B, int T, int heads, int cau
     if (!probs) t->failed = 1;
     BAIL(t);
     mc_train_attention_forward(qkv->d, B, T, heads, D / heads, causal, y->d, probs);
+    top *prev = t->ntape ? &t->tape[t->ntape - 1] : NULL;
+    if (prev && prev->kind == OP_LINEAR && prev->y == qkv) prev->qkv = 1;
     top *o = push(t, OP_ATTENTION);
     if (!o) mc_pool_put(&t->pool, pb);
     BAIL(t);
@@ -752,6 +755,24 @@ static void backward_block(mc_trainer *t, top *o) {
     t->ntape = n0;
 }
 
+/* The bias gradient of an attention's packed q|k|v projection, dy [m, n =
+ * 3D]: the column sums of the q and v parts (in double, row after row, as
+ * mc_train_linear_backward sums them).  The key part is left as it is: a key
+ * bias adds q.b_k to every logit of a query's row, which the softmax over the
+ * keys cancels, so its gradient is exactly zero; the column sums would only
+ * be rounding noise, which AdamW turns into steps of about lr (and which
+ * another summation order, such as another split of the batch over ranks,
+ * makes different). */
+static void qkv_bias_backward(const float *dy, int m, int n, float *db) {
+    const int D = n / 3;
+    for (int j = 0; j < n; j++) {
+        if (j == D) j = 2 * D;
+        double s = 0;
+        for (int i = 0; i < m; i++) s += dy[(size_t)i * n + j];
+        db[j] += (float)s;
+    }
+}
+
 static void backward_op(mc_trainer *t, top *o) {
     tt *x = o->x, *y = o->y;
     float *dy = y->g;
@@ -869,7 +890,8 @@ static void backward_op(mc_trainer *t, top *o) {
     }
     case OP_LINEAR:
         mc_train_linear_backward(x->d, o->w->w, o->i0, o->i1, o->i2, dy, gradof(t, x), o->w->g,
-                                 o->b ? o->b->g : NULL);
+                                 o->b && !o->qkv ? o->b->g : NULL);
+        if (o->b && o->qkv) qkv_bias_backward(dy, o->i0, o->i2, o->b->g);
         break;
     case OP_MATMUL:
         mc_train_matmul_backward(x->d, o->w->w, o->i0, o->i1, o->i2, dy, gradof(t, x), o->w->g);
@@ -1573,8 +1595,29 @@ static mc_status refuse_dropout(const mc_trainer *t, mc_error *err) {
     return MC_OK;
 }
 
+/* The DR loss of the batch alone (the default of forward_backward_loss). */
+static mc_status batch_loss(void *ud, const mc_train_batch *b, const float *img, const float *real, const float *syn,
+                            int n, int e, float logit_scale_raw, float terms[4], float *g_img, float *g_real,
+                            float *g_syn, float *d_scale, mc_error *err) {
+    const mc_trainer *t = ud;
+    mc_dr_loss_params lp = t->loss;
+    if (!(t->loss.n_teachers > 0 && t->loss.w_distill != 0.0f)) lp.n_teachers = 0, lp.w_distill = 0;
+    mc_train_dr_loss(&lp, img, real, n, e, b->teacher_image, b->teacher_text_real, logit_scale_raw, terms, g_img,
+                     g_real, d_scale);
+    if (syn)
+        mc_train_dr_loss(&lp, img, syn, n, e, b->teacher_image, b->teacher_text_syn, logit_scale_raw, terms + 2, g_img,
+                         g_syn, d_scale);
+    return MC_OK;
+}
+
 mc_status mc_trainer_forward_backward(mc_trainer *t, const mc_train_batch *b, mc_train_result *res,
                                       mc_error *err) {
+    return mc_trainer_forward_backward_loss(t, b, NULL, NULL, res, err);
+}
+
+mc_status mc_trainer_forward_backward_loss(mc_trainer *t, const mc_train_batch *b, mc_train_loss_fn loss,
+                                           void *loss_ud, mc_train_result *res, mc_error *err) {
+    if (!loss) loss = batch_loss, loss_ud = t;
     int distill = t->loss.n_teachers > 0 && t->loss.w_distill != 0.0f;
     if (!b || b->n < 1 || !b->pixels || !b->tokens_real)
         return mc_fail(err, MC_ERR_INVALID_ARG, "training batch: missing images or captions");
@@ -1606,13 +1649,9 @@ mc_status mc_trainer_forward_backward(mc_trainer *t, const mc_train_batch *b, mc
     float *gi = gradof(t, ei), *gr = gradof(t, er), *gs = syn ? gradof(t, es) : NULL;
     if (!gi || !gr || (syn && !gs)) return forward_fail(t, err);
     float dscale = 0, terms[4] = {0, 0, 0, 0};
-    mc_dr_loss_params lp = t->loss;
-    if (!distill) lp.n_teachers = 0, lp.w_distill = 0;
-    mc_train_dr_loss(&lp, ei->d, er->d, n, e, b->teacher_image, b->teacher_text_real,
-                     t->logit_scale->w[0], terms, gi, gr, &dscale);
-    if (syn)
-        mc_train_dr_loss(&lp, ei->d, es->d, n, e, b->teacher_image, b->teacher_text_syn,
-                         t->logit_scale->w[0], terms + 2, gi, gs, &dscale);
+    rs = loss(loss_ud, b, ei->d, er->d, syn ? es->d : NULL, n, e, t->logit_scale->w[0], terms, gi, gr, gs, &dscale,
+              err);
+    if (rs != MC_OK) { tape_clear(t); return rs; }
     t->logit_scale->g[0] += dscale;
     double c2 = mc_now_s();
     backward_range(t, 0);

@@ -103,6 +103,19 @@ typedef struct mc_train_result {
 /* Forward + backward of one micro-batch: gradients accumulate. */
 mc_status mc_trainer_forward_backward(mc_trainer *t, const mc_train_batch *b, mc_train_result *res,
                                       mc_error *err);
+/* The loss of one batch from its L2-normalised embeddings img, real, syn
+ * [n, e] (syn NULL without synthetic captions) and the batch's teacher rows:
+ * fills terms[4] (contrastive and distillation, real then synthetic
+ * captions), adds dL/d embedding into g_img, g_real, g_syn and dL/d
+ * logit_scale (the parameter, before exp) into *d_scale. */
+typedef mc_status (*mc_train_loss_fn)(void *ud, const mc_train_batch *b, const float *img, const float *real,
+                                      const float *syn, int n, int e, float logit_scale_raw, float terms[4],
+                                      float *g_img, float *g_real, float *g_syn, float *d_scale, mc_error *err);
+/* mc_trainer_forward_backward with another loss between the forward and the
+ * backward pass (the data-parallel loss of train/accum.h); NULL: the DR loss
+ * of the batch alone. */
+mc_status mc_trainer_forward_backward_loss(mc_trainer *t, const mc_train_batch *b, mc_train_loss_fn loss,
+                                           void *loss_ud, mc_train_result *res, mc_error *err);
 /* Optimizer step over the accumulated gradients (divided by accum_steps),
  * clipping, logit_scale clamp; zeroes the gradients. */
 mc_status mc_trainer_step(mc_trainer *t, mc_train_result *res, mc_error *err);
