@@ -1,9 +1,12 @@
 /*
  * train/pool.c - buffers of a training step reused by lifetime (pool.h):
- * best fit over the free ranges of a few large chunks, split on the way out
- * and merged with free neighbours on the way back, so that memory freed by
- * dead tensors of any size serves the next ones and the chunks stay about
- * as large as the most that a step holds at once.
+ * best fit over the free ranges of the first chunk that has room (chunks in
+ * the order they were made), split on the way out and merged with free
+ * neighbours on the way back, so that memory freed by dead tensors of any
+ * size serves the next ones and the chunks stay about as large as the most
+ * that a step holds at once.  Taking the chunks in order makes every
+ * micro-batch that makes the same requests place them where the first one
+ * did: after the first, no new page is touched.
  */
 #include "train/pool.h"
 
@@ -64,8 +67,9 @@ static chunk *chunk_new(mc_pool *p, size_t need) {
     b->ch = c;
     b->size = size;
     c->first = b;
-    c->next = p->all;
-    p->all = c;
+    chunk **end = &p->all;
+    while (*end) end = &(*end)->next;
+    *end = c;   /* the last: chunks are searched in the order they were made */
     p->held += size;
     return c;
 }
@@ -75,14 +79,12 @@ float *mc_pool_get(mc_pool *p, size_t n, int zero, mc_pool_blk **blk) {
     if (n > ((size_t)-1 - 2 * HUGE_PAGE) / sizeof(float)) return NULL;
     size_t size = (n * sizeof(float) + ALIGN - 1) & ~(size_t)(ALIGN - 1);
     if (size == 0) size = ALIGN;
-    /* best fit: the smallest free range that holds it, the lowest address on a tie */
+    /* the first chunk with room; in it the smallest free range that holds it,
+     * the lowest on a tie */
     mc_pool_blk *best = NULL;
-    for (chunk *c = p->all; c; c = c->next)
+    for (chunk *c = p->all; c && !best; c = c->next)
         for (mc_pool_blk *b = c->first; b; b = b->next)
-            if (!b->in_use && b->size >= size &&
-                (!best || b->size < best->size ||
-                 (b->size == best->size && b->ch->mem + b->off < best->ch->mem + best->off)))
-                best = b;
+            if (!b->in_use && b->size >= size && (!best || b->size < best->size)) best = b;
     if (!best) {
         chunk *c = chunk_new(p, size);
         if (!c) return NULL;
@@ -104,7 +106,6 @@ float *mc_pool_get(mc_pool *p, size_t n, int zero, mc_pool_blk **blk) {
     if (best->off + size > best->ch->high) {
         p->touched += best->off + size - best->ch->high;
         best->ch->high = best->off + size;
-        if (p->touched > p->peak_touched) p->peak_touched = p->touched;
     }
     p->made += size;
     if (p->made > p->peak_made) p->peak_made = p->made;
@@ -145,13 +146,6 @@ static void chunk_free(chunk *c) {
 }
 
 void mc_pool_put_all(mc_pool *p) {
-    if (p->all && p->all->next) {   /* several chunks: one as large as all of them */
-        size_t total = 0;
-        for (chunk *c = p->all; c; c = c->next) total += c->size;
-        while (p->all) { chunk *n = p->all->next; chunk_free(p->all); p->all = n; }
-        p->held = p->touched = 0;
-        chunk_new(p, total);   /* on failure the next requests make chunks again */
-    }
     for (chunk *c = p->all; c; c = c->next) {
         mc_pool_blk *b = c->first;
         while (b->next) {

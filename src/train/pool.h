@@ -18,8 +18,8 @@ typedef struct mc_pool_blk mc_pool_blk;
 typedef struct mc_pool {
     struct chunk *all;                   /* the chunks */
     size_t held;                         /* bytes of all chunks */
-    size_t touched, peak_touched;        /* of those, below each chunk's high-water mark
-                                            (about what is resident), and the most */
+    size_t touched;                      /* of those, below each chunk's high-water mark:
+                                            about what is resident */
     size_t live, peak_live;              /* bytes in use now, and the most at once */
     size_t made, peak_made;              /* bytes handed out since the last mc_pool_put_all,
                                             and the most between two */
@@ -31,9 +31,7 @@ float *mc_pool_get(mc_pool *p, size_t n, int zero, mc_pool_blk **blk);
 /* Gives a buffer back (blk NULL: nothing). */
 void mc_pool_put(mc_pool *p, mc_pool_blk *blk);
 /* Gives every buffer back (the end of a micro-batch; every mc_pool_blk of
- * it is invalid afterwards); the chunks stay, several of them made one (so
- * that the next micro-batch, which makes the same requests, places them
- * in one range from its start). */
+ * it is invalid afterwards); the chunks stay. */
 void mc_pool_put_all(mc_pool *p);
 /* Returns every block to the system. */
 void mc_pool_release(mc_pool *p);

@@ -1673,7 +1673,7 @@ void mc_trainer_set_grad_checkpointing(mc_trainer *t, int on) { t->ckpt = on != 
 
 void mc_trainer_memory(const mc_trainer *t, mc_train_memory *m) {
     m->peak_bytes = t->pool.peak_live;
-    m->held_bytes = t->pool.peak_touched;
+    m->held_bytes = t->pool.touched;
     m->made_bytes = t->pool.peak_made;
 }
 
