@@ -25,7 +25,7 @@ SHAREDIR ?= $(PREFIX)/share/mobileclip
 B := build
 # 'make' alone builds everything (the first rule below is a helper's).
 .DEFAULT_GOAL := all
-PKGS := libpng libjpeg zlib libutf8proc libpcre2-8 libwebp libwebpdemux libcurl
+PKGS := libpng libjpeg zlib libutf8proc libpcre2-8 libwebp libwebpdemux libcurl sqlite3
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -144,7 +144,7 @@ $(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(B)/libmc_testsets.a $(B)/libmobi
 
 # Sanitizer build of the library and of the parser tests (ASan + UBSan).
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-SAN_TESTS_SRC := $(filter tests/test_json.c tests/test_checkpoint.c tests/test_hostile.c tests/test_tokenizer.c tests/test_image.c tests/test_augment.c tests/test_shard.c tests/test_loader.c tests/test_run.c tests/test_report.c tests/test_alloc_fail.c tests/test_npy.c tests/test_kernels.c tests/test_train_kernels.c tests/test_torchsave.c tests/test_eval.c,$(TEST_SRC))
+SAN_TESTS_SRC := $(filter tests/test_json.c tests/test_checkpoint.c tests/test_hostile.c tests/test_tokenizer.c tests/test_image.c tests/test_augment.c tests/test_shard.c tests/test_loader.c tests/test_run.c tests/test_report.c tests/test_alloc_fail.c tests/test_npy.c tests/test_kernels.c tests/test_train_kernels.c tests/test_torchsave.c tests/test_eval.c tests/test_search.c,$(TEST_SRC))
 SAN_TESTS := $(patsubst tests/%.c,$(B)/san/%,$(SAN_TESTS_SRC))
 SAN_OBJ := $(patsubst src/%.c,$(B)/san/obj/%.o,$(LIB_SRC))
 $(B)/san/obj/%.o: src/%.c $(LIB_HDR)
@@ -166,7 +166,7 @@ $(B)/san/%: tests/%.c $(wildcard tests/*.h) $(B)/san/libmc_testsets.a $(B)/san/l
 TSAN_FLAGS := -std=gnu11 -O1 -g -fsanitize=thread -Wall -Wno-unknown-pragmas -Wno-unused-variable -DMC_NO_SIMD \
               -Iinclude -Isrc $(PKG_CFLAGS) -DMC_SHARE_DIR='"$(SHAREDIR)"'
 TSAN_OBJ   := $(patsubst src/%.c,$(B)/tsan/obj/%.o,$(filter-out %_avx2.c %_avx512.c,$(LIB_SRC)))
-TSAN_TESTS := $(B)/tsan/test_loader $(B)/tsan/test_threads
+TSAN_TESTS := $(B)/tsan/test_loader $(B)/tsan/test_threads $(B)/tsan/test_search
 $(B)/tsan/obj/%.o: src/%.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
 	$(CC) $(TSAN_FLAGS) -c $< -o $@
@@ -223,7 +223,7 @@ TEST_MPI := $(if $(filter 1,$(MPI)),tests/test_train_mpi.sh)
 test: tests
 	@$(if $(TEST_CROSS),,echo "note: NEON cross test skipped (CROSS_NEON=0, not x86, or no $(CROSS_CC) / qemu-aarch64)")
 	@$(if $(TEST_MPI),,echo "note: MPI test skipped (built with MPI=0 or without MPI development files)")
-	@bash tests/run_tests.sh $(TESTS) $(TEST_CROSS) tests/test_layers.py tests/test_dr_oracle.py tests/test_convert_pt.py tests/test_eval.py tests/test_install.sh tests/test_train_cli.sh tests/test_report.sh $(TEST_MPI) -- $(SAN_TESTS) -- $(TSAN_TESTS) $(TSAN_CLI_TEST)
+	@bash tests/run_tests.sh $(TESTS) $(TEST_CROSS) tests/test_layers.py tests/test_dr_oracle.py tests/test_convert_pt.py tests/test_eval.py tests/test_reinforce.py tests/test_install.sh tests/test_python.sh tests/test_train_cli.sh tests/test_report.sh tests/test_index.sh $(TEST_MPI) -- $(SAN_TESTS) -- $(TSAN_TESTS) $(TSAN_CLI_TEST)
 
 # The architecture: includes and calls only downward between src/ layers, no circles.
 check-layers: $(LIB_OBJ)

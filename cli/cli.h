@@ -70,9 +70,12 @@ int cmd_list(int argc, char **argv);
 int cmd_shard(int argc, char **argv);
 int cmd_augment(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_reinforce(int argc, char **argv);
 int cmd_train_step_check(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_bench_train(int argc, char **argv);
+int cmd_index(int argc, char **argv);
+int cmd_search(int argc, char **argv);
 
 #endif

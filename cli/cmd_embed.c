@@ -1,35 +1,25 @@
 /*
  * cmd_embed.c - the 'embed-image' and 'embed-text' commands: embeddings as a
- * float32 [N, D] .npy (-o) or one JSON array per line on stdout.  Images are
- * decoded by a small thread pool while the previous batch is being encoded;
- * --workers K runs K such pipelines, each with its own context, taking
- * batches from a shared counter and writing their rows of the output.
+ * float32 [N, D] .npy (-o) or one JSON array per line on stdout.  Images go
+ * through the library's batch pipeline (search/pipeline.h, which the photo
+ * index runs too): decode threads one batch ahead of the encoder, --workers K
+ * such pipelines, each with its own context, taking batches from a shared
+ * counter; each batch's rows land in the output.
  * Also the image-list and batch-encoding helpers that 'classify' shares.
  */
 #include "cli.h"
 #include "embed.h"
 #include "progress.h"
+#include "search/pipeline.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <pthread.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- image lists ---- */
-
-static int has_image_ext(const char *name) {
-    const char *dot = strrchr(name, '.');
-    if (!dot) return 0;
-    static const char *ext[] = {".jpg", ".jpeg", ".png", ".webp", ".jpe"};
-    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
-        if (!strcasecmp(dot, ext[i])) return 1;
-    return 0;
-}
 
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -57,7 +47,7 @@ int cli_image_list_build(const char *const *args, int n, cli_image_list *out) {
             size_t first = out->n;
             struct dirent *e;
             while ((e = readdir(d))) {
-                if (e->d_name[0] == '.' || !has_image_ext(e->d_name)) continue;
+                if (e->d_name[0] == '.' || !mc_image_name_supported(e->d_name)) continue;
                 size_t len = strlen(args[i]) + strlen(e->d_name) + 2;
                 char *p = malloc(len);
                 if (!p) { closedir(d); return cli_errorf("out of memory"); }
@@ -81,215 +71,64 @@ void cli_image_list_free(cli_image_list *l) {
     memset(l, 0, sizeof *l);
 }
 
-/* ---- decode pool: decodes one batch while the caller encodes another ---- */
-
-typedef struct decode_job {
-    const cli_image_list *list;
-    const mc_preprocess_params *pp;
-    size_t first, count;       /* images [first, first+count) */
-    float *pixels;             /* count slots of 3*S*S */
-    mc_error *errs;            /* one per slot */
-    int *ok;                   /* one per slot */
-    size_t next;               /* next slot to take */
-    pthread_mutex_t lock;
-    pthread_t threads[16];
-    int n_threads;
-} decode_job;
-
-static void *decode_worker(void *arg) {
-    decode_job *j = arg;
-    size_t plane = (size_t)3 * j->pp->size * j->pp->size;
-    for (;;) {
-        pthread_mutex_lock(&j->lock);
-        size_t k = j->next++;
-        pthread_mutex_unlock(&j->lock);
-        if (k >= j->count) break;
-        mc_error_clear(&j->errs[k]);
-        j->ok[k] = mc_image_preprocess_file(j->list->paths[j->first + k], j->pp, j->pixels + k * plane,
-                                            &j->errs[k]) == MC_OK;
-    }
-    return NULL;
-}
-
-static void decode_start(decode_job *j, size_t first, size_t count, int n_threads) {
-    j->first = first;
-    j->count = count;
-    j->next = 0;
-    j->n_threads = 0;
-    if (n_threads > 16) n_threads = 16;
-    if ((size_t)n_threads > count) n_threads = (int)count;
-    for (int t = 0; t < n_threads; t++)
-        if (pthread_create(&j->threads[j->n_threads], NULL, decode_worker, j) == 0) j->n_threads++;
-    if (j->n_threads == 0) decode_worker(j);   /* no threads: decode here */
-}
-
-static void decode_wait(decode_job *j) {
-    for (int t = 0; t < j->n_threads; t++) pthread_join(j->threads[t], NULL);
-    j->n_threads = 0;
-}
-
-/* ---- workers: each owns a context and two decode jobs, batches from a shared counter ---- */
-
-#define NO_BATCH ((size_t)-1)
+/* ---- images through the library's pipeline (search/pipeline.h) ---- */
 
 typedef struct embed_run {
     const cli_image_list *list;
     const cli_embed_opts *o;
-    size_t n, D, plane, batch, n_batches;
+    const mc_preprocess_params *pp;
+    size_t D;
     float *emb;                /* [n, D]: row i is image i's embedding */
     unsigned char *ok;         /* [n]: image i was embedded */
-    pthread_mutex_t lock;      /* everything below, and stderr */
-    size_t next_batch;
     size_t n_done;             /* images handled (embedded or skipped) */
     cli_progress bar;
-    int failed;                /* no more batches are handed out */
-    size_t err_at;             /* list index the error is about (lowest wins) */
-    char *err;                 /* the error to report, malloc'd */
+    size_t err_at;             /* --strict: the list index of the first bad image seen */
+    char *err;                 /* its message, malloc'd */
 } embed_run;
 
-typedef struct embed_worker {
-    embed_run *r;
-    mc_context *ctx;
-    decode_job jobs[2];
-    float *out;                /* [batch, D] */
-} embed_worker;
-
-static size_t claim_batch(embed_run *r) {
-    pthread_mutex_lock(&r->lock);
-    size_t b = r->failed || r->next_batch >= r->n_batches ? NO_BATCH : r->next_batch++;
-    pthread_mutex_unlock(&r->lock);
-    return b;
+static int prepare_image(void *user, size_t i, float *pixels, mc_error *err) {
+    embed_run *r = user;
+    return mc_image_preprocess_file(r->list->paths[i], r->pp, pixels, err) == MC_OK ? MC_PIPE_ENCODE : MC_PIPE_FAILED;
 }
 
-static void start_batch(embed_worker *w, decode_job *j, size_t b) {
-    embed_run *r = w->r;
-    size_t first = b * r->batch, cnt = r->n - first < r->batch ? r->n - first : r->batch;
-    decode_start(j, first, cnt, r->o->decode_threads);
-}
-
-/* Records an error about image `at` (keeps the lowest), stops the hand-out. */
-static void run_fail(embed_run *r, size_t at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void run_fail(embed_run *r, size_t at, const char *fmt, ...) {
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int len = vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    char *msg = NULL;
-    if (len >= (int)sizeof buf && (msg = malloc((size_t)len + 1))) {
-        va_start(ap, fmt);
-        vsnprintf(msg, (size_t)len + 1, fmt, ap);
-        va_end(ap);
-    }
-    if (!msg) msg = strdup(buf);
-    pthread_mutex_lock(&r->lock);
-    r->failed = 1;
-    if (!r->err || at < r->err_at) {
-        free(r->err);
-        r->err = msg;
-        r->err_at = at;
-        msg = NULL;
-    }
-    pthread_mutex_unlock(&r->lock);
-    free(msg);
-}
-
-/* Checks a decoded batch (skips or fails its bad images), then encodes the
- * good ones into their rows unless the run has failed. */
-static void finish_batch(embed_worker *w, decode_job *j) {
-    embed_run *r = w->r;
-    const cli_embed_opts *o = r->o;
-    const cli_image_list *list = r->list;
-    size_t good = 0, first = j->first;
-    for (size_t k = 0; k < j->count; k++) {
-        if (!j->ok[k]) {
-            const char *path = list->paths[first + k];
-            const char *msg = j->errs[k].message[0] ? j->errs[k].message : "cannot decode";
-            int named = strstr(msg, path) != NULL;   /* the message names the file already */
-            if (o->strict) {
-                if (named) run_fail(r, first + k, "%s", msg);
-                else run_fail(r, first + k, "%s: %s", path, msg);
-                continue;
+/* Reports (or with --strict records) the batch's bad images, then takes its
+ * rows; called by the pipeline under its lock. */
+static mc_status consume_images(void *user, size_t first, size_t count, const int *state, const mc_error *errs,
+                                const float *emb, mc_error *err) {
+    embed_run *r = user;
+    for (size_t k = 0; k < count; k++) {
+        if (state[k] == MC_PIPE_ENCODE) continue;
+        const char *path = r->list->paths[first + k];
+        const char *msg = errs[k].message[0] ? errs[k].message : "cannot decode";
+        int named = strstr(msg, path) != NULL;   /* the message names the file already */
+        if (r->o->strict) {
+            if (!r->err || first + k < r->err_at) {
+                char buf[MC_ERROR_MESSAGE_MAX + 4096];
+                snprintf(buf, sizeof buf, "%s%s%s", named ? "" : path, named ? "" : ": ", msg);
+                free(r->err);
+                r->err = strdup(buf);
+                r->err_at = first + k;
             }
-            pthread_mutex_lock(&r->lock);
-            cli_progress_end(&r->bar);
-            if (named) fprintf(stderr, "mobileclip: skipping %s\n", msg);
-            else fprintf(stderr, "mobileclip: skipping %s: %s\n", path, msg);
-            pthread_mutex_unlock(&r->lock);
             continue;
         }
-        if (good != k) memmove(j->pixels + good * r->plane, j->pixels + k * r->plane, r->plane * sizeof(float));
-        good++;
+        cli_progress_end(&r->bar);
+        if (named) fprintf(stderr, "mobileclip: skipping %s\n", msg);
+        else fprintf(stderr, "mobileclip: skipping %s: %s\n", path, msg);
     }
-    pthread_mutex_lock(&r->lock);
-    int failed = r->failed;
-    pthread_mutex_unlock(&r->lock);
-    if (failed) return;
-    if (good && mc_encode_image(w->ctx, j->pixels, (int)good, o->normalize, w->out)) {
-        run_fail(r, first, "%s", mc_context_last_error(w->ctx)->message);
-        return;
+    if (r->err) {   /* stop handing out batches; the message is r->err */
+        err->status = MC_ERR_IMAGE;
+        snprintf(err->message, sizeof err->message, "%s", r->err);
+        return MC_ERR_IMAGE;
     }
-    for (size_t k = 0, g = 0; k < j->count; k++) {
-        if (!j->ok[k]) continue;
-        memcpy(r->emb + (first + k) * r->D, w->out + g++ * r->D, r->D * sizeof(float));
+    if (!emb) return MC_OK;
+    for (size_t k = 0, g = 0; k < count; k++) {
+        if (state[k] != MC_PIPE_ENCODE) continue;
+        memcpy(r->emb + (first + k) * r->D, emb + g++ * r->D, r->D * sizeof(float));
         r->ok[first + k] = 1;
     }
-    pthread_mutex_lock(&r->lock);
-    r->n_done += j->count;
+    r->n_done += count;
     cli_progress_update(&r->bar, (int64_t)r->n_done);
-    pthread_mutex_unlock(&r->lock);
-}
-
-/* Decodes the next batch while encoding the current one, until the batches
- * run out or the run fails.  Every batch taken is at least checked, so that
- * --strict reports the first bad image whatever the worker count. */
-static void *embed_worker_run(void *arg) {
-    embed_worker *w = arg;
-    size_t b = claim_batch(w->r);
-    if (b == NO_BATCH) return NULL;
-    start_batch(w, &w->jobs[0], b);
-    for (int cur = 0; b != NO_BATCH; cur ^= 1) {
-        decode_wait(&w->jobs[cur]);
-        size_t nb = claim_batch(w->r);
-        if (nb != NO_BATCH) start_batch(w, &w->jobs[cur ^ 1], nb);
-        finish_batch(w, &w->jobs[cur]);
-        b = nb;
-    }
-    return NULL;
-}
-
-static int worker_init(embed_worker *w, embed_run *r, const mc_preprocess_params *pp) {
-    memset(w, 0, sizeof *w);
-    w->r = r;
-    w->out = malloc(r->batch * r->D * sizeof(float));
-    int bad = !w->out;
-    for (int b = 0; b < 2; b++) {
-        decode_job *j = &w->jobs[b];
-        j->list = r->list;
-        j->pp = pp;
-        j->pixels = malloc(r->batch * r->plane * sizeof(float));
-        j->errs = calloc(r->batch, sizeof(mc_error));
-        j->ok = calloc(r->batch, sizeof(int));
-        pthread_mutex_init(&j->lock, NULL);
-        bad |= !j->pixels || !j->errs || !j->ok;
-    }
-    return bad;
-}
-
-static void worker_free(embed_worker *w, int own_ctx) {
-    for (int b = 0; b < 2; b++) {
-        free(w->jobs[b].pixels);
-        free(w->jobs[b].errs);
-        free(w->jobs[b].ok);
-        pthread_mutex_destroy(&w->jobs[b].lock);
-    }
-    free(w->out);
-    if (own_ctx) mc_context_free(w->ctx);
-}
-
-static int n_cores(void) {
-    long c = sysconf(_SC_NPROCESSORS_ONLN);
-    return c > 0 ? (int)c : 1;
+    return MC_OK;
 }
 
 int cli_embed_images(mc_context *ctx, const mc_model *model, const mc_model_info *info,
@@ -299,48 +138,39 @@ int cli_embed_images(mc_context *ctx, const mc_model *model, const mc_model_info
     memset(&r, 0, sizeof r);
     r.list = list;
     r.o = o;
-    r.n = list->n;
+    r.pp = pp;
     r.D = (size_t)info->embed_dim;
-    r.plane = (size_t)3 * pp->size * pp->size;
-    r.batch = o->batch < 1 ? 1 : (size_t)o->batch;
-    r.n_batches = (r.n + r.batch - 1) / r.batch;
-    pthread_mutex_init(&r.lock, NULL);
-    /* more workers than batches would only hold memory */
-    int k = o->workers < 1 ? 1 : o->workers;
-    if ((size_t)k > r.n_batches) k = r.n_batches ? (int)r.n_batches : 1;
-    int threads = o->threads > 0 ? o->threads : n_cores();
-    int per = threads / k > 0 ? threads / k : 1;
-    int own = o->workers > 1;   /* one worker: the caller's context, in the calling thread */
-    embed_worker *w = calloc((size_t)k, sizeof *w);
-    r.emb = malloc((r.n ? r.n : 1) * r.D * sizeof *r.emb);
-    r.ok = calloc(r.n ? r.n : 1, 1);
-    size_t *rows = malloc((r.n ? r.n : 1) * sizeof *rows);
-    int rc = 0, inited = 0;
-    if (!w || !r.emb || !r.ok || !rows) rc = cli_errorf("out of memory");
-    for (; !rc && inited < k; inited++) {
-        if (worker_init(&w[inited], &r, pp)) rc = cli_errorf("out of memory");
-        if (!own) w[inited].ctx = ctx;
-        else if (!rc) rc = cli_context_new(model, per, (int)r.batch, &w[inited].ctx);
-    }
+    size_t n = list->n;
+    r.emb = malloc((n ? n : 1) * r.D * sizeof *r.emb);
+    r.ok = calloc(n ? n : 1, 1);
+    size_t *rows = malloc((n ? n : 1) * sizeof *rows);
+    int rc = 0;
+    if (!r.emb || !r.ok || !rows) rc = cli_errorf("out of memory");
     if (!rc) {
-        cli_progress_start(&r.bar, "images", (int64_t)r.n, 0, o->show_progress && r.n >= 16);
-        if (!own) {
-            embed_worker_run(&w[0]);
-        } else {
-            pthread_t *th = malloc((size_t)k * sizeof *th);
-            int started = 0;
-            for (; th && started < k; started++)
-                if (pthread_create(&th[started], NULL, embed_worker_run, &w[started])) break;
-            if (started == 0) embed_worker_run(&w[0]);   /* no threads: one worker, here */
-            for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
-            free(th);
-        }
+        mc_pipeline pl = {0};
+        pl.model = model;
+        pl.ctx = o->workers > 1 ? NULL : ctx;   /* one worker: the caller's context, in the calling thread */
+        pl.pp = pp;
+        pl.n = n;
+        pl.batch = o->batch;
+        pl.decode_threads = o->decode_threads;
+        pl.workers = o->workers;
+        pl.threads = o->threads;
+        pl.normalize = o->normalize;
+        pl.prepare = prepare_image;
+        pl.consume = consume_images;
+        pl.user = &r;
+        cli_progress_start(&r.bar, "images", (int64_t)n, 0, o->show_progress && n >= 16);
+        mc_error err;
+        mc_status st = mc_pipeline_run(&pl, &err);
         cli_progress_end(&r.bar);
-        if (r.failed) rc = r.err ? cli_errorf("%s", r.err) : cli_errorf("out of memory");
+        /* --strict: the first bad image in list order, whichever worker saw it */
+        if (r.err) rc = cli_errorf("%s", r.err);
+        else if (st != MC_OK) rc = cli_error(&err);
     }
     if (!rc) {
         size_t n_rows = 0;
-        for (size_t i = 0; i < r.n; i++) {
+        for (size_t i = 0; i < n; i++) {
             if (!r.ok[i]) continue;
             if (n_rows != i) memcpy(r.emb + n_rows * r.D, r.emb + i * r.D, r.D * sizeof(float));
             rows[n_rows++] = i;
@@ -351,13 +181,10 @@ int cli_embed_images(mc_context *ctx, const mc_model *model, const mc_model_info
         r.emb = NULL;
         rows = NULL;
     }
-    for (int i = 0; i < inited; i++) worker_free(&w[i], own);
-    free(w);
     free(r.emb);
     free(r.ok);
     free(r.err);
     free(rows);
-    pthread_mutex_destroy(&r.lock);
     return rc;
 }
 
@@ -441,6 +268,11 @@ static const cli_opt image_opts[] = {
     CLI_WEIGHTS_OPT,
     {"quiet", 'q', 0, 0, "no progress bar"},
 };
+
+static int n_cores(void) {
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    return c > 0 ? (int)c : 1;
+}
 
 /* --workers: 1..CLI_MAX_WORKERS (default 1); prints the error, returns nonzero */
 int cli_parse_workers(const char *v, int *out) {

@@ -31,13 +31,13 @@ int cmd_list(int argc, char **argv) {
     char cache[4096];
     mc_error err;
     if (mc_registry_cache_dir(cache, sizeof cache, &err)) snprintf(cache, sizeof cache, "(none: %s)", err.message);
-    printf("%-18s %-10s %-27s %5s %5s %17s  %s\n", "NAME", "LAYOUT", "IMAGE TOWER", "SIZE", "DIM",
+    printf("%-30s %-10s %-27s %5s %5s %17s  %s\n", "NAME", "LAYOUT", "IMAGE TOWER", "SIZE", "DIM",
            "PARAMS (M)", "CACHED");
     for (size_t i = 0; i < mc_registry_count(); i++) {
         const mc_registry_entry *e = mc_registry_get(i);
         char params[40];
         snprintf(params, sizeof params, "%.1f + %.1f", e->params_image_m, e->params_text_m);
-        printf("%-18s %-10s %-27s %5d %5d %17s  %s\n", e->name, e->family, e->image_arch, e->image_size,
+        printf("%-30s %-10s %-27s %5d %5d %17s  %s\n", e->name, e->family, e->image_arch, e->image_size,
                e->embed_dim, params, mc_registry_is_cached(e) ? "yes" : "no");
         if (cli_has(&a, "urls")) {
             char url[4096];

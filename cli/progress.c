@@ -46,6 +46,7 @@ void cli_progress_start(cli_progress *p, const char *label, int64_t total, int b
     p->label = label;
     p->total = total;
     p->bytes = bytes;
+    p->t0 = cli_now_s();
     const char *off = getenv("MOBILECLIP_NO_PROGRESS");
     p->enabled = want && isatty(2) && !(off && *off);
 }
@@ -71,7 +72,13 @@ void cli_progress_update(cli_progress *p, int64_t done) {
         char bar[32];
         for (int i = 0; i < w; i++) bar[i] = i < fill ? '#' : '.';
         bar[w] = 0;
-        fprintf(stderr, "\r%s [%s] %3d%% %s ", p->label, bar, (int)(100.0 * done / p->total), amount);
+        char rate[64] = "";
+        double dt = t - p->t0;
+        if (!p->bytes && done > 0 && dt > 0) {   /* a count: items/s and the time left */
+            double r = done / dt, left = (double)(p->total - done) / r;
+            snprintf(rate, sizeof rate, " %.1f/s ETA %d:%02d", r, (int)(left / 60), (int)left % 60);
+        }
+        fprintf(stderr, "\r%s [%s] %3d%% %s%s ", p->label, bar, (int)(100.0 * done / p->total), amount, rate);
     } else {
         fprintf(stderr, "\r%s %s ", p->label, amount);
     }

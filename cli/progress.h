@@ -15,6 +15,7 @@ typedef struct cli_progress {
     int64_t total;        /* -1: unknown */
     int enabled;
     int bytes;            /* 1: show sizes in MB */
+    double t0;            /* time of the start (the rate and ETA of a count) */
     double last;          /* time of the last draw */
     int drawn;
 } cli_progress;

@@ -236,6 +236,9 @@ mc_preprocess_params mc_preprocess_default_params(void);
  * does (L, LA, P, RGBA, CMYK, 16-bit).  apply_exif rotates/flips by the EXIF
  * orientation tag as ImageOps.exif_transpose does. */
 mc_status mc_image_load(const char *path, int apply_exif, mc_image *out, mc_error *err);
+/* 1 when path's name ends in an extension of the images read here (.jpg,
+ * .jpeg, .jpe, .png, .webp, any case): what folder arguments pick. */
+int mc_image_name_supported(const char *path);
 mc_status mc_image_load_memory(const void *data, size_t len, int apply_exif, mc_image *out,
                                mc_error *err);
 void mc_image_free(mc_image *img);
@@ -298,7 +301,27 @@ typedef struct mc_model_params {
 
 mc_model_params mc_model_default_params(void);
 
-/* Loads a model from a checkpoint file or a folder that holds one. */
+/* The official models ('mobileclip list'): the i-th name, i from 0; NULL
+ * past the last.  "mobileclip_s0" ... "mobileclip_blt" (Apple's v1 files),
+ * "MobileCLIP-S1" ... "MobileCLIP2-L-14" (the OpenCLIP releases). */
+const char *mc_official_model_name(size_t i);
+
+/* Turns a model argument into a path mc_model_load takes, as the CLI's -m
+ * does.  An existing file or folder is written back as is.  An official
+ * name (exact, else case-insensitive) is looked up in the cache
+ * ($MOBILECLIP_CACHE, else $XDG_CACHE_HOME/mobileclip, else
+ * ~/.cache/mobileclip; one folder per model) and, when absent and
+ * allow_download is nonzero, downloaded into it first (atomically, verified,
+ * without progress reports; MC_ERR_NETWORK or MC_ERR_CHECKSUM on failure).
+ * Writes the path into path_out (cap bytes) and, when name_out is non-NULL,
+ * the official name the argument or path names (static storage) or NULL:
+ * pass it on as mc_model_params.model_name.  An unknown name, or an
+ * official one not in the cache with allow_download 0: MC_ERR_NOT_FOUND. */
+mc_status mc_model_resolve(const char *model, int allow_download, char *path_out, size_t cap,
+                           const char **name_out, mc_error *err);
+
+/* Loads a model from a checkpoint file or a folder that holds one
+ * (mc_model_resolve finds official models by name). */
 mc_status mc_model_load(const char *path, const mc_model_params *params, mc_model **out,
                         mc_error *err);
 void mc_model_free(mc_model *model);
@@ -340,6 +363,16 @@ mc_status mc_encode_image(mc_context *ctx, const float *pixels, int n, int norma
 /* tokens: int32 [n, context_length]; out: float32 [n, embed_dim]. */
 mc_status mc_encode_text(mc_context *ctx, const int32_t *tokens, int n, int normalize, float *out);
 
+/* A text that identifies the model's weights, for stores of its embeddings
+ * (the photo index): "NAME dim=D sha256=HEX", NAME the official name or the
+ * checkpoint's file name, HEX a digest of the checkpoint file's size and of
+ * its first, middle and last MiB (or of the config text for a model built in
+ * memory).  The same file gives the same id whichever towers and weight
+ * precision were loaded. */
+mc_status mc_model_id(const mc_model *model, char *buf, size_t cap, mc_error *err);
+/* The checkpoint file the model was loaded from ("" for one built in memory). */
+const char *mc_model_path(const mc_model *model);
+
 /* ------------------------------------------------------------------------ */
 /* .npy files (float32, little-endian, C order)                              */
 /* ------------------------------------------------------------------------ */
@@ -350,6 +383,127 @@ mc_status mc_npy_write_f32(const char *path, const float *data, int ndim, const 
 /* Reads a float32 (or float64, converted) .npy; *data is malloc'd. */
 mc_status mc_npy_read_f32(const char *path, float **data, int *ndim, int64_t shape[MC_MAX_DIMS],
                           mc_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Photo index and search (docs/search.md)                                   */
+/* ------------------------------------------------------------------------ */
+
+/* An index is one SQLite file (WAL mode) holding, per image, its absolute
+ * path, size, mtime, SHA-256, width, height and embedding, and the id of the
+ * model the embeddings came from.  mc_index_update adds, re-embeds and
+ * forgets images incrementally, one transaction per batch: a killed run loses
+ * nothing it committed and the next run resumes.  mc_index_search is an exact
+ * cosine scan over the embeddings held in memory. */
+typedef struct mc_index mc_index;
+
+typedef struct mc_index_params {
+    int readonly;          /* 1: open read-only (serve/search); 0: read-write (index) */
+    int create;            /* 1: create the file if missing (read-write only) */
+} mc_index_params;
+
+mc_index_params mc_index_default_params(void);    /* readonly=1, create=0 */
+
+/* Opens db_path.  A file that is no index is an MC_ERR_FORMAT, a missing one
+ * (without create) an MC_ERR_NOT_FOUND. */
+mc_status mc_index_open(const char *db_path, const mc_index_params *p, mc_index **out, mc_error *err);
+void mc_index_close(mc_index *idx);
+
+typedef struct mc_index_info {
+    int64_t count;         /* images with an embedding */
+    int dim;               /* embedding width; 0 for an empty new index */
+    char model_id[256];    /* the model the embeddings came from (mc_model_id); "" when empty */
+    char model_path[4096]; /* the checkpoint file that model was loaded from, when known; else "" */
+} mc_index_info;
+
+/* What the file holds now (committed by any process). */
+mc_status mc_index_get_info(mc_index *idx, mc_index_info *info, mc_error *err);
+
+typedef struct mc_search_hit {
+    int64_t id;
+    float score;           /* cosine of the query and the image's embedding */
+} mc_search_hit;
+
+/* Top-k by cosine of an L2-normalised query of idx's dim (a mismatch is an
+ * MC_ERR_INVALID_ARG); hits[k] sorted by score descending, ties by id
+ * ascending; *n_hits = min(k, count).  The scan is a matrix-vector product on
+ * the SIMD kernels over the embeddings held in memory (read on the first
+ * search, and again after mc_index_update through this handle; mc_index_reload
+ * reads them at once).  Safe to call from several threads at once on one index. */
+mc_status mc_index_search(mc_index *idx, const float *query, int dim, int k,
+                          mc_search_hit *hits, int *n_hits, mc_error *err);
+
+/* One stored image. */
+typedef struct mc_index_image {
+    int64_t id;
+    char path[4096];       /* absolute */
+    int width, height;     /* as decoded, after the EXIF orientation */
+    int64_t size;          /* bytes */
+    int64_t mtime_ns;      /* modification time, ns since the epoch */
+} mc_index_image;
+
+/* The stored absolute path of image id (MC_ERR_NOT_FOUND when there is none;
+ * MC_ERR_INVALID_ARG when it does not fit in cap).  Thread-safe as search. */
+mc_status mc_index_get_path(mc_index *idx, int64_t id, char *buf, size_t cap, mc_error *err);
+/* The stored path, width, height, size and mtime of image id.  Thread-safe. */
+mc_status mc_index_get_image(mc_index *idx, int64_t id, mc_index_image *out, mc_error *err);
+/* The stored embedding of image id into out[dim] (dim must be the index's). */
+mc_status mc_index_get_embedding(mc_index *idx, int64_t id, float *out, int dim, mc_error *err);
+
+/* Re-reads the model id and embeddings (after another process indexed).
+ * Waits for searches in flight; searches after it see the new state. */
+mc_status mc_index_reload(mc_index *idx, mc_error *err);
+
+/* Why a file was skipped by mc_index_update. */
+typedef enum mc_index_skip {
+    MC_INDEX_SKIP_UNREADABLE = 0, /* cannot be listed, opened or read (permissions, vanished, I/O) */
+    MC_INDEX_SKIP_UNDECODABLE, /* read, but no image we can decode (not an image, truncated, ...) */
+    MC_INDEX_SKIP_COUNT
+} mc_index_skip;
+
+/* Called once per skipped file (never two calls at once, possibly from a
+ * worker thread); message says why (the decoder's or the system's error). */
+typedef void (*mc_index_skip_fn)(void *user, const char *path, mc_index_skip reason, const char *message);
+/* Called after each committed batch: done of total images to embed. */
+typedef void (*mc_index_progress_fn)(void *user, int64_t done, int64_t total);
+
+typedef struct mc_index_update_params {
+    int workers;           /* batches encoded at once, each on its own context (default 1) */
+    int threads;           /* compute threads over all workers (0, default: one per core) */
+    int decode_threads;    /* per worker, reading and decoding the next batch (default 2) */
+    int batch;             /* images per forward pass and per transaction (default 16) */
+    int reembed;           /* 1: an index made with another model is re-embedded with this one
+                              (else that is an MC_ERR_INVALID_ARG) */
+    mc_index_progress_fn progress; void *progress_user;
+    mc_index_skip_fn on_skip;      void *skip_user;
+} mc_index_update_params;
+
+mc_index_update_params mc_index_update_default_params(void);
+
+typedef struct mc_index_update_stats {
+    int64_t found;         /* image files found under the folders (by extension) */
+    int64_t added;         /* new images embedded */
+    int64_t updated;       /* known images re-embedded (content changed, or another model) */
+    int64_t removed;       /* images forgotten: gone from the folders, or now unreadable */
+    int64_t unchanged;     /* known images kept as they were (same size and mtime, or same SHA-256) */
+    int64_t skipped;       /* files skipped, all reasons */
+    int64_t skipped_by[MC_INDEX_SKIP_COUNT];
+    double seconds;
+} mc_index_update_stats;
+
+/* Indexes the images (.jpg .jpeg .jpe .png .webp, any case; dot files and
+ * dot folders skipped; symbolic links to folders not followed) under each
+ * folder of dirs, recursively, with model (its image tower): new images and
+ * those whose size or mtime changed and whose SHA-256 differs are embedded,
+ * images under those folders that are gone are forgotten, images indexed
+ * under other folders are kept.  One transaction per batch.  The index takes
+ * the model's id when empty; an index of another model is refused unless
+ * p->reembed (then every embedding is dropped in one transaction and the
+ * images re-embedded: an interrupted run resumes with the new model).
+ * stats may be NULL.  idx must be open read-write.  Calls on this handle from
+ * other threads wait until it returns; other processes keep reading the
+ * committed state (WAL) and see the new one after mc_index_reload. */
+mc_status mc_index_update(mc_index *idx, const mc_model *model, const char *const *dirs, int n_dirs,
+                          const mc_index_update_params *p, mc_index_update_stats *stats, mc_error *err);
 
 #ifdef __cplusplus
 }

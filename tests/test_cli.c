@@ -78,7 +78,8 @@ static int parse_json_rows(const char *text, float *out, int max_rows, int d) {
 }
 
 static void test_help_and_errors(void) {
-    static const char *cmds[] = {"embed-image", "embed-text", "classify", "eval", "convert", "list", "report"};
+    static const char *cmds[] = {"embed-image", "embed-text", "classify", "eval", "convert", "list", "report", "index",
+                                 "search", "reinforce"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         int rc = run("%s --help", cmds[i]);
         char want[64];
@@ -96,10 +97,21 @@ static void test_help_and_errors(void) {
     CHECK(rc != 0 && strstr(err_text, "no model"), "embed-image without model: rc %d %s", rc, err_text);
     rc = run("embed-image -m no-such-model %s", fixture("images/chelsea.png"));
     CHECK(rc != 0 && strstr(err_text, "no-such-model"), "unknown model: rc %d %s", rc, err_text);
+    rc = run("index -m %s %s", fixture(S0), fixture("images"));
+    CHECK(rc != 0 && strstr(err_text, "--db"), "index without --db: rc %d %s", rc, err_text);
+    rc = run("search --db /nonexistent/photos.db --top 0 cat");
+    CHECK(rc != 0 && strstr(err_text, "--top"), "search --top 0: rc %d %s", rc, err_text);
+    rc = run("search --db /nonexistent/photos.db cat");
+    CHECK(rc != 0 && strstr(err_text, "no such index"), "search of a missing index: rc %d %s", rc, err_text);
     rc = run("embed-image -m %s --batch 0 %s", fixture(S0), fixture("images/chelsea.png"));
     CHECK(rc != 0 && strstr(err_text, "--batch"), "--batch 0: rc %d %s", rc, err_text);
     rc = run("classify -m %s %s", fixture(S0), fixture("images/chelsea.png"));
     CHECK(rc != 0 && strstr(err_text, "no labels"), "classify without labels: rc %d %s", rc, err_text);
+    rc = run("reinforce %s -o %s/rf --config x.json", fixture("datacompdr/shards/00000000.tar"), tmpdir);
+    CHECK(rc != 0 && strstr(err_text, "--teachers"), "reinforce without teachers: rc %d %s", rc, err_text);
+    rc = run("reinforce %s -o %s/rf --teachers a,b --config x.json --num-augs 2 --captioner c",
+             fixture("datacompdr/shards/00000000.tar"), tmpdir);
+    CHECK(rc != 0 && strstr(err_text, "captioner"), "reinforce --captioner: rc %d %s", rc, err_text);
     rc = run("convert %s --dtype f8 -o %s/x.safetensors", fixture(S0), tmpdir);
     CHECK(rc != 0 && strstr(err_text, "--dtype"), "bad dtype: rc %d %s", rc, err_text);
 }
@@ -120,7 +132,9 @@ static void test_list(void) {
     static const char *names[] = {"mobileclip_s0", "mobileclip_s1", "mobileclip_s2", "mobileclip_b",
                                   "mobileclip_blt", "MobileCLIP-S1", "MobileCLIP-S2", "MobileCLIP-B",
                                   "MobileCLIP-B-LT", "MobileCLIP2-S0", "MobileCLIP2-S2", "MobileCLIP2-B",
-                                  "MobileCLIP2-S3", "MobileCLIP2-S4", "MobileCLIP2-L-14"};
+                                  "MobileCLIP2-S3", "MobileCLIP2-S4", "MobileCLIP2-L-14", "ViT-L-14-openai",
+                                  "ViT-L-14-datacomp_xl_s13b_b90k", "DFN2B-CLIP-ViT-L-14",
+                                  "DFN2B-CLIP-ViT-L-14-39B"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         char key[64];
         snprintf(key, sizeof key, "\n%s ", names[i]);

@@ -249,7 +249,8 @@ static void test_registry(void) {
     static const char *names[] = {"mobileclip_s0", "mobileclip_s1", "mobileclip_s2", "mobileclip_b",
                                   "mobileclip_blt", "MobileCLIP-S1", "MobileCLIP-S2", "MobileCLIP-B",
                                   "MobileCLIP-B-LT", "MobileCLIP2-S0", "MobileCLIP2-S2", "MobileCLIP2-B",
-                                  "MobileCLIP2-S3", "MobileCLIP2-S4", "MobileCLIP2-L-14"};
+                                  "MobileCLIP2-S3", "MobileCLIP2-S4", "MobileCLIP2-L-14", "ViT-L-14-openai",
+                                  "ViT-L-14-datacomp_xl_s13b_b90k", "DFN2B-CLIP-ViT-L-14", "DFN2B-CLIP-ViT-L-14-39B"};
     CHECK(mc_registry_count() == sizeof names / sizeof names[0], "registry has %zu models", mc_registry_count());
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const mc_registry_entry *e = mc_registry_find(names[i]);
@@ -271,6 +272,12 @@ static void test_registry(void) {
     mc_registry_url(mc_registry_find("MobileCLIP-S1"), "open_clip_config.json", url, sizeof url, NULL);
     CHECK(!strcmp(url, "https://huggingface.co/apple/MobileCLIP-S1-OpenCLIP/resolve/main/open_clip_config.json"),
           "hf url %s", url);
+    mc_registry_url(mc_registry_find("ViT-L-14-openai"), "open_clip_pytorch_model.bin", url, sizeof url, NULL);
+    CHECK(!strcmp(url, "https://huggingface.co/timm/vit_large_patch14_clip_224.openai/resolve/main/open_clip_pytorch_model.bin"),
+          "teacher url %s", url);
+    mc_registry_url(mc_registry_find("DFN2B-CLIP-ViT-L-14-39B"), "open_clip_pytorch_model.bin", url, sizeof url, NULL);
+    CHECK(!strcmp(url, "https://huggingface.co/apple/DFN2B-CLIP-ViT-L-14-39B/resolve/main/open_clip_pytorch_model.bin"),
+          "teacher url %s", url);
     setenv("MOBILECLIP_BASE_URL", "http://127.0.0.1:1/x", 1);
     mc_registry_url(mc_registry_find("MobileCLIP2-B"), "open_clip_config.json", url, sizeof url, NULL);
     CHECK(!strcmp(url, "http://127.0.0.1:1/x/timm/MobileCLIP2-B-OpenCLIP/resolve/main/open_clip_config.json"),
@@ -425,6 +432,28 @@ static void test_fetch(const char *tmpdir) {
     CHECK(st == MC_OK && !strcmp(path, p2) && e && !strcmp(e->name, "MobileCLIP2-S0"), "path resolve");
     st = mc_registry_resolve("no-such-model", 1, NULL, path, sizeof path, &e, &err);
     CHECK(st == MC_ERR_NOT_FOUND, "unknown model gave %d", st);
+
+    /* the public face: mc_model_resolve and the official names */
+    const char *name = "x";
+    st = mc_model_resolve("mobileclip2-s0", 0, path, sizeof path, &name, &err);
+    snprintf(p2, sizeof p2, "%s/MobileCLIP2-S0", cache);
+    CHECK(st == MC_OK && !strcmp(path, p2) && name && !strcmp(name, "MobileCLIP2-S0"),
+          "public resolve of a cached name: %d %s %s", st, path, name ? name : "(null)");
+    st = mc_model_resolve(fixture("models/v1_mci_mct"), 0, path, sizeof path, &name, &err);
+    CHECK(st == MC_OK && !strcmp(path, fixture("models/v1_mci_mct")) && name == NULL,
+          "public resolve of a path: %d %s", st, path);
+    name = "x";
+    st = mc_model_resolve("MobileCLIP2-B", 0, path, sizeof path, &name, &err);
+    CHECK(st == MC_ERR_NOT_FOUND && err.status == MC_ERR_NOT_FOUND && strstr(err.message, "MobileCLIP2-B") &&
+          name == NULL, "public resolve, not cached, no download: %d %s", st, err.message);
+    st = mc_model_resolve("no-such-model", 1, path, sizeof path, NULL, &err);
+    CHECK(st == MC_ERR_NOT_FOUND && strstr(err.message, "no-such-model"), "public resolve of an unknown name: %d", st);
+    st = mc_model_resolve("MobileCLIP2-S0", 0, path, 4, NULL, &err);
+    CHECK(st != MC_OK, "a path buffer too small is an error");
+    size_t n_names = 0;
+    while (mc_official_model_name(n_names)) n_names++;
+    CHECK(n_names == mc_registry_count() && !strcmp(mc_official_model_name(0), mc_registry_get(0)->name),
+          "official names: %zu of %zu", n_names, mc_registry_count());
 
     unsetenv("MOBILECLIP_CACHE");
     unsetenv("MOBILECLIP_HF_BASE");

@@ -992,6 +992,76 @@ static void test_records(void) {
     }
 }
 
+/* The writers (what 'mobileclip reinforce' writes), read back by the readers. */
+static void test_writers(void) {
+    mc_error err;
+    mc_error_clear(&err);
+    float a[6] = {1, -2, 3.5f, 0, 1e-3f, -7}, t[4] = {0.25f, 0.5f, -1, 2};
+    mc_st_entry e[2] = {{"image_emb", MC_DTYPE_F32, 2, {3, 2}, a}, {"text_emb", MC_DTYPE_F32, 2, {2, 2}, t}};
+    uint8_t *out = NULL;
+    size_t len = 0;
+    CHECK(mc_npz_write_memory(e, 2, &out, &len, &err) == MC_OK, "npz write: %s", err.message);
+    mc_array_set set = {0};
+    CHECK(out && mc_npz_read_memory(out, len, "w.npz", 0, &set, &err) == MC_OK, "npz read back: %s", err.message);
+    const mc_array *ia = mc_array_set_find(&set, "image_emb"), *ta = mc_array_set_find(&set, "text_emb");
+    CHECK(ia && ia->ndim == 2 && ia->shape[0] == 3 && ia->shape[1] == 2 && !memcmp(ia->data, a, sizeof a) &&
+              ta && ta->shape[0] == 2 && !memcmp(ta->data, t, sizeof t),
+          "npz round trip");
+    mc_array_set_free(&set);
+    free(out);
+    /* bf16 pth.gz */
+    uint16_t ab[6], tb[4];
+    for (int i = 0; i < 6; i++) ab[i] = mc_f32_to_bf16(a[i]);
+    for (int i = 0; i < 4; i++) tb[i] = mc_f32_to_bf16(t[i]);
+    e[0].dtype = e[1].dtype = MC_DTYPE_BF16;
+    e[0].data = ab;
+    e[1].data = tb;
+    CHECK(mc_pthgz_write_memory(e, 2, &out, &len, &err) == MC_OK, "pth.gz write: %s", err.message);
+    memset(&set, 0, sizeof set);
+    CHECK(out && mc_pthgz_read_memory(out, len, "w.pth.gz", 0, &set, &err) == MC_OK, "pth.gz read back: %s", err.message);
+    ia = mc_array_set_find(&set, "image_emb");
+    CHECK(ia && ia->stored == MC_DTYPE_BF16 && ia->numel == 6 && ia->data[2] == 3.5f && ia->data[1] == -2.0f,
+          "pth.gz round trip");
+    mc_array_set_free(&set);
+    free(out);
+    /* a bad dtype or shape is refused */
+    e[0].dtype = MC_DTYPE_I32;
+    CHECK(mc_npz_write_memory(e, 1, &out, &len, &err) == MC_ERR_INVALID_ARG && !out, "npz of int32 accepted");
+    /* tar: short and long (ustar prefix) names, read back; unsafe names refused */
+    char *tbuf = NULL;
+    size_t tlen = 0;
+    FILE *f = open_memstream(&tbuf, &tlen);
+    char longname[200];
+    memset(longname, 'd', 120);
+    longname[120] = '/';
+    memset(longname + 121, 'f', 60);
+    memcpy(longname + 181, ".txt", 5);
+    CHECK(mc_tar_write_member(f, "w.tar", "k1.txt", "hello", 5, &err) == MC_OK, "tar write: %s", err.message);
+    CHECK(mc_tar_write_member(f, "w.tar", longname, "x", 1, &err) == MC_OK, "tar long name: %s", err.message);
+    CHECK(mc_tar_write_member(f, "w.tar", "k2.bin", "", 0, &err) == MC_OK, "tar empty member");
+    CHECK(mc_tar_write_member(f, "w.tar", "../evil.txt", "x", 1, &err) == MC_ERR_INVALID_ARG, "'..' name written");
+    CHECK(mc_tar_write_member(f, "w.tar", "/abs.txt", "x", 1, &err) == MC_ERR_INVALID_ARG, "absolute name written");
+    CHECK(mc_tar_write_end(f, "w.tar", &err) == MC_OK, "tar end");
+    fclose(f);
+    CHECK(tlen % 512 == 0 && tlen == 512 * 7, "tar size %zu", tlen);
+    mc_tar *tr = NULL;
+    if (mc_tar_open_memory(tbuf, tlen, "w.tar", NULL, &tr, &err) == MC_OK) {
+        const char *want[3] = {"k1.txt", longname, "k2.bin"};
+        size_t sizes[3] = {5, 1, 0};
+        int n = 0, eof = 0;
+        mc_tar_member m;
+        while (mc_tar_next(tr, &m, &eof, &err) == MC_OK && !eof) {
+            CHECK(n < 3 && !strcmp(m.name, want[n]) && m.size == sizes[n], "member %d: %s (%zu)", n, m.name, m.size);
+            n++;
+        }
+        CHECK(n == 3 && eof, "tar read back %d members", n);
+        mc_tar_close(tr);
+    } else {
+        CHECK(0, "tar open: %s", err.message);
+    }
+    free(tbuf);
+}
+
 int main(void) {
     mc_error err;
     if (mc_checkpoint_open(fixture("datacompdr/expected_reinforcements.safetensors"), &expected, &err) != MC_OK) {
@@ -1004,6 +1074,7 @@ int main(void) {
     test_npz();
     test_gzip();
     test_records();
+    test_writers();
     check_shard("datacompdr/shards/00000000.tar", 0);
     check_shard("datacompdr/shards/00000000_bf16.tar", 1);
     time_shards();

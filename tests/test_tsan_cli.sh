@@ -2,7 +2,7 @@
 # test_tsan_cli.sh - the CLI built with ThreadSanitizer (build/tsan/mobileclip)
 # embeds a folder with decode threads and 1, 2 and 3 workers (each its own
 # context on the shared model): the embeddings are byte-identical and no data
-# race is reported (a report makes the run exit 66); 'eval' with and without
+# race is reported; 'index' runs the same pipeline with 3 workers without a race (a report makes the run exit 66); 'eval' with and without
 # decode threads gives the same figures, without a race.  Run from the project
 # root (make test, make tsan-test).
 set -u
@@ -26,6 +26,12 @@ done
 for k in 2 3; do
   cmp -s "$tmp/w1.npy" "$tmp/w$k.npy"; check $? "--workers $k gives the embeddings of --workers 1"
 done
+# 'index': the same pipeline committing each batch to SQLite, 3 workers; then
+# every image is found by its own embedding
+"$cli" index -m "$fx/models/oc_mobileclip2_s0" --db "$tmp/p.db" --batch 2 --workers 3 "$tmp/imgs" >"$tmp/ix.log" 2>&1
+rc=$?
+check $rc "index --workers 3 under ThreadSanitizer (exit $rc): $(grep -m3 -E 'WARNING|SUMMARY|mobileclip:' "$tmp/ix.log")"
+grep -q "6 added" "$tmp/ix.log"; check $? "index --workers 3 adds the 6 images: $(cat "$tmp/ix.log")"
 # 'eval': decode threads one batch ahead of the encoder, over files (zero-shot)
 # and over shard members (retrieval); the figures do not depend on them
 mkdir -p "$tmp/val/cat" "$tmp/val/coffee" "$tmp/shard"

@@ -9,15 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-mc_status mc_npy_write(const char *path, const char *descr, size_t elem_size, const void *data, int ndim,
-                       const int64_t *shape, mc_error *err) {
-    if (ndim < 0 || ndim > MC_MAX_DIMS) return mc_fail(err, MC_ERR_INVALID_ARG, "%s: bad ndim %d", path, ndim);
+int mc_npy_header(uint8_t *out, size_t cap, const char *descr, int ndim, const int64_t *shape, size_t *count) {
+    if (ndim < 0 || ndim > MC_MAX_DIMS || !descr || strlen(descr) > 16) return 0;
     char hdr[512];
     int n = snprintf(hdr, sizeof hdr, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
-    size_t count = 1;
+    size_t c = 1;
     for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0 || !mc_size_mul(count, (size_t)shape[i], &count))
-            return mc_fail(err, MC_ERR_INVALID_ARG, "%s: bad shape", path);
+        if (shape[i] < 0 || !mc_size_mul(c, (size_t)shape[i], &c)) return 0;
         n += snprintf(hdr + n, sizeof hdr - (size_t)n, "%lld%s", (long long)shape[i],
                       (ndim == 1 || i < ndim - 1) ? "," : "");
         if (i < ndim - 1) n += snprintf(hdr + n, sizeof hdr - (size_t)n, " ");
@@ -28,14 +26,25 @@ mc_status mc_npy_write(const char *path, const char *descr, size_t elem_size, co
     size_t pad = (64 - total % 64) % 64;
     for (size_t i = 0; i < pad; i++) hdr[n++] = ' ';
     hdr[n++] = '\n';
+    if ((size_t)n + 10 > cap) return 0;
+    const uint8_t pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)(n & 0xFF), (uint8_t)(n >> 8)};
+    memcpy(out, pre, 10);
+    memcpy(out + 10, hdr, (size_t)n);
+    if (count) *count = c;
+    return n + 10;
+}
+
+mc_status mc_npy_write(const char *path, const char *descr, size_t elem_size, const void *data, int ndim,
+                       const int64_t *shape, mc_error *err) {
+    uint8_t hdr[MC_NPY_HEADER_MAX];
+    size_t count = 0;
+    int n = mc_npy_header(hdr, sizeof hdr, descr, ndim, shape, &count);
+    if (n <= 0) return mc_fail(err, MC_ERR_INVALID_ARG, "%s: bad dtype or shape for .npy", path);
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "wb");
     if (!f) return mc_fail(err, MC_ERR_IO, "%s: cannot create", path);
-    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(n & 0xFF),
-                             (unsigned char)(n >> 8)};
-    int ok = fwrite(pre, 1, 10, f) == 10 && fwrite(hdr, 1, (size_t)n, f) == (size_t)n &&
-             fwrite(data, elem_size, count, f) == count;
+    int ok = fwrite(hdr, 1, (size_t)n, f) == (size_t)n && fwrite(data, elem_size, count, f) == count;
     return mc_file_commit(f, tmp, path, ok, err);
 }
 

@@ -6,6 +6,8 @@
  */
 #include "data/npz.h"
 #include "io/ckpt_open.h"
+#include "io/torchsave.h"
+#include "core/npy.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -514,5 +516,176 @@ mc_status mc_pthgz_read_memory(const void *data, size_t len, const char *label, 
     }
     mc_checkpoint_close(ck);
     if (st != MC_OK) mc_array_set_free(out);
+    return st;
+}
+
+/* ------------------------------------------------------------------ writing */
+
+typedef struct membuf {
+    uint8_t *p;
+    size_t n, cap;
+    int oom;
+} membuf;
+
+static void mb_put(membuf *b, const void *d, size_t n) {
+    if (b->oom || !n) return;
+    if (b->n + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->n + n) cap *= 2;
+        uint8_t *q = realloc(b->p, cap);
+        if (!q) { b->oom = 1; return; }
+        b->p = q;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->n, d, n);
+    b->n += n;
+}
+
+static void mb_u16(membuf *b, unsigned v) {
+    uint8_t x[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
+    mb_put(b, x, 2);
+}
+
+static void mb_u32(membuf *b, uint32_t v) {
+    uint8_t x[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    mb_put(b, x, 4);
+}
+
+static const char *npy_descr(mc_dtype d, size_t *es) {
+    switch (d) {
+    case MC_DTYPE_F32: *es = 4; return "<f4";
+    case MC_DTYPE_F16: *es = 2; return "<f2";
+    case MC_DTYPE_F64: *es = 8; return "<f8";
+    default: return NULL;
+    }
+}
+
+mc_status mc_npz_write_memory(const mc_st_entry *entries, size_t n, uint8_t **out, size_t *out_len,
+                              mc_error *err) {
+    *out = NULL;
+    *out_len = 0;
+    if (n == 0 || n > 1000) return mc_fail(err, MC_ERR_INVALID_ARG, "npz writer: %zu arrays", n);
+    membuf b = {0};
+    uint32_t *crcs = calloc(n, sizeof *crcs), *offs = calloc(n, sizeof *offs), *sizes = calloc(n, sizeof *sizes);
+    mc_status st = MC_OK;
+    if (!crcs || !offs || !sizes) { st = mc_fail(err, MC_ERR_NOMEM, "npz writer: out of memory"); goto out; }
+    for (size_t i = 0; i < n; i++) {
+        const mc_st_entry *e = &entries[i];
+        size_t es = 0, count = 0, bytes;
+        const char *descr = npy_descr(e->dtype, &es);
+        uint8_t hdr[MC_NPY_HEADER_MAX];
+        int hl = descr ? mc_npy_header(hdr, sizeof hdr, descr, e->ndim, e->shape, &count) : 0;
+        size_t name_len = e->name ? strlen(e->name) : 0;
+        if (hl <= 0 || !name_len || name_len > 200 || !mc_size_mul(count, es, &bytes) ||
+            bytes > 0xFFFFFFFFu - (size_t)hl || b.n > 0xFFFFFFFFu - 4096 - bytes || (count && !e->data)) {
+            st = mc_fail(err, MC_ERR_INVALID_ARG, "npz writer: array '%s': bad name, dtype, shape or size",
+                         e->name ? e->name : "");
+            goto out;
+        }
+        uLong c = crc32(0L, Z_NULL, 0);
+        c = crc32(c, hdr, (uInt)hl);
+        if (bytes) c = crc32(c, e->data, (uInt)bytes);
+        crcs[i] = (uint32_t)c;
+        sizes[i] = (uint32_t)(hl + bytes);
+        offs[i] = (uint32_t)b.n;
+        mb_u32(&b, 0x04034b50);
+        mb_u16(&b, 20);          /* version needed */
+        mb_u16(&b, 0);           /* flags */
+        mb_u16(&b, 0);           /* stored */
+        mb_u16(&b, 0);           /* time */
+        mb_u16(&b, 0x21);        /* date: 1980-01-01 */
+        mb_u32(&b, crcs[i]);
+        mb_u32(&b, sizes[i]);
+        mb_u32(&b, sizes[i]);
+        mb_u16(&b, (unsigned)(name_len + 4));
+        mb_u16(&b, 0);
+        mb_put(&b, e->name, name_len);
+        mb_put(&b, ".npy", 4);
+        mb_put(&b, hdr, (size_t)hl);
+        mb_put(&b, e->data, bytes);
+    }
+    size_t cd_start = b.n;
+    for (size_t i = 0; i < n; i++) {
+        size_t name_len = strlen(entries[i].name);
+        mb_u32(&b, 0x02014b50);
+        mb_u16(&b, 20);          /* made by */
+        mb_u16(&b, 20);
+        mb_u16(&b, 0);
+        mb_u16(&b, 0);
+        mb_u16(&b, 0);
+        mb_u16(&b, 0x21);
+        mb_u32(&b, crcs[i]);
+        mb_u32(&b, sizes[i]);
+        mb_u32(&b, sizes[i]);
+        mb_u16(&b, (unsigned)(name_len + 4));
+        mb_u16(&b, 0);           /* extra */
+        mb_u16(&b, 0);           /* comment */
+        mb_u16(&b, 0);           /* disk */
+        mb_u16(&b, 0);           /* internal attributes */
+        mb_u32(&b, 0644u << 16); /* external attributes */
+        mb_u32(&b, offs[i]);
+        mb_put(&b, entries[i].name, name_len);
+        mb_put(&b, ".npy", 4);
+    }
+    size_t cd_size = b.n - cd_start;
+    mb_u32(&b, 0x06054b50);
+    mb_u16(&b, 0);
+    mb_u16(&b, 0);
+    mb_u16(&b, (unsigned)n);
+    mb_u16(&b, (unsigned)n);
+    mb_u32(&b, (uint32_t)cd_size);
+    mb_u32(&b, (uint32_t)cd_start);
+    mb_u16(&b, 0);
+    if (b.oom) { st = mc_fail(err, MC_ERR_NOMEM, "npz writer: out of memory"); goto out; }
+    *out = b.p;
+    *out_len = b.n;
+    b.p = NULL;
+out:
+    free(b.p);
+    free(crcs);
+    free(offs);
+    free(sizes);
+    return st;
+}
+
+mc_status mc_gzip_memory(const void *data, size_t len, int level, uint8_t **out, size_t *out_len, mc_error *err) {
+    *out = NULL;
+    *out_len = 0;
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return mc_fail(err, MC_ERR_NOMEM, "gzip: cannot start the compressor");
+    size_t cap = deflateBound(&z, (uLong)len) + 64;
+    uint8_t *buf = malloc(cap);
+    if (!buf || len > 0xFFFFFFFFu) {
+        deflateEnd(&z);
+        free(buf);
+        return mc_fail(err, buf ? MC_ERR_INVALID_ARG : MC_ERR_NOMEM, "gzip: %zu bytes: out of memory or too large", len);
+    }
+    z.next_in = (Bytef *)data;
+    z.avail_in = (uInt)len;
+    z.next_out = buf;
+    z.avail_out = (uInt)cap;
+    int rc = deflate(&z, Z_FINISH);
+    size_t produced = cap - z.avail_out;
+    deflateEnd(&z);
+    if (rc != Z_STREAM_END) {
+        free(buf);
+        return mc_fail(err, MC_ERR_INTERNAL, "gzip: compression did not finish");
+    }
+    *out = buf;
+    *out_len = produced;
+    return MC_OK;
+}
+
+mc_status mc_pthgz_write_memory(const mc_st_entry *entries, size_t n, uint8_t **out, size_t *out_len,
+                                mc_error *err) {
+    uint8_t *zip = NULL;
+    size_t zip_len = 0;
+    *out = NULL;
+    *out_len = 0;
+    mc_status st = mc_torchsave_write_memory(entries, n, NULL, &zip, &zip_len, err);
+    if (st == MC_OK) st = mc_gzip_memory(zip, zip_len, 6, out, out_len, err);
+    free(zip);
     return st;
 }

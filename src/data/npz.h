@@ -17,6 +17,7 @@
 #define MC_DATA_NPZ_H
 
 #include "core/core.h"
+#include "io/safetensors.h"
 
 /* One array.  data: numel float32 values, malloc'd, owned by the set. */
 typedef struct mc_array {
@@ -60,5 +61,21 @@ mc_status mc_gunzip_memory(const void *data, size_t len, const char *label, size
  * every floating-point tensor (f32, f16, bf16, f64) becomes an array. */
 mc_status mc_pthgz_read_memory(const void *data, size_t len, const char *label, size_t max_bytes,
                                mc_array_set *out, mc_error *err);
+
+/* ---------------------------------------------------------------- writing */
+
+/* A .npz as numpy.savez writes it (a zip of stored, uncompressed NAME.npy
+ * members, version-1.0 headers, CRC-32 filled in) of float32 (or float16,
+ * float64) arrays entries[0..n), into *out (malloc'd, *out_len bytes). */
+mc_status mc_npz_write_memory(const mc_st_entry *entries, size_t n, uint8_t **out, size_t *out_len,
+                              mc_error *err);
+
+/* gzip (RFC 1952, one member, no name, mtime 0) of data[0..len) into *out. */
+mc_status mc_gzip_memory(const void *data, size_t len, int level, uint8_t **out, size_t *out_len, mc_error *err);
+
+/* A .pth.gz: gzip of the torch.save archive of entries[0..n) (any dtype the
+ * writer knows; the reinforced shards store bfloat16), into *out. */
+mc_status mc_pthgz_write_memory(const mc_st_entry *entries, size_t n, uint8_t **out, size_t *out_len,
+                                mc_error *err);
 
 #endif /* MC_DATA_NPZ_H */

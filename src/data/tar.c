@@ -486,3 +486,63 @@ mc_status mc_tar_next(mc_tar *t, mc_tar_member *m, int *eof, mc_error *err) {
         return MC_OK;
     }
 }
+
+/* ------------------------------------------------------------------ writing */
+
+static void tar_octal(char *dst, size_t width, uint64_t v) {
+    /* width - 1 octal digits and a NUL, zero-padded */
+    dst[width - 1] = 0;
+    for (size_t i = width - 1; i > 0; i--) {
+        dst[i - 1] = (char)('0' + (v & 7));
+        v >>= 3;
+    }
+}
+
+mc_status mc_tar_write_member(FILE *f, const char *label, const char *name, const void *data, size_t size,
+                              mc_error *err) {
+    size_t len = name ? strlen(name) : 0;
+    if (!mc_tar_name_ok(name ? name : "", len))
+        return mc_fail(err, MC_ERR_INVALID_ARG, "%s: member name '%s' is not a plain relative name", label,
+                       name ? name : "");
+    if ((uint64_t)size >= ((uint64_t)1 << 33))
+        return mc_fail(err, MC_ERR_INVALID_ARG, "%s: member '%s' of %zu bytes is too large for ustar", label, name, size);
+    char h[512];
+    memset(h, 0, sizeof h);
+    if (len <= 100) {
+        memcpy(h, name, len);
+    } else {
+        /* prefix (up to 155) '/' name (up to 100) */
+        const char *cut = NULL;
+        for (const char *p = name; *p; p++)
+            if (*p == '/' && (size_t)(p - name) <= 155 && len - (size_t)(p - name) - 1 <= 100 && p > name) cut = p;
+        if (!cut) return mc_fail(err, MC_ERR_INVALID_ARG, "%s: member name '%s' is too long for ustar", label, name);
+        memcpy(h + 345, name, (size_t)(cut - name));
+        memcpy(h, cut + 1, len - (size_t)(cut - name) - 1);
+    }
+    tar_octal(h + 100, 8, 0644);
+    tar_octal(h + 108, 8, 0);
+    tar_octal(h + 116, 8, 0);
+    tar_octal(h + 124, 12, (uint64_t)size);
+    tar_octal(h + 136, 12, 0);
+    h[156] = '0';
+    memcpy(h + 257, "ustar", 6);
+    memcpy(h + 263, "00", 2);
+    memset(h + 148, ' ', 8);
+    unsigned sum = 0;
+    for (int i = 0; i < 512; i++) sum += (unsigned char)h[i];
+    tar_octal(h + 148, 7, sum);
+    h[155] = ' ';
+    static const char zeros[512];
+    size_t pad = (512 - size % 512) % 512;
+    if (fwrite(h, 1, 512, f) != 512 || (size && fwrite(data, 1, size, f) != size) ||
+        (pad && fwrite(zeros, 1, pad, f) != pad))
+        return mc_fail(err, MC_ERR_IO, "%s: writing member '%s' failed", label, name);
+    return MC_OK;
+}
+
+mc_status mc_tar_write_end(FILE *f, const char *label, mc_error *err) {
+    static const char zeros[1024];
+    if (fwrite(zeros, 1, sizeof zeros, f) != sizeof zeros)
+        return mc_fail(err, MC_ERR_IO, "%s: writing the end of the archive failed", label);
+    return MC_OK;
+}

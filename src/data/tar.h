@@ -73,4 +73,15 @@ const char *mc_tar_label(const mc_tar *t);
  * absolute, no ".." component, no NUL byte; 0 otherwise. */
 int mc_tar_name_ok(const char *name, size_t len);
 
+/* ---------------------------------------------------------------- writing */
+
+/* Appends one regular member to a tar stream as POSIX ustar (mode 0644,
+ * owner 0, mtime 0): a name of up to 100 bytes, or up to 255 split at a '/'
+ * into the ustar prefix; the data padded to 512 bytes.  The name must pass
+ * mc_tar_name_ok.  label names the archive in errors. */
+mc_status mc_tar_write_member(FILE *f, const char *label, const char *name, const void *data, size_t size,
+                              mc_error *err);
+/* Ends a tar stream (two zero blocks). */
+mc_status mc_tar_write_end(FILE *f, const char *label, mc_error *err);
+
 #endif /* MC_DATA_TAR_H */

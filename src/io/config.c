@@ -43,6 +43,14 @@ static const float openai_std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
     "{\"mean\":[0.48145466,0.4578275,0.40821073],\"std\":[0.26862954,0.26130258,0.27577711],"  \
     "\"interpolation\":\"" interp "\",\"resize_mode\":\"shortest\"}"
 
+/* OpenCLIP's ViT-L-14 / ViT-L-14-quickgelu (model_configs/ViT-L-14*.json): the
+ * CLIP teachers of DataCompDR and DFNDR, OpenAI mean/std, bicubic. */
+#define VIT_L14(quick)                                                                           \
+    "{\"model_cfg\":{\"embed_dim\":768,\"quick_gelu\":" quick ",\"vision_cfg\":{\"image_size\":224," \
+    "\"layers\":24,\"width\":1024,\"patch_size\":14},\"text_cfg\":{\"context_length\":77,"          \
+    "\"vocab_size\":49408,\"width\":768,\"heads\":12,\"layers\":12}},\"preprocess_cfg\":"            \
+    PRE_OAI("bicubic") "}"
+
 static const struct { const char *name; const char *json; } builtins[] = {
     {"mobileclip_s0", V1("mci0", "256", "4", "false", "mct")},
     {"mobileclip_s1", V1("mci1", "256", "12", "false", "base")},
@@ -56,6 +64,11 @@ static const struct { const char *name; const char *json; } builtins[] = {
     {"MobileCLIP2-S4", OC("768", "fastvit_mci4", "avg", "256", "768", "12", "true", PRE_OAI("bilinear"))},
     {"MobileCLIP2-L-14", OC("768", "vit_large_patch14_clip_224", "token", "224", "768", "12", "true",
                             PRE_OAI("bicubic"))},
+    /* teachers (open_clip pretrained.py: openai and dfn2b are quick-gelu) */
+    {"ViT-L-14-openai", VIT_L14("true")},
+    {"ViT-L-14-datacomp_xl_s13b_b90k", VIT_L14("false")},
+    {"DFN2B-CLIP-ViT-L-14", VIT_L14("true")},
+    {"DFN2B-CLIP-ViT-L-14-39B", VIT_L14("false")},
 };
 #define N_BUILTINS (sizeof builtins / sizeof builtins[0])
 
@@ -162,6 +175,36 @@ static mc_status parse_v1(const mc_json *root, const char *src, mc_config *c, mc
     return MC_OK;
 }
 
+/* OpenCLIP's own VisionTransformer as the CLIP releases build it: class-token
+ * pooling, learnable positions, the default block.  The options that change
+ * the computation otherwise are refused by name. */
+static mc_status check_native_vit(const mc_json *vis, const char *src, mc_error *err) {
+    static const char *const flags[] = {"attentional_pool", "qk_norm", "scaled_cosine_attn", "scale_heads",
+                                        "scale_attn_inner", "scale_attn", "scale_fc"};
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        const mc_json *v = mc_json_get(vis, flags[i]);
+        if (v && v->type != MC_JSON_NULL && !(v->type == MC_JSON_BOOL && !v->boolean))
+            return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: vision_cfg.%s is not supported", src, flags[i]);
+    }
+    static const char *const nulls[] = {"ls_init_value", "act_kwargs", "norm_kwargs"};
+    for (size_t i = 0; i < sizeof nulls / sizeof nulls[0]; i++) {
+        const mc_json *v = mc_json_get(vis, nulls[i]);
+        if (v && v->type != MC_JSON_NULL)
+            return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: vision_cfg.%s is not supported", src, nulls[i]);
+    }
+    const char *pool = mc_json_str(mc_json_get(vis, "pool_type"), "tok");
+    if (strcmp(pool, "tok"))
+        return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: vision_cfg.pool_type '%s' is not supported (tok)", src, pool);
+    const char *pe = mc_json_str(mc_json_get(vis, "pos_embed_type"), "learnable");
+    if (strcmp(pe, "learnable"))
+        return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: vision_cfg.pos_embed_type '%s' is not supported (learnable)",
+                       src, pe);
+    const char *bt = mc_json_str(mc_json_get(vis, "block_type"), "default");
+    if (strcmp(bt, "default"))
+        return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: vision_cfg.block_type '%s' is not supported (default)", src, bt);
+    return MC_OK;
+}
+
 static mc_status parse_openclip(const mc_json *mc, const mc_json *pre, const char *src, mc_config *c,
                                 mc_error *err) {
     const mc_json *vis = mc_json_get(mc, "vision_cfg"), *txt = mc_json_get(mc, "text_cfg");
@@ -185,6 +228,10 @@ static mc_status parse_openclip(const mc_json *mc, const mc_json *pre, const cha
     c->vision_head_width = get_int(mc_json_get(vis, "head_width"), 64, &ok);
     c->vision_mlp_ratio = get_float(mc_json_get(vis, "mlp_ratio"), 4.0f, &ok);
     if (!ok) return bad(err, src, "vision_cfg (layers/width/patch_size/head_width/mlp_ratio)");
+    if (!timm) {
+        mc_status st = check_native_vit(vis, src, err);
+        if (st != MC_OK) return st;
+    }
     /* text: OpenCLIP's CLIPTextCfg defaults */
     copy_str(c->text_arch, sizeof c->text_arch, "open_clip");
     c->context_length = get_int(mc_json_get(txt, "context_length"), 77, &ok);
@@ -326,7 +373,8 @@ static mc_status builtin_text(const char *name, mc_config *out, char **text_out,
     }
     return mc_fail(err, MC_ERR_NOT_FOUND,
                    "no built-in configuration named '%s' (known: mobileclip_s0, mobileclip_s1, "
-                   "mobileclip_s2, mobileclip_b, mobileclip_blt, MobileCLIP2-S0/S2/B/S3/S4/L-14)", name);
+                   "mobileclip_s2, mobileclip_b, mobileclip_blt, MobileCLIP2-S0/S2/B/S3/S4/L-14, ViT-L-14-openai, "
+                   "ViT-L-14-datacomp_xl_s13b_b90k, DFN2B-CLIP-ViT-L-14, DFN2B-CLIP-ViT-L-14-39B)", name);
 }
 
 mc_status mc_config_builtin(const char *name, mc_config *out, mc_error *err) {

@@ -65,8 +65,11 @@ mc_status mc_config_parse(const char *json, size_t len, const char *source, mc_c
 mc_status mc_config_load_file(const char *path, mc_config *out, mc_error *err);
 
 /* A built-in official configuration: mobileclip_s0, mobileclip_s1, mobileclip_s2,
- * mobileclip_b, mobileclip_blt (apple/ml-mobileclip mobileclip/configs), and
- * MobileCLIP2-S0/S2/B/S3/S4/L-14 (mobileclip2/model_configs).  The match
+ * mobileclip_b, mobileclip_blt (apple/ml-mobileclip mobileclip/configs),
+ * MobileCLIP2-S0/S2/B/S3/S4/L-14 (mobileclip2/model_configs), and the
+ * reinforcement teachers ViT-L-14-openai, ViT-L-14-datacomp_xl_s13b_b90k,
+ * DFN2B-CLIP-ViT-L-14, DFN2B-CLIP-ViT-L-14-39B (OpenCLIP's ViT-L-14, with
+ * QuickGELU where open_clip's pretrained.py says quick_gelu).  The match
  * ignores case and treats '-' as '_'.  MC_ERR_NOT_FOUND when unknown. */
 mc_status mc_config_builtin(const char *name, mc_config *out, mc_error *err);
 /* Names of the built-ins, NULL-terminated. */

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jerror.h>
 #include <jpeglib.h>
@@ -612,6 +613,15 @@ mc_status mc_image_load_memory(const void *data_, size_t len, int apply_exif, mc
         return st;
     }
     return MC_OK;
+}
+
+int mc_image_name_supported(const char *path) {
+    const char *dot = path ? strrchr(path, '.') : NULL;
+    if (!dot || strchr(dot, '/')) return 0;
+    static const char *const ext[] = {".jpg", ".jpeg", ".jpe", ".png", ".webp"};
+    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
+        if (!strcasecmp(dot, ext[i])) return 1;
+    return 0;
 }
 
 mc_status mc_image_load(const char *path, int apply_exif, mc_image *out, mc_error *err) {

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #define OC_FILES {"open_clip_model.safetensors", "open_clip_config.json"}
+#define TEACHER_FILES {"open_clip_pytorch_model.bin", NULL}
 
 /* Parameter counts (millions, image + text) are the ones Apple's ml-mobileclip
  * README publishes; sizes and dims come from the configs of each release. */
@@ -35,6 +36,13 @@ static const mc_registry_entry registry[] = {
     {"MobileCLIP2-S3", "open_clip", MC_SOURCE_HF, "timm/MobileCLIP2-S3-OpenCLIP", OC_FILES, "fastvit_mci3", 256, 768, 125.1, 123.6},
     {"MobileCLIP2-S4", "open_clip", MC_SOURCE_HF, "timm/MobileCLIP2-S4-OpenCLIP", OC_FILES, "fastvit_mci4", 256, 768, 321.6, 123.6},
     {"MobileCLIP2-L-14", "open_clip", MC_SOURCE_HF, "timm/MobileCLIP2-L-14-OpenCLIP", OC_FILES, "vit_large_patch14_clip_224", 224, 768, 304.3, 123.6},
+    /* CLIP teachers of dataset reinforcement (open_clip pretrained.py hf_hub entries; the
+     * weights file open_clip falls back to, config built in by name; counts: open_clip's
+     * model profile of ViT-L-14) */
+    {"ViT-L-14-openai", "open_clip", MC_SOURCE_HF, "timm/vit_large_patch14_clip_224.openai", TEACHER_FILES, "vit", 224, 768, 304.0, 123.7},
+    {"ViT-L-14-datacomp_xl_s13b_b90k", "open_clip", MC_SOURCE_HF, "laion/CLIP-ViT-L-14-DataComp.XL-s13B-b90K", TEACHER_FILES, "vit", 224, 768, 304.0, 123.7},
+    {"DFN2B-CLIP-ViT-L-14", "open_clip", MC_SOURCE_HF, "apple/DFN2B-CLIP-ViT-L-14", TEACHER_FILES, "vit", 224, 768, 304.0, 123.7},
+    {"DFN2B-CLIP-ViT-L-14-39B", "open_clip", MC_SOURCE_HF, "apple/DFN2B-CLIP-ViT-L-14-39B", TEACHER_FILES, "vit", 224, 768, 304.0, 123.7},
 };
 
 #define N_REGISTRY (sizeof registry / sizeof registry[0])
@@ -202,4 +210,22 @@ mc_status mc_registry_resolve(const char *model, int allow_download,
                        e->name, dir);
     }
     return mc_registry_fetch(e, params, path_out, cap, err);
+}
+
+/* ---- the public face of the registry (mobileclip.h) ---- */
+
+const char *mc_official_model_name(size_t i) {
+    const mc_registry_entry *e = mc_registry_get(i);
+    return e ? e->name : NULL;
+}
+
+mc_status mc_model_resolve(const char *model, int allow_download, char *path_out, size_t cap,
+                           const char **name_out, mc_error *err) {
+    const mc_registry_entry *e = NULL;
+    if (name_out) *name_out = NULL;
+    if (!path_out || cap == 0) return mc_fail(err, MC_ERR_INVALID_ARG, "mc_model_resolve: no path buffer");
+    mc_download_params dp = mc_download_default_params();
+    mc_status st = mc_registry_resolve(model, allow_download, &dp, path_out, cap, &e, err);
+    if (st == MC_OK && name_out) *name_out = e ? e->name : NULL;
+    return st;
 }

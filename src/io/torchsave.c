@@ -470,47 +470,34 @@ static int fsync_parent(const char *path) {
     return rc;
 }
 
-mc_status mc_torchsave_write(const char *path, const mc_st_entry *entries, size_t n,
-                             const mc_torchsave_params *params, mc_error *err) {
-    if (!path || !*path) return mc_fail(err, MC_ERR_INVALID_ARG, "torch.save writer: no output path");
-    if (!entries && n) return mc_fail(err, MC_ERR_INVALID_ARG, "%s: no tensors given", path);
+/* Writes the archive of entries[0..n) to the open stream f (name labels
+ * messages); z_failed/e_out report a write error of the stream. */
+static mc_status write_archive(FILE *f, const char *name, const mc_st_entry *entries, size_t n,
+                               const mc_torchsave_params *params, int *write_ok, int *e_out, mc_error *err) {
     const char *top = params && params->archive_name ? params->archive_name : "archive";
-    if (!archive_name_ok(top))
-        return mc_fail(err, MC_ERR_INVALID_ARG, "%s: archive folder name '%.40s' is not a plain name", path, top);
-    mc_status st = check_entries(path, entries, n, err);
-    if (st != MC_OK) return st;
-
+    *write_ok = 0;
+    *e_out = 0;
     /* the pickle, and each tensor's byte size */
     size_t *nbytes = mc_malloc_array(n, sizeof *nbytes);
     zip_rec *recs = mc_calloc_array(n + 3, sizeof *recs);
     pickler pk;
     memset(&pk, 0, sizeof pk);
-    if (!nbytes || !recs) { st = mc_fail(err, MC_ERR_NOMEM, "%s: out of memory", path); goto out; }
+    mc_status st = MC_OK;
+    if (!nbytes || !recs) { st = mc_fail(err, MC_ERR_NOMEM, "%s: out of memory", name); goto out; }
     put1(&pk.b, OP_PROTO);
     put1(&pk.b, 2);
     pk_empty_odict(&pk);
     for (size_t i = 0; i < n; i++) {
         uint64_t numel, stride[MC_MAX_DIMS];
-        if ((st = tensor_layout(path, &entries[i], i, &numel, &nbytes[i], stride, err)) != MC_OK) goto out;
+        if ((st = tensor_layout(name, &entries[i], i, &numel, &nbytes[i], stride, err)) != MC_OK) goto out;
         if (i % 1000 == 0) put1(&pk.b, OP_MARK);
         pk_str(&pk, entries[i].name, strlen(entries[i].name));
         pk_tensor(&pk, &entries[i], i, numel, stride);
         if (i % 1000 == 999 || i == n - 1) put1(&pk.b, OP_SETITEMS);
     }
     put1(&pk.b, OP_STOP);
-    if (pk.b.oom) { st = mc_fail(err, MC_ERR_NOMEM, "%s: out of memory", path); goto out; }
+    if (pk.b.oom) { st = mc_fail(err, MC_ERR_NOMEM, "%s: out of memory", name); goto out; }
 
-    /* the archive, into a temporary file */
-    char tmp[4200];
-    int fd = open_temp(path, tmp, sizeof tmp);
-    if (fd < 0) { st = mc_fail(err, MC_ERR_IO, "%s: cannot create a temporary file: %s", path, strerror(errno)); goto out; }
-    FILE *f = fdopen(fd, "wb");
-    if (!f) {
-        st = mc_fail(err, MC_ERR_IO, "%s: %s", tmp, strerror(errno));
-        close(fd);
-        unlink(tmp);
-        goto out;
-    }
     zipw z = {.f = f, .lim = params && params->zip64_above ? params->zip64_above : 0xFFFFFFFEu, .recs = recs};
     static const char byteorder[] = "little", version[] = "3\n";
     snprintf(recs[0].name, sizeof recs[0].name, "%s/data.pkl", top);
@@ -524,20 +511,80 @@ mc_status mc_torchsave_write(const char *path, const mc_st_entry *entries, size_
     snprintf(recs[n + 2].name, sizeof recs[n + 2].name, "%s/version", top);
     zw_entry(&z, &recs[n + 2], version, sizeof version - 1);
     zw_finish(&z);
-    int ok = !z.failed, e = z.err_no;
-    if (ok && (fflush(f) != 0 || fsync(fileno(f)) != 0)) ok = 0, e = errno;
-    if (fclose(f) != 0 && ok) ok = 0, e = errno;
-    if (ok && rename(tmp, path) != 0) ok = 0, e = errno;
-    if (!ok) {
-        unlink(tmp);
-        st = mc_fail(err, MC_ERR_IO, "%s: write failed: %s", path, strerror(e));
-        goto out;
-    }
-    if (fsync_parent(path) != 0)
-        st = mc_fail(err, MC_ERR_IO, "%s: written, but syncing its folder failed: %s", path, strerror(errno));
+    *write_ok = !z.failed;
+    *e_out = z.err_no;
 out:
     free(pk.b.p);
     free(recs);
     free(nbytes);
     return st;
+}
+
+/* The checks both writers make before writing anything. */
+static mc_status check_request(const char *name, const mc_st_entry *entries, size_t n,
+                               const mc_torchsave_params *params, mc_error *err) {
+    if (!entries && n) return mc_fail(err, MC_ERR_INVALID_ARG, "%s: no tensors given", name);
+    const char *top = params && params->archive_name ? params->archive_name : "archive";
+    if (!archive_name_ok(top))
+        return mc_fail(err, MC_ERR_INVALID_ARG, "%s: archive folder name '%.40s' is not a plain name", name, top);
+    return check_entries(name, entries, n, err);
+}
+
+mc_status mc_torchsave_write(const char *path, const mc_st_entry *entries, size_t n,
+                             const mc_torchsave_params *params, mc_error *err) {
+    if (!path || !*path) return mc_fail(err, MC_ERR_INVALID_ARG, "torch.save writer: no output path");
+    mc_status st = check_request(path, entries, n, params, err);
+    if (st != MC_OK) return st;
+    /* the archive, into a temporary file */
+    char tmp[4200];
+    int fd = open_temp(path, tmp, sizeof tmp);
+    if (fd < 0) return mc_fail(err, MC_ERR_IO, "%s: cannot create a temporary file: %s", path, strerror(errno));
+    FILE *f = fdopen(fd, "wb");
+    if (!f) {
+        st = mc_fail(err, MC_ERR_IO, "%s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        return st;
+    }
+    int ok = 0, e = 0;
+    st = write_archive(f, path, entries, n, params, &ok, &e, err);
+    if (st != MC_OK) {
+        fclose(f);
+        unlink(tmp);
+        return st;
+    }
+    if (ok && (fflush(f) != 0 || fsync(fileno(f)) != 0)) ok = 0, e = errno;
+    if (fclose(f) != 0 && ok) ok = 0, e = errno;
+    if (ok && rename(tmp, path) != 0) ok = 0, e = errno;
+    if (!ok) {
+        unlink(tmp);
+        return mc_fail(err, MC_ERR_IO, "%s: write failed: %s", path, strerror(e));
+    }
+    if (fsync_parent(path) != 0)
+        return mc_fail(err, MC_ERR_IO, "%s: written, but syncing its folder failed: %s", path, strerror(errno));
+    return MC_OK;
+}
+
+mc_status mc_torchsave_write_memory(const mc_st_entry *entries, size_t n, const mc_torchsave_params *params,
+                                    uint8_t **out, size_t *out_len, mc_error *err) {
+    if (!out || !out_len) return mc_fail(err, MC_ERR_INVALID_ARG, "torch.save writer: no output buffer");
+    *out = NULL;
+    *out_len = 0;
+    mc_status st = check_request("<memory>", entries, n, params, err);
+    if (st != MC_OK) return st;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return mc_fail(err, MC_ERR_NOMEM, "torch.save writer: out of memory");
+    int ok = 0, e = 0;
+    st = write_archive(f, "<memory>", entries, n, params, &ok, &e, err);
+    if (fclose(f) != 0) ok = 0;
+    if (st == MC_OK && !ok) st = mc_fail(err, MC_ERR_NOMEM, "torch.save writer: out of memory");
+    if (st != MC_OK) {
+        free(buf);
+        return st;
+    }
+    *out = (uint8_t *)buf;
+    *out_len = len;
+    return MC_OK;
 }

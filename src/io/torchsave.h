@@ -42,4 +42,9 @@ typedef struct mc_torchsave_params {
 mc_status mc_torchsave_write(const char *path, const mc_st_entry *entries, size_t n,
                              const mc_torchsave_params *params, mc_error *err);
 
+/* The same archive into memory: *out (malloc'd, *out_len bytes; free() it).
+ * Nothing is written to disk. */
+mc_status mc_torchsave_write_memory(const mc_st_entry *entries, size_t n, const mc_torchsave_params *params,
+                                    uint8_t **out, size_t *out_len, mc_error *err);
+
 #endif /* MC_IO_TORCHSAVE_H */

@@ -10,6 +10,7 @@
 #include "kernels/lowp.h"
 
 #include "io/config.h"
+#include "io/download.h"
 #include "model/mci.h"
 #include "model/text.h"
 #include "model/vit.h"
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 struct mc_model {
     mc_config cfg;
@@ -112,6 +114,10 @@ static mc_status load_image(mc_binder *b, const mc_config *c, int folded, mc_ima
             return b->status = mc_fail(b->err, MC_ERR_UNSUPPORTED, "%s: timm_proj '%s' for a ViT is not supported",
                                        b->path, c->image_proj);
         if (c->image_size > 0) vp.image_size = c->image_size;
+        if (vp.layout == MC_VIT_LAYOUT_OPENCLIP) {
+            vp.head_dim = c->vision_head_width;
+            vp.act = c->quick_gelu ? MC_ACT_QUICK_GELU : MC_ACT_GELU;
+        }
         vp.folded = folded;
         *prefix = vp.prefix;
         return mc_vit_tower_load(b, &vp, out);
@@ -167,6 +173,27 @@ static mc_status load_text(mc_binder *b, const mc_config *c, mc_text_tower **out
     }
     *prefix = tp.prefix;
     return mc_text_tower_load(b, &tp, out);
+}
+
+/* OpenCLIP's text attn_mask buffer, when a checkpoint carries it (it is not
+ * saved by today's open_clip): it must be the causal mask the config implies
+ * (0 on and below the diagonal, -inf above), since the tower builds its own. */
+static mc_status check_attn_mask(mc_binder *b, const mc_model *m, const char *prefix) {
+    const mc_tensor_info *t = mc_binder_peek(b, "%sattn_mask", prefix);
+    if (!t) return MC_OK;
+    int n = m->text->context_length;
+    const float *mask = mc_bind2(b, n, n, "%sattn_mask", prefix);
+    if (!mask) return b->status;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) {
+            float v = mask[(size_t)i * n + j];
+            int ok = (j <= i || !m->cfg.causal) ? v == 0.0f : (isinf(v) && v < 0);
+            if (!ok)
+                return b->status = mc_fail(b->err, MC_ERR_UNSUPPORTED,
+                                           "%s: tensor '%sattn_mask' is not the %s mask (element [%d, %d] = %g)",
+                                           b->path, prefix, m->cfg.causal ? "causal" : "empty", i, j, (double)v);
+        }
+    return MC_OK;
 }
 
 static mc_status model_bind(mc_model *m, const mc_checkpoint *ck, const mc_model_params *pp, mc_error *err);
@@ -239,7 +266,8 @@ static mc_status model_bind(mc_model *m, const mc_checkpoint *ck, const mc_model
     m->n_tensors = (int64_t)mc_checkpoint_count(ck);
     mc_binder b;
     st = mc_binder_init(&b, ck, m->ckpt_path, &m->arena, err);
-    const char *prefixes[4] = {NULL, NULL, NULL, NULL};
+    /* the names the loaded towers own (checked for leftovers when one tower is loaded) */
+    const char *prefixes[10] = {NULL};
     int np = 0;
     if (st == MC_OK && p.load_image_tower) {
         const char *pre = NULL;
@@ -249,7 +277,14 @@ static mc_status model_bind(mc_model *m, const mc_checkpoint *ck, const mc_model
     if (st == MC_OK && p.load_text_tower) {
         const char *pre = NULL;
         st = load_text(&b, &m->cfg, &m->text, &pre);
-        if (pre) prefixes[np++] = pre;
+        if (pre && *pre) {
+            prefixes[np++] = pre;
+        } else if (pre) {   /* a CLIP's text tower at the top level (OpenCLIP without custom_text) */
+            static const char *const root_text[] = {"token_embedding.", "positional_embedding", "transformer.",
+                                                    "ln_final.", "text_projection", "attn_mask"};
+            for (size_t i = 0; i < sizeof root_text / sizeof root_text[0]; i++) prefixes[np++] = root_text[i];
+        }
+        if (st == MC_OK) st = check_attn_mask(&b, m, pre ? pre : "");
     }
     if (st == MC_OK) {
         /* logit_scale: a 0-d (or [1]) parameter; absent is allowed (scale 1) */
@@ -460,5 +495,73 @@ mc_status mc_encode_text(mc_context *ctx, const int32_t *tokens, int n, int norm
     mc_kernels_set_local_threads(prev);
     if (st != MC_OK) return st;
     if (normalize) mc_l2_normalize_rows(out, n, t->out_dim);
+    return MC_OK;
+}
+
+/* "<memory>" (mc_model_load_checkpoint of a checkpoint built in memory) is no file */
+static int has_file(const mc_model *m) { return m->ckpt_path[0] && m->ckpt_path[0] != '<'; }
+
+const char *mc_model_path(const mc_model *m) { return m && has_file(m) ? m->ckpt_path : ""; }
+
+/* Hashes the file's size and its first, middle and last MiB. */
+static mc_status hash_file_sample(const char *path, mc_sha256 *h, mc_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return mc_fail(err, MC_ERR_IO, "%s: cannot open to identify the model", path);
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0) {
+        fclose(f);
+        return mc_fail(err, MC_ERR_IO, "%s: cannot stat", path);
+    }
+    int64_t size = (int64_t)sb.st_size, mib = 1 << 20;
+    mc_sha256_update(h, &size, sizeof size);
+    int64_t at[3] = {0, size / 2 - mib / 2, size - mib};
+    char *buf = malloc((size_t)mib);
+    if (!buf) {
+        fclose(f);
+        return mc_fail(err, MC_ERR_NOMEM, "out of memory");
+    }
+    mc_status st = MC_OK;
+    for (int i = 0; i < 3 && st == MC_OK; i++) {
+        int64_t off = at[i] < 0 ? 0 : at[i], len = size - off < mib ? size - off : mib;
+        if (fseeko(f, (off_t)off, SEEK_SET) != 0 || fread(buf, 1, (size_t)len, f) != (size_t)len)
+            st = mc_fail(err, MC_ERR_IO, "%s: read failed", path);
+        else
+            mc_sha256_update(h, buf, (size_t)len);
+    }
+    free(buf);
+    fclose(f);
+    return st;
+}
+
+mc_status mc_model_id(const mc_model *m, char *buf, size_t cap, mc_error *err) {
+    if (!m || !buf || !cap) return mc_fail(err, MC_ERR_INVALID_ARG, "mc_model_id: NULL argument");
+    mc_sha256 h;
+    mc_sha256_init(&h);
+    if (has_file(m)) {
+        mc_status st = hash_file_sample(m->ckpt_path, &h, err);
+        if (st != MC_OK) return st;
+    } else if (m->cfg_text) {
+        mc_sha256_update(&h, m->cfg_text, strlen(m->cfg_text));
+    }
+    uint8_t d[32];
+    mc_sha256_final(&h, d);
+    char hex[33];
+    for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    /* the name: the official one, else the checkpoint's folder and file names */
+    char name[512] = "";
+    if (m->cfg.name[0]) {
+        snprintf(name, sizeof name, "%.200s", m->cfg.name);
+    } else if (has_file(m)) {
+        const char *file = strrchr(m->ckpt_path, '/'), *dir = NULL;
+        for (const char *p = m->ckpt_path; file && p < file; p++)
+            if (*p == '/') dir = p;
+        snprintf(name, sizeof name, "%.200s", dir ? dir + 1 : file ? file + 1 : m->ckpt_path);
+    } else {
+        snprintf(name, sizeof name, "in-memory");
+    }
+    mc_model_info info;
+    mc_model_get_info(m, &info);
+    int n = snprintf(buf, cap, "%s dim=%d sha256=%s", name, info.embed_dim, hex);
+    if (n < 0 || (size_t)n >= cap) return mc_fail(err, MC_ERR_INVALID_ARG, "mc_model_id: buffer of %zu bytes too small", cap);
     return MC_OK;
 }

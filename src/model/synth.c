@@ -82,6 +82,12 @@ mc_status mc_arch_spec_builtin(const char *name, mc_arch_spec *out, mc_config *c
         spec_vit(out, 1024, 24, 14, 224);
         out->vit_norm_pre = 1;
         out->vit_pos_cls = 1;
+    } else if (!strcmp(a, "vit") && c.family == MC_CONFIG_FAMILY_OPENCLIP) {
+        spec_vit(out, c.vision_width, c.vision_layers, c.vision_patch_size, c.image_size);
+        out->vit_mlp = (int)(c.vision_width * c.vision_mlp_ratio);
+        out->vit_norm_pre = 1;
+        out->vit_pos_cls = 1;
+        out->vit_openclip = 1;
     } else
         return mc_fail(err, MC_ERR_UNSUPPORTED, "%s: no architecture description for image model '%s'", name, a);
     if (c.image_size > 0) out->image_size = c.image_size;
@@ -441,6 +447,25 @@ static void gen_vit(gen *g, const mc_arch_spec *s) {
         add(g, V_EMB, 0, 4, (int64_t[]){1, 1, (int64_t)grid * grid, w}, root, "pos_embed.pos_embed.pos_embed");
         return;
     }
+    if (s->vit_openclip) {
+        const char *root = "visual.";
+        conv(g, w, 3, s->vit_patch, s->vit_patch, 0, root, "conv1.");
+        add(g, V_EMB, 0, 1, (int64_t[]){w}, root, "class_embedding");
+        mat(g, V_EMB, 0, (int64_t)grid * grid + 1, w, root, "positional_embedding");
+        ln(g, w, root, "ln_pre.");
+        for (int l = 0; l < s->vit_layers; l++) {
+            snprintf(p, sizeof p, "%stransformer.resblocks.%d.", root, l);
+            ln(g, w, p, "ln_1.");
+            linear(g, 3 * w, w, 1, p, "attn.in_proj_weight", "attn.in_proj_bias");
+            linear(g, w, w, 1, p, "attn.out_proj.weight", "attn.out_proj.bias");
+            ln(g, w, p, "ln_2.");
+            linear(g, s->vit_mlp, w, 1, p, "mlp.c_fc.weight", "mlp.c_fc.bias");
+            linear(g, w, s->vit_mlp, 1, p, "mlp.c_proj.weight", "mlp.c_proj.bias");
+        }
+        ln(g, w, root, "ln_post.");
+        mat(g, V_W, w, w, s->embed_dim, root, "proj");
+        return;
+    }
     const char *root = "visual.trunk.";
     add(g, V_EMB, 0, 3, (int64_t[]){1, 1, w}, root, "cls_token");
     add(g, V_EMB, 0, 3, (int64_t[]){1, (int64_t)grid * grid + (s->vit_pos_cls ? 1 : 0), w}, root, "pos_embed");
@@ -472,7 +497,7 @@ static void gen_text(gen *g, const mc_arch_spec *s) {
     int w = s->text_width, h = s->text_mlp;
     char p[512];
     if (s->text_kind == MC_ARCH_TEXT_OPENCLIP) {
-        const char *root = "text.";
+        const char *root = s->vit_openclip ? "" : "text.";   /* CLIP keeps its text tower at the root */
         mat(g, V_EMB, 0, s->context_length, w, root, "positional_embedding");
         mat(g, V_W, w, w, s->embed_dim, root, "text_projection");
         mat(g, V_EMB, 0, s->vocab_size, w, root, "token_embedding.weight");

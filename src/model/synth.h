@@ -37,13 +37,16 @@ typedef struct mc_arch_spec {
     int vit_conv_stem;         /* 4-2-2 convolutional stem (MobileCLIP-B) instead of a patch conv */
     int vit_norm_pre;          /* LayerNorm before the blocks (CLIP ViT-L/14) */
     int vit_pos_cls;           /* position embedding includes the class token */
+    int vit_openclip;          /* OpenCLIP's own ViT (visual.conv1 ... visual.proj; the CLIP teachers),
+                                  its text tower at the root (token_embedding, ...) */
 
     int text_kind;             /* MC_ARCH_TEXT_* */
     int text_width, text_layers, text_mlp, context_length, vocab_size, causal;
 } mc_arch_spec;
 
 /* The spec of a built-in official model (names as mc_config_builtin: mobileclip_s0,
- * mobileclip_s1, mobileclip_s2, mobileclip_b, mobileclip_blt, MobileCLIP2-S0/S2/B/S3/S4/L-14).
+ * mobileclip_s1, mobileclip_s2, mobileclip_b, mobileclip_blt, MobileCLIP2-S0/S2/B/S3/S4/L-14, and
+ * the CLIP teachers ViT-L-14-openai, ViT-L-14-datacomp_xl_s13b_b90k, DFN2B-CLIP-ViT-L-14(-39B)).
  * cfg (may be NULL) receives the matching built-in configuration. */
 mc_status mc_arch_spec_builtin(const char *name, mc_arch_spec *out, mc_config *cfg, mc_error *err);
 

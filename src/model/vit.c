@@ -26,11 +26,41 @@ typedef struct vit_stem_conv {
     mc_qmat q;               /* reduced or pre-packed copy of a dense conv's w (w is then NULL) */
 } vit_stem_conv;
 
+/* Tensor names of one layout, relative to the tower prefix. */
+typedef struct vit_names {
+    const char *cls;         /* class token */
+    int cls_ndim;            /* 3: [1, 1, D]; 1: [D] */
+    const char *pos;         /* positions */
+    int pos_ndim;            /* 4: [1, 1, L, D]; 3: [1, L, D]; 2: [L, D] */
+    const char *pre;         /* norm before the blocks (optional), or NULL */
+    const char *block;       /* printf format of a block prefix, %d the index */
+    const mc_tblock_names *tb;
+    const char *norm;        /* final norm */
+    const char *proj;        /* projection stored as x @ P [D, E], or NULL: Linear "head" */
+} vit_names;
+
+static const vit_names names_timm = {"cls_token", 3, "pos_embed", 3, "norm_pre", "blocks.%d.",
+                                     &mc_tblock_names_timm, "norm", NULL};
+static const vit_names names_mobileclip = {"cls_token", 3, "pos_embed.pos_embed.pos_embed", 4, NULL,
+                                           "transformer.%d.", &mc_tblock_names_mobileclip,
+                                           "post_transformer_norm", "classifier.proj"};
+static const vit_names names_openclip = {"class_embedding", 1, "positional_embedding", 2, "ln_pre",
+                                         "transformer.resblocks.%d.", &mc_tblock_names_openclip, "ln_post",
+                                         "proj"};
+
+static const vit_names *layout_names(mc_vit_layout layout) {
+    return layout == MC_VIT_LAYOUT_MOBILECLIP ? &names_mobileclip
+           : layout == MC_VIT_LAYOUT_OPENCLIP ? &names_openclip
+                                               : &names_timm;
+}
+
 typedef struct vit_impl {
     char arch[64];
     char pfx[64];            /* tensor-name prefix */
     int mob;                 /* mobileclip repo layout */
+    const vit_names *nm;
     int patch_proj;          /* timm single patch_embed.proj stem */
+    int conv1;               /* OpenCLIP single conv1 stem (no bias) */
     int dim, depth, heads, out_dim;
     int grid_h, grid_w, n_patches, n_tokens;
     int n_stem;
@@ -59,6 +89,14 @@ mc_vit_params mc_vit_default_params(const char *arch, int *known) {
         /* mobileclip repo: nn.LayerNorm / LayerNormFP32 with eps 1e-5 */
         p.layout = MC_VIT_LAYOUT_MOBILECLIP;
         p.prefix = "image_encoder.model.";
+        p.ln_eps = 1e-5f;
+        ok = 1;
+    } else if (arch && !strcmp(arch, "vit")) {
+        /* OpenCLIP's own VisionTransformer: nn.LayerNorm (eps 1e-5); the
+         * caller sets head_dim (vision_cfg.head_width) and the activation
+         * (QuickGELU when the config says quick_gelu) */
+        p.layout = MC_VIT_LAYOUT_OPENCLIP;
+        p.prefix = "visual.";
         p.ln_eps = 1e-5f;
         ok = 1;
     } else if (arch && !strncmp(arch, "vit_", 4)) {
@@ -224,32 +262,37 @@ static mc_status vit_export(const mc_image_tower *t, mc_export *ex) {
     for (int i = 0; i < v->n_stem; i++) {
         const vit_stem_conv *c = &v->stem[i];
         char base[256];
-        if (v->patch_proj) snprintf(base, sizeof base, "%spatch_embed.proj", P);
+        if (v->conv1) snprintf(base, sizeof base, "%sconv1", P);
+        else if (v->patch_proj) snprintf(base, sizeof base, "%spatch_embed.proj", P);
         else if (v->mob) snprintf(base, sizeof base, "%spatch_emb.%d.block.conv", P, i);
         else snprintf(base, sizeof base, "%spatch_embed.backbone.%d.conv", P, i);
         mc_export_add_w(ex, c->w, &c->q, 4, (int64_t[]){c->d.cout, c->d.cin, c->d.kh, c->d.kw}, "%s.weight", base);
         if (c->b) mc_export_add(ex, c->b, 1, (int64_t[]){c->d.cout}, "%s.bias", base);
     }
-    if (v->cls) mc_export_add(ex, v->cls, 3, (int64_t[]){1, 1, D}, "%scls_token", P);
+    const vit_names *nm = v->nm;
+    if (v->cls) {
+        int64_t cs[3] = {1, 1, D};
+        mc_export_add(ex, v->cls, nm->cls_ndim, cs + 3 - nm->cls_ndim, "%s%s", P, nm->cls);
+    }
     int64_t pos_len = v->pos_has_cls ? v->n_tokens : v->n_patches;
-    if (v->mob) mc_export_add(ex, v->pos, 4, (int64_t[]){1, 1, pos_len, D}, "%spos_embed.pos_embed.pos_embed", P);
-    else mc_export_add(ex, v->pos, 3, (int64_t[]){1, pos_len, D}, "%spos_embed", P);
+    int64_t ps[4] = {1, 1, pos_len, D};
+    mc_export_add(ex, v->pos, nm->pos_ndim, ps + 4 - nm->pos_ndim, "%s%s", P, nm->pos);
     if (v->pre_w) {
-        mc_export_add(ex, v->pre_w, 1, &D, "%snorm_pre.weight", P);
-        mc_export_add(ex, v->pre_b, 1, &D, "%snorm_pre.bias", P);
+        mc_export_add(ex, v->pre_w, 1, &D, "%s%s.weight", P, nm->pre);
+        mc_export_add(ex, v->pre_b, 1, &D, "%s%s.bias", P, nm->pre);
     }
     for (int l = 0; l < v->depth; l++) {
-        char name[256];
-        snprintf(name, sizeof name, v->mob ? "%stransformer.%d." : "%sblocks.%d.", P, l);
-        mc_tblock_export(ex, &v->blocks[l], name, v->mob ? &mc_tblock_names_mobileclip : &mc_tblock_names_timm);
+        char name[256], blk[64];
+        snprintf(blk, sizeof blk, nm->block, l);
+        snprintf(name, sizeof name, "%s%s", P, blk);
+        mc_tblock_export(ex, &v->blocks[l], name, nm->tb);
     }
-    const char *fn = v->mob ? "post_transformer_norm" : "norm";
-    mc_export_add(ex, v->norm_w, 1, &D, "%s%s.weight", P, fn);
-    mc_export_add(ex, v->norm_b, 1, &D, "%s%s.bias", P, fn);
+    mc_export_add(ex, v->norm_w, 1, &D, "%s%s.weight", P, nm->norm);
+    mc_export_add(ex, v->norm_b, 1, &D, "%s%s.bias", P, nm->norm);
     int64_t E = v->out_dim;
-    if (v->mob) {   /* classifier.proj [D, E]: x @ proj */
+    if (nm->proj) {   /* proj [D, E]: x @ proj */
         const float *hw = mc_export_mat(ex, v->head_w, &v->head_q);
-        float *pr = mc_export_add_new(ex, 2, (int64_t[]){D, E}, "%sclassifier.proj", P);
+        float *pr = mc_export_add_new(ex, 2, (int64_t[]){D, E}, "%s%s", P, nm->proj);
         if (pr && hw)
             for (int64_t i = 0; i < D; i++)
                 for (int64_t j = 0; j < E; j++) pr[i * E + j] = hw[j * D + i];
@@ -292,6 +335,8 @@ mc_status mc_vit_tower_load(mc_binder *b, const mc_vit_params *p, mc_image_tower
     snprintf(v->arch, sizeof v->arch, "%s", p->arch ? p->arch : "vit");
     snprintf(v->pfx, sizeof v->pfx, "%s", P);
     v->mob = mob;
+    const vit_names *nm = v->nm = layout_names(p->layout);
+    int oc = p->layout == MC_VIT_LAYOUT_OPENCLIP;
     t->arch = v->arch;
     t->export_weights = vit_export;
     t->lower = vit_lower;
@@ -300,9 +345,9 @@ mc_status mc_vit_tower_load(mc_binder *b, const mc_vit_params *p, mc_image_tower
     char name[512], nb[512], bn[512];
 
     /* width: from the final norm */
-    const mc_tensor_info *nt = mc_binder_peek(b, "%s%s", P, mob ? "post_transformer_norm.weight" : "norm.weight");
+    const mc_tensor_info *nt = mc_binder_peek(b, "%s%s.weight", P, nm->norm);
     if (!nt || nt->ndim != 1) {
-        mc_bind1(b, 0, "%s%s", P, mob ? "post_transformer_norm.weight" : "norm.weight");
+        mc_bind1(b, 0, "%s%s.weight", P, nm->norm);
         goto fail;
     }
     int D = v->dim = (int)nt->shape[0];
@@ -316,7 +361,13 @@ mc_status mc_vit_tower_load(mc_binder *b, const mc_vit_params *p, mc_image_tower
 
     /* stem */
     int cin = 3, h = p->image_size, w = p->image_size;
-    if (!mob && mc_binder_peek(b, "%spatch_embed.proj.weight", P)) {
+    if (oc) {
+        snprintf(name, sizeof name, "%sconv1.weight", P);
+        snprintf(nb, sizeof nb, "%sconv1.bias", P);
+        vit_bind_stem_conv(b, p, 0, 1, cin, name, nb, NULL, &v->stem[0]);
+        v->n_stem = 1;
+        v->conv1 = 1;
+    } else if (!mob && mc_binder_peek(b, "%spatch_embed.proj.weight", P)) {
         snprintf(name, sizeof name, "%spatch_embed.proj.weight", P);
         snprintf(nb, sizeof nb, "%spatch_embed.proj.bias", P);
         vit_bind_stem_conv(b, p, 0, 1, cin, name, nb, NULL, &v->stem[0]);
@@ -364,10 +415,11 @@ mc_status mc_vit_tower_load(mc_binder *b, const mc_vit_params *p, mc_image_tower
     v->n_patches = h * w;
 
     /* class token and positions */
-    v->cls = mc_bind_opt(b, 3, (int64_t[]){1, 1, D}, "%scls_token", P);
+    int64_t cshape[3] = {1, 1, D};
+    v->cls = mc_bind_opt(b, nm->cls_ndim, cshape + 3 - nm->cls_ndim, "%s%s", P, nm->cls);
     if (b->status != MC_OK) goto fail;
     v->n_tokens = v->n_patches + (v->cls ? 1 : 0);
-    const char *pos_name = mob ? "pos_embed.pos_embed.pos_embed" : "pos_embed";
+    const char *pos_name = nm->pos;
     const mc_tensor_info *pt = mc_binder_peek(b, "%s%s", P, pos_name);
     int64_t pos_len = pt && pt->ndim >= 2 ? pt->shape[pt->ndim - 2] : v->n_patches;
     if (pos_len != v->n_patches && pos_len != v->n_tokens) {
@@ -378,20 +430,21 @@ mc_status mc_vit_tower_load(mc_binder *b, const mc_vit_params *p, mc_image_tower
         goto fail;
     }
     v->pos_has_cls = pos_len == v->n_tokens && v->cls;
-    if (mob)
-        v->pos = mc_bind(b, 4, (int64_t[]){1, 1, pos_len, D}, "%s%s", P, pos_name);
-    else
-        v->pos = mc_bind(b, 3, (int64_t[]){1, pos_len, D}, "%s%s", P, pos_name);
+    int64_t pshape[4] = {1, 1, pos_len, D};
+    v->pos = mc_bind(b, nm->pos_ndim, pshape + 4 - nm->pos_ndim, "%s%s", P, pos_name);
 
-    if (!mob && mc_binder_peek(b, "%snorm_pre.weight", P)) {
-        v->pre_w = mc_bind1(b, D, "%snorm_pre.weight", P);
-        v->pre_b = mc_bind1(b, D, "%snorm_pre.bias", P);
+    if (nm->pre && mc_binder_peek(b, "%s%s.weight", P, nm->pre)) {
+        v->pre_w = mc_bind1(b, D, "%s%s.weight", P, nm->pre);
+        v->pre_b = mc_bind1(b, D, "%s%s.bias", P, nm->pre);
     }
 
     /* blocks */
     int depth = 0;
-    while (mc_binder_peek(b, mob ? "%stransformer.%d.pre_norm_mha.0.weight" : "%sblocks.%d.norm1.weight", P, depth))
-        depth++;
+    for (;; depth++) {
+        char blk[64];
+        snprintf(blk, sizeof blk, nm->block, depth);
+        if (!mc_binder_peek(b, "%s%s%s", P, blk, nm->tb->ln1_w)) break;
+    }
     v->depth = depth;
     v->blocks = calloc(depth > 0 ? (size_t)depth : 1, sizeof *v->blocks);
     if (!v->blocks) {
@@ -399,18 +452,19 @@ mc_status mc_vit_tower_load(mc_binder *b, const mc_vit_params *p, mc_image_tower
         goto fail;
     }
     for (int l = 0; l < depth; l++) {
-        snprintf(name, sizeof name, mob ? "%stransformer.%d." : "%sblocks.%d.", P, l);
-        mc_tblock_bind(b, name, mob ? &mc_tblock_names_mobileclip : &mc_tblock_names_timm, D, v->heads,
-                       p->ln_eps, p->act, &v->blocks[l]);
+        char blk[64];
+        snprintf(blk, sizeof blk, nm->block, l);
+        snprintf(name, sizeof name, "%s%s", P, blk);
+        mc_tblock_bind(b, name, nm->tb, D, v->heads, p->ln_eps, p->act, &v->blocks[l]);
     }
-    v->norm_w = mc_bind1(b, D, "%s%s", P, mob ? "post_transformer_norm.weight" : "norm.weight");
-    v->norm_b = mc_bind1(b, D, "%s%s", P, mob ? "post_transformer_norm.bias" : "norm.bias");
+    v->norm_w = mc_bind1(b, D, "%s%s.weight", P, nm->norm);
+    v->norm_b = mc_bind1(b, D, "%s%s.bias", P, nm->norm);
 
     /* head */
-    if (mob) {
-        const mc_tensor_info *hp = mc_binder_peek(b, "%sclassifier.proj", P);
+    if (nm->proj) {
+        const mc_tensor_info *hp = mc_binder_peek(b, "%s%s", P, nm->proj);
         int E = hp && hp->ndim == 2 ? (int)hp->shape[1] : 0;
-        float *pr = mc_bind2(b, D, E, "%sclassifier.proj", P);   /* [D, E]: x @ proj */
+        float *pr = mc_bind2(b, D, E, "%s%s", P, nm->proj);   /* [D, E]: x @ proj */
         float *tw = mc_arena_floats(b->arena, (size_t)D * (E > 0 ? E : 1));
         if (!pr) goto fail;
         if (!tw) {

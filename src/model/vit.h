@@ -2,7 +2,9 @@
  * model/vit.h - ViT image towers: MobileCLIP-B's vit_b16 (mobileclip repo layout,
  * image_encoder.model.*) and the timm ViTs of the OpenCLIP releases
  * (visual.trunk.*: vit_base_mci_224 with its conv stem,
- * vit_large_patch14_clip_224 and other patch-embedding ViTs).  Widths,
+ * vit_large_patch14_clip_224 and other patch-embedding ViTs), and OpenCLIP's
+ * own VisionTransformer (visual.conv1 ... visual.proj: the OpenAI, DataComp
+ * and DFN CLIP ViTs, arch "vit").  Widths,
  * depths, stem stages and MLP sizes come from the checkpoint tensors.
  */
 #ifndef MC_VIT_H
@@ -13,8 +15,11 @@
 
 typedef enum mc_vit_layout {
     MC_VIT_LAYOUT_TIMM = 0,      /* cls_token, pos_embed, patch_embed.*, blocks.N.*, norm, head */
-    MC_VIT_LAYOUT_MOBILECLIP     /* patch_emb.*, pos_embed.pos_embed.pos_embed, transformer.N.*,
+    MC_VIT_LAYOUT_MOBILECLIP,    /* patch_emb.*, pos_embed.pos_embed.pos_embed, transformer.N.*,
                                     post_transformer_norm, classifier.proj */
+    MC_VIT_LAYOUT_OPENCLIP       /* OpenCLIP's own VisionTransformer (the CLIP teachers):
+                                    conv1, class_embedding, positional_embedding, ln_pre,
+                                    transformer.resblocks.N.*, ln_post, proj */
 } mc_vit_layout;
 
 typedef struct mc_vit_params {
@@ -31,7 +36,8 @@ typedef struct mc_vit_params {
 } mc_vit_params;
 
 /* Defaults for a known arch name ("vit_b16", "vit_base_mci_224",
- * "vit_large_patch14_clip_224", other "vit_*" timm names): layout, prefix,
+ * "vit_large_patch14_clip_224", other "vit_*" timm names, "vit" for
+ * OpenCLIP's own ViT: head size and activation then come from its config): layout, prefix,
  * eps and activation as the reference builds them.  *known is 0 when the
  * name is not a ViT this loader handles. */
 mc_vit_params mc_vit_default_params(const char *arch, int *known);
