@@ -25,7 +25,7 @@ SHAREDIR ?= $(PREFIX)/share/mobileclip
 B := build
 # 'make' alone builds everything (the first rule below is a helper's).
 .DEFAULT_GOAL := all
-PKGS := libpng libjpeg zlib libutf8proc libpcre2-8 libwebp libwebpdemux libcurl sqlite3
+PKGS := libpng libjpeg zlib libutf8proc libpcre2-8 libwebp libwebpdemux libcurl sqlite3 libmicrohttpd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -83,6 +83,8 @@ endef
 
 LIB_OBJ := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRC))
 $(eval $(call obj_rule,$(B)/obj,))
+# The web page is assembled into serve/page.o (.incbin): every build of it depends on the page.
+$(B)/obj/serve/page.o $(B)/pic/serve/page.o $(B)/san/obj/serve/page.o $(B)/tsan/obj/serve/page.o: src/serve/page.html
 
 # The shared library: position-independent objects of their own (the static
 # library and the CLI keep the position-dependent ones), a versioned soname,
@@ -144,7 +146,7 @@ $(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(B)/libmc_testsets.a $(B)/libmobi
 
 # Sanitizer build of the library and of the parser tests (ASan + UBSan).
 SAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-SAN_TESTS_SRC := $(filter tests/test_json.c tests/test_checkpoint.c tests/test_hostile.c tests/test_tokenizer.c tests/test_image.c tests/test_augment.c tests/test_shard.c tests/test_loader.c tests/test_run.c tests/test_report.c tests/test_alloc_fail.c tests/test_npy.c tests/test_kernels.c tests/test_train_kernels.c tests/test_torchsave.c tests/test_eval.c tests/test_search.c,$(TEST_SRC))
+SAN_TESTS_SRC := $(filter tests/test_json.c tests/test_checkpoint.c tests/test_hostile.c tests/test_tokenizer.c tests/test_image.c tests/test_augment.c tests/test_shard.c tests/test_loader.c tests/test_run.c tests/test_report.c tests/test_alloc_fail.c tests/test_npy.c tests/test_kernels.c tests/test_train_kernels.c tests/test_torchsave.c tests/test_eval.c tests/test_search.c tests/test_serve.c,$(TEST_SRC))
 SAN_TESTS := $(patsubst tests/%.c,$(B)/san/%,$(SAN_TESTS_SRC))
 SAN_OBJ := $(patsubst src/%.c,$(B)/san/obj/%.o,$(LIB_SRC))
 $(B)/san/obj/%.o: src/%.c $(LIB_HDR)
@@ -215,7 +217,7 @@ endif
 TEST_CROSS := $(if $(filter 1,$(CROSS_NEON)),$(CROSS_TESTS))
 
 # The benchmark programs are built with the tests so that they keep compiling.
-tests: $(TESTS) $(TEST_CROSS) $(SAN_TESTS) $(TSAN_TESTS) $(B)/tsan/mobileclip $(B)/libmobileclip.so $(B)/mobileclip $(B)/bench_kernels $(B)/bench_augment $(B)/peer_ours
+tests: $(TESTS) $(TEST_CROSS) $(SAN_TESTS) $(TSAN_TESTS) $(B)/tsan/mobileclip $(B)/libmobileclip.so $(B)/mobileclip $(B)/bench_kernels $(B)/bench_augment $(B)/peer_ours $(B)/serve_load
 
 # Data-parallel training under mpirun (needs the MPI build).
 TEST_MPI := $(if $(filter 1,$(MPI)),tests/test_train_mpi.sh)
@@ -223,7 +225,7 @@ TEST_MPI := $(if $(filter 1,$(MPI)),tests/test_train_mpi.sh)
 test: tests
 	@$(if $(TEST_CROSS),,echo "note: NEON cross test skipped (CROSS_NEON=0, not x86, or no $(CROSS_CC) / qemu-aarch64)")
 	@$(if $(TEST_MPI),,echo "note: MPI test skipped (built with MPI=0 or without MPI development files)")
-	@bash tests/run_tests.sh $(TESTS) $(TEST_CROSS) tests/test_layers.py tests/test_dr_oracle.py tests/test_convert_pt.py tests/test_eval.py tests/test_reinforce.py tests/test_install.sh tests/test_python.sh tests/test_train_cli.sh tests/test_report.sh tests/test_index.sh $(TEST_MPI) -- $(SAN_TESTS) -- $(TSAN_TESTS) $(TSAN_CLI_TEST)
+	@bash tests/run_tests.sh $(TESTS) $(TEST_CROSS) tests/test_layers.py tests/test_dr_oracle.py tests/test_convert_pt.py tests/test_eval.py tests/test_reinforce.py tests/test_install.sh tests/test_python.sh tests/test_train_cli.sh tests/test_report.sh tests/test_index.sh tests/test_serve.py $(TEST_MPI) -- $(SAN_TESTS) -- $(TSAN_TESTS) $(TSAN_CLI_TEST)
 
 # The architecture: includes and calls only downward between src/ layers, no circles.
 check-layers: $(LIB_OBJ)
@@ -233,7 +235,7 @@ check-layers: $(LIB_OBJ)
 FUZZ_SECONDS ?= 30
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN := $(patsubst fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
-$(B)/fuzz/%: fuzz/%.c $(LIB_SRC) | $(B)/fuzz
+$(B)/fuzz/%: fuzz/%.c $(LIB_SRC) src/serve/page.html | $(B)/fuzz
 	clang -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -Werror=implicit-function-declaration -DMC_NO_SIMD -Iinclude -Isrc $(PKG_CFLAGS) \
 	  -DMC_SHARE_DIR='"$(SHAREDIR)"' -o $@ $< $(filter-out %_avx2.c %_avx512.c,$(LIB_SRC)) $(PKG_LIBS) -lm -lpthread
 fuzz: $(FUZZ_BIN)
@@ -261,6 +263,13 @@ bench-augment: $(B)/bench_augment
 	  $(B)/bench_augment $(AUG_SHARD) $(AUG_SIZE) 3; \
 	  $${PYTHON:-/usr/bin/python3} bench/reference/time_reapply.py $$REF $(AUG_SHARD) $(AUG_SIZE) 3; \
 	done
+
+# Loopback load test of 'mobileclip serve' (bench/serve_load.c, a plain HTTP client):
+# bench/run_serve_load.sh starts a server and prints requests/s, p50/p99 latency and memory.
+$(B)/serve_load: bench/serve_load.c
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Wshadow -o $@ $< -lpthread
+bench-serve: $(B)/mobileclip $(B)/serve_load
+	@bash bench/run_serve_load.sh
 
 # Same machine, same run: us against ONNX Runtime and PyTorch on the reference's own model
 # (bench/reference/README.md; REF=checkout of apple/ml-mobileclip).
@@ -295,5 +304,5 @@ install: all
 clean:
 	rm -rf $(B)
 
-.PHONY: all test tests tsan-test check-layers fuzz bench bench-kernels bench-augment bench-peers bench-train-peers cross-neon-test install clean
+.PHONY: all test tests tsan-test check-layers fuzz bench bench-serve bench-kernels bench-augment bench-peers bench-train-peers cross-neon-test install clean
 .SECONDARY:

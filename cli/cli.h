@@ -77,5 +77,6 @@ int cmd_bench(int argc, char **argv);
 int cmd_bench_train(int argc, char **argv);
 int cmd_index(int argc, char **argv);
 int cmd_search(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

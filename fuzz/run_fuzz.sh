@@ -50,6 +50,12 @@ for bin in "$@"; do
             for m in $(tar -tf "$shard" | grep '\.pth\.gz$'); do tar -xOf "$shard" "$m" > "$corpus/seed_$m"; done ;;
         esac
       done ;;
+    fuzz_serve)   # first byte: 0 embeddings, 1 classify, 2 search
+      printf '\000{"model": "m", "input": ["a cat", {"text": "b"}, {"image": "data:image/png;base64,iVBORw0KGgo="}]}' > "$corpus/seed_embed"
+      printf '\001{"images": ["Zm9v"], "labels": ["cat", "dog"], "templates": ["a {}"], "top_k": 1}' > "$corpus/seed_classify"
+      printf '\002{"text": "a dog", "k": 5}' > "$corpus/seed_search"
+      [ -f "$fx/images/one_pixel.png" ] && { printf '\002{"image": "'; base64 -w0 "$fx/images/one_pixel.png"; printf '"}'; } \
+        > "$corpus/seed_search_image" ;;
   esac
   echo "fuzzing $name for ${secs}s"
   (cd build/fuzz && "../../$bin" -max_total_time="$secs" -max_len=65536 -timeout=10 \

@@ -79,7 +79,7 @@ static int parse_json_rows(const char *text, float *out, int max_rows, int d) {
 
 static void test_help_and_errors(void) {
     static const char *cmds[] = {"embed-image", "embed-text", "classify", "eval", "convert", "list", "report", "index",
-                                 "search", "reinforce"};
+                                 "search", "reinforce", "serve"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         int rc = run("%s --help", cmds[i]);
         char want[64];
@@ -103,6 +103,12 @@ static void test_help_and_errors(void) {
     CHECK(rc != 0 && strstr(err_text, "--top"), "search --top 0: rc %d %s", rc, err_text);
     rc = run("search --db /nonexistent/photos.db cat");
     CHECK(rc != 0 && strstr(err_text, "no such index"), "search of a missing index: rc %d %s", rc, err_text);
+    rc = run("serve -m %s --port 70000", fixture(S0));
+    CHECK(rc == 2 && strstr(err_text, "--port"), "serve --port 70000: rc %d %s", rc, err_text);
+    rc = run("serve -m %s --max-body 0", fixture(S0));
+    CHECK(rc == 2 && strstr(err_text, "--max-body"), "serve --max-body 0: rc %d %s", rc, err_text);
+    rc = run("serve -m %s --host not-an-address --port 0", fixture(S0));
+    CHECK(rc == 1 && strstr(err_text, "not-an-address"), "serve --host not-an-address: rc %d %s", rc, err_text);
     rc = run("embed-image -m %s --batch 0 %s", fixture(S0), fixture("images/chelsea.png"));
     CHECK(rc != 0 && strstr(err_text, "--batch"), "--batch 0: rc %d %s", rc, err_text);
     rc = run("classify -m %s %s", fixture(S0), fixture("images/chelsea.png"));

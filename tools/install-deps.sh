@@ -11,7 +11,7 @@ PKGS="build-essential pkg-config clang libclang-rt-14-dev python3
       python3-pytest python3-pip python3-venv python3-setuptools python3-wheel
       libopenmpi-dev openmpi-bin
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
-      chromium fonts-dejavu-core"
+      chromium fonts-dejavu-core libmicrohttpd-dev"
 # python3-pil / python3-torchvision: Pillow 9.4 and torchvision 0.14, the oracle of
 # tests/test_dr_oracle.py (re-applied augmentations on generated shards);
 # python3-torch: PyTorch 1.13, which reads what 'convert --format pt' writes
@@ -21,7 +21,8 @@ PKGS="build-essential pkg-config clang libclang-rt-14-dev python3
 # (tests/test_python.sh: pytest, and 'pip install ./python' offline into a venv);
 # libopenmpi-dev / openmpi-bin: data-parallel training (src/dist/, mpirun in the tests);
 # gcc-aarch64-linux-gnu ... qemu-user: the NEON cross test; chromium (headless) and a
-# font: tests/test_report.sh renders the training report and keeps a screenshot.
+# font: tests/test_report.sh renders the training report and keeps a screenshot;
+# libmicrohttpd-dev: the HTTP server of 'mobileclip serve' (src/serve/).
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

@@ -9,7 +9,7 @@
  * Decoders never print: libjpeg and libpng get error handlers that jump back
  * with the message, and warnings are dropped.
  */
-#include "core/core.h"
+#include "io/image.h"
 
 #include <setjmp.h>
 #include <stdio.h>
@@ -26,6 +26,9 @@
 /* Pillow refuses images above 2 * Image.MAX_IMAGE_PIXELS (DecompressionBombError).
  * Not static: the fuzz target lowers it to keep allocations small. */
 size_t mc_image_max_pixels = 2 * (size_t)89478485;
+/* A lower limit for the decode running in this thread (mc_image_load_memory_max), 0: none. */
+static _Thread_local size_t tl_max_pixels;
+static _Thread_local int tl_over_limit;   /* set when a limit refused an image */
 
 mc_preprocess_params mc_preprocess_default_params(void) {
     mc_preprocess_params p;
@@ -51,10 +54,13 @@ void mc_image_free(mc_image *img) {
 static mc_status img_check_size(const char *fmt, long w, long h, mc_error *err) {
     if (w <= 0 || h <= 0)
         return mc_fail(err, MC_ERR_IMAGE, "%s image has an empty size %ld x %ld", fmt, w, h);
-    if ((size_t)w * (size_t)h > mc_image_max_pixels)
+    size_t limit = tl_max_pixels && tl_max_pixels < mc_image_max_pixels ? tl_max_pixels : mc_image_max_pixels;
+    if ((size_t)w * (size_t)h > limit) {
+        tl_over_limit = 1;
         return mc_fail(err, MC_ERR_IMAGE,
                        "%s image of %ld x %ld pixels exceeds the limit of %zu pixels "
-                       "(decompression bomb?)", fmt, w, h, mc_image_max_pixels);
+                       "(decompression bomb?)", fmt, w, h, limit);
+    }
     return MC_OK;
 }
 
@@ -613,6 +619,17 @@ mc_status mc_image_load_memory(const void *data_, size_t len, int apply_exif, mc
         return st;
     }
     return MC_OK;
+}
+
+mc_status mc_image_load_memory_max(const void *data, size_t len, int apply_exif, size_t max_pixels,
+                                   mc_image *out, int *over_limit, mc_error *err) {
+    size_t saved = tl_max_pixels;
+    tl_max_pixels = max_pixels;
+    tl_over_limit = 0;
+    mc_status st = mc_image_load_memory(data, len, apply_exif, out, err);
+    if (over_limit) *over_limit = tl_over_limit;
+    tl_max_pixels = saved;
+    return st;
 }
 
 int mc_image_name_supported(const char *path) {

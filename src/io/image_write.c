@@ -1,11 +1,15 @@
 /*
- * io/image_write.c - writing an 8-bit RGB image as PNG (libpng), atomically.
+ * io/image_write.c - writing an 8-bit RGB image as PNG (libpng), atomically,
+ * and as JPEG into memory (libjpeg).
  */
 #include "io/image_write.h"
 
 #include <png.h>
 #include <setjmp.h>
 #include <stdio.h>
+
+#include <jerror.h>
+#include <jpeglib.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -66,5 +70,60 @@ mc_status mc_image_write_png(const char *path, const mc_image *img, mc_error *er
         remove(tmp);
         return mc_fail(err, MC_ERR_IO, "%s: write failed%s%s", path, c.msg[0] ? ": " : "", c.msg);
     }
+    return MC_OK;
+}
+
+/* libjpeg reports errors through error_exit, which must not return: longjmp. */
+typedef struct jpeg_ctx {
+    struct jpeg_error_mgr pub;
+    jmp_buf jmp;
+    char msg[JMSG_LENGTH_MAX];
+} jpeg_ctx;
+
+static void jpeg_on_error(j_common_ptr cinfo) {
+    jpeg_ctx *c = (jpeg_ctx *)cinfo->err;
+    c->pub.format_message(cinfo, c->msg);
+    longjmp(c->jmp, 1);
+}
+
+mc_status mc_image_encode_jpeg(const mc_image *img, int quality, unsigned char **out, size_t *len,
+                               mc_error *err) {
+    if (!out || !len) return mc_fail(err, MC_ERR_INVALID_ARG, "JPEG encoder: NULL output");
+    *out = NULL;
+    *len = 0;
+    if (!img || !img->rgb || img->width < 1 || img->height < 1)
+        return mc_fail(err, MC_ERR_INVALID_ARG, "JPEG encoder: no image");
+    if (quality < 1 || quality > 100)
+        return mc_fail(err, MC_ERR_INVALID_ARG, "JPEG encoder: quality %d is not in 1..100", quality);
+    struct jpeg_compress_struct ci;
+    jpeg_ctx c;
+    memset(&c, 0, sizeof c);
+    ci.err = jpeg_std_error(&c.pub);
+    c.pub.error_exit = jpeg_on_error;
+    /* volatile: read after a longjmp */
+    unsigned char *volatile buf = NULL;
+    unsigned long volatile blen = 0;
+    if (setjmp(c.jmp)) {
+        jpeg_destroy_compress(&ci);
+        free(buf);
+        return mc_fail(err, MC_ERR_IMAGE, "JPEG encoder: %s", c.msg);
+    }
+    jpeg_create_compress(&ci);
+    jpeg_mem_dest(&ci, (unsigned char **)&buf, (unsigned long *)&blen);
+    ci.image_width = (JDIMENSION)img->width;
+    ci.image_height = (JDIMENSION)img->height;
+    ci.input_components = 3;
+    ci.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&ci);
+    jpeg_set_quality(&ci, quality, TRUE);
+    jpeg_start_compress(&ci, TRUE);
+    while (ci.next_scanline < ci.image_height) {
+        JSAMPROW row = (JSAMPROW)(img->rgb + (size_t)ci.next_scanline * (size_t)img->width * 3);
+        jpeg_write_scanlines(&ci, &row, 1);
+    }
+    jpeg_finish_compress(&ci);
+    jpeg_destroy_compress(&ci);
+    *out = buf;
+    *len = blen;
     return MC_OK;
 }

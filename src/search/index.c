@@ -571,7 +571,7 @@ static mc_status load_rows(update *u, mc_error *err) {
     if (st == MC_OK && rc != SQLITE_DONE) st = db_fail(idx, err, "reading the images");
     sqlite3_finalize(s);
     /* SQLite's BINARY order is memcmp's; sort again so bsearch with strcmp holds whatever the collation */
-    if (st == MC_OK) qsort(u->rows, u->n_rows, sizeof *u->rows, cmp_rows);
+    if (st == MC_OK && u->n_rows) qsort(u->rows, u->n_rows, sizeof *u->rows, cmp_rows);
     return st;
 }
 
