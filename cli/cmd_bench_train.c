@@ -47,7 +47,11 @@ static const cli_opt bt_opts[] = {
                             "                      waiting for data"},
     {"workers", 0, 1, 0, "N     loader threads with --train-data (default 2)"},
     {"teacher-dims", 0, 1, 0, "a,b   teacher widths of the shards' embeddings (default: two halves)"},
+    {"grad-checkpointing", 0, 0, 0, "  blocks keep only their input and run again in the backward pass"},
 };
+
+/* The memory figures' budget: the largest batch whose step fits in this much. */
+#define BT_BUDGET_MB (24.0 * 1024)
 
 /* --train-data: the loader over the shards, endless, at the model's size. */
 static int bt_loader_open(const char *shards, int batch, int size, int workers, mc_tokenizer **tok,
@@ -83,8 +87,9 @@ int cmd_bench_train(int argc, char **argv) {
                        "random images, captions and teacher embeddings; prints images per second,\n"
                        "the kernel set, the mean time per step of each phase (forward, loss,\n"
                        "backward, optimizer) and the resident memory (after the build, with the\n"
-                       "gradients and AdamW moments resident, the peak, and per image what a step\n"
-                       "adds to that state).",
+                       "gradients and AdamW moments resident, the peak, per image what a step\n"
+                       "adds to that state, the largest batch that fits in 24 GiB at that rate,\n"
+                       "and the trainer's own count of its activation buffers).",
                        bt_opts, nopt);
         cli_args_free(&a);
         return help ? 0 : 2;
@@ -92,6 +97,7 @@ int cmd_bench_train(int argc, char **argv) {
     const char *name = cli_get(&a, "model") ? cli_get(&a, "model") : "mobileclip_s0";
     int batch = 8, steps = 2, warmup = 1, threads = 0, workers = 2;
     const char *train_data = cli_get(&a, "train-data");
+    const int ckpt = cli_has(&a, "grad-checkpointing");
     int tdims[2] = {0, 0};
     if (cli_get(&a, "teacher-dims") &&
         (sscanf(cli_get(&a, "teacher-dims"), "%d,%d", &tdims[0], &tdims[1]) != 2 || tdims[0] < 1 || tdims[1] < 1)) {
@@ -163,6 +169,7 @@ int cmd_bench_train(int argc, char **argv) {
     lp.w_distill = lp.lambda = 0.75f;
     mc_adamw_params op = mc_adamw_default_params();
     if ((st = mc_trainer_new(&cfg, ck, name, &lp, &op, &t, &err)) != MC_OK) { rc = cli_error(&err); goto done; }
+    mc_trainer_set_grad_checkpointing(t, ckpt);
     /* The trainer holds its own copy of the weights: the built checkpoint is no
      * longer needed (as a training run, which holds one copy). */
     mc_checkpoint_close(ck);
@@ -200,7 +207,7 @@ int cmd_bench_train(int argc, char **argv) {
                              teach + (size_t)2 * batch * td};
     }
     mc_train_result res;
-    double t0 = 0, c0 = 0, best = INFINITY, wait = 0, ph[4] = {0, 0, 0, 0};
+    double t0 = 0, c0 = 0, best = INFINITY, wait = 0, ph[4] = {0, 0, 0, 0}, first = 0;
     for (int s = 0; s < warmup + steps; s++) {
         double s0 = cli_now_s();
         if (s == warmup) t0 = s0, c0 = cli_cpu_s();
@@ -214,32 +221,47 @@ int cmd_bench_train(int argc, char **argv) {
         memset(&res, 0, sizeof res);
         if ((st = mc_trainer_train_step(t, &b, &res, &err)) != MC_OK) { rc = cli_error(&err); goto done; }
         double dt = cli_now_s() - s0;
+        if (s == 0) first = dt;
         if (s >= warmup && dt < best) best = dt;
         if (s >= warmup) {
             ph[0] += res.t_forward; ph[1] += res.t_loss; ph[2] += res.t_backward; ph[3] += res.t_optim;
         }
-        fprintf(stderr, "bench-train: step %d/%d %.2f s loss %.5f\n", s + 1, warmup + steps, dt, res.loss);
+        fprintf(stderr, "bench-train: step %d/%d %.2f s loss %.5f resident %.0f MB\n", s + 1, warmup + steps, dt, res.loss,
+                cli_rss_mb());
     }
     double mean = (cli_now_s() - t0) / steps, cpu = (cli_cpu_s() - c0) / steps;
     size_t nparam = 0;
     for (size_t i = 0; i < mc_trainer_count(t); i++)
         if (mc_trainer_param(t, i)->g) nparam += mc_trainer_param(t, i)->n;
-    printf("bench-train model=%s batch=%d image=%d context=%d params=%zu threads=%d steps=%d "
+    printf("bench-train model=%s batch=%d image=%d context=%d params=%zu threads=%d steps=%d grad_checkpointing=%d "
            "s_per_step_mean=%.3f s_per_step_min=%.3f images_per_s=%.3f loss=%.5f\n",
-           name, batch, S, L, nparam, threads, steps, mean, best, batch / mean, res.loss);
+           name, batch, S, L, nparam, threads, steps, ckpt, mean, best, batch / mean, res.loss);
     /* Mean seconds per timed step in each phase; other: the rest of the step
      * (with --train-data, the wait for the batch); cpu: the process's CPU
      * seconds per timed step, all threads (with --train-data the loader's too). */
     for (int k = 0; k < 4; k++) ph[k] /= steps;
+    /* first_step_s: the first step of the process (warm-up or timed), which
+     * maps the step's memory */
     printf("bench-train kernels=%s forward_s=%.3f loss_s=%.4f backward_s=%.3f optim_s=%.3f other_s=%.4f "
-           "cpu_s_per_step=%.3f\n", mc_kernels_name(), ph[0], ph[1], ph[2], ph[3],
-           mean - ph[0] - ph[1] - ph[2] - ph[3], cpu);
+           "cpu_s_per_step=%.3f first_step_s=%.3f\n", mc_kernels_name(), ph[0], ph[1], ph[2], ph[3],
+           mean - ph[0] - ph[1] - ph[2] - ph[3], cpu, first);
     /* Resident memory: after building the trainer (weights), with the training
      * state resident (+ gradients, AdamW moments), the peak; per image: what a
-     * step adds to the state (activations kept for the backward, workspaces). */
-    double peak = cli_peak_rss_mb();
-    printf("bench-train rss_build_mb=%.1f rss_state_mb=%.1f peak_rss_mb=%.1f mb_per_image=%.1f\n",
-           rss_build, rss_state, peak, (peak - rss_state) / batch);
+     * step adds to the state (activations kept for the backward, workspaces);
+     * max_batch_24gb: the largest batch whose peak stays within 24 GiB when all
+     * that a step adds grows with the batch (the state does not), as the same
+     * formula on PyTorch's figures in compare_train.sh; act_*: the trainer's own
+     * count of its activation buffers (the most in use at once, the memory they
+     * have touched, and all that a step made: what it would hold if nothing
+     * were freed before its end). */
+    double peak = cli_peak_rss_mb(), per_image = (peak - rss_state) / batch;
+    mc_train_memory tm;
+    mc_trainer_memory(t, &tm);
+    printf("bench-train rss_build_mb=%.1f rss_state_mb=%.1f peak_rss_mb=%.1f mb_per_image=%.1f max_batch_24gb=%d "
+           "act_peak_mb=%.1f act_held_mb=%.1f act_made_mb=%.1f\n",
+           rss_build, rss_state, peak, per_image,
+           per_image > 0 ? (int)((BT_BUDGET_MB - rss_state) / per_image) : 0,
+           tm.peak_bytes / 1048576.0, tm.held_bytes / 1048576.0, tm.made_bytes / 1048576.0);
     if (train_data) {
         mc_loader_stats ls;
         mc_loader_stats_get(loader, &ls);

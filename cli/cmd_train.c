@@ -81,7 +81,7 @@ static const train_opt topts[] = {
     {"gather-with-grad", T_FLAG, "gradients flow back through the feature gather: the exact gradient (MPI)"},
     {"precision", T_NOTE_VALUE, "P  (float32 always)"},
     {"ddp-static-graph", T_NOTE_FLAG, "(PyTorch DDP only)"},
-    {"grad-checkpointing", T_NOTE_FLAG, "(not implemented: memory as without it)"},
+    {"grad-checkpointing", T_FLAG, "blocks keep only their input and run again in the backward pass (same numbers, less memory)"},
     {"report-to", T_NOTE_VALUE, "S  (logs go to train.jsonl)"},
     {"wandb-project-name", T_NOTE_VALUE, "S  (no wandb)"},
     {"dist-url", T_NOTE_VALUE, "S  (ranks come from mpirun / srun)"},
@@ -280,6 +280,7 @@ int cmd_train(int argc, char **argv) {
     p.syn_text_key_regex = get(&a, "dataset-reinforcement-syn-text-key-regex");
     p.sample_sequential = has(&a, "dataset-reinforcement-sample-sequential");
     p.save_most_recent = has(&a, "save-most-recent");
+    p.grad_checkpointing = has(&a, "grad-checkpointing");
     p.resume = get(&a, "resume");
     if (get(&a, "logs")) p.logs = get(&a, "logs");
     p.name = get(&a, "name");

@@ -43,7 +43,13 @@ Prints (key=value, one line each):
   bench-train-torch forward_s=.. loss_s=.. backward_s=.. optim_s=.. other_s=.. cpu_s_per_step=..   (mean per step)
   bench-train-torch rss_build_mb=.. rss_state_mb=.. peak_rss_mb=.. mb_per_image=..
 
-usage: time_train_torch.py REF MODEL BATCH THREADS STEPS WARMUP
+With GRAD_CKPT=1 (argument 7), gradient checkpointing as open_clip's
+--grad-checkpointing does it for these towers: every block (MCi RepMixerBlock
+and AttentionBlock, the text tower's RepMixer blocks and TransformerEncoder
+layers, the ViT's transformer layers) runs under
+torch.utils.checkpoint.checkpoint (non-reentrant), keeping only its input.
+
+usage: time_train_torch.py REF MODEL BATCH THREADS STEPS WARMUP [GRAD_CKPT]
 """
 import json
 import math
@@ -83,10 +89,11 @@ def peak_rss_mb():
 
 
 def main():
-    if len(sys.argv) != 7:
-        sys.exit("usage: time_train_torch.py REF MODEL BATCH THREADS STEPS WARMUP")
+    if len(sys.argv) not in (7, 8):
+        sys.exit("usage: time_train_torch.py REF MODEL BATCH THREADS STEPS WARMUP [GRAD_CKPT]")
     ref, name = sys.argv[1], sys.argv[2]
     batch, threads, steps, warmup = (int(v) for v in sys.argv[3:7])
+    grad_ckpt = len(sys.argv) == 8 and sys.argv[7] == "1"
     if batch < 2 or threads < 1 or steps < 1 or warmup < 0:
         sys.exit("time_train_torch.py: BATCH >= 2, THREADS >= 1, STEPS >= 1, WARMUP >= 0")
     # Debian's PyTorch sends linear layers to OpenBLAS, whose own pool ignores
@@ -108,6 +115,19 @@ def main():
     model = CLIP(cfg=cfg, output_dict=True)
     randomise(model, 1234)
     model.train()
+    if grad_ckpt:
+        from torch.utils.checkpoint import checkpoint
+
+        def wrap(m):
+            inner = m.forward
+            m.forward = lambda *a, **k: checkpoint(inner, *a, use_reentrant=False, **k)
+
+        blocks = [m for m in model.modules()
+                  if type(m).__name__ in ("RepMixerBlock", "AttentionBlock", "TransformerEncoder")]
+        if not blocks:
+            sys.exit("time_train_torch.py: no blocks to checkpoint in %s" % name)
+        for m in blocks:
+            wrap(m)
     rss_build = rss_mb()
 
     # open_clip's parameter groups (open_clip_train/main.py)
@@ -208,15 +228,20 @@ def main():
     cpu = (time.process_time() - cpu0) / steps
     version = torch.__version__.split("a")[0].split("+")[0]
     print("bench-train-torch engine=pytorch-%s model=%s batch=%d image=%d context=%d params=%d threads=%d "
-          "steps=%d s_per_step_mean=%.3f s_per_step_min=%.3f images_per_s=%.3f images_per_s_best=%.3f loss=%.5f "
-          "blas=%s" % (version, name, batch, size, ctx, nparam, threads, steps, mean, best, batch / mean,
+          "steps=%d grad_checkpointing=%d s_per_step_mean=%.3f s_per_step_min=%.3f images_per_s=%.3f "
+          "images_per_s_best=%.3f loss=%.5f blas=%s"
+          % (version, name, batch, size, ctx, nparam, threads, steps, int(grad_ckpt), mean, best, batch / mean,
                        batch / best, loss, blas_library()))
     ph = [v / steps for v in phases]
     print("bench-train-torch forward_s=%.3f loss_s=%.4f backward_s=%.3f optim_s=%.3f other_s=%.4f cpu_s_per_step=%.3f"
           % (ph[0], ph[1], ph[2], ph[3], mean - sum(ph), cpu))
     peak = peak_rss_mb()
-    print("bench-train-torch rss_build_mb=%.1f rss_state_mb=%.1f peak_rss_mb=%.1f mb_per_image=%.1f"
-          % (rss_build, rss_state, peak, (peak - rss_state) / batch), flush=True)
+    per_image = (peak - rss_state) / batch
+    # the largest batch within 24 GiB when all that a step adds grows with the
+    # batch (bench-train's formula)
+    print("bench-train-torch rss_build_mb=%.1f rss_state_mb=%.1f peak_rss_mb=%.1f mb_per_image=%.1f max_batch_24gb=%d"
+          % (rss_build, rss_state, peak, per_image, int((24 * 1024 - rss_state) / per_image) if per_image > 0 else 0),
+          flush=True)
 
 
 if __name__ == "__main__":

@@ -445,9 +445,10 @@ static mc_status write_params(const char *dir, const mc_run_params *p, int64_t s
             (double)p->loss_weights[1]);
     for (int i = 0; i < p->n_distill_models; i++) { if (i) fputs(", ", f); put_str(f, p->distill_models[i]); }
     fprintf(f, "],\n  \"lr\": %.9g, \"wd\": %.9g, \"beta1\": %.9g, \"beta2\": %.9g, \"eps\": %.9g, \"warmup\": %d,"
-               " \"grad_clip_norm\": %.9g, \"accum_freq\": %d, \"local_loss\": %d, \"gather_with_grad\": %d",
+               " \"grad_clip_norm\": %.9g, \"accum_freq\": %d, \"local_loss\": %d, \"gather_with_grad\": %d,"
+               " \"grad_checkpointing\": %d",
             (double)p->lr, (double)p->wd, (double)p->beta1, (double)p->beta2, (double)p->eps, p->warmup,
-            (double)p->grad_clip_norm, p->accum_freq, p->local_loss, p->gather_with_grad);
+            (double)p->grad_clip_norm, p->accum_freq, p->local_loss, p->gather_with_grad, p->grad_checkpointing);
     fputs(",\n  \"model\": ", f); put_str(f, p->model);
     fputs(", \"pretrained\": ", f); put_str(f, p->pretrained);
     fprintf(f, ",\n  \"save_frequency\": %d, \"save_most_recent\": %d, \"save_every_n_steps\": %d,"
@@ -707,6 +708,7 @@ mc_status mc_run_train(const mc_run_params *p_in, mc_run_result *out, mc_error *
 
     if ((st = mc_trainer_new(&r.m.cfg, start, r.m.start_path[0] ? r.m.start_path : p->model, &lp, &op, &r.t, err)) != MC_OK)
         goto done;
+    mc_trainer_set_grad_checkpointing(r.t, p->grad_checkpointing);
     if (!r.m.start_path[0]) {   /* random initialisation: CLIP's logit scale ln(1/0.07) */
         mc_tparam *ls = mc_trainer_find(r.t, "logit_scale");
         if (ls) ls->w[0] = logf(1.0f / 0.07f);

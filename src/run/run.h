@@ -87,6 +87,7 @@ typedef struct mc_run_params {
     int warmup;
     float grad_clip_norm;
     int accum_freq;
+    int grad_checkpointing;       /* blocks re-run in the backward pass (mc_trainer_set_grad_checkpointing) */
     /* data parallelism (open_clip's flags; train/accum.h): each rank the loss of its own
      * rows only; gradients back through the feature gather (0: each rank's own features
      * only, parameter gradients averaged over the ranks as PyTorch DDP does) */

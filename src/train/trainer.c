@@ -14,6 +14,7 @@
 #include "kernels/threads.h"
 #include "train/trainer.h"
 #include "train/kernels.h"
+#include "train/pool.h"
 #include "model/tblock.h"
 
 #include "core/json.h"
@@ -24,17 +25,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* An activation: data and (lazily allocated) gradient; numel = n*c*h*w. */
+/* An activation: data and (lazily allocated) gradient, each a buffer of the
+ * trainer's pool (bd, bg); numel = n*c*h*w.  d is NULL once no backward
+ * needs it (freed in the forward, or after the backward of its producer). */
 typedef struct tt {
     float *d, *g;
+    mc_pool_blk *bd, *bg;
     int n, c, h, w;
+    unsigned char saved;      /* the backward of a consumer reads d */
+    unsigned char nograd;     /* an input: no gradient wanted */
 } tt;
 
 enum {
     OP_CONV, OP_BN, OP_ADD, OP_CHSCALE, OP_ACT, OP_GAP, OP_GATE, OP_TRANSPOSE, OP_LINEAR,
     OP_MATMUL, OP_LAYERNORM, OP_ATTENTION, OP_EMBED, OP_ADDPOS, OP_GATHER, OP_L2NORM, OP_BN_EVAL,
-    OP_PREPEND
+    OP_PREPEND, OP_BLOCK
 };
+
+struct blockcall;
 
 typedef struct top {
     int kind;
@@ -42,16 +50,19 @@ typedef struct top {
     mc_tparam *w, *b;
     mc_conv2d_desc cd;
     float *s1, *s2;
+    mc_pool_blk *bs1;         /* s1's pool buffer (attention probabilities), or NULL */
     int i0, i1, i2, i3;
     float alpha;
     mc_act act;
     const int32_t *idx;
+    const struct blockcall *call;   /* OP_BLOCK: the block to recompute */
     int qkv;                  /* OP_LINEAR whose output is an attention's packed q|k|v */
 } top;
 
-/* Activation memory of the tape: chunks that are kept when a micro-batch
- * ends (tape_reset) and handed out again, zeroed, to the next one, so that a
- * steady training loop maps no new pages; released by tape_release. */
+/* Small things of the tape (the tensor records, BatchNorm and LayerNorm
+ * statistics, pooling positions): chunks that are kept when a micro-batch
+ * ends (tape_reset) and handed out again, zeroed, to the next one;
+ * released by tape_release.  Tensor data lives in the pool (train/pool.h). */
 typedef struct tape_chunk {
     struct tape_chunk *next;
     size_t size, used;
@@ -62,7 +73,7 @@ typedef struct tape_mem {
     tape_chunk *head, *cur;   /* chunks in allocation order; the one being filled */
 } tape_mem;
 
-#define TAPE_CHUNK ((size_t)64 << 20)
+#define TAPE_CHUNK ((size_t)1 << 20)
 
 static void *tape_alloc(tape_mem *a, size_t bytes) {
     size_t need;
@@ -138,7 +149,10 @@ struct mc_trainer {
     mc_tparam *logit_scale;
     int step;           /* optimizer steps done */
     int micro;          /* micro-batches accumulated since the last step */
-    tape_mem mem;       /* activations of the current micro-batch (kept between batches) */
+    tape_mem mem;       /* small things of the current micro-batch (kept between batches) */
+    mc_pool pool;       /* tensor data and gradients (kept between batches) */
+    int ckpt;           /* gradient checkpointing: blocks keep only their input */
+    int recompute;      /* re-running a block in the backward pass: running statistics stay */
     top *tape;
     size_t ntape, captape;
     int failed;         /* allocation failure during a forward */
@@ -192,17 +206,72 @@ static tt *new_tt(mc_trainer *t, int n, int c, int h, int w) {
     tt *x = tape_alloc(&t->mem, sizeof *x);
     if (!x) { t->failed = 1; return NULL; }
     x->n = n; x->c = c; x->h = h; x->w = w;
-    x->d = tape_floats(&t->mem, numel(x));
+    x->d = mc_pool_get(&t->pool, numel(x), 0, &x->bd);   /* every op writes all of y */
     if (!x->d) { t->failed = 1; return NULL; }
     return x;
 }
 
 static float *gradof(mc_trainer *t, tt *x) {
     if (!x->g) {
-        x->g = tape_floats(&t->mem, numel(x));
+        x->g = mc_pool_get(&t->pool, numel(x), 1, &x->bg);
         if (!x->g) t->failed = 1;
     }
     return x->g;
+}
+
+/* The gradient of x, or NULL when none is wanted (for kernels that skip a NULL dx). */
+static float *gradof_opt(mc_trainer *t, tt *x) { return x->nograd ? NULL : gradof(t, x); }
+
+static void drop_data(mc_trainer *t, tt *x) {
+    if (!x) return;
+    mc_pool_put(&t->pool, x->bd);
+    x->bd = NULL;
+    x->d = NULL;
+}
+
+static void drop_grad(mc_trainer *t, tt *x) {
+    if (!x) return;
+    mc_pool_put(&t->pool, x->bg);
+    x->bg = NULL;
+    x->g = NULL;
+}
+
+/* Whether the backward of an op of this kind reads its input x's data (x2:
+ * only OP_GATE's); the others need shapes alone. */
+static int reads_x(int kind) {
+    switch (kind) {
+    case OP_CONV: case OP_BN: case OP_BN_EVAL: case OP_CHSCALE: case OP_ACT: case OP_GATE: case OP_LINEAR:
+    case OP_MATMUL: case OP_LAYERNORM: case OP_ATTENTION: case OP_L2NORM: case OP_BLOCK:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* The end of a module whose ops are tape[s0..]: the data of every tensor
+ * made inside it that no backward reads is freed (only the module's result
+ * y leaves it, so nothing later can read the others).  Returns y. */
+static tt *scope_end(mc_trainer *t, size_t s0, tt *y) {
+    if (t->failed || !y) return NULL;
+    for (size_t k = s0; k < t->ntape; k++) {
+        top *o = &t->tape[k];
+        if (reads_x(o->kind) && o->x) o->x->saved = 1;
+        if (o->kind == OP_GATE) o->x2->saved = 1;
+    }
+    for (size_t k = s0; k < t->ntape; k++) {
+        tt *z = t->tape[k].y;
+        if (z != y && !z->saved) drop_data(t, z);
+    }
+    return y;
+}
+
+/* After the backward of op o: its result, the gradient of that and its pooled
+ * statistics are dead (every consumer of y comes later on the tape). */
+static void release_op(mc_trainer *t, top *o) {
+    drop_data(t, o->y);
+    drop_grad(t, o->y);
+    mc_pool_put(&t->pool, o->bs1);
+    o->bs1 = NULL;
 }
 
 static top *push(mc_trainer *t, int kind) {
@@ -297,9 +366,11 @@ static tt *op_bn(mc_trainer *t, tt *x, const char *prefix) {
     float *mean = tape_floats(&t->mem, x->c), *rstd = tape_floats(&t->mem, x->c);
     if (!mean || !rstd) t->failed = 1;
     BAIL(t);
-    mc_train_bn_forward(x->d, x->n, x->c, x->h * x->w, g->w, b->w, 1e-5f, t->cfg.bn_momentum, rm->w,
-                        rv->w, y->d, mean, rstd);
-    if (nb) nb->count++;
+    /* a block re-run by gradient checkpointing leaves the running statistics
+     * alone: they were updated once, by the forward pass */
+    mc_train_bn_forward(x->d, x->n, x->c, x->h * x->w, g->w, b->w, 1e-5f, t->cfg.bn_momentum,
+                        t->recompute ? NULL : rm->w, t->recompute ? NULL : rv->w, y->d, mean, rstd);
+    if (nb && !t->recompute) nb->count++;
     top *o = push(t, OP_BN);
     BAIL(t);
     o->x = x; o->y = y; o->w = g; o->b = b; o->s1 = mean; o->s2 = rstd;
@@ -464,15 +535,17 @@ static tt *op_attention(mc_trainer *t, tt *qkv, int B, int T, int heads, int cau
     int D = (int)(numel(qkv) / ((size_t)B * T * 3));
     if (heads <= 0 || D % heads) { t->failed = 3; return NULL; }
     tt *y = new_tt(t, B, T, D, 1);
-    float *probs = tape_floats(&t->mem, (size_t)B * heads * T * T);
+    mc_pool_blk *pb = NULL;
+    float *probs = y ? mc_pool_get(&t->pool, (size_t)B * heads * T * T, 1, &pb) : NULL;
     if (!probs) t->failed = 1;
     BAIL(t);
     mc_train_attention_forward(qkv->d, B, T, heads, D / heads, causal, y->d, probs);
     top *prev = t->ntape ? &t->tape[t->ntape - 1] : NULL;
     if (prev && prev->kind == OP_LINEAR && prev->y == qkv) prev->qkv = 1;
     top *o = push(t, OP_ATTENTION);
+    if (!o) mc_pool_put(&t->pool, pb);
     BAIL(t);
-    o->x = qkv; o->y = y; o->s1 = probs; o->i0 = B; o->i1 = T; o->i2 = heads; o->i3 = D / heads;
+    o->x = qkv; o->y = y; o->s1 = probs; o->bs1 = pb; o->i0 = B; o->i1 = T; o->i2 = heads; o->i3 = D / heads;
     return y;
 }
 
@@ -662,6 +735,26 @@ static void backward_terms(mc_trainer *t, top *o) {
     free(ady);
 }
 
+static tt *run_block(mc_trainer *t, tt *x, const struct blockcall *c);
+static void backward_range(mc_trainer *t, size_t n0);
+
+/* OP_BLOCK: re-run the block on its kept input (BatchNorm running statistics
+ * untouched), hand it the gradient of its result, and go back through it. */
+static void backward_block(mc_trainer *t, top *o) {
+    tt *x = o->x, *y = o->y;
+    const struct blockcall *c = o->call;   /* o moves if the tape grows */
+    size_t n0 = t->ntape;
+    drop_data(t, y);   /* its consumers are done; the re-run makes it again */
+    t->recompute = 1;
+    tt *y2 = run_block(t, x, c);
+    t->recompute = 0;
+    if (!y2) { if (!t->failed) t->failed = 1; return; }
+    y2->g = y->g; y2->bg = y->bg;
+    y->g = NULL; y->bg = NULL;
+    backward_range(t, n0);
+    t->ntape = n0;
+}
+
 /* The bias gradient of an attention's packed q|k|v projection, dy [m, n =
  * 3D]: the column sums of the q and v parts (in double, row after row, as
  * mc_train_linear_backward sums them).  The key part is left as it is: a key
@@ -684,10 +777,11 @@ static void backward_op(mc_trainer *t, top *o) {
     tt *x = o->x, *y = o->y;
     float *dy = y->g;
     if (!dy) return;   /* nothing flows here */
+    if (o->kind == OP_BLOCK) { backward_block(t, o); return; }
     if (t->track_terms) backward_terms(t, o);
     switch (o->kind) {
     case OP_CONV:
-        mc_train_conv2d_backward(&o->cd, x->d, x->n, x->h, x->w, o->w->w, dy, gradof(t, x), o->w->g,
+        mc_train_conv2d_backward(&o->cd, x->d, x->n, x->h, x->w, o->w->w, dy, gradof_opt(t, x), o->w->g,
                                  o->b ? o->b->g : NULL);
         break;
     case OP_BN:
@@ -846,6 +940,16 @@ static void backward_op(mc_trainer *t, top *o) {
     }
 }
 
+/* The backward pass through tape[n0..] in reverse; every op's result and its
+ * gradient are freed once the op is done. */
+static void backward_range(mc_trainer *t, size_t n0) {
+    for (size_t k = t->ntape; k-- > n0;) {
+        backward_op(t, &t->tape[k]);
+        release_op(t, &t->tape[k]);
+        if (t->failed) return;
+    }
+}
+
 /* --------------------------------------------------------------- modules */
 
 /* A layer scale <pf>.<leaf> ([C,1,1]; timm: <pf>.<leaf>.gamma), or NULL. */
@@ -869,6 +973,7 @@ static tt *squeeze_excite(mc_trainer *t, tt *x, const char *pf) {
 /* MobileOneBlock: act(se(scale + skip + sum(conv branches))) */
 static tt *mobileone(mc_trainer *t, tt *x, const char *pf, int stride, int act) {
     const tnames *nm = t->nm;
+    const size_t s0 = t->ntape;
     char b[512];
     tt *out = NULL;
     tt *skip = NULL, *scale = NULL;
@@ -890,12 +995,13 @@ static tt *mobileone(mc_trainer *t, tt *x, const char *pf, int stride, int act) 
     if (!out) { if (!t->failed) { t->failed = 2; snprintf(t->missing, sizeof t->missing, "%s.*", pf); } return NULL; }
     out = squeeze_excite(t, out, pf);
     if (act) out = op_act(t, out, MC_ACT_GELU);
-    return out;
+    return scope_end(t, s0, out);
 }
 
 /* ReparamLargeKernelConv: act(se(bn(conv_k(x)) + bn(conv_small(x)))) */
 static tt *replk(mc_trainer *t, tt *x, const char *pf, int stride) {
     const char *lk = t->nm->lk_large;
+    const size_t s0 = t->ntape;
     char b[512];
     snprintf(b, sizeof b, "%.440s.%s.bn", pf, lk);
     tt *out = op_bn(t, op_conv(t, x, needp(t, "%s.%s.conv.weight", pf, lk), NULL, stride), b);
@@ -905,16 +1011,17 @@ static tt *replk(mc_trainer *t, tt *x, const char *pf, int stride) {
         out = op_add(t, out, s, 1.0f);
     }
     out = squeeze_excite(t, out, pf);   /* timm SqueezeExcite */
-    return op_act(t, out, MC_ACT_GELU);
+    return scope_end(t, s0, op_act(t, out, MC_ACT_GELU));
 }
 
 /* ConvFFN (timm ConvMlp) at <pf>: fc2(GELU(fc1(bn(dwconv(x))))) */
 static tt *convffn(mc_trainer *t, tt *x, const char *pf) {
+    const size_t s0 = t->ntape;
     char b[512];
     snprintf(b, sizeof b, "%s.conv.bn", pf);
     tt *y = op_bn(t, op_conv(t, x, needp(t, "%s.conv.conv.weight", pf), NULL, 1), b);
     y = op_act(t, op_conv(t, y, needp(t, "%s.fc1.weight", pf), findp(t, "%s.fc1.bias", pf), 1), MC_ACT_GELU);
-    return op_conv(t, y, needp(t, "%s.fc2.weight", pf), findp(t, "%s.fc2.bias", pf), 1);
+    return scope_end(t, s0, op_conv(t, y, needp(t, "%s.fc2.weight", pf), findp(t, "%s.fc2.bias", pf), 1));
 }
 
 static int is_repmixer_block(mc_trainer *t, const char *pf) {
@@ -924,6 +1031,7 @@ static int is_repmixer_block(mc_trainer *t, const char *pf) {
 
 /* RepMixerBlock on NCHW: x + ls_mixer * (mixer(x) - norm(x)); x + ls * ffn(x) */
 static tt *repmixer_block(mc_trainer *t, tt *x, const char *pf) {
+    const size_t s0 = t->ntape;
     char b[512], b2[512];
     snprintf(b, sizeof b, "%s.token_mixer.mixer", pf);
     snprintf(b2, sizeof b2, "%s.token_mixer.norm", pf);
@@ -935,7 +1043,7 @@ static tt *repmixer_block(mc_trainer *t, tt *x, const char *pf) {
     snprintf(b, sizeof b, "%s.%s", pf, t->nm->ffn);
     tt *f = convffn(t, x, b);
     ls = layer_scale(t, pf, "layer_scale");
-    return op_add(t, x, ls ? op_chscale(t, f, ls) : f, 1.0f);
+    return scope_end(t, s0, op_add(t, x, ls ? op_chscale(t, f, ls) : f, 1.0f));
 }
 
 /* MCi AttentionBlock: x + ls1 * MHSA(norm(x)); x + ls2 * ConvFFN(x).  norm is
@@ -943,6 +1051,7 @@ static tt *repmixer_block(mc_trainer *t, tt *x, const char *pf) {
  * channels (timm fastvit_mci3/4, eps 1e-5). */
 static tt *attention_block(mc_trainer *t, tt *x, const char *pf) {
     if (!x || t->failed) return NULL;
+    const size_t s0 = t->ntape;
     char b[512];
     int B = x->n, C = x->c, HW = x->h * x->w, H = x->h, W = x->w;
     snprintf(b, sizeof b, "%.480s.norm", pf);
@@ -960,7 +1069,7 @@ static tt *attention_block(mc_trainer *t, tt *x, const char *pf) {
     x = op_add(t, x, l1 ? op_chscale(t, back, l1) : back, 1.0f);
     snprintf(b, sizeof b, "%.480s.%s", pf, t->nm->ffn);
     tt *f = convffn(t, x, b);
-    return op_add(t, x, l2 ? op_chscale(t, f, l2) : f, 1.0f);
+    return scope_end(t, s0, op_add(t, x, l2 ? op_chscale(t, f, l2) : f, 1.0f));
 }
 
 /* Pre-norm transformer block on x [B, L, D] under the names of nm (relative to
@@ -970,6 +1079,7 @@ static tt *attention_block(mc_trainer *t, tt *x, const char *pf) {
  * nn.MultiheadAttention in_proj_weight. */
 static tt *transformer_layer(mc_trainer *t, tt *x, const char *b, const mc_tblock_names *nm, int B,
                              int L, int heads, int causal, float eps, mc_act act) {
+    const size_t s0 = t->ntape;
     tt *h = op_ln(t, x, needp(t, "%s.%s", b, nm->ln1_w), needp(t, "%s.%s", b, nm->ln1_b), eps);
     h = op_linear(t, h, needp(t, "%s.%s", b, nm->qkv_w), findp(t, "%s.%s", b, nm->qkv_b));
     h = op_attention(t, h, B, L, heads, causal);
@@ -978,7 +1088,67 @@ static tt *transformer_layer(mc_trainer *t, tt *x, const char *b, const mc_tbloc
     h = op_ln(t, x, needp(t, "%s.%s", b, nm->ln2_w), needp(t, "%s.%s", b, nm->ln2_b), eps);
     h = op_act(t, op_linear(t, h, needp(t, "%s.%s", b, nm->fc1_w), findp(t, "%s.%s", b, nm->fc1_b)), act);
     h = op_linear(t, h, needp(t, "%s.%s", b, nm->fc2_w), findp(t, "%s.%s", b, nm->fc2_b));
-    return op_add(t, x, h, 1.0f);
+    return scope_end(t, s0, op_add(t, x, h, 1.0f));
+}
+
+/* A block that gradient checkpointing may re-run in the backward pass: a
+ * RepMixer or attention block of an MCi tower (or of the mct text tower), or
+ * a pre-norm transformer layer. */
+enum { BLK_REPMIXER, BLK_ATTENTION, BLK_TRANSFORMER };
+
+typedef struct blockcall {
+    int kind;
+    char pf[512];                 /* the block's tensor prefix */
+    const mc_tblock_names *nm;    /* BLK_TRANSFORMER: names, shape, options */
+    int B, L, heads, causal;
+    float eps;
+    mc_act act;
+} blockcall;
+
+static tt *run_block(mc_trainer *t, tt *x, const blockcall *c) {
+    switch (c->kind) {
+    case BLK_REPMIXER: return repmixer_block(t, x, c->pf);
+    case BLK_ATTENTION: return attention_block(t, x, c->pf);
+    default: return transformer_layer(t, x, c->pf, c->nm, c->B, c->L, c->heads, c->causal, c->eps, c->act);
+    }
+}
+
+/* A block.  With gradient checkpointing it keeps only its input: its ops
+ * leave the tape for one OP_BLOCK, and the backward pass re-runs them (the
+ * same kernels on the same input: the same numbers) to go back through them. */
+static tt *block(mc_trainer *t, tt *x, const blockcall *c) {
+    if (!t->ckpt || t->recompute || !x || t->failed) return run_block(t, x, c);
+    const size_t s0 = t->ntape;
+    tt *y = run_block(t, x, c);
+    blockcall *keep = y ? tape_alloc(&t->mem, sizeof *keep) : NULL;
+    if (y && !keep) t->failed = 1;
+    BAIL(t);
+    *keep = *c;
+    for (size_t k = s0; k < t->ntape; k++) {
+        top *o = &t->tape[k];
+        mark(t, o->w); mark(t, o->b);
+        if (o->y != y) drop_data(t, o->y);
+        mc_pool_put(&t->pool, o->bs1);
+    }
+    t->ntape = s0;
+    top *o = push(t, OP_BLOCK);
+    BAIL(t);
+    o->x = x; o->y = y; o->call = keep;
+    x->saved = 1;
+    return y;
+}
+
+static tt *transformer_block(mc_trainer *t, tt *x, const char *b, const mc_tblock_names *nm, int B,
+                             int L, int heads, int causal, float eps, mc_act act) {
+    blockcall c = {BLK_TRANSFORMER, "", nm, B, L, heads, causal, eps, act};
+    snprintf(c.pf, sizeof c.pf, "%s", b);
+    return block(t, x, &c);
+}
+
+static tt *mci_block(mc_trainer *t, tt *x, const char *b, int kind) {
+    blockcall c = {kind, "", NULL, 0, 0, 0, 0, 0, MC_ACT_NONE};
+    snprintf(c.pf, sizeof c.pf, "%s", b);
+    return block(t, x, &c);
 }
 
 /* ViT image towers (64-channel heads).
@@ -1040,7 +1210,7 @@ static tt *vit_forward(mc_trainer *t, tt *x, int n) {
     for (int l = 0;; l++) {
         snprintf(b, sizeof b, oc ? "%s.blocks.%d" : "%s.transformer.%d", P, l);
         if (!findp(t, "%s.%s", b, bn->ln1_w)) break;
-        x = transformer_layer(t, x, b, bn, n, T, D / 64, 0, eps, MC_ACT_GELU);
+        x = transformer_block(t, x, b, bn, n, T, D / 64, 0, eps, MC_ACT_GELU);
         if (t->failed) return NULL;
     }
     snprintf(b, sizeof b, oc ? "%s.norm" : "%s.post_transformer_norm", P);
@@ -1063,8 +1233,8 @@ static tt *mci_blocks(mc_trainer *t, tt *x, const char *base) {
     char b[512];
     for (int j = 0;; j++) {
         snprintf(b, sizeof b, "%.480s.%d", base, j);
-        if (is_repmixer_block(t, b)) x = repmixer_block(t, x, b);
-        else if (findp(t, "%s.token_mixer.qkv.weight", b)) x = attention_block(t, x, b);
+        if (is_repmixer_block(t, b)) x = mci_block(t, x, b, BLK_REPMIXER);
+        else if (findp(t, "%s.token_mixer.qkv.weight", b)) x = mci_block(t, x, b, BLK_ATTENTION);
         else break;
         if (t->failed) return NULL;
     }
@@ -1084,12 +1254,19 @@ static tt *mci_downsample(mc_trainer *t, tt *x, const char *pf) {
  * with SE, global average pool, projection.  mobileclip repo: network.K is a
  * block list, a patch embedding (proj) or a RepCPE (pe); head.proj [C, E].
  * timm: stages.S.{downsample.proj, pos_emb.pos_enc, blocks.K}; head.fc [E, C] + bias. */
+static tt *image_tower(mc_trainer *t, tt *x, int n);
+
 static tt *image_forward(mc_trainer *t, const float *pixels, int n) {
     int S = t->cfg.image_size;
+    const size_t s0 = t->ntape;
     tt *x = new_tt(t, n, 3, S, S);
     if (!x) return NULL;
+    x->nograd = 1;
     memcpy(x->d, pixels, numel(x) * sizeof(float));
-    if (!strncmp(t->cfg.image_arch, "vit", 3)) return vit_forward(t, x, n);
+    return scope_end(t, s0, !strncmp(t->cfg.image_arch, "vit", 3) ? vit_forward(t, x, n) : image_tower(t, x, n));
+}
+
+static tt *image_tower(mc_trainer *t, tt *x, int n) {
     const char *P = t->nm->img;
     char b[512];
     for (int i = 0; i < 3; i++) {
@@ -1158,7 +1335,7 @@ static tt *text_forward_openclip(mc_trainer *t, const int32_t *tok, int n, int32
     for (int i = 0;; i++) {
         snprintf(b, sizeof b, "%stransformer.resblocks.%d", P, i);
         if (!findp(t, "%s.%s", b, mc_tblock_names_openclip.ln1_w)) break;
-        x = transformer_layer(t, x, b, &mc_tblock_names_openclip, n, L, heads, t->cfg.causal, 1e-5f, act);
+        x = transformer_block(t, x, b, &mc_tblock_names_openclip, n, L, heads, t->cfg.causal, 1e-5f, act);
         if (t->failed) return NULL;
     }
     snprintf(b, sizeof b, "%sln_final", P);
@@ -1170,8 +1347,14 @@ static tt *text_forward_openclip(mc_trainer *t, const int32_t *tok, int n, int32
     return op_linear(t, x, needp(t, "%stext_projection.weight", P), findp(t, "%stext_projection.bias", P));
 }
 
+static tt *text_tower(mc_trainer *t, const int32_t *tok, int n, int32_t *eot);
+
 static tt *text_forward(mc_trainer *t, const int32_t *tok, int n, int32_t *eot) {
-    if (t->oc) return text_forward_openclip(t, tok, n, eot);
+    const size_t s0 = t->ntape;
+    return scope_end(t, s0, t->oc ? text_forward_openclip(t, tok, n, eot) : text_tower(t, tok, n, eot));
+}
+
+static tt *text_tower(mc_trainer *t, const int32_t *tok, int n, int32_t *eot) {
     int L = t->cfg.context_length;
     const char *P = "text_encoder";
     char b[512];
@@ -1185,13 +1368,13 @@ static tt *text_forward(mc_trainer *t, const int32_t *tok, int n, int32_t *eot) 
         snprintf(b, sizeof b, "%s.transformer.%d", P, i);
         if (is_repmixer_block(t, b)) {
             tt *c = op_transpose(t, x, n, L, D, n, D, 1, L);
-            c = repmixer_block(t, c, b);
+            c = mci_block(t, c, b, BLK_REPMIXER);
             x = op_transpose(t, c, n, D, L, n, L, D, 1);
         } else if (findp(t, "%s.pre_norm_mha.0.weight", b)) {
             int heads = layer < t->cfg.n_text_heads ? t->cfg.text_heads[layer]
                                                      : t->cfg.text_heads[t->cfg.n_text_heads - 1];
             layer++;
-            x = transformer_layer(t, x, b, &mc_tblock_names_mobileclip, n, L, heads, t->cfg.causal, 1e-5f,
+            x = transformer_block(t, x, b, &mc_tblock_names_mobileclip, n, L, heads, t->cfg.causal, 1e-5f,
                                   MC_ACT_GELU);
         } else {
             break;
@@ -1327,6 +1510,7 @@ void mc_trainer_free(mc_trainer *t) {
     free(t->used);
     free(t->tape);
     tape_release(&t->mem);
+    mc_pool_release(&t->pool);
     free(t);
 }
 
@@ -1358,6 +1542,13 @@ mc_status mc_trainer_track_grad_terms(mc_trainer *t, int on, mc_error *err) {
     return MC_OK;
 }
 
+/* The end of a micro-batch: the tape and every buffer of it free for the next. */
+static void tape_clear(mc_trainer *t) {
+    t->ntape = 0;
+    tape_reset(&t->mem);
+    mc_pool_put_all(&t->pool);
+}
+
 static mc_status forward_fail(mc_trainer *t, mc_error *err) {
     mc_status st;
     if (t->failed == 2)
@@ -1370,7 +1561,9 @@ static mc_status forward_fail(mc_trainer *t, mc_error *err) {
         st = mc_fail(err, MC_ERR_NOMEM, "training model: out of memory");
     t->ntape = 0;
     t->failed = 0;
+    t->recompute = 0;
     tape_release(&t->mem);
+    mc_pool_release(&t->pool);
     return st;
 }
 
@@ -1446,11 +1639,11 @@ mc_status mc_trainer_forward_backward_loss(mc_trainer *t, const mc_train_batch *
     tt *fs = t->failed || !syn ? NULL : text_forward(t, b->tokens_syn, n, eot + n);
     tt *ei = op_l2norm(t, fi), *er = op_l2norm(t, fr), *es = syn ? op_l2norm(t, fs) : NULL;
     if (t->failed || !ei || !er || (syn && !es)) return forward_fail(t, err);
-    if ((rs = check_structure(t, err)) != MC_OK) { t->ntape = 0; tape_reset(&t->mem); return rs; }
+    if ((rs = check_structure(t, err)) != MC_OK) { tape_clear(t); return rs; }
     double c1 = mc_now_s();
     int e = (int)(numel(ei) / n);
     if ((int)(numel(er) / n) != e) {
-        t->ntape = 0; tape_reset(&t->mem);
+        tape_clear(t);
         return mc_fail(err, MC_ERR_SHAPE, "training model: image embedding dim %d, text %d", e, (int)(numel(er) / n));
     }
     float *gi = gradof(t, ei), *gr = gradof(t, er), *gs = syn ? gradof(t, es) : NULL;
@@ -1458,13 +1651,11 @@ mc_status mc_trainer_forward_backward_loss(mc_trainer *t, const mc_train_batch *
     float dscale = 0, terms[4] = {0, 0, 0, 0};
     rs = loss(loss_ud, b, ei->d, er->d, syn ? es->d : NULL, n, e, t->logit_scale->w[0], terms, gi, gr, gs, &dscale,
               err);
-    if (rs != MC_OK) { t->ntape = 0; tape_reset(&t->mem); return rs; }
+    if (rs != MC_OK) { tape_clear(t); return rs; }
     t->logit_scale->g[0] += dscale;
     double c2 = mc_now_s();
-    for (size_t k = t->ntape; k-- > 0;) {
-        backward_op(t, &t->tape[k]);
-        if (t->failed) return forward_fail(t, err);
-    }
+    backward_range(t, 0);
+    if (t->failed) return forward_fail(t, err);
     if (res) {
         memcpy(res->terms, terms, sizeof terms);
         res->loss = terms[0] + terms[1] + terms[2] + terms[3];
@@ -1473,12 +1664,18 @@ mc_status mc_trainer_forward_backward_loss(mc_trainer *t, const mc_train_batch *
         res->t_backward += mc_now_s() - c2;
     }
     t->micro++;
-    t->ntape = 0;
-    tape_reset(&t->mem);
+    tape_clear(t);
     return MC_OK;
 }
 
 void mc_trainer_set_eval(mc_trainer *t, int on) { t->eval = on != 0; }
+void mc_trainer_set_grad_checkpointing(mc_trainer *t, int on) { t->ckpt = on != 0; }
+
+void mc_trainer_memory(const mc_trainer *t, mc_train_memory *m) {
+    m->peak_bytes = t->pool.peak_live;
+    m->held_bytes = t->pool.touched;
+    m->made_bytes = t->pool.peak_made;
+}
 
 mc_status mc_trainer_features(mc_trainer *t, const float *pixels, int n_img, const int32_t *tokens,
                               int n_txt, float *img, float *txt, const float *d_img,
@@ -1500,7 +1697,7 @@ mc_status mc_trainer_features(mc_trainer *t, const float *pixels, int n_img, con
     if (t->failed || (n_img > 0 && !fi) || (n_txt > 0 && !ft)) return forward_fail(t, err);
     if (fi && ft) {   /* both towers ran: every tensor must have been used */
         mc_status rs = check_structure(t, err);
-        if (rs != MC_OK) { t->ntape = 0; tape_reset(&t->mem); return rs; }
+        if (rs != MC_OK) { tape_clear(t); return rs; }
     } else {
         for (size_t k = 0; t->used && k < t->ntape; k++) { mark(t, t->tape[k].w); mark(t, t->tape[k].b); }
     }
@@ -1516,13 +1713,11 @@ mc_status mc_trainer_features(mc_trainer *t, const float *pixels, int n_img, con
         if (!g) return forward_fail(t, err);
         memcpy(g, d_txt, numel(ft) * sizeof(float));
     }
-    if ((fi && d_img) || (ft && d_txt))
-        for (size_t k = t->ntape; k-- > 0;) {
-            backward_op(t, &t->tape[k]);
-            if (t->failed) return forward_fail(t, err);
-        }
-    t->ntape = 0;
-    tape_reset(&t->mem);
+    if ((fi && d_img) || (ft && d_txt)) {
+        backward_range(t, 0);
+        if (t->failed) return forward_fail(t, err);
+    }
+    tape_clear(t);
     return MC_OK;
 }
 

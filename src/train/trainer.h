@@ -129,6 +129,31 @@ void mc_trainer_zero_grad(mc_trainer *t);
  * weight-gradient pass; off by default.  Fails only for lack of memory. */
 mc_status mc_trainer_track_grad_terms(mc_trainer *t, int on, mc_error *err);
 
+/* Gradient checkpointing (open_clip --grad-checkpointing): every block
+ * (MCi RepMixer and attention blocks, the text tower's RepMixer blocks,
+ * transformer layers) keeps only its input through the forward pass and is
+ * run again, from that input, when the backward pass reaches it.  The same
+ * kernels on the same data: losses, gradients and weights are bit for bit
+ * those without it, and BatchNorm running statistics are updated once.
+ * Less activation memory for about one more forward pass of the blocks.
+ * Off by default. */
+void mc_trainer_set_grad_checkpointing(mc_trainer *t, int on);
+
+/* Activation memory (bytes) of the micro-batches so far: the most held at
+ * once by the buffers of one (activations saved for the backward pass,
+ * gradients of activations, attention probabilities); the memory the
+ * trainer keeps for them (what the buffers have touched: about what is
+ * resident; more than the peak by what lay between buffers); and the most
+ * that one micro-batch made in all, which it would hold if nothing were
+ * freed before its end.  The model's weights, gradients and AdamW moments
+ * are not counted. */
+typedef struct mc_train_memory {
+    size_t peak_bytes;
+    size_t held_bytes;
+    size_t made_bytes;
+} mc_train_memory;
+void mc_trainer_memory(const mc_trainer *t, mc_train_memory *m);
+
 /* Eval mode (model.eval()): BatchNorm normalises with the running statistics
  * and leaves them alone.  Off by default (train mode: batch statistics). */
 void mc_trainer_set_eval(mc_trainer *t, int on);
