@@ -183,17 +183,6 @@ int cli_generate_params(const cli_args *a, mc_generate_params *p) {
            gen_int(a, "num-beams", &p->num_beams) || gen_int(a, "num-beam-groups", &p->num_beam_groups);
 }
 
-void cli_json_str(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c < 32) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
-    }
-    fputc('"', f);
-}
-
 void cli_keep_heap(void) {
 #ifdef __GLIBC__
     mallopt(M_MMAP_THRESHOLD, 64 << 20);

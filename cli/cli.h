@@ -61,8 +61,6 @@ int cli_parse_int(const char *s, int *out);
     {"num-beams", 0, 1, 0, "N      beam search width"},                                                           \
     {"num-beam-groups", 0, 1, 0, "N      beam groups"}
 int cli_generate_params(const cli_args *a, mc_generate_params *p);
-/* Writes s as a JSON string literal (quotes, backslashes, control characters escaped). */
-void cli_json_str(FILE *f, const char *s);
 /* For commands that decode images sample after sample (the data loader):
  * keeps image-sized buffers in the heap instead of mapping and unmapping them
  * for every sample (page faults were 40 % of a re-applied augmentation). */

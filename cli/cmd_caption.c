@@ -6,6 +6,7 @@
  * their token ids.
  */
 #include "cli.h"
+#include "core/json.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -107,11 +108,11 @@ int cmd_caption(int argc, char **argv) {
         if (rc) break;
         if (cli_has(&a, "json")) {
             printf("{\"image\": ");
-            cli_json_str(stdout, img);
+            mc_json_write_str(stdout, img);
             printf(", \"captions\": [");
             for (int k = 0; k < num; k++) {
                 if (k) printf(", ");
-                cli_json_str(stdout, texts[k]);
+                mc_json_write_str(stdout, texts[k]);
             }
             printf("], \"tokens\": [");
             for (int k = 0; k < num; k++) {

@@ -5,6 +5,7 @@
  * stored dtypes, synthetic-caption keys and skipped samples with reasons.
  */
 #include "cli.h"
+#include "core/json.h"
 #include "data/shard.h"
 
 #include <inttypes.h>
@@ -44,7 +45,7 @@ static const char *dtype_word(mc_dtype d) {
     }
 }
 
-static void json_str(const char *s) { cli_json_str(stdout, s); }
+static void json_str(const char *s) { mc_json_write_str(stdout, s); }
 
 static void print_tallies(const char *label, const tally *t, int n, int json) {
     if (json) {

@@ -115,9 +115,9 @@ static void test_help_and_errors(void) {
     CHECK(rc != 0 && strstr(err_text, "no labels"), "classify without labels: rc %d %s", rc, err_text);
     rc = run("reinforce %s -o %s/rf --config x.json", fixture("datacompdr/shards/00000000.tar"), tmpdir);
     CHECK(rc != 0 && strstr(err_text, "--teachers"), "reinforce without teachers: rc %d %s", rc, err_text);
-    rc = run("reinforce %s -o %s/rf --teachers a,b --config x.json --num-augs 2 --captioner c",
+    rc = run("reinforce %s -o %s/rf --teachers a,b --config x.json --num-augs 2 --num-syn 3",
              fixture("datacompdr/shards/00000000.tar"), tmpdir);
-    CHECK(rc != 0 && strstr(err_text, "captioner"), "reinforce --captioner: rc %d %s", rc, err_text);
+    CHECK(rc != 0 && strstr(err_text, "need --captioner"), "reinforce --num-syn alone: rc %d %s", rc, err_text);
     rc = run("convert %s --dtype f8 -o %s/x.safetensors", fixture(S0), tmpdir);
     CHECK(rc != 0 && strstr(err_text, "--dtype"), "bad dtype: rc %d %s", rc, err_text);
 }
