@@ -224,7 +224,8 @@ echo "test_crash_writes: train ($ms ms a run): $kills kills in $TRIES runs ($mid
 # ---- the search index ----
 # idxdump DB: every image row as "path sha256 size-of-embedding embedding-hex"
 # (rows waiting for an embedding too), sorted; fails unless the file passes
-# SQLite's integrity check.
+# SQLite's integrity check and every embedding has the stored width (an index
+# killed before its first batch committed has no width and no embedding).
 idxdump() {
   python3 - "$1" <<'EOF'
 import sqlite3, sys
@@ -232,7 +233,8 @@ db = sqlite3.connect(sys.argv[1])
 ok = db.execute("PRAGMA integrity_check").fetchone()[0]
 if ok != "ok":
     sys.exit("%s: integrity check: %s" % (sys.argv[1], ok))
-dim = int(db.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()[0])
+row = db.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
+dim = int(row[0]) if row else 0   # no width yet: killed before the first batch committed
 for path, sha, emb in sorted(db.execute("SELECT path, sha256, embedding FROM images")):
     if emb is not None and len(emb) != 4 * dim:
         sys.exit("%s: %s: embedding of %d bytes, dim %d" % (sys.argv[1], path, len(emb), dim))
