@@ -167,6 +167,23 @@ static int gen_int(const cli_args *a, const char *name, int *out) {
     return 0;
 }
 
+int cli_captioner_load(const char *path, const char *vocab, mc_captioner **cap, mc_tokenizer **tok) {
+    mc_error err;
+    mc_error_clear(&err);
+    *cap = NULL;
+    *tok = NULL;
+    if (mc_captioner_load(path, cap, &err) != MC_OK) return cli_error(&err);
+    char vpath[4096];
+    if (!vocab && mc_tokenizer_find_vocab(path, vpath, sizeof vpath, &err) == MC_OK) vocab = vpath;
+    mc_error_clear(&err);
+    if (mc_tokenizer_load(vocab, tok, &err) != MC_OK) {
+        mc_captioner_free(*cap);
+        *cap = NULL;
+        return cli_error(&err);
+    }
+    return 0;
+}
+
 int cli_generate_params(const cli_args *a, mc_generate_params *p) {
     const char *gt = cli_get(a, "generation-type");
     if (gt) {

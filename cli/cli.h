@@ -61,6 +61,10 @@ int cli_parse_int(const char *s, int *out);
     {"num-beams", 0, 1, 0, "N      beam search width"},                                                           \
     {"num-beam-groups", 0, 1, 0, "N      beam groups"}
 int cli_generate_params(const cli_args *a, mc_generate_params *p);
+/* A CoCa captioner ('caption', 'reinforce') and the tokenizer that decodes its ids: vocab, else
+ * the vocabulary beside the captioner, else the default search.  Prints the error and returns
+ * the exit status (0: *cap and *tok are set; else both NULL). */
+int cli_captioner_load(const char *path, const char *vocab, mc_captioner **cap, mc_tokenizer **tok);
 /* For commands that decode images sample after sample (the data loader):
  * keeps image-sized buffers in the heap instead of mapping and unmapping them
  * for every sample (page faults were 40 % of a re-applied augmentation). */

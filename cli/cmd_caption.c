@@ -75,15 +75,9 @@ int cmd_caption(int argc, char **argv) {
     mc_error_clear(&err);
     mc_captioner *cap = NULL;
     mc_tokenizer *tok = NULL;
-    if (mc_captioner_load(model, &cap, &err) != MC_OK) { cli_args_free(&a); return cli_error(&err); }
-    const char *vocab = cli_get(&a, "vocab");
-    char vpath[4096];
-    if (!vocab && mc_tokenizer_find_vocab(model, vpath, sizeof vpath, &err) == MC_OK) vocab = vpath;
-    mc_error_clear(&err);
-    if (mc_tokenizer_load(vocab, &tok, &err) != MC_OK) {
-        mc_captioner_free(cap);
+    if ((rc = cli_captioner_load(model, cli_get(&a, "vocab"), &cap, &tok))) {
         cli_args_free(&a);
-        return cli_error(&err);
+        return rc;
     }
     mc_preprocess_params pp;
     mc_captioner_get_preprocess(cap, &pp);

@@ -173,12 +173,7 @@ int cmd_reinforce(int argc, char **argv) {
         if ((rc = cli_model_load(&mo, &models[k], NULL, 0, NULL))) goto out;
     }
     if (captioner) {
-        if (mc_captioner_load(captioner, &cap, &err) != MC_OK) { rc = cli_error(&err); goto out; }
-        const char *vocab = cli_get(&a, "vocab");
-        char vpath[4096];
-        if (!vocab && mc_tokenizer_find_vocab(captioner, vpath, sizeof vpath, &err) == MC_OK) vocab = vpath;
-        mc_error_clear(&err);
-        if (mc_tokenizer_load(vocab, &cap_tok, &err) != MC_OK) { rc = cli_error(&err); goto out; }
+        if ((rc = cli_captioner_load(captioner, cli_get(&a, "vocab"), &cap, &cap_tok))) goto out;
         p.captioner = cap;
         p.caption_tokenizer = cap_tok;
         p.captioner_name = captioner;
