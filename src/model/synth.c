@@ -6,6 +6,7 @@
  * and timm fastvit.py / vision_transformer.py with OpenCLIP's text tower.
  */
 #include "model/synth.h"
+#include "model/tblock.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -417,13 +418,17 @@ static void gen_mci(gen *g, const mc_arch_spec *s) {
 }
 
 /* One pre-norm transformer layer in the mobileclip repo layout. */
-static void v1_transformer(gen *g, const char *pre, int w, int hidden) {
-    ln(g, w, pre, "pre_norm_mha.0.");
-    linear(g, 3 * w, w, 1, pre, "pre_norm_mha.1.qkv_proj.weight", "pre_norm_mha.1.qkv_proj.bias");
-    linear(g, w, w, 1, pre, "pre_norm_mha.1.out_proj.weight", "pre_norm_mha.1.out_proj.bias");
-    ln(g, w, pre, "pre_norm_ffn.0.");
-    linear(g, hidden, w, 1, pre, "pre_norm_ffn.1.weight", "pre_norm_ffn.1.bias");
-    linear(g, w, hidden, 1, pre, "pre_norm_ffn.4.weight", "pre_norm_ffn.4.bias");
+/* A pre-norm transformer block of width w and MLP width hidden under the
+ * names of nm (model/tblock.h: the mobileclip, timm and OpenCLIP layouts). */
+static void tblock(gen *g, const char *pre, int w, int hidden, const mc_tblock_names *nm) {
+    vec(g, V_ONE, w, pre, nm->ln1_w);
+    vec(g, V_BIAS, w, pre, nm->ln1_b);
+    linear(g, 3 * w, w, 1, pre, nm->qkv_w, nm->qkv_b);
+    linear(g, w, w, 1, pre, nm->out_w, nm->out_b);
+    vec(g, V_ONE, w, pre, nm->ln2_w);
+    vec(g, V_BIAS, w, pre, nm->ln2_b);
+    linear(g, hidden, w, 1, pre, nm->fc1_w, nm->fc1_b);
+    linear(g, w, hidden, 1, pre, nm->fc2_w, nm->fc2_b);
 }
 
 static void gen_vit(gen *g, const mc_arch_spec *s) {
@@ -441,7 +446,7 @@ static void gen_vit(gen *g, const mc_arch_spec *s) {
         ln(g, w, root, "post_transformer_norm.");
         for (int l = 0; l < s->vit_layers; l++) {
             snprintf(p, sizeof p, "%stransformer.%d.", root, l);
-            v1_transformer(g, p, w, s->vit_mlp);
+            tblock(g, p, w, s->vit_mlp, &mc_tblock_names_mobileclip);
         }
         mat(g, V_W, w, w, s->embed_dim, root, "classifier.proj");
         add(g, V_EMB, 0, 4, (int64_t[]){1, 1, (int64_t)grid * grid, w}, root, "pos_embed.pos_embed.pos_embed");
@@ -455,12 +460,7 @@ static void gen_vit(gen *g, const mc_arch_spec *s) {
         ln(g, w, root, "ln_pre.");
         for (int l = 0; l < s->vit_layers; l++) {
             snprintf(p, sizeof p, "%stransformer.resblocks.%d.", root, l);
-            ln(g, w, p, "ln_1.");
-            linear(g, 3 * w, w, 1, p, "attn.in_proj_weight", "attn.in_proj_bias");
-            linear(g, w, w, 1, p, "attn.out_proj.weight", "attn.out_proj.bias");
-            ln(g, w, p, "ln_2.");
-            linear(g, s->vit_mlp, w, 1, p, "mlp.c_fc.weight", "mlp.c_fc.bias");
-            linear(g, w, s->vit_mlp, 1, p, "mlp.c_proj.weight", "mlp.c_proj.bias");
+            tblock(g, p, w, s->vit_mlp, &mc_tblock_names_openclip);
         }
         ln(g, w, root, "ln_post.");
         mat(g, V_W, w, w, s->embed_dim, root, "proj");
@@ -482,12 +482,7 @@ static void gen_vit(gen *g, const mc_arch_spec *s) {
     if (s->vit_norm_pre) ln(g, w, root, "norm_pre.");
     for (int l = 0; l < s->vit_layers; l++) {
         snprintf(p, sizeof p, "%sblocks.%d.", root, l);
-        ln(g, w, p, "norm1.");
-        linear(g, 3 * w, w, 1, p, "attn.qkv.weight", "attn.qkv.bias");
-        linear(g, w, w, 1, p, "attn.proj.weight", "attn.proj.bias");
-        ln(g, w, p, "norm2.");
-        linear(g, s->vit_mlp, w, 1, p, "mlp.fc1.weight", "mlp.fc1.bias");
-        linear(g, w, s->vit_mlp, 1, p, "mlp.fc2.weight", "mlp.fc2.bias");
+        tblock(g, p, w, s->vit_mlp, &mc_tblock_names_timm);
     }
     ln(g, w, root, "norm.");
     linear(g, s->embed_dim, w, 1, root, "head.weight", "head.bias");
@@ -503,12 +498,7 @@ static void gen_text(gen *g, const mc_arch_spec *s) {
         mat(g, V_EMB, 0, s->vocab_size, w, root, "token_embedding.weight");
         for (int l = 0; l < s->text_layers; l++) {
             snprintf(p, sizeof p, "%stransformer.resblocks.%d.", root, l);
-            ln(g, w, p, "ln_1.");
-            linear(g, 3 * w, w, 1, p, "attn.in_proj_weight", "attn.in_proj_bias");
-            linear(g, w, w, 1, p, "attn.out_proj.weight", "attn.out_proj.bias");
-            ln(g, w, p, "ln_2.");
-            linear(g, h, w, 1, p, "mlp.c_fc.weight", "mlp.c_fc.bias");
-            linear(g, w, h, 1, p, "mlp.c_proj.weight", "mlp.c_proj.bias");
+            tblock(g, p, w, h, &mc_tblock_names_openclip);
         }
         ln(g, w, root, "ln_final.");
         return;
@@ -522,7 +512,7 @@ static void gen_text(gen *g, const mc_arch_spec *s) {
     for (int l = 0; l < n; l++) {
         snprintf(p, sizeof p, "%stransformer.%d.", root, l);
         if (mct && (l == 0 || l == n - 1)) repmixer_block(g, p, w, h, 1, 11);
-        else v1_transformer(g, p, w, h);
+        else tblock(g, p, w, h, &mc_tblock_names_mobileclip);
     }
     ln(g, w, root, "final_layer_norm.");
 }
