@@ -504,18 +504,9 @@ static enum MHD_Result not_indexed(mc_server *s, struct MHD_Connection *c, int64
     return send_error(s, c, 404, msg);
 }
 
-/* The indexed file itself, streamed from its descriptor. */
-static enum MHD_Result do_image(mc_server *s, struct MHD_Connection *c, int64_t id) {
-    if (!s->index) return no_index(s, c);
-    mc_index_image *im = malloc(sizeof *im);
-    mc_error err;
-    if (!im) return send_error(s, c, 503, "out of memory");
-    if (id < 0 || mc_index_get_image(s->index, id, im, &err) != MC_OK) {
-        free(im);
-        return not_indexed(s, c, id);
-    }
-    int fd = open(im->path, O_RDONLY | O_CLOEXEC);
-    free(im);
+/* The indexed file itself (id's stored path), streamed from its descriptor. */
+static enum MHD_Result do_image(mc_server *s, struct MHD_Connection *c, int64_t id, const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat sb;
     unsigned char head[16];
     ssize_t hn;
@@ -535,18 +526,11 @@ static enum MHD_Result do_image(mc_server *s, struct MHD_Connection *c, int64_t 
 
 /* A JPEG of the image scaled to fit in thumbnail_size (never enlarged),
  * kept in memory until the file changes. */
-static enum MHD_Result do_thumbnail(mc_server *s, struct MHD_Connection *c, int64_t id) {
-    if (!s->index) return no_index(s, c);
-    mc_index_image *im = malloc(sizeof *im);
+static enum MHD_Result do_thumbnail(mc_server *s, struct MHD_Connection *c, int64_t id, const char *path) {
     mc_error err;
-    if (!im) return send_error(s, c, 503, "out of memory");
-    if (id < 0 || mc_index_get_image(s->index, id, im, &err) != MC_OK) {
-        free(im);
-        return not_indexed(s, c, id);
-    }
     struct stat sb;
     int64_t mtime = 0;
-    if (stat(im->path, &sb) == 0) mtime = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
+    if (stat(path, &sb) == 0) mtime = (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec;
     thumb *slot = &s->thumbs[(uint64_t)id % THUMB_SLOTS];
     unsigned char *jpeg = NULL;
     size_t len = 0;
@@ -558,7 +542,6 @@ static enum MHD_Result do_thumbnail(mc_server *s, struct MHD_Connection *c, int6
     }
     pthread_mutex_unlock(&s->thumb_lock);
     if (jpeg) {
-        free(im);
         struct MHD_Response *r = MHD_create_response_from_buffer(len, jpeg, MHD_RESPMEM_MUST_FREE);
         if (!r) { free(jpeg); return MHD_NO; }
         return send_response(s, c, 200, "image/jpeg", "private, max-age=300", r);
@@ -566,13 +549,12 @@ static enum MHD_Result do_thumbnail(mc_server *s, struct MHD_Connection *c, int6
     mc_file_map map;
     mc_image img = {0}, small = {0};
     int over = 0, http = 404;
-    mc_status st = mc_file_map_open(im->path, &map, &err);
+    mc_status st = mc_file_map_open(path, &map, &err);
     if (st == MC_OK) {
         st = mc_image_load_memory_max(map.data, map.size, 1, s->p.limits.max_image_pixels, &img, &over, &err);
         mc_file_map_close(&map);
         if (st != MC_OK) http = over ? 413 : 415;
     }
-    free(im);
     if (st == MC_OK) {
         int T = s->p.thumbnail_size, w = img.width, h = img.height;
         if (w > T || h > T) {
@@ -624,7 +606,18 @@ static enum MHD_Result route(mc_server *s, struct MHD_Connection *c, const char 
         if (!get) return send_error(s, c, 405, "use GET");
         int is_thumb = url[4] == 't';
         int64_t id = path_id(url + (is_thumb ? 15 : 11));
-        return is_thumb ? do_thumbnail(s, c, id) : do_image(s, c, id);
+        /* only paths the index holds are ever served: the id's stored path */
+        if (!s->index) return no_index(s, c);
+        mc_index_image *im = malloc(sizeof *im);
+        mc_error err;
+        if (!im) return send_error(s, c, 503, "out of memory");
+        if (id < 0 || mc_index_get_image(s->index, id, im, &err) != MC_OK) {
+            free(im);
+            return not_indexed(s, c, id);
+        }
+        enum MHD_Result ret = is_thumb ? do_thumbnail(s, c, id, im->path) : do_image(s, c, id, im->path);
+        free(im);
+        return ret;
     }
     mc_serve_req_type type;
     if (!strcmp(url, "/v1/embeddings")) type = MC_REQ_EMBEDDINGS;
