@@ -118,10 +118,11 @@ static void run_case(const char *dir, const char *file, int with_image) {
 }
 
 /* Writes a copy of src with tensor `drop` removed, `reshape` given shape [3],
- * `swap` (2-d) given its two dimensions the other way round, and `extra`
- * added; returns the status of loading it. */
-static mc_status load_modified(const char *src, const char *cfg, const char *tmpdir, const char *drop,
-                               const char *reshape, const char *swap, const char *extra, mc_error *err) {
+ * `swap` (2-d) given its two dimensions the other way round, `extra` added
+ * and `poison` (as float32) holding a NaN; returns the status of loading it. */
+static mc_status load_modified5(const char *src, const char *cfg, const char *tmpdir, const char *drop,
+                                const char *reshape, const char *swap, const char *extra, const char *poison,
+                                mc_error *err) {
     mc_checkpoint *ck = NULL;
     mc_status st = mc_checkpoint_open(src, &ck, err);
     if (st != MC_OK) return st;
@@ -129,6 +130,7 @@ static mc_status load_modified(const char *src, const char *cfg, const char *tmp
     mc_st_entry *e = calloc(n + 1, sizeof *e);
     size_t k = 0;
     static const float extra_data[2] = {1, 2};
+    float *poisoned = NULL;
     for (size_t i = 0; i < n; i++) {
         const mc_tensor_info *t = mc_checkpoint_tensor(ck, i);
         if (drop && !strcmp(t->name, drop)) continue;
@@ -145,6 +147,12 @@ static mc_status load_modified(const char *src, const char *cfg, const char *tmp
             e[k].shape[0] = t->shape[1];
             e[k].shape[1] = t->shape[0];
         }
+        if (poison && !strcmp(t->name, poison) && t->numel > 1 && (poisoned = malloc(sizeof(float) * t->numel))) {
+            mc_convert_to_f32(t->dtype, t->data, (size_t)t->numel, poisoned);
+            poisoned[t->numel / 2] = NAN;
+            e[k].dtype = MC_DTYPE_F32;
+            e[k].data = poisoned;
+        }
         k++;
     }
     if (extra) {
@@ -159,6 +167,7 @@ static mc_status load_modified(const char *src, const char *cfg, const char *tmp
     snprintf(path, sizeof path, "%s/open_clip_model.safetensors", tmpdir);
     st = mc_safetensors_write(path, e, k, NULL, 0, err);
     free(e);
+    free(poisoned);
     mc_checkpoint_close(ck);
     if (st != MC_OK) return st;
     mc_model_params mp = mc_model_default_params();
@@ -169,6 +178,11 @@ static mc_status load_modified(const char *src, const char *cfg, const char *tmp
     mc_model_free(m);
     unlink(path);
     return st;
+}
+
+static mc_status load_modified(const char *src, const char *cfg, const char *tmpdir, const char *drop,
+                               const char *reshape, const char *swap, const char *extra, mc_error *err) {
+    return load_modified5(src, cfg, tmpdir, drop, reshape, swap, extra, NULL, err);
 }
 
 static void test_errors(void) {
@@ -221,7 +235,77 @@ static void test_errors(void) {
     CHECK(st == MC_ERR_SHAPE && strstr(err.message, "text.positional_embedding") &&
               strstr(err.message, "expected [77, 32]"),
           "swapped positional embedding: status %d '%s'", st, err.message);
+    /* a weight holding a NaN would only ever give NaN embeddings */
+    mc_error_clear(&err);
+    st = load_modified5(src, cfg, dir, NULL, NULL, NULL, NULL, "visual.trunk.blocks.1.mlp.fc2.weight", &err);
+    CHECK(st == MC_ERR_FORMAT && strstr(err.message, "visual.trunk.blocks.1.mlp.fc2.weight") &&
+              strstr(err.message, "NaN"),
+          "NaN weight: status %d '%s'", st, err.message);
+    /* a dropped LayerNorm weight: its bias is unused, and the message says what is missing */
+    mc_error_clear(&err);
+    st = load_modified(src, cfg, dir, "text.transformer.resblocks.0.ln_2.weight", NULL, NULL, NULL, &err);
+    CHECK(st != MC_OK && strstr(err.message, "text.transformer.resblocks.0.ln_2.weight"),
+          "dropped LayerNorm weight: status %d '%s'", st, err.message);
     rmdir(dir);
+}
+
+/* Every tensor of a fixture checkpoint (every stride-th one) dropped, given
+ * shape [3], and (2-d) given its dimensions the other way round: each copy
+ * must be refused with a message that names that tensor.  A dropped tensor
+ * may instead be reported through the tensor the loader then looked for in
+ * its place, one of the same block (the message names the dropped tensor's
+ * grandparent module: "...norm.identity.weight" missing gives "missing
+ * '...norm.reparam_conv.weight' (or '...norm.conv_kxk.0.conv.weight')").
+ * Two kinds of tensor are not checked: BatchNorm's num_batches_tracked
+ * counters, which inference never reads, and the optional logit_scale. */
+static void test_every_tensor(const char *dir, const char *file, const char *cfgname, int stride) {
+    /* hundreds of 8 MB copies, each written with fsync: in memory where there is /dev/shm */
+    char tmpl[] = "/dev/shm/mc_test_model_XXXXXX", tmpl2[] = "/tmp/mc_test_model_XXXXXX";
+    char *tmp = mkdtemp(tmpl);
+    if (!tmp) tmp = mkdtemp(tmpl2);
+    CHECK(tmp != NULL, "mkdtemp failed");
+    if (!tmp) return;
+    char src[4096], cfg[4096], rel[512];
+    snprintf(rel, sizeof rel, "models/%s/%s", dir, file);
+    snprintf(src, sizeof src, "%s", fixture(rel));
+    snprintf(rel, sizeof rel, "models/%s/%s", dir, cfgname);
+    snprintf(cfg, sizeof cfg, "%s", fixture(rel));
+    mc_checkpoint *ck = NULL;
+    mc_error err;
+    CHECK(mc_checkpoint_open(src, &ck, &err) == MC_OK, "%s: %s", src, err.message);
+    if (!ck) return;
+    size_t n = mc_checkpoint_count(ck), tried = 0, bad = 0;
+    for (size_t i = 0; i < n; i += (size_t)stride) {
+        const mc_tensor_info *t = mc_checkpoint_tensor(ck, i);
+        const char *name = t->name;
+        size_t ln = strlen(name);
+        if (!strcmp(name, "logit_scale") || (ln > 20 && !strcmp(name + ln - 20, ".num_batches_tracked"))) continue;
+        char gp[512];   /* the grandparent module: name up to its second-last '.' */
+        snprintf(gp, sizeof gp, "%s", name);
+        for (int dots = 0, j = (int)strlen(gp); j-- > 0;)
+            if (gp[j] == '.' && ++dots == 2) {
+                gp[j + 1] = 0;
+                break;
+            }
+        for (int mode = 0; mode < 3; mode++) {
+            if (mode == 1 && t->ndim == 1 && t->shape[0] == 3) continue;
+            if (mode == 2 && (t->ndim != 2 || t->shape[0] == t->shape[1])) continue;
+            mc_error_clear(&err);
+            mc_status st = load_modified(src, cfg, tmp, mode == 0 ? name : NULL, mode == 1 ? name : NULL,
+                                         mode == 2 ? name : NULL, NULL, &err);
+            int named = strstr(err.message, name) || (mode == 0 && strstr(err.message, gp));
+            tried++;
+            if (st == MC_OK || !named) {
+                if (++bad <= 5)
+                    CHECK(0, "%s: %s '%s' not refused by name: status %d '%s'", dir,
+                          mode == 0 ? "dropping" : mode == 1 ? "reshaping" : "transposing", name, st, err.message);
+            }
+        }
+    }
+    CHECK(bad == 0 && tried > 0, "%s: %zu of %zu modified copies not refused by name", dir, bad, tried);
+    printf("%-18s %-28s %4zu modified copies, %zu not refused by name\n", dir, file, tried, bad);
+    mc_checkpoint_close(ck);
+    rmdir(tmp);
 }
 
 static void test_bad_args(void) {
@@ -321,6 +405,24 @@ int main(void) {
     test_text_cut("v1_mci_mct", 0);
     test_text_cut("oc_mobileclip2_s0", 0);   /* OpenCLIP layout without the causal mask */
     test_errors();
+    if (getenv("MC_TEST_EVERY_TENSOR")) {   /* every tensor of every fixture checkpoint (minutes) */
+        static const char *const oc[] = {"oc_mobileclip_b", "oc_mobileclip_s1", "oc_mobileclip2_b", "oc_mobileclip2_l14",
+                                         "oc_mobileclip2_s0", "oc_mobileclip2_s3", "oc_mobileclip2_s4"};
+        for (size_t i = 0; i < sizeof oc / sizeof *oc; i++)
+            test_every_tensor(oc[i], "open_clip_model.safetensors", "open_clip_config.json", 1);
+        test_every_tensor("train_s0_tiny", "init.pt", "config.json", 1);
+        test_every_tensor("v1_mci_base", "model.pt", "config.json", 1);
+        test_every_tensor("v1_mci_mct", "model.pt", "config.json", 1);
+        test_every_tensor("v1_mci_mct", "model_reparameterized.pt", "config.json", 1);
+        test_every_tensor("v1_vit_causal", "model.pt", "config.json", 1);
+    } else {
+        /* every tensor of a ViT + transformer model; every 11th (13th) of an MCi one, so
+         * that each kind of block is hit and make test stays short */
+        test_every_tensor("oc_mobileclip2_b", "open_clip_model.safetensors", "open_clip_config.json", 1);
+        test_every_tensor("v1_vit_causal", "model.pt", "config.json", 1);
+        test_every_tensor("oc_mobileclip2_s0", "open_clip_model.safetensors", "open_clip_config.json", 11);
+        test_every_tensor("v1_mci_mct", "model.pt", "config.json", 13);
+    }
     test_bad_args();
     return test_summary("test_model");
 }

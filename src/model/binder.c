@@ -3,9 +3,24 @@
  */
 #include "model/binder.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* The names looked for and not found (at most MAX_MISSES, the first ones). */
+#define MAX_MISSES 1024
+struct mc_binder_misses {
+    size_t n;
+    char *name[MAX_MISSES];
+};
+
+/* Remembers a name not found; a failed allocation only loses a hint. */
+static void note_miss(const mc_binder *b, const char *name) {
+    struct mc_binder_misses *m = b->misses;
+    if (!m || m->n == MAX_MISSES) return;
+    if ((m->name[m->n] = strdup(name)) != NULL) m->n++;
+}
 
 mc_status mc_binder_init(mc_binder *b, const mc_checkpoint *ckpt, const char *path, mc_arena *arena,
                          mc_error *err) {
@@ -15,13 +30,21 @@ mc_status mc_binder_init(mc_binder *b, const mc_checkpoint *ckpt, const char *pa
     b->arena = arena;
     b->err = err;
     b->used = calloc(mc_checkpoint_count(ckpt) + 1, 1);
-    if (!b->used) return b->status = mc_fail(err, MC_ERR_NOMEM, "%s: out of memory", path);
+    b->misses = calloc(1, sizeof *b->misses);
+    if (!b->used || !b->misses) {
+        mc_binder_free(b);
+        return b->status = mc_fail(err, MC_ERR_NOMEM, "%s: out of memory", path);
+    }
     return MC_OK;
 }
 
 void mc_binder_free(mc_binder *b) {
     free(b->used);
     b->used = NULL;
+    if (b->misses)
+        for (size_t i = 0; i < b->misses->n; i++) free(b->misses->name[i]);
+    free(b->misses);
+    b->misses = NULL;
 }
 
 static long find_index(const mc_binder *b, const char *name) {
@@ -37,7 +60,21 @@ const mc_tensor_info *mc_binder_peek(const mc_binder *b, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(name, sizeof name, fmt, ap);
     va_end(ap);
-    return mc_checkpoint_find(b->ckpt, name);
+    const mc_tensor_info *t = mc_checkpoint_find(b->ckpt, name);
+    if (!t) note_miss(b, name);
+    return t;
+}
+
+int mc_binder_has_prefix(const mc_binder *b, const char *fmt, ...) {
+    char pre[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pre, sizeof pre, fmt, ap);
+    va_end(ap);
+    size_t lp = strlen(pre);
+    for (size_t i = 0, n = mc_checkpoint_count(b->ckpt); i < n; i++)
+        if (!strncmp(mc_checkpoint_tensor(b->ckpt, i)->name, pre, lp)) return 1;
+    return 0;
 }
 
 static void fmt_shape(char *buf, size_t cap, int ndim, const int64_t *shape) {
@@ -54,6 +91,7 @@ static float *bind_v(mc_binder *b, int optional, int ndim, const int64_t *shape,
     vsnprintf(name, sizeof name, fmt, ap);
     long idx = find_index(b, name);
     if (idx < 0) {
+        note_miss(b, name);
         if (optional) return NULL;
         b->status = mc_fail(b->err, MC_ERR_MISSING_TENSOR, "%s: missing tensor '%s'", b->path, name);
         return NULL;
@@ -81,6 +119,14 @@ static float *bind_v(mc_binder *b, int optional, int ndim, const int64_t *shape,
         return NULL;
     }
     mc_convert_to_f32(t->dtype, t->data, (size_t)t->numel, dst);
+    for (int64_t i = 0; i < t->numel; i++) {
+        float v = dst[i];
+        if (v != v || (!b->allow_inf && isinf(v))) {
+            b->status = mc_fail(b->err, MC_ERR_FORMAT, "%s: tensor '%s' holds %s (element %lld)", b->path, name,
+                                v != v ? "NaN" : "an infinity", (long long)i);
+            return NULL;
+        }
+    }
     b->used[idx] = 1;
     b->n_params += t->numel;
     return dst;
@@ -139,6 +185,40 @@ void mc_binder_skip(mc_binder *b, const char *fmt, ...) {
     if (idx >= 0) b->used[idx] = 1;
 }
 
+/* The name looked for and not found that shares the longest dotted prefix
+ * with `name`, if that prefix reaches at least name's grandparent module and
+ * both continue past it with as many components ("a.b.conv.weight" and
+ * "a.b.bn.weight" qualify, "a.c.x" and "a.b.c.d.e" do not): the tensor that
+ * `name` was meant to go with. */
+static size_t count_dots(const char *s) {
+    size_t n = 0;
+    for (; *s; s++) n += *s == '.';
+    return n;
+}
+
+static const char *missing_sibling(const mc_binder *b, const char *name) {
+    size_t need = 0, dots = 0;
+    for (size_t i = strlen(name); i-- > 0;)
+        if (name[i] == '.' && ++dots == 2) {
+            need = i + 1;
+            break;
+        }
+    if (dots < 2) return NULL;
+    const char *best = NULL;
+    size_t best_len = 0;
+    for (size_t k = 0; b->misses && k < b->misses->n; k++) {
+        const char *m = b->misses->name[k];
+        size_t common = 0;
+        for (size_t i = 0; name[i] && name[i] == m[i]; i++)
+            if (name[i] == '.') common = i + 1;
+        if (common >= need && common > best_len && count_dots(m + common) == count_dots(name + common)) {
+            best = m;
+            best_len = common;
+        }
+    }
+    return best;
+}
+
 mc_status mc_binder_finish(mc_binder *b, const char *const *prefixes) {
     if (b->status != MC_OK) return b->status;
     size_t n = mc_checkpoint_count(b->ckpt);
@@ -152,9 +232,14 @@ mc_status mc_binder_finish(mc_binder *b, const char *const *prefixes) {
         int match = prefixes == NULL;
         for (const char *const *p = prefixes; p && *p && !match; p++)
             match = !strncmp(name, *p, strlen(*p));
-        if (match)
+        if (!match) continue;
+        const char *sib = missing_sibling(b, name);
+        if (sib)
             return b->status = mc_fail(b->err, MC_ERR_UNEXPECTED_TENSOR,
-                                       "%s: unexpected tensor '%s' (not used by the model)", b->path, name);
+                                       "%s: unexpected tensor '%s' (not used by the model: '%s' is missing)", b->path,
+                                       name, sib);
+        return b->status = mc_fail(b->err, MC_ERR_UNEXPECTED_TENSOR,
+                                   "%s: unexpected tensor '%s' (not used by the model)", b->path, name);
     }
     return MC_OK;
 }

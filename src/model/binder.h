@@ -8,6 +8,11 @@
  * used.  Errors are sticky: after the first, every call returns NULL, so a
  * loader can bind a whole block and check once.  Messages name the file and
  * the tensor ("model.pt: tensor 'x.weight' has shape [4, 3], expected [4, 5]").
+ * A bound tensor holding NaN (or an infinity, unless allow_inf) is refused:
+ * it would only ever give NaN embeddings.  Names that a loader peeked at or
+ * bound optionally and did not find are remembered, so that an unused tensor
+ * is reported with the missing sibling it was meant to go with ("unexpected
+ * tensor 'ln_1.bias' ... 'ln_1.weight' is missing").
  */
 #ifndef MC_BINDER_H
 #define MC_BINDER_H
@@ -23,6 +28,8 @@ typedef struct mc_binder {
     mc_error *err;
     mc_status status;      /* first error, sticky */
     int64_t n_params;      /* elements bound so far */
+    int allow_inf;         /* infinities are values (a -inf attention mask), not damage */
+    struct mc_binder_misses *misses;   /* names looked for and not found, for hints */
 } mc_binder;
 
 mc_status mc_binder_init(mc_binder *b, const mc_checkpoint *ckpt, const char *path, mc_arena *arena,
@@ -31,6 +38,11 @@ void mc_binder_free(mc_binder *b);
 
 /* Tensor by printf-formatted name, or NULL (no error): to discover depths/widths. */
 const mc_tensor_info *mc_binder_peek(const mc_binder *b, const char *fmt, ...) MC_PRINTF(2, 3);
+
+/* 1 if any tensor's name starts with the printf-formatted prefix: to count
+ * blocks by all their tensors, so that a block missing one is still counted
+ * and the missing tensor is named. */
+int mc_binder_has_prefix(const mc_binder *b, const char *fmt, ...) MC_PRINTF(2, 3);
 
 /* Binds a tensor of exactly the given shape (ndim dims from `shape`) as float32.
  * Returns NULL (and sets the sticky error) when missing or mis-shaped. */

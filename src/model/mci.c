@@ -187,11 +187,13 @@ static float *braw1(mci_loader *L, int64_t d0, const char *full) {
     return braw(L, 1, s, full);
 }
 
-/* Optional LayerScale [c, 1, 1] (v1: "<path>", timm: "<path>.gamma"); NULL when absent. */
+/* LayerScale [c, 1, 1] (v1: "<path>", timm: "<path>.gamma").  Every MCi
+ * block has its layer scales; only a 'convert' file, which folded them into
+ * the weights, may lack them (then NULL). */
 static float *bind_layer_scale(mci_loader *L, const char *full, int c) {
     char name[1024];
     pjoin(name, sizeof name, full, "%s", L->layout == MC_LAYOUT_TIMM ? ".gamma" : "");
-    if (!peek(L, name)) return NULL;
+    if (L->folded && !peek(L, name)) return NULL;
     int64_t s[3] = {c, 1, 1};
     return braw(L, 3, s, name);
 }
@@ -487,8 +489,7 @@ static int load_attention_block(mci_loader *L, mci_unit *u, const char *P, int c
     pjoin(n, sizeof n, P, ".token_mixer.proj.weight");
     u->proj_w = bkeep(L, 2, ps, n);
     pjoin(n, sizeof n, P, ".token_mixer.proj.bias");
-    if (peek(L, n)) u->proj_b = bkeep(L, 1, pb, n);
-    else u->proj_b = kalloc(L, (size_t)c);
+    u->proj_b = bkeep(L, 1, pb, n);
     if (failed(L)) return 0;
     char nw[1024];
     pjoin(nw, sizeof nw, P, ".norm.weight");
@@ -864,11 +865,14 @@ mc_status mc_mci_tower_load(mc_binder *b, const mc_mci_params *p, mc_image_tower
     }
     if (!failed(&L)) {
         const mc_tensor_info *hd;
+        /* the embedding width E comes from the config when it has one, so a
+         * mis-shaped projection is named with the shape it should have */
+        int E = p->embed_dim;
         if (v1 && (hd = peek(&L, nm(&L, "head.proj")))) {
-            if (hd->ndim != 2 || hd->shape[0] != net->feat || hd->shape[1] <= 0 || hd->shape[1] > (1 << 20))
+            int d = E > 0 ? E : hd->ndim == 2 ? (int)hd->shape[1] : 0;
+            if (d <= 0 || d > (1 << 20))
                 lfail(&L, MC_ERR_SHAPE, "tensor '%s' must be [%d, D]", hd->name, net->feat);
             else {
-                int d = (int)hd->shape[1];
                 int64_t s[2] = {net->feat, d};
                 const float *pj = braw(&L, 2, s, hd->name);
                 net->head_w = kalloc(&L, (size_t)d * net->feat);
@@ -878,16 +882,18 @@ mc_status mc_mci_tower_load(mc_binder *b, const mc_mci_params *p, mc_image_tower
                 net->out_dim = d;
             }
         } else if (!v1 && (hd = peek(&L, nm(&L, "head.fc.weight")))) {
-            if (hd->ndim != 2 || hd->shape[1] != net->feat || hd->shape[0] <= 0 || hd->shape[0] > (1 << 20))
+            int d = E > 0 ? E : hd->ndim == 2 ? (int)hd->shape[0] : 0;
+            if (d <= 0 || d > (1 << 20))
                 lfail(&L, MC_ERR_SHAPE, "tensor '%s' must be [D, %d]", hd->name, net->feat);
             else {
-                int d = (int)hd->shape[0];
                 int64_t s[2] = {d, net->feat}, sb[1] = {d};
                 net->head_w = bkeep(&L, 2, s, hd->name);
-                const char *bn = nm(&L, "head.fc.bias");
-                if (peek(&L, bn)) net->head_b = bkeep(&L, 1, sb, bn);
+                net->head_b = bkeep(&L, 1, sb, nm(&L, "head.fc.bias"));
                 net->out_dim = d;
             }
+        } else if (E > 0 && E != net->feat) {   /* the config's width needs a projection */
+            int64_t s[2] = {v1 ? net->feat : E, v1 ? E : net->feat};
+            braw(&L, 2, s, nm(&L, v1 ? "head.proj" : "head.fc.weight"));   /* raises the missing-tensor error */
         } else {
             net->out_dim = net->feat;   /* no projection in the trunk */
         }

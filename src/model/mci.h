@@ -28,6 +28,7 @@ typedef struct mc_mci_params {
     const char *arch;       /* "mci0".."mci2", "fastvit_mci0".."fastvit_mci4" (copied) */
     int image_size;         /* input side (e.g. 256) */
     int head_dim;           /* channels per attention head; 0 = 32 (the official MCi value) */
+    int embed_dim;          /* the config's embedding width; 0: the projection's shape decides */
     int folded;             /* 1: a file of 'mobileclip convert' (layout "folded"): an attention
                                block without norm tensors has its BatchNorm folded into qkv */
 } mc_mci_params;

@@ -119,6 +119,7 @@ static mc_status load_image(mc_binder *b, const mc_config *c, int folded, mc_ima
             vp.act = c->quick_gelu ? MC_ACT_QUICK_GELU : MC_ACT_GELU;
         }
         vp.folded = folded;
+        vp.embed_dim = c->embed_dim;
         *prefix = vp.prefix;
         return mc_vit_tower_load(b, &vp, out);
     }
@@ -134,6 +135,7 @@ static mc_status load_image(mc_binder *b, const mc_config *c, int folded, mc_ima
                             .prefix = v1 ? "image_encoder.model." : "visual.trunk.",
                             .arch = arch,
                             .image_size = c->image_size > 0 ? c->image_size : 256,
+                            .embed_dim = c->embed_dim,
                             .folded = folded};
         *prefix = mp.prefix;
         return mc_mci_tower_load(b, &mp, out);
@@ -149,6 +151,7 @@ static mc_status load_text(mc_binder *b, const mc_config *c, mc_text_tower **out
     tp.width = c->text_width;
     tp.vocab = c->vocab_size;
     tp.context = c->context_length;
+    tp.embed_dim = c->embed_dim;
     if (c->family == MC_CONFIG_FAMILY_MOBILECLIP) {
         if (strcmp(c->text_arch, "mct") && strcmp(c->text_arch, "base"))
             return b->status = mc_fail(b->err, MC_ERR_UNSUPPORTED, "%s: text model '%s' is not supported", b->path,
@@ -159,7 +162,11 @@ static mc_status load_text(mc_binder *b, const mc_config *c, mc_text_tower **out
     } else {
         tp.arch = "open_clip";
         tp.layout = MC_TEXT_LAYOUT_OPENCLIP;
-        tp.prefix = mc_binder_peek(b, "text.token_embedding.weight") ? "text." : "";
+        /* CustomTextCLIP keeps its text tower under "text.", CLIP at the top level: any
+         * "text." tensor decides, so that a missing one is named with its prefix */
+        tp.prefix = "";
+        for (size_t i = 0, n = mc_checkpoint_count(b->ckpt); i < n && !*tp.prefix; i++)
+            if (!strncmp(mc_checkpoint_tensor(b->ckpt, i)->name, "text.", 5)) tp.prefix = "text.";
         tp.act = c->quick_gelu ? MC_ACT_QUICK_GELU : MC_ACT_GELU;
         if (c->text_embed_cls)
             return b->status = mc_fail(b->err, MC_ERR_UNSUPPORTED, "%s: text embed_cls is not supported", b->path);
@@ -182,7 +189,9 @@ static mc_status check_attn_mask(mc_binder *b, const mc_model *m, const char *pr
     const mc_tensor_info *t = mc_binder_peek(b, "%sattn_mask", prefix);
     if (!t) return MC_OK;
     int n = m->text->context_length;
+    b->allow_inf = 1;
     const float *mask = mc_bind2(b, n, n, "%sattn_mask", prefix);
+    b->allow_inf = 0;
     if (!mask) return b->status;
     for (int i = 0; i < n; i++)
         for (int j = 0; j < n; j++) {

@@ -352,10 +352,10 @@ static int bind_repmixer(mc_binder *b, const char *pre, int C, const mc_text_par
         if (!fold_mobileone(b, name, C, k, p->bn_eps, mw, mb, s, h)) return 0;
         snprintf(name, sizeof name, "%stoken_mixer.norm", pre);
         if (!fold_mobileone(b, name, C, k, p->bn_eps, nw, nb, s, h)) return 0;
-        const float *ls = mc_bind_opt(b, 3, (int64_t[]){C, 1, 1}, "%stoken_mixer.layer_scale", pre);
-        if (b->status != MC_OK) return 0;
+        const float *ls = mc_bind(b, 3, (int64_t[]){C, 1, 1}, "%stoken_mixer.layer_scale", pre);
+        if (!ls) return 0;
         for (int c = 0; c < C; c++) {
-            float l = ls ? ls[c] : 1.0f;
+            float l = ls[c];
             for (int j = 0; j < k; j++) {
                 size_t i = (size_t)c * k + j;
                 mw[i] = (j == k / 2 ? 1.0f : 0.0f) + l * (mw[i] - nw[i]);
@@ -373,7 +373,7 @@ static int bind_repmixer(mc_binder *b, const char *pre, int C, const mc_text_par
     r->fc1_b = mc_bind1(b, hidden, "%sconvffn.fc1.bias", pre);
     r->fc2_w = mc_bind4(b, C, hidden, 1, 1, "%sconvffn.fc2.weight", pre);
     r->fc2_b = mc_bind1(b, C, "%sconvffn.fc2.bias", pre);
-    r->ls = mc_bind_opt(b, 3, (int64_t[]){C, 1, 1}, "%slayer_scale", pre);
+    r->ls = mc_bind(b, 3, (int64_t[]){C, 1, 1}, "%slayer_scale", pre);
     return b->status == MC_OK;
 }
 
@@ -481,13 +481,7 @@ mc_status mc_text_tower_load(mc_binder *b, const mc_text_params *p, mc_text_towe
 
     int n = 0;
     for (;; n++) {
-        if (mob) {
-            if (!mc_binder_peek(b, "%stransformer.%d.pre_norm_mha.0.weight", P, n) &&
-                !mc_binder_peek(b, "%stransformer.%d.convffn.fc1.weight", P, n))
-                break;
-        } else if (!mc_binder_peek(b, "%stransformer.resblocks.%d.ln_1.weight", P, n)) {
-            break;
-        }
+        if (!mc_binder_has_prefix(b, mob ? "%stransformer.%d." : "%stransformer.resblocks.%d.", P, n)) break;
     }
     v->n_layers = n;
     v->layers = calloc(n > 0 ? (size_t)n : 1, sizeof *v->layers);
@@ -499,7 +493,7 @@ mc_status mc_text_tower_load(mc_binder *b, const mc_text_params *p, mc_text_towe
         text_layer *L = &v->layers[l];
         if (mob) {
             snprintf(name, sizeof name, "%stransformer.%d.", P, l);
-            if (mc_binder_peek(b, "%spre_norm_mha.0.weight", name)) {
+            if (mc_binder_has_prefix(b, "%spre_norm_mha.", name)) {
                 mc_tblock_bind(b, name, &mc_tblock_names_mobileclip, W, p->heads, p->ln_eps, p->act, &L->tb);
             } else {
                 L->is_repmixer = 1;
@@ -520,7 +514,7 @@ mc_status mc_text_tower_load(mc_binder *b, const mc_text_params *p, mc_text_towe
     const char *pj = mob ? "projection_layer" : "text_projection";
     const mc_tensor_info *pp = mc_binder_peek(b, "%s%s", P, pj);
     if (pp) {
-        int E = pp->ndim == 2 ? (int)pp->shape[1] : 0;
+        int E = p->embed_dim > 0 ? p->embed_dim : pp->ndim == 2 ? (int)pp->shape[1] : 0;
         float *pr = mc_bind2(b, W, E, "%s%s", P, pj);
         float *tr = mc_arena_floats(b->arena, (size_t)W * (E > 0 ? E : 1));
         if (!pr) goto fail;
@@ -535,7 +529,7 @@ mc_status mc_text_tower_load(mc_binder *b, const mc_text_params *p, mc_text_towe
         v->proj_param = 1;
     } else if (!mob && mc_binder_peek(b, "%stext_projection.weight", P)) {
         const mc_tensor_info *pw = mc_binder_peek(b, "%stext_projection.weight", P);
-        int E = pw->ndim == 2 ? (int)pw->shape[0] : 0;
+        int E = p->embed_dim > 0 ? p->embed_dim : pw->ndim == 2 ? (int)pw->shape[0] : 0;
         v->proj_w = mc_bind2(b, E, W, "%stext_projection.weight", P);
         v->proj_b = mc_bind_opt(b, 1, (int64_t[]){E}, "%stext_projection.bias", P);
         v->out_dim = E;

@@ -41,6 +41,7 @@ typedef struct mc_text_params {
     /* From the config; 0: read off the tensors.  Every tensor is checked
      * against them, so a mis-shaped one is named itself. */
     int width, vocab, context;
+    int embed_dim;             /* the embedding width; 0: the projection's shape decides */
 } mc_text_params;
 
 /* Defaults: OpenCLIP layout under "text.", 8 heads, causal, GELU, eps 1e-5, argmax. */

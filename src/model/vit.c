@@ -65,7 +65,7 @@ typedef struct vit_impl {
     int grid_h, grid_w, n_patches, n_tokens;
     int n_stem;
     vit_stem_conv stem[MC_VIT_MAX_STEM];
-    const float *cls;        /* [dim] or NULL (then mean pooling) */
+    const float *cls;        /* [dim] */
     const float *pos;        /* [pos_len, dim] */
     int pos_has_cls;         /* pos covers the class token too */
     const float *pre_w, *pre_b;    /* norm_pre [dim] or NULL */
@@ -152,7 +152,6 @@ static mc_status vit_forward(const mc_image_tower *t, float *ws, const float *pi
     float *x = ws;                       /* [n, T, D] tokens */
     float *scr = x + (size_t)n * TD;     /* scratch */
     size_t stem_max = vit_stem_max(v);
-    int off = v->cls ? 1 : 0;
     for (int img = 0; img < n; img++) {
         /* stem: [3, S, S] -> [D, gh, gw] */
         const float *in = pixels + (size_t)img * 3 * S * S;
@@ -166,17 +165,17 @@ static mc_status vit_forward(const mc_image_tower *t, float *ws, const float *pi
             h = c->oh;
             w = c->ow;
         }
-        /* tokens: [cls,] patches transposed to [N, D], plus positions */
+        /* tokens: cls, then the patches transposed to [N, D], plus positions */
         float *xi = x + (size_t)img * TD;
-        if (v->cls) memcpy(xi, v->cls, (size_t)D * sizeof(float));
+        memcpy(xi, v->cls, (size_t)D * sizeof(float));
         for (int p = 0; p < N; p++) {
-            float *row = xi + (size_t)(p + off) * D;
+            float *row = xi + (size_t)(p + 1) * D;
             for (int c = 0; c < D; c++) row[c] = in[(size_t)c * N + p];
         }
         if (v->pos_has_cls) {
             for (size_t i = 0; i < TD; i++) xi[i] += v->pos[i];
         } else {
-            for (size_t i = 0; i < (size_t)N * D; i++) xi[(size_t)off * D + i] += v->pos[i];
+            for (size_t i = 0; i < (size_t)N * D; i++) xi[(size_t)D + i] += v->pos[i];
         }
     }
     /* the transformer: every linear layer is one GEMM over all n x T tokens */
@@ -185,22 +184,10 @@ static mc_status vit_forward(const mc_image_tower *t, float *ws, const float *pi
         memcpy(x, scr, (size_t)n * TD * sizeof(float));
     }
     for (int l = 0; l < v->depth; l++) mc_tblock_forward(&v->blocks[l], x, n, T, 0, scr);
-    /* final norm, then pool */
+    /* final norm of the class token (token pooling, the only kind the configs allow) */
     float *pooled = scr + (size_t)n * TD;    /* [n, D] */
-    for (int img = 0; img < n; img++) {
-        const float *xi = x + (size_t)img * TD;
-        float *pi = pooled + (size_t)img * D;
-        if (v->cls) {
-            mc_layernorm(xi, 1, D, v->norm_w, v->norm_b, v->eps, pi);
-        } else {
-            mc_layernorm(xi, T, D, v->norm_w, v->norm_b, v->eps, scr);
-            for (int c = 0; c < D; c++) {
-                double s = 0;
-                for (int i = 0; i < T; i++) s += scr[(size_t)i * D + c];
-                pi[c] = (float)(s / T);
-            }
-        }
-    }
+    for (int img = 0; img < n; img++)
+        mc_layernorm(x + (size_t)img * TD, 1, D, v->norm_w, v->norm_b, v->eps, pooled + (size_t)img * D);
     mc_linear_q(pooled, v->head_w, &v->head_q, v->head_b, n, D, v->out_dim, out, MC_ACT_NONE);
     (void)err;
     return MC_OK;
@@ -208,7 +195,7 @@ static mc_status vit_forward(const mc_image_tower *t, float *ws, const float *pi
 
 /* Binds conv+BN (or conv+bias) stage i of the stem and folds the BN. */
 static void vit_bind_stem_conv(mc_binder *b, const mc_vit_params *p, int i, int last, int cin,
-                               const char *wname, const char *bname, const char *bnpre,
+                               const char *wname, const char *bname, const char *bnpre, int bias_optional,
                                vit_stem_conv *c) {
     const mc_tensor_info *wt = mc_binder_peek(b, "%s", wname);
     if (!wt || wt->ndim != 4) {
@@ -244,8 +231,11 @@ static void vit_bind_stem_conv(mc_binder *b, const mc_vit_params *p, int i, int 
             bias[o] = be[o] - mu[o] * s;
         }
         c->act = p->act;
-    } else {
+    } else if (bias_optional) {
         bias = mc_bind_opt(b, 1, (int64_t[]){cout}, "%s", bname);
+        c->act = MC_ACT_NONE;
+    } else {
+        bias = mc_bind1(b, cout, "%s", bname);
         c->act = MC_ACT_NONE;
     }
     c->w = w;
@@ -270,10 +260,8 @@ static mc_status vit_export(const mc_image_tower *t, mc_export *ex) {
         if (c->b) mc_export_add(ex, c->b, 1, (int64_t[]){c->d.cout}, "%s.bias", base);
     }
     const vit_names *nm = v->nm;
-    if (v->cls) {
-        int64_t cs[3] = {1, 1, D};
-        mc_export_add(ex, v->cls, nm->cls_ndim, cs + 3 - nm->cls_ndim, "%s%s", P, nm->cls);
-    }
+    int64_t cs[3] = {1, 1, D};
+    mc_export_add(ex, v->cls, nm->cls_ndim, cs + 3 - nm->cls_ndim, "%s%s", P, nm->cls);
     int64_t pos_len = v->pos_has_cls ? v->n_tokens : v->n_patches;
     int64_t ps[4] = {1, 1, pos_len, D};
     mc_export_add(ex, v->pos, nm->pos_ndim, ps + 4 - nm->pos_ndim, "%s%s", P, nm->pos);
@@ -353,8 +341,9 @@ mc_status mc_vit_tower_load(mc_binder *b, const mc_vit_params *p, mc_image_tower
     int D = v->dim = (int)nt->shape[0];
     v->eps = p->ln_eps;
     if (p->head_dim <= 0 || D % p->head_dim != 0) {
-        b->status = mc_fail(b->err, MC_ERR_CONFIG, "%s: image width %d is not a multiple of the head size %d",
-                            b->path, D, p->head_dim);
+        b->status = mc_fail(b->err, MC_ERR_SHAPE,
+                            "%s: tensor '%s%s.weight' has shape [%d]: an image width of %d is not a multiple of "
+                            "the head size %d", b->path, P, nm->norm, D, D, p->head_dim);
         goto fail;
     }
     v->heads = D / p->head_dim;
@@ -364,19 +353,24 @@ mc_status mc_vit_tower_load(mc_binder *b, const mc_vit_params *p, mc_image_tower
     if (oc) {
         snprintf(name, sizeof name, "%sconv1.weight", P);
         snprintf(nb, sizeof nb, "%sconv1.bias", P);
-        vit_bind_stem_conv(b, p, 0, 1, cin, name, nb, NULL, &v->stem[0]);
+        vit_bind_stem_conv(b, p, 0, 1, cin, name, nb, NULL, 1, &v->stem[0]);   /* conv1: no bias */
         v->n_stem = 1;
         v->conv1 = 1;
     } else if (!mob && mc_binder_peek(b, "%spatch_embed.proj.weight", P)) {
         snprintf(name, sizeof name, "%spatch_embed.proj.weight", P);
         snprintf(nb, sizeof nb, "%spatch_embed.proj.bias", P);
-        vit_bind_stem_conv(b, p, 0, 1, cin, name, nb, NULL, &v->stem[0]);
+        /* a CLIP-style timm ViT (pre-norm) has no patch bias */
+        vit_bind_stem_conv(b, p, 0, 1, cin, name, nb, NULL, 1, &v->stem[0]);
         v->n_stem = 1;
         v->patch_proj = 1;
     } else {
         int ns = 0;
+        /* stages counted by any of their tensors (conv weight, the last one's bias, the
+         * others' BatchNorm), so that a missing weight is named itself */
         while (ns < MC_VIT_MAX_STEM &&
-               mc_binder_peek(b, mob ? "%spatch_emb.%d.block.conv.weight" : "%spatch_embed.backbone.%d.conv.weight", P, ns))
+               (mc_binder_peek(b, mob ? "%spatch_emb.%d.block.conv.weight" : "%spatch_embed.backbone.%d.conv.weight", P, ns) ||
+                mc_binder_peek(b, mob ? "%spatch_emb.%d.block.conv.bias" : "%spatch_embed.backbone.%d.conv.bias", P, ns) ||
+                mc_binder_peek(b, mob ? "%spatch_emb.%d.block.norm.weight" : "%spatch_embed.backbone.%d.bn.weight", P, ns)))
             ns++;
         if (ns == 0) {
             mc_bind4(b, 0, 3, 0, 0, mob ? "%spatch_emb.0.block.conv.weight" : "%spatch_embed.proj.weight", P);
@@ -386,7 +380,7 @@ mc_status mc_vit_tower_load(mc_binder *b, const mc_vit_params *p, mc_image_tower
             snprintf(name, sizeof name, mob ? "%spatch_emb.%d.block.conv.weight" : "%spatch_embed.backbone.%d.conv.weight", P, i);
             snprintf(nb, sizeof nb, mob ? "%spatch_emb.%d.block.conv.bias" : "%spatch_embed.backbone.%d.conv.bias", P, i);
             snprintf(bn, sizeof bn, mob ? "%spatch_emb.%d.block.norm" : "%spatch_embed.backbone.%d.bn", P, i);
-            vit_bind_stem_conv(b, p, i, i == ns - 1, cin, name, nb, bn, &v->stem[i]);
+            vit_bind_stem_conv(b, p, i, i == ns - 1, cin, name, nb, bn, 0, &v->stem[i]);
             if (b->status != MC_OK) goto fail;
             cin = v->stem[i].d.cout;
         }
@@ -406,8 +400,9 @@ mc_status mc_vit_tower_load(mc_binder *b, const mc_vit_params *p, mc_image_tower
         w = c->ow;
     }
     if (v->stem[v->n_stem - 1].d.cout != D) {
-        b->status = mc_fail(b->err, MC_ERR_SHAPE, "%s: the stem gives %d channels but the width is %d",
-                            b->path, v->stem[v->n_stem - 1].d.cout, D);
+        b->status = mc_fail(b->err, MC_ERR_SHAPE,
+                            "%s: the stem's last conv gives %d channels but tensor '%s%s.weight' has shape [%d] "
+                            "(the width)", b->path, v->stem[v->n_stem - 1].d.cout, P, nm->norm, D);
         goto fail;
     }
     v->grid_h = h;
@@ -416,9 +411,9 @@ mc_status mc_vit_tower_load(mc_binder *b, const mc_vit_params *p, mc_image_tower
 
     /* class token and positions */
     int64_t cshape[3] = {1, 1, D};
-    v->cls = mc_bind_opt(b, nm->cls_ndim, cshape + 3 - nm->cls_ndim, "%s%s", P, nm->cls);
+    v->cls = mc_bind(b, nm->cls_ndim, cshape + 3 - nm->cls_ndim, "%s%s", P, nm->cls);
     if (b->status != MC_OK) goto fail;
-    v->n_tokens = v->n_patches + (v->cls ? 1 : 0);
+    v->n_tokens = v->n_patches + 1;
     const char *pos_name = nm->pos;
     const mc_tensor_info *pt = mc_binder_peek(b, "%s%s", P, pos_name);
     int64_t pos_len = pt && pt->ndim >= 2 ? pt->shape[pt->ndim - 2] : v->n_patches;
@@ -429,7 +424,7 @@ mc_status mc_vit_tower_load(mc_binder *b, const mc_vit_params *p, mc_image_tower
                             b->path, P, pos_name, (long long)pos_len, p->image_size, v->n_patches);
         goto fail;
     }
-    v->pos_has_cls = pos_len == v->n_tokens && v->cls;
+    v->pos_has_cls = pos_len == v->n_tokens;
     int64_t pshape[4] = {1, 1, pos_len, D};
     v->pos = mc_bind(b, nm->pos_ndim, pshape + 4 - nm->pos_ndim, "%s%s", P, pos_name);
 
@@ -443,7 +438,7 @@ mc_status mc_vit_tower_load(mc_binder *b, const mc_vit_params *p, mc_image_tower
     for (;; depth++) {
         char blk[64];
         snprintf(blk, sizeof blk, nm->block, depth);
-        if (!mc_binder_peek(b, "%s%s%s", P, blk, nm->tb->ln1_w)) break;
+        if (!mc_binder_has_prefix(b, "%s%s", P, blk)) break;
     }
     v->depth = depth;
     v->blocks = calloc(depth > 0 ? (size_t)depth : 1, sizeof *v->blocks);
@@ -463,7 +458,7 @@ mc_status mc_vit_tower_load(mc_binder *b, const mc_vit_params *p, mc_image_tower
     /* head */
     if (nm->proj) {
         const mc_tensor_info *hp = mc_binder_peek(b, "%s%s", P, nm->proj);
-        int E = hp && hp->ndim == 2 ? (int)hp->shape[1] : 0;
+        int E = p->embed_dim > 0 ? p->embed_dim : hp && hp->ndim == 2 ? (int)hp->shape[1] : 0;
         float *pr = mc_bind2(b, D, E, "%s%s", P, nm->proj);   /* [D, E]: x @ proj */
         float *tw = mc_arena_floats(b->arena, (size_t)D * (E > 0 ? E : 1));
         if (!pr) goto fail;
@@ -477,9 +472,9 @@ mc_status mc_vit_tower_load(mc_binder *b, const mc_vit_params *p, mc_image_tower
         v->out_dim = E;
     } else {
         const mc_tensor_info *hw = mc_binder_peek(b, "%shead.weight", P);
-        int E = hw && hw->ndim == 2 ? (int)hw->shape[0] : 0;
+        int E = p->embed_dim > 0 ? p->embed_dim : hw && hw->ndim == 2 ? (int)hw->shape[0] : 0;
         v->head_w = mc_bind2(b, E, D, "%shead.weight", P);
-        v->head_b = mc_bind_opt(b, 1, (int64_t[]){E}, "%shead.bias", P);
+        v->head_b = mc_bind1(b, E, "%shead.bias", P);
         v->out_dim = E;
     }
     if (b->status != MC_OK) goto fail;

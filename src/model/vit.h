@@ -28,6 +28,7 @@ typedef struct mc_vit_params {
     mc_vit_layout layout;
     int image_size;          /* input side */
     int head_dim;            /* channels per attention head (64 in MobileCLIP ViTs) */
+    int embed_dim;           /* the config's embedding width; 0: the projection's shape decides */
     float ln_eps;            /* LayerNorm eps */
     float bn_eps;            /* conv-stem BatchNorm eps */
     mc_act act;              /* MLP activation */
