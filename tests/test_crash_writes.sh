@@ -102,7 +102,7 @@ M=$FX/models
 
 # ---- convert: a new conversion over an older one ----
 test_convert() {
-local fmt old new dest ms kills torn olds news mid i tmps
+local fmt old new dest ms kills torn olds news mid i tmps left
 for fmt in safetensors pt; do
   old=$T/old.$fmt new=$T/new.$fmt dest=$T/conv/model.$fmt
   mkdir -p "$T/conv"
@@ -122,14 +122,16 @@ for fmt in safetensors pt; do
   tmps=$(ls "$T/conv" | grep -c -v "^model\.$fmt$")
   "$BIN" convert "$M/oc_mobileclip2_s0" -o "$dest" >/dev/null 2>"$T/run.err"
   rc=$?; check '[ $rc -eq 0 ] && cmp -s "$dest" "$new"' "convert $fmt: the run after the kills: rc $rc $(tail -1 "$T/run.err")"
-  echo "test_crash_writes: convert $fmt ($ms ms a run): $kills kills in $TRIES runs ($mid mid-write), destination old $olds, new $news, torn $torn; temporary files left: $tmps" >&2
+  left=$(ls "$T/conv" | grep -c -v "^model\.$fmt$")
+  check '[ $left -eq 0 ]' "convert $fmt: the run after the kills left $left of the killed runs' temporary files: $(ls "$T/conv" | tr '\n' ' ')"
+  echo "test_crash_writes: convert $fmt ($ms ms a run): $kills kills in $TRIES runs ($mid mid-write), destination old $olds, new $news, torn $torn; temporary files left by the kills: $tmps, after the next run: $left" >&2
   rm -rf "$T/conv"
 done
 }
 
 # ---- the download cache ----
 test_download() {
-local SRV=$T/srv CD=$T/cache/MobileCLIP-S1 ms kills torn partial mid i f tmps
+local SRV=$T/srv CD=$T/cache/MobileCLIP-S1 ms kills torn partial mid i f tmps left
 mkdir -p "$SRV"
 cp "$M/oc_mobileclip_s1/open_clip_model.safetensors" "$M/oc_mobileclip_s1/open_clip_config.json" "$MOBILECLIP_VOCAB" "$SRV/"
 python3 - "$SRV" >"$T/port" 2>"$T/server.err" <<'EOF' &
@@ -183,7 +185,9 @@ rc=$?; check '[ $rc -eq 0 ]' "download: the run after the kills: rc $rc $(tail -
 for f in open_clip_model.safetensors open_clip_config.json bpe_simple_vocab_16e6.txt.gz; do
   check 'cmp -s "$CD/$f" "$SRV/$f"' "download: $f in the cache differs from the served file after the last run"
 done
-echo "test_crash_writes: download ($ms ms a run): $kills kills in $TRIES runs ($mid mid-download), files missing afterwards $partial, torn $torn; partial downloads left: $tmps" >&2
+left=$(ls "$CD" 2>/dev/null | grep -c -- '\.part-')
+check '[ $left -eq 0 ]' "download: the run after the kills left $left partial downloads of the killed runs"
+echo "test_crash_writes: download ($ms ms a run): $kills kills in $TRIES runs ($mid mid-download), files missing afterwards $partial, torn $torn; partial downloads left by the kills: $tmps, after the next run: $left" >&2
 kill $server_pid 2>/dev/null; wait $server_pid 2>/dev/null; server_pid=
 unset MOBILECLIP_BASE_URL MOBILECLIP_CACHE
 }

@@ -618,6 +618,49 @@ static int write_cases(const char *dir) {
     return fclose(f) != 0;
 }
 
+/* mc_temp_name / mc_remove_stale_temps: the temporaries of a writer that no
+ * longer runs are removed, a running one's (this process, pid 1) and other
+ * files are kept. */
+static void test_stale_temps(void) {
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    CHECK(child > 0, "fork");
+    if (child <= 0) return;
+    waitpid(child, NULL, 0);   /* its pid now names no process */
+    char dest[4200], p[4300];
+    snprintf(dest, sizeof dest, "%s/stale.safetensors", tmpdir);
+    const char *fmt[] = {"%s.tmp-%ld-3", "%s.part-%ld-Ab12Cd", "%s.tmp-%ld"};   /* the dead writer's */
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, fmt[i], dest, (long)child);
+        fclose(fopen(p, "w"));
+    }
+    const char *keep[] = {".tmp-1-0", ".part-1-xyz", ".tmp-x-1", ".tmp", ".tmpl-5"};   /* a live pid or not ours */
+    for (int i = 0; i < 5; i++) {
+        snprintf(p, sizeof p, "%s%s", dest, keep[i]);
+        fclose(fopen(p, "w"));
+    }
+    snprintf(p, sizeof p, "%s.tmp-%ld-0", dest, (long)getpid());   /* this process's own */
+    fclose(fopen(p, "w"));
+    char tmp[4400];
+    CHECK(mc_temp_name(dest, tmp, sizeof tmp) == 0, "temp name");
+    char want[4400];
+    snprintf(want, sizeof want, "%s.tmp-%ld-", dest, (long)getpid());
+    CHECK(!strncmp(tmp, want, strlen(want)), "temp name '%s'", tmp);
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, fmt[i], dest, (long)child);
+        CHECK(access(p, F_OK) != 0, "the dead writer's %s was kept", p);
+    }
+    for (int i = 0; i < 5; i++) {
+        snprintf(p, sizeof p, "%s%s", dest, keep[i]);
+        CHECK(access(p, F_OK) == 0, "%s was removed", p);
+        remove(p);
+    }
+    snprintf(p, sizeof p, "%s.tmp-%ld-0", dest, (long)getpid());
+    CHECK(access(p, F_OK) == 0, "this process's own temporary was removed");
+    remove(p);
+    CHECK(mc_remove_stale_temps(dest) == 0, "nothing left to remove");
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && !strcmp(argv[1], "--write-cases")) return write_cases(argv[2]);
     if (!mkdtemp(tmpdir)) {
@@ -628,6 +671,7 @@ int main(int argc, char **argv) {
     test_refusals();
     test_state_dict();
     test_training_state();
+    test_stale_temps();
     char cmd[4200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);

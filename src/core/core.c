@@ -4,8 +4,10 @@
  */
 #include "core/core.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -274,6 +276,53 @@ int mc_fsync_parent(const char *path) {
     int rc = fsync(fd);
     close(fd);
     return rc;
+}
+
+/* The pid at s ("<digits>" followed by '-' or the end), or 0. */
+static long temp_pid(const char *s) {
+    long pid = 0;
+    const char *p = s;
+    while (*p >= '0' && *p <= '9' && pid < 1L << 40) pid = pid * 10 + (*p++ - '0');
+    return p > s && (*p == '-' || *p == 0) ? pid : 0;
+}
+
+int mc_remove_stale_temps(const char *path) {
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == path) snprintf(dir, sizeof dir, "/");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    size_t bl = strlen(base);
+    DIR *d = opendir(dir);
+    if (!d || bl == 0) {
+        if (d) closedir(d);
+        return 0;
+    }
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        const char *name = de->d_name;
+        if (strncmp(name, base, bl)) continue;
+        long pid = 0;
+        if (!strncmp(name + bl, ".tmp-", 5)) pid = temp_pid(name + bl + 5);
+        else if (!strncmp(name + bl, ".part-", 6)) pid = temp_pid(name + bl + 6);
+        if (pid <= 0 || pid == (long)getpid() || pid > 0x7fffffffL) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;   /* running (or not ours to ask) */
+        char full[8192];
+        int len = snprintf(full, sizeof full, "%s/%s", dir, name);
+        if (len > 0 && (size_t)len < sizeof full && unlink(full) == 0) n++;
+    }
+    closedir(d);
+    return n;
+}
+
+int mc_temp_name(const char *path, char *tmp, size_t cap) {
+    static unsigned counter;
+    mc_remove_stale_temps(path);
+    unsigned k = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
+    int len = snprintf(tmp, cap, "%s.tmp-%ld-%u", path, (long)getpid(), k);
+    return len < 0 || (size_t)len >= cap ? -1 : 0;
 }
 
 mc_status mc_file_commit(FILE *f, const char *tmp_path, const char *path, int write_ok, mc_error *err) {

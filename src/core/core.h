@@ -71,6 +71,16 @@ double mc_now_s(void);
 mc_status mc_file_commit(FILE *f, const char *tmp_path, const char *path, int write_ok, mc_error *err);
 /* fsync of the folder holding path (after a rename or a new file in it). */
 int mc_fsync_parent(const char *path);
+/* The temporary name for an atomic write of path: "<path>.tmp-<pid>-<k>", in
+ * path's folder, unique within the process.  First removes what writers that
+ * were killed left of path (mc_remove_stale_temps).  0, or -1 when the name
+ * does not fit in cap. */
+int mc_temp_name(const char *path, char *tmp, size_t cap);
+/* Removes the temporaries of path whose writer is no longer running:
+ * "<path>.tmp-<pid>[-...]" and "<path>.part-<pid>-..." of a process <pid>
+ * that does not exist.  A live writer's files are left alone.  Returns how
+ * many were removed. */
+int mc_remove_stale_temps(const char *path);
 
 /* Half-precision conversions. */
 float mc_f16_to_f32(uint16_t h);

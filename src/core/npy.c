@@ -41,8 +41,7 @@ mc_status mc_npy_write(const char *path, const char *descr, size_t elem_size, co
     int n = mc_npy_header(hdr, sizeof hdr, descr, ndim, shape, &count);
     if (n <= 0) return mc_fail(err, MC_ERR_INVALID_ARG, "%s: bad dtype or shape for .npy", path);
     char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
+    FILE *f = mc_temp_name(path, tmp, sizeof tmp) == 0 ? fopen(tmp, "wb") : NULL;
     if (!f) return mc_fail(err, MC_ERR_IO, "%s: cannot create", path);
     int ok = fwrite(hdr, 1, (size_t)n, f) == (size_t)n && fwrite(data, elem_size, count, f) == count;
     return mc_file_commit(f, tmp, path, ok, err);

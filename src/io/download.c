@@ -234,7 +234,9 @@ mc_status mc_download_file(const char *url, const char *dest, const mc_download_
         return mc_fail(err, MC_ERR_NETWORK, "libcurl initialisation failed");
 
     char tmp[4096];
-    int n = snprintf(tmp, sizeof tmp, "%s.part-XXXXXX", dest);
+    /* "<dest>.part-<pid>-XXXXXX": a later run removes it if this process is killed */
+    mc_remove_stale_temps(dest);
+    int n = snprintf(tmp, sizeof tmp, "%s.part-%ld-XXXXXX", dest, (long)getpid());
     if (n < 0 || (size_t)n >= sizeof tmp) return mc_fail(err, MC_ERR_INVALID_ARG, "%s: path too long", dest);
     dl_state s;
     memset(&s, 0, sizeof s);

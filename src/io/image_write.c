@@ -57,7 +57,7 @@ mc_status mc_image_write_png(const char *path, const mc_image *img, mc_error *er
     if (!img || !img->rgb || img->width < 1 || img->height < 1)
         return mc_fail(err, MC_ERR_INVALID_ARG, "%s: no image to write", path);
     char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+    if (mc_temp_name(path, tmp, sizeof tmp) != 0)
         return mc_fail(err, MC_ERR_INVALID_ARG, "%s: path too long", path);
     FILE *f = fopen(tmp, "wb");
     if (!f) return mc_fail(err, MC_ERR_IO, "%s: cannot create", path);

@@ -142,7 +142,10 @@ mc_status mc_registry_fetch(const mc_registry_entry *e, const mc_download_params
     want[n++] = MC_VOCAB_FILENAME;
     for (int i = 0; i < n; i++) {
         snprintf(dest, sizeof dest, "%s/%s", dir, want[i]);
-        if (mc_path_is_file(dest)) continue;
+        if (mc_path_is_file(dest)) {
+            mc_remove_stale_temps(dest);   /* partial downloads of killed runs */
+            continue;
+        }
         if ((st = mc_registry_url(e, want[i], url, sizeof url, err))) return st;
         mc_download_params p = params ? *params : mc_download_default_params();
         if (!p.label) p.label = want[i];

@@ -170,8 +170,7 @@ mc_status mc_safetensors_write(const char *path, const mc_st_entry *entries, siz
         hbuf[hsize++] = ' ';
     }
     char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
+    FILE *f = mc_temp_name(path, tmp, sizeof tmp) == 0 ? fopen(tmp, "wb") : NULL;
     if (!f) { free(hbuf); return mc_fail(err, MC_ERR_IO, "%s: cannot create", tmp); }
     uint8_t len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)hsize >> (8 * i));

@@ -442,11 +442,8 @@ static void zw_finish(zipw *z) {
 
 /* A new temporary file beside path (O_EXCL, mode 0666 less the umask). */
 static int open_temp(const char *path, char *tmp, size_t cap) {
-    static unsigned counter;
     for (int attempt = 0; attempt < 100; attempt++) {
-        unsigned k = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
-        int len = snprintf(tmp, cap, "%s.tmp-%ld-%u", path, (long)getpid(), k);
-        if (len < 0 || (size_t)len >= cap) { errno = ENAMETOOLONG; return -1; }
+        if (mc_temp_name(path, tmp, cap) != 0) { errno = ENAMETOOLONG; return -1; }
         int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (fd >= 0 || errno != EEXIST) return fd;
     }

@@ -48,7 +48,8 @@ int mc_run_remove_temporaries(const char *dir) {
     struct dirent *de;
     while ((de = readdir(d))) {
         size_t len = strlen(de->d_name);
-        if (len < 5 || strcmp(de->d_name + len - 4, ".tmp")) continue;
+        /* "*.tmp" of the run's own writers, "*.tmp-<pid>-<k>" of mc_temp_name */
+        if ((len < 5 || strcmp(de->d_name + len - 4, ".tmp")) && !strstr(de->d_name, ".tmp-")) continue;
         char path[4400];
         snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
         if (mc_path_is_file(path) && remove(path) == 0) n++;
