@@ -321,7 +321,11 @@ mc_status mc_model_resolve(const char *model, int allow_download, char *path_out
                            const char **name_out, mc_error *err);
 
 /* Loads a model from a checkpoint file or a folder that holds one
- * (mc_model_resolve finds official models by name). */
+ * (mc_model_resolve finds official models by name).  Every tensor is checked
+ * against the config; the error names the tensor: MC_ERR_MISSING_TENSOR,
+ * MC_ERR_UNEXPECTED_TENSOR (one the model does not use), MC_ERR_SHAPE (its
+ * shape and the expected one, or a non-float dtype), MC_ERR_FORMAT (a
+ * malformed file, or a weight holding NaN or an infinity). */
 mc_status mc_model_load(const char *path, const mc_model_params *params, mc_model **out,
                         mc_error *err);
 void mc_model_free(mc_model *model);
