@@ -6,6 +6,7 @@
 #                   and on x86 with the cross tools the NEON kernels under QEMU)
 #   make fuzz       bounded fuzzing of the parsers (clang libFuzzer; FUZZ_SECONDS per target)
 #   make fuzz-long  the same for FUZZ_LONG_SECONDS (default 3600) per target
+#                   (FUZZ_JOBS=N runs N targets at once; default 1)
 #   make bench      the benchmark figures
 #   make bench-kernels  kernel GFLOP/s (ours vs scalar vs OpenBLAS with BLAS=openblas)
 #   make bench-peers    against ONNX Runtime and PyTorch on the same machine (REF=ml-mobileclip)
@@ -246,6 +247,7 @@ check-layers: $(LIB_OBJ)
 # compiled once for all targets (fuzzer-no-link: coverage, no libFuzzer main).
 FUZZ_SECONDS ?= 30
 FUZZ_LONG_SECONDS ?= 3600
+FUZZ_JOBS ?= 1
 FUZZ_FLAGS := -std=gnu11 -O1 -g -fsanitize=address,undefined -Werror=implicit-function-declaration -DMC_NO_SIMD \
               -Iinclude -Isrc $(PKG_CFLAGS) -DMC_SHARE_DIR='"$(SHAREDIR)"'
 FUZZ_OBJ := $(patsubst src/%.c,$(B)/fuzz/obj/%.o,$(filter-out %_avx2.c %_avx512.c,$(LIB_SRC)))
@@ -257,9 +259,9 @@ $(B)/fuzz/libmobileclip.a: $(FUZZ_OBJ)
 $(B)/fuzz/%: fuzz/%.c $(B)/fuzz/libmobileclip.a | $(B)/fuzz
 	clang $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $< $(B)/fuzz/libmobileclip.a $(PKG_LIBS) -lm -lpthread
 fuzz: $(FUZZ_BIN)
-	@bash fuzz/run_fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+	@FUZZ_JOBS=$(FUZZ_JOBS) bash fuzz/run_fuzz.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
 fuzz-long: $(FUZZ_BIN)
-	@bash fuzz/run_fuzz.sh $(FUZZ_LONG_SECONDS) $(FUZZ_BIN)
+	@FUZZ_JOBS=$(FUZZ_JOBS) bash fuzz/run_fuzz.sh $(FUZZ_LONG_SECONDS) $(FUZZ_BIN)
 
 bench: $(B)/mobileclip
 	@bash bench/run_bench.sh

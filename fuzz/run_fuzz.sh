@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
-# Runs each libFuzzer binary for SECONDS, one after another, with a corpus
-# under build/fuzz/corpus_<name> seeded from the test fixtures when they are
-# present (and from fuzz/regressions/<name>/), then prints a table per target:
-# executions, executions per second, coverage (libFuzzer's cov: edges, ft:
-# features), corpus size and the outcome.  Exits non-zero if any fuzzer finds
-# a crash, leak or timeout; the reproducer is left in build/fuzz/ (once fixed,
-# it goes into fuzz/regressions/<name>/, which make test replays).
-# Usage: fuzz/run_fuzz.sh SECONDS BINARY...
+# Runs each libFuzzer binary for SECONDS of wall time, FUZZ_JOBS of them at once
+# (default 1: one after another), with a corpus under build/fuzz/corpus_<name>
+# seeded from the test fixtures when they are present (and from
+# fuzz/regressions/<name>/), then prints a table per target: executions,
+# executions per second, the CPU seconds the target actually had (less than
+# its wall time when more targets run than there are cores), coverage
+# (libFuzzer's cov: edges, ft: features), corpus size and the outcome.  Exits
+# non-zero if any fuzzer finds a crash, leak or timeout; the reproducer is left
+# in build/fuzz/ (once fixed, it goes into fuzz/regressions/<name>/, which
+# make test replays).
+# Usage: [FUZZ_JOBS=N] fuzz/run_fuzz.sh SECONDS BINARY...
 set -u
 secs=${1:-30}; shift
+jobs=${FUZZ_JOBS:-1}
 fx=${MC_FIXTURES:-../shared/fixtures}
 export MOBILECLIP_VOCAB=${MOBILECLIP_VOCAB:-$(cd "$fx/tokenizer" 2>/dev/null && pwd)/bpe_simple_vocab_16e6.txt.gz}
-status=0
-table=$(printf '%-18s %8s %14s %9s %7s %8s %8s  %s' target seconds executions exec/s cov ft corpus outcome)
-for bin in "$@"; do
-  name=$(basename "$bin")
-  corpus=build/fuzz/corpus_$name
-  mkdir -p "$corpus"
+row_format='%-18s %8s %8s %14s %9s %7s %8s %8s  %s'
+
+# seed NAME CORPUS: copies the fixture inputs that suit target NAME into CORPUS.
+seed() {
+  local name=$1 corpus=$2
   case "$name" in
     fuzz_json)
       for f in "$fx"/models/*/config.json "$fx"/models/*/open_clip_config.json \
@@ -106,28 +109,58 @@ EOF
       [ -f "$fx/images/one_pixel.png" ] && { printf '\002{"image": "'; base64 -w0 "$fx/images/one_pixel.png"; printf '"}'; } \
         > "$corpus/seed_search_image" ;;
   esac
+}
+
+# run_one BINARY: seeds and runs one target; leaves its table row in
+# build/fuzz/<name>.row and exits non-zero if the fuzzer failed.
+run_one() {
+  local bin=$1 name corpus log rc execs rate cpu last cov ft outcome
+  name=$(basename "$bin")
+  corpus=build/fuzz/corpus_$name
+  log=build/fuzz/$name.log
+  mkdir -p "$corpus"
+  seed "$name" "$corpus"
   [ -d "fuzz/regressions/$name" ] && cp -f fuzz/regressions/"$name"/* "$corpus/" 2>/dev/null
   echo "fuzzing $name for ${secs}s ($(ls "$corpus" | wc -l) inputs to start from)"
-  (cd build/fuzz && "../../$bin" -max_total_time="$secs" -max_len=65536 -timeout=10 \
-      -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1 "../../$corpus" \
-      > "$name.log" 2>&1)
+  /usr/bin/time -f '%U %S' -o "build/fuzz/$name.cpu" \
+    bash -c 'cd build/fuzz && exec "../../$1" -max_total_time="$2" -max_len=65536 -timeout=10 \
+               -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=1 "../../$3"' \
+    _ "$bin" "$secs" "$corpus" > "$log" 2>&1
   rc=$?
-  log=build/fuzz/$name.log
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
+  cpu=$(awk '{ printf "%.0f", $1 + $2 }' "build/fuzz/$name.cpu" 2>/dev/null)
   last=$(grep -E '^#[0-9]+' "$log" | tail -n 1)
   cov=$(echo "$last" | sed -n 's/.* cov: \([0-9]*\).*/\1/p')
   ft=$(echo "$last" | sed -n 's/.* ft: \([0-9]*\).*/\1/p')
   if [ $rc -ne 0 ]; then
     outcome="FAILED (exit $rc): $(grep -m1 -oE 'ERROR: [A-Za-z]+: [^ ]+( [^ ]+)?|deadly signal|timeout' "$log" | head -n 1)"
     echo "$name: $outcome, see $log"; tail -n 30 "$log"
-    status=1
   else
     outcome=ok
   fi
-  table+=$'\n'$(printf '%-18s %8s %14s %9s %7s %8s %8s  %s' "$name" "$secs" "${execs:-?}" "${rate:-?}" \
-                 "${cov:-?}" "${ft:-?}" "$(ls "$corpus" | wc -l)" "$outcome")
+  printf "$row_format\n" "$name" "$secs" "${cpu:-?}" "${execs:-?}" "${rate:-?}" \
+    "${cov:-?}" "${ft:-?}" "$(ls "$corpus" | wc -l)" "$outcome" > "build/fuzz/$name.row"
+  [ $rc -eq 0 ]
+}
+
+status=0
+running=0
+for bin in "$@"; do
+  if [ "$running" -ge "$jobs" ]; then
+    wait -n || status=1
+    running=$((running - 1))
+  fi
+  run_one "$bin" &
+  running=$((running + 1))
+done
+while [ "$running" -gt 0 ]; do
+  wait -n || status=1
+  running=$((running - 1))
 done
 echo
-echo "$table"
+printf "$row_format\n" target seconds cpu-s executions exec/s cov ft corpus outcome
+for bin in "$@"; do
+  cat "build/fuzz/$(basename "$bin").row"
+done
 exit $status
