@@ -185,17 +185,17 @@ void mc_binder_skip(mc_binder *b, const char *fmt, ...) {
     if (idx >= 0) b->used[idx] = 1;
 }
 
-/* The name looked for and not found that shares the longest dotted prefix
- * with `name`, if that prefix reaches at least name's grandparent module and
- * both continue past it with as many components ("a.b.conv.weight" and
- * "a.b.bn.weight" qualify, "a.c.x" and "a.b.c.d.e" do not): the tensor that
- * `name` was meant to go with. */
 static size_t count_dots(const char *s) {
     size_t n = 0;
     for (; *s; s++) n += *s == '.';
     return n;
 }
 
+/* The name looked for and not found that shares the longest dotted prefix
+ * with `name`, if that prefix reaches at least name's grandparent module and
+ * both continue past it with as many components ("a.b.conv.weight" and
+ * "a.b.bn.weight" qualify, "a.c.x" and "a.b.c.d.e" do not): the tensor that
+ * `name` was meant to go with. */
 static const char *missing_sibling(const mc_binder *b, const char *name) {
     size_t need = 0, dots = 0;
     for (size_t i = strlen(name); i-- > 0;)

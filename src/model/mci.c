@@ -155,10 +155,7 @@ static const mc_tensor_info *peek(mci_loader *L, const char *full) {
 }
 
 static int has_prefix(mci_loader *L, const char *full) {
-    size_t n = mc_checkpoint_count(L->b->ckpt), lp = strlen(full);
-    for (size_t i = 0; i < n; i++)
-        if (!strncmp(mc_checkpoint_tensor(L->b->ckpt, i)->name, full, lp)) return 1;
-    return 0;
+    return mc_binder_has_prefix(L->b, "%s", full);
 }
 
 static float *kalloc(mci_loader *L, size_t n) {

@@ -164,9 +164,7 @@ static mc_status load_text(mc_binder *b, const mc_config *c, mc_text_tower **out
         tp.layout = MC_TEXT_LAYOUT_OPENCLIP;
         /* CustomTextCLIP keeps its text tower under "text.", CLIP at the top level: any
          * "text." tensor decides, so that a missing one is named with its prefix */
-        tp.prefix = "";
-        for (size_t i = 0, n = mc_checkpoint_count(b->ckpt); i < n && !*tp.prefix; i++)
-            if (!strncmp(mc_checkpoint_tensor(b->ckpt, i)->name, "text.", 5)) tp.prefix = "text.";
+        tp.prefix = mc_binder_has_prefix(b, "text.") ? "text." : "";
         tp.act = c->quick_gelu ? MC_ACT_QUICK_GELU : MC_ACT_GELU;
         if (c->text_embed_cls)
             return b->status = mc_fail(b->err, MC_ERR_UNSUPPORTED, "%s: text embed_cls is not supported", b->path);
