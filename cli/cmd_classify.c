@@ -16,7 +16,6 @@
 #include "progress.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -95,34 +94,6 @@ static int labels_from_file(str_list *l, const char *path) {
     return rc;
 }
 
-/* template with every "{}" replaced by label */
-static char *fill_template(const char *tmpl, const char *label) {
-    size_t n = 0, ll = strlen(label);
-    for (const char *p = tmpl; (p = strstr(p, "{}")); p += 2) n++;
-    size_t len = strlen(tmpl) + n * ll + 1;
-    char *out = malloc(len), *o = out;
-    if (!out) return NULL;
-    for (const char *p = tmpl; *p;) {
-        if (p[0] == '{' && p[1] == '}') {
-            memcpy(o, label, ll);
-            o += ll;
-            p += 2;
-        } else {
-            *o++ = *p++;
-        }
-    }
-    *o = 0;
-    return out;
-}
-
-static void normalize(float *x, int d) {
-    double s = 0;
-    for (int i = 0; i < d; i++) s += (double)x[i] * x[i];
-    double nrm = sqrt(s);
-    if (nrm < 1e-12) nrm = 1e-12;
-    for (int i = 0; i < d; i++) x[i] = (float)(x[i] / nrm);
-}
-
 int cmd_classify(int argc, char **argv) {
     const int n_opts = (int)(sizeof classify_opts / sizeof classify_opts[0]);
     cli_args a;
@@ -178,7 +149,7 @@ int cmd_classify(int argc, char **argv) {
     if ((size_t)top > labels.n) top = (int)labels.n;
     for (size_t l = 0; l < labels.n && !rc; l++)
         for (size_t t = 0; t < templates.n && !rc; t++) {
-            char *p = fill_template(templates.s[t], labels.s[l]);
+            char *p = mc_fill_template(templates.s[t], labels.s[l]);
             if (!p) { rc = cli_errorf("out of memory"); break; }
             rc = str_push(&prompts, p, strlen(p));
             free(p);
@@ -201,39 +172,18 @@ int cmd_classify(int argc, char **argv) {
     if ((rc = cli_embed_texts(ctx, tok, info.context_length, D, (const char *const *)prompts.s, prompts.n,
                               32, 1, temb)))
         goto out;
-    for (size_t l = 0; l < labels.n; l++) {
-        float *c = cls + l * (size_t)D;
-        for (size_t t = 0; t < templates.n; t++) {
-            const float *e = temb + (l * templates.n + t) * (size_t)D;
-            for (int k = 0; k < D; k++) c[k] += e[k];
-        }
-        for (int k = 0; k < D; k++) c[k] /= (float)templates.n;
-        normalize(c, D);
-    }
+    mc_zeroshot_classifiers(temb, (int)labels.n, (int)templates.n, D, cls);
 
     mc_preprocess_params pp = info.preprocess;
     if (cli_has(&a, "no-exif")) pp.apply_exif = 0;
     cli_embed_opts eo = {batch, 2, workers, threads, 1, cli_has(&a, "strict"), !cli_has(&a, "quiet")};
     if ((rc = cli_embed_images(ctx, model, &info, &pp, &list, &eo, &iemb, &rows, &n_rows))) goto out;
 
-    double scale = info.logit_scale;
-    if (!(scale > 0)) scale = 100.0;   /* a model without the parameter: CLIP's usual value */
-    if (scale > 100.0) scale = 100.0;
     double *prob = malloc(labels.n * sizeof *prob);
     size_t *order = malloc(labels.n * sizeof *order);
     if (!prob || !order) { free(prob); free(order); rc = cli_errorf("out of memory"); goto out; }
     for (size_t i = 0; i < n_rows; i++) {
-        const float *e = iemb + i * (size_t)D;
-        double mx = -INFINITY, sum = 0;
-        for (size_t l = 0; l < labels.n; l++) {
-            double dot = 0;
-            const float *c = cls + l * (size_t)D;
-            for (int k = 0; k < D; k++) dot += (double)e[k] * c[k];
-            prob[l] = scale * dot;
-            if (prob[l] > mx) mx = prob[l];
-        }
-        for (size_t l = 0; l < labels.n; l++) sum += (prob[l] = exp(prob[l] - mx));
-        for (size_t l = 0; l < labels.n; l++) prob[l] /= sum;
+        mc_zeroshot_probs(iemb + i * (size_t)D, cls, (int)labels.n, D, info.logit_scale, prob);
         /* top K by selection, ties keep label order */
         for (size_t l = 0; l < labels.n; l++) order[l] = l;
         printf("%s\n", list.paths[rows[i]]);

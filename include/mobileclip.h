@@ -367,6 +367,21 @@ mc_status mc_encode_image(mc_context *ctx, const float *pixels, int n, int norma
 /* tokens: int32 [n, context_length]; out: float32 [n, embed_dim]. */
 mc_status mc_encode_text(mc_context *ctx, const int32_t *tokens, int n, int normalize, float *out);
 
+/* Zero-shot classification from embeddings, the recipe 'mobileclip classify',
+ * the server and the evaluation share (open_clip's):
+ * - mc_fill_template: tmpl with every "{}" and "{c}" replaced by label; a
+ *   malloc'd string (free() it), NULL when out of memory.
+ * - mc_zeroshot_classifiers: from the L2-normalised embeddings of every
+ *   label's prompts, prompt_emb [n_labels * n_templates, dim] label-major,
+ *   the classifiers out [n_labels, dim]: each label's mean, L2-normalised.
+ * - mc_zeroshot_probs: the labels' probabilities for one L2-normalised image
+ *   embedding [dim]: softmax over labels of scale * cosine, scale the model's
+ *   logit_scale (mc_model_info) capped at 100, or 100 when it is not positive. */
+char *mc_fill_template(const char *tmpl, const char *label);
+void mc_zeroshot_classifiers(const float *prompt_emb, int n_labels, int n_templates, int dim, float *out);
+void mc_zeroshot_probs(const float *image_emb, const float *classifiers, int n_labels, int dim, float logit_scale,
+                       double *probs);
+
 /* A text that identifies the model's weights, for stores of its embeddings
  * (the photo index): "NAME dim=D sha256=HEX", NAME the official name or the
  * checkpoint's file name, HEX a digest of the checkpoint file's size and of

@@ -141,7 +141,7 @@ static void test_metrics(void) {
 /* ============================================================ templates */
 
 static void test_templates(void) {
-    char *s = mc_eval_fill_template("a {} and {c}, not {x} or {", "tabby cat");
+    char *s = mc_fill_template("a {} and {c}, not {x} or {", "tabby cat");
     CHECK(s && !strcmp(s, "a tabby cat and tabby cat, not {x} or {"), "fill: %s", s ? s : "(null)");
     free(s);
     size_t n;

@@ -150,29 +150,6 @@ static int has_placeholder(const char *t) {
     return 0;
 }
 
-char *mc_eval_fill_template(const char *tmpl, const char *name) {
-    size_t nl = strlen(name), len = 0, k;
-    for (const char *p = tmpl; *p; p += k ? k : 1) {
-        k = placeholder_at(p);
-        size_t add = k ? nl : 1;
-        if (len > SIZE_MAX - add - 1) return NULL;
-        len += add;
-    }
-    char *out = malloc(len + 1), *o = out;
-    if (!out) return NULL;
-    for (const char *p = tmpl; *p;) {
-        if ((k = placeholder_at(p))) {
-            memcpy(o, name, nl);
-            o += nl;
-            p += k;
-        } else {
-            *o++ = *p++;
-        }
-    }
-    *o = 0;
-    return out;
-}
-
 mc_status mc_eval_templates_load(const char *path, char ***out, size_t *n, mc_error *err) {
     *out = NULL;
     *n = 0;
@@ -648,7 +625,7 @@ static mc_status build_classifier(mc_context *ctx, const mc_tokenizer *tok, cons
         size_t cnt = total - first < B ? total - first : B;
         for (size_t k = 0; st == MC_OK && k < cnt; k++) {
             size_t c = (first + k) / n_templates, t = (first + k) % n_templates;
-            char *prompt = mc_eval_fill_template(templates[t], names[c]);
+            char *prompt = mc_fill_template(templates[t], names[c]);
             if (!prompt) { st = mc_fail(err, MC_ERR_NOMEM, "out of memory"); break; }
             st = mc_tokenizer_encode(tok, prompt, L, ids + k * (size_t)L, err);
             if (st != MC_OK) mc_error_prefix(err, "class %zu '%s', template '%s'", c, names[c], templates[t]);

@@ -122,8 +122,6 @@ const char *const *mc_eval_default_templates(size_t *n);
 /* Reads templates, one a line (surrounding blanks trimmed, empty lines
  * ignored); each must hold "{}" or "{c}" where the class name goes. */
 mc_status mc_eval_templates_load(const char *path, char ***out, size_t *n, mc_error *err);
-/* tmpl with every "{}" and "{c}" replaced by name; malloc'd, NULL when out of memory. */
-char *mc_eval_fill_template(const char *tmpl, const char *name);
 void mc_eval_strings_free(char **s, size_t n);
 
 /* The zero-shot classifier, as open_clip builds it: for each class, every

@@ -260,26 +260,6 @@ static enum MHD_Result do_embeddings(mc_server *s, struct MHD_Connection *c, con
     return send_json(s, c, 200, &b);
 }
 
-/* template with every "{}" replaced by label */
-static char *fill_template(const char *tmpl, const char *label) {
-    size_t n = 0, ll = strlen(label);
-    for (const char *p = tmpl; (p = strstr(p, "{}")); p += 2) n++;
-    size_t len = strlen(tmpl) + n * ll + 1;
-    char *out = malloc(len), *o = out;
-    if (!out) return NULL;
-    for (const char *p = tmpl; *p;) {
-        if (p[0] == '{' && p[1] == '}') {
-            memcpy(o, label, ll);
-            o += ll;
-            p += 2;
-        } else {
-            *o++ = *p++;
-        }
-    }
-    *o = 0;
-    return out;
-}
-
 /* Zero-shot classification as 'mobileclip classify' does it: each label's
  * classifier is the mean of its normalised template embeddings,
  * re-normalised; probabilities are softmax(min(logit_scale, 100) * cosine). */
@@ -300,7 +280,7 @@ static enum MHD_Result do_classify(mc_server *s, struct MHD_Connection *c, const
     for (int l = 0; l < nl; l++)
         for (int t = 0; t < nt; t++) {
             const char *tmpl = rq->n_templates ? rq->templates[t]->string : DEFAULT_TEMPLATE;
-            char *p = fill_template(tmpl, rq->labels[l]->string);
+            char *p = mc_fill_template(tmpl, rq->labels[l]->string);
             if (!p) {
                 ret = send_error(s, c, 503, "out of memory");
                 goto out;
@@ -315,35 +295,12 @@ static enum MHD_Result do_classify(mc_server *s, struct MHD_Connection *c, const
         ret = send_error(s, c, http, err.message);
         goto out;
     }
-    for (int l = 0; l < nl; l++) {
-        float *cl = cls + (size_t)l * D;
-        for (int t = 0; t < nt; t++)
-            for (int k = 0; k < D; k++) cl[k] += e.emb[(size_t)(l * nt + t) * D + k];
-        double ss = 0;
-        for (int k = 0; k < D; k++) {
-            cl[k] /= (float)nt;
-            ss += (double)cl[k] * cl[k];
-        }
-        double nrm = sqrt(ss) < 1e-12 ? 1e-12 : sqrt(ss);
-        for (int k = 0; k < D; k++) cl[k] = (float)(cl[k] / nrm);
-    }
-    double scale = s->info.logit_scale;
-    if (!(scale > 0)) scale = 100.0;
-    if (scale > 100.0) scale = 100.0;
+    mc_zeroshot_classifiers(e.emb, nl, nt, D, cls);
     mc_sbuf b = {0};
     mc_sbuf_puts(&b, "{\"object\": \"list\", \"data\": [");
     for (int i = 0; i < n_img; i++) {
-        const float *x = e.emb + (size_t)(n_prompts + i) * D;
-        double mx = -INFINITY, sum = 0;
-        for (int l = 0; l < nl; l++) {
-            double dot = 0;
-            for (int k = 0; k < D; k++) dot += (double)x[k] * cls[(size_t)l * D + k];
-            prob[l] = scale * dot;
-            if (prob[l] > mx) mx = prob[l];
-            order[l] = l;
-        }
-        for (int l = 0; l < nl; l++) sum += (prob[l] = exp(prob[l] - mx));
-        for (int l = 0; l < nl; l++) prob[l] /= sum;
+        mc_zeroshot_probs(e.emb + (size_t)(n_prompts + i) * D, cls, nl, D, s->info.logit_scale, prob);
+        for (int l = 0; l < nl; l++) order[l] = l;
         mc_sbuf_printf(&b, "%s{\"index\": %d, \"labels\": [", i ? ", " : "", i);
         for (int k = 0; k < rq->k; k++) {   /* top k by selection, ties keep label order */
             int best = k;
