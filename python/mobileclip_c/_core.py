@@ -601,18 +601,16 @@ class Model:
     def text_classifier(self, labels, templates=(DEFAULT_TEMPLATE,)):
         """Zero-shot class embeddings, float32 ``[len(labels), embed_dim]``: for
         each label the mean of its templates' L2-normalised embeddings (every
-        "{}" in a template replaced by the label), L2-normalised again, as
-        ``mobileclip classify`` builds them."""
+        "{}" or "{c}" in a template replaced by the label), L2-normalised
+        again: the library's mc_zeroshot_classifiers, as ``mobileclip
+        classify`` builds them."""
         labels, templates = _labels_templates(labels, templates)
-        prompts = [t.replace("{}", lab) for lab in labels for t in templates]
-        emb = self.encode_text(prompts).reshape(len(labels), len(templates), self.embed_dim)
-        cls = emb[:, 0].copy()
-        for t in range(1, len(templates)):
-            cls += emb[:, t]
-        cls /= np.float32(len(templates))
-        c64 = cls.astype(np.float64)
-        nrm = np.maximum(np.sqrt((c64 * c64).sum(axis=1, keepdims=True)), 1e-12)
-        return (c64 / nrm).astype(np.float32)
+        prompts = [t.replace("{}", lab).replace("{c}", lab) for lab in labels for t in templates]
+        emb = np.ascontiguousarray(self.encode_text(prompts), dtype=np.float32)
+        cls = np.empty((len(labels), self.embed_dim), dtype=np.float32)
+        _capi.lib().mc_zeroshot_classifiers(emb.ctypes.data_as(_f32p), len(labels), len(templates),
+                                            self.embed_dim, cls.ctypes.data_as(_f32p))
+        return cls
 
     def classify(self, images, labels, templates=(DEFAULT_TEMPLATE,)):
         """Zero-shot classification: probabilities float32 ``[N, len(labels)]``
@@ -621,15 +619,12 @@ class Model:
         :meth:`text_classifier`.  ``labels[probs[i].argmax()]`` is image i's
         class.  images: as :meth:`encode_image` takes them."""
         cls = self.text_classifier(labels, templates)
-        emb = self.encode_image(images)
-        scale = float(self.logit_scale)
-        if not scale > 0:
-            scale = 100.0
-        scale = min(scale, 100.0)
-        logits = scale * (emb.astype(np.float64) @ cls.astype(np.float64).T)
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        p /= p.sum(axis=1, keepdims=True)
+        emb = np.ascontiguousarray(self.encode_image(images), dtype=np.float32)
+        p = np.empty((emb.shape[0], len(labels)), dtype=np.float64)
+        f = _capi.lib().mc_zeroshot_probs
+        for i in range(emb.shape[0]):   # the library's mc_zeroshot_probs, as 'classify' computes them
+            f(emb[i].ctypes.data_as(_f32p), cls.ctypes.data_as(_f32p), len(labels), self.embed_dim,
+              float(self.logit_scale), p[i].ctypes.data_as(ctypes.POINTER(ctypes.c_double)))
         return p.astype(np.float32)
 
     def _need(self, tower):
