@@ -306,39 +306,51 @@ mc_status mc_index_search(mc_index *idx, const float *query, int dim, int k, mc_
     return st;
 }
 
-mc_status mc_index_get_image(mc_index *idx, int64_t id, mc_index_image *out, mc_error *err) {
-    if (!idx || !out) return mc_fail(err, MC_ERR_INVALID_ARG, "mc_index_get_image: NULL argument");
-    memset(out, 0, sizeof *out);
+/* One row of images by id, under the database lock: `sql` selects the
+ * columns that `read` takes from the row (its status is the call's); no such
+ * row is MC_ERR_NOT_FOUND. */
+typedef mc_status (*row_reader)(mc_index *idx, sqlite3_stmt *s, int64_t id, void *out, mc_error *err);
+static mc_status read_row(mc_index *idx, const char *sql, const char *what, int64_t id, row_reader read, void *out,
+                          mc_error *err) {
     pthread_mutex_lock(&idx->db_lock);
     sqlite3_stmt *s;
-    mc_status st = MC_OK;
-    if (sqlite3_prepare_v2(idx->db, "SELECT path, width, height, size, mtime_ns FROM images WHERE id = ?", -1, &s,
-                           NULL) != SQLITE_OK) {
-        st = db_fail(idx, err, "reading an image");
+    mc_status st;
+    if (sqlite3_prepare_v2(idx->db, sql, -1, &s, NULL) != SQLITE_OK) {
+        st = db_fail(idx, err, what);
         pthread_mutex_unlock(&idx->db_lock);
         return st;
     }
     sqlite3_bind_int64(s, 1, id);
     int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        const char *p = (const char *)sqlite3_column_text(s, 0);
-        if (!p || strlen(p) >= sizeof out->path)
-            st = mc_fail(err, MC_ERR_FORMAT, "%s: image %lld: stored path missing or too long", idx->path, (long long)id);
-        else
-            snprintf(out->path, sizeof out->path, "%s", p);
-        out->id = id;
-        out->width = sqlite3_column_int(s, 1);
-        out->height = sqlite3_column_int(s, 2);
-        out->size = sqlite3_column_int64(s, 3);
-        out->mtime_ns = sqlite3_column_int64(s, 4);
-    } else if (rc == SQLITE_DONE) {
-        st = mc_fail(err, MC_ERR_NOT_FOUND, "%s: no image with id %lld", idx->path, (long long)id);
-    } else {
-        st = db_fail(idx, err, "reading an image");
-    }
+    if (rc == SQLITE_ROW) st = read(idx, s, id, out, err);
+    else if (rc == SQLITE_DONE) st = mc_fail(err, MC_ERR_NOT_FOUND, "%s: no image with id %lld", idx->path, (long long)id);
+    else st = db_fail(idx, err, what);
     sqlite3_finalize(s);
     pthread_mutex_unlock(&idx->db_lock);
     return st;
+}
+
+static mc_status image_row(mc_index *idx, sqlite3_stmt *s, int64_t id, void *dst, mc_error *err) {
+    mc_index_image *out = dst;
+    const char *p = (const char *)sqlite3_column_text(s, 0);
+    mc_status st = MC_OK;
+    if (!p || strlen(p) >= sizeof out->path)
+        st = mc_fail(err, MC_ERR_FORMAT, "%s: image %lld: stored path missing or too long", idx->path, (long long)id);
+    else
+        snprintf(out->path, sizeof out->path, "%s", p);
+    out->id = id;
+    out->width = sqlite3_column_int(s, 1);
+    out->height = sqlite3_column_int(s, 2);
+    out->size = sqlite3_column_int64(s, 3);
+    out->mtime_ns = sqlite3_column_int64(s, 4);
+    return st;
+}
+
+mc_status mc_index_get_image(mc_index *idx, int64_t id, mc_index_image *out, mc_error *err) {
+    if (!idx || !out) return mc_fail(err, MC_ERR_INVALID_ARG, "mc_index_get_image: NULL argument");
+    memset(out, 0, sizeof *out);
+    return read_row(idx, "SELECT path, width, height, size, mtime_ns FROM images WHERE id = ?", "reading an image", id,
+                    image_row, out, err);
 }
 
 mc_status mc_index_get_path(mc_index *idx, int64_t id, char *buf, size_t cap, mc_error *err) {
@@ -356,34 +368,28 @@ mc_status mc_index_get_path(mc_index *idx, int64_t id, char *buf, size_t cap, mc
     return st;
 }
 
+typedef struct {
+    float *out;
+    int dim;
+} embedding_dst;
+
+static mc_status embedding_row(mc_index *idx, sqlite3_stmt *s, int64_t id, void *dst, mc_error *err) {
+    embedding_dst *d = dst;
+    const void *b = sqlite3_column_blob(s, 0);
+    int len = sqlite3_column_bytes(s, 0);
+    if (!b) return mc_fail(err, MC_ERR_NOT_FOUND, "%s: image %lld has no embedding yet", idx->path, (long long)id);
+    if (d->dim < 1 || (size_t)len != (size_t)d->dim * sizeof(float))
+        return mc_fail(err, MC_ERR_INVALID_ARG, "%s: image %lld: embedding of %d bytes, asked for %d floats", idx->path,
+                       (long long)id, len, d->dim);
+    memcpy(d->out, b, (size_t)len);
+    return MC_OK;
+}
+
 mc_status mc_index_get_embedding(mc_index *idx, int64_t id, float *out, int dim, mc_error *err) {
     if (!idx || !out) return mc_fail(err, MC_ERR_INVALID_ARG, "mc_index_get_embedding: NULL argument");
-    pthread_mutex_lock(&idx->db_lock);
-    sqlite3_stmt *s;
-    mc_status st = MC_OK;
-    if (sqlite3_prepare_v2(idx->db, "SELECT embedding FROM images WHERE id = ?", -1, &s, NULL) != SQLITE_OK) {
-        st = db_fail(idx, err, "reading an embedding");
-        pthread_mutex_unlock(&idx->db_lock);
-        return st;
-    }
-    sqlite3_bind_int64(s, 1, id);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        const void *b = sqlite3_column_blob(s, 0);
-        int len = sqlite3_column_bytes(s, 0);
-        if (!b) st = mc_fail(err, MC_ERR_NOT_FOUND, "%s: image %lld has no embedding yet", idx->path, (long long)id);
-        else if (dim < 1 || (size_t)len != (size_t)dim * sizeof(float))
-            st = mc_fail(err, MC_ERR_INVALID_ARG, "%s: image %lld: embedding of %d bytes, asked for %d floats", idx->path,
-                         (long long)id, len, dim);
-        else memcpy(out, b, (size_t)len);
-    } else if (rc == SQLITE_DONE) {
-        st = mc_fail(err, MC_ERR_NOT_FOUND, "%s: no image with id %lld", idx->path, (long long)id);
-    } else {
-        st = db_fail(idx, err, "reading an embedding");
-    }
-    sqlite3_finalize(s);
-    pthread_mutex_unlock(&idx->db_lock);
-    return st;
+    embedding_dst d = {out, dim};
+    return read_row(idx, "SELECT embedding FROM images WHERE id = ?", "reading an embedding", id, embedding_row, &d,
+                    err);
 }
 
 mc_status mc_index_reload(mc_index *idx, mc_error *err) {
